@@ -1,0 +1,7 @@
+"""``python -m galaxysim`` runs the ``galaxysim`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
