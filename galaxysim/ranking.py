@@ -1,0 +1,603 @@
+"""Rank a collection of galaxies by similarity to a query galaxy.
+
+:class:`SimilarityRanker` composes an embedder (by default the
+:class:`~galaxysim.autoencoder.AutoencoderEmbedder`), a density on the
+embedding (by default the :class:`~galaxysim.flows.FlowDensityEstimator`) and
+scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`. It holds no model
+code of its own. Its answer, a :class:`~galaxysim.ranking_result.Ranking`,
+is the object people read, plot and save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import NearestNeighbors
+from scipy.sparse import issparse
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._validation import check_image_shape, check_images, check_positive_int
+from .ranking_result import Ranking
+
+__all__ = ["SimilarityRanker", "Ranking", "dihedral_views"]
+
+_METHODS = ("embedding", "likelihood")
+_INVARIANCES = (None, "dihedral")
+#: Below this typicality percentile (or above this isolation percentile) a
+#: query is flagged as unlike the collection.
+OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
+
+
+def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
+    """The images under the symmetries of the square (or of a rectangle).
+
+    Galaxies have no preferred orientation on the sky, so a look-alike may be
+    a rotated or mirrored copy. Square images get the 8 rotations and flips
+    of the dihedral group D4; rectangular ones the 4 that keep their shape.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W, C)
+
+    Returns
+    -------
+    views : list of ndarray
+        Each of shape (n, H, W, C); the first is ``images`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.ranking import dihedral_views
+    >>> len(dihedral_views(np.zeros((1, 4, 4, 3)))), len(dihedral_views(np.zeros((1, 4, 6, 3))))
+    (8, 4)
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must be (n, H, W, C), got shape {images.shape}.")
+    square = images.shape[1] == images.shape[2]
+    views = []
+    for flip in (False, True):
+        base = images[:, :, ::-1] if flip else images
+        for quarter_turns in range(4):
+            if not square and quarter_turns % 2:
+                continue
+            views.append(np.ascontiguousarray(np.rot90(base, k=quarter_turns, axes=(1, 2))))
+    return views
+
+
+def _default_embedder():
+    from .autoencoder import AutoencoderEmbedder
+
+    return AutoencoderEmbedder()
+
+
+def _default_density():
+    from .flows import FlowDensityEstimator
+
+    return FlowDensityEstimator()
+
+
+def _is_fitted(estimator: Any) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except TypeError:
+        return False
+    return True
+
+
+class SimilarityRanker(TransformerMixin, BaseEstimator):
+    """Rank galaxies by how much they look like a query galaxy.
+
+    ``fit`` embeds a collection of images with ``embedder``, fits ``density``
+    on the embeddings and indexes them for nearest-neighbour search. ``rank``
+    then answers "which galaxies look most like this one?" for a query image,
+    with readable scores and a warning when the query is unlike the whole
+    collection.
+
+    Parameters
+    ----------
+    embedder : estimator with ``fit`` and ``transform``, default=None
+        Maps images to vectors. None means ``AutoencoderEmbedder()``. An
+        embedder that is already fitted is used as it is (not refitted), so a
+        trained model can be reused on a new collection; an unfitted one is
+        cloned and fitted on ``X``. It receives images of shape
+        ``(n, H, W, C)`` in [0, 1] (use a pipeline with
+        ``ImagePreprocessor(flatten=True)`` in front of vector models such as
+        PCA).
+    density : estimator with ``fit`` and ``score_samples``, None or False, default=None
+        A density on the embedding (log-likelihoods, typicality, and
+        ``method="likelihood"``). None means ``FlowDensityEstimator()``;
+        False turns the density off.
+    n_neighbors : int, default=10
+        Galaxies returned per query unless ``rank`` / ``kneighbors`` ask for
+        another number.
+    metric : str, default="euclidean"
+        Distance in the embedding, any metric of
+        :class:`~sklearn.neighbors.NearestNeighbors`.
+    method : {"embedding", "likelihood"}, default="embedding"
+        ``"embedding"``: distance between embeddings. ``"likelihood"``:
+        closeness of each galaxy's log-likelihood to the query's, the original
+        study's flow approach (one number per galaxy, so it ranks by how
+        typical a galaxy is rather than by what it looks like; kept to
+        compare).
+    invariance : {"dihedral", None}, default="dihedral"
+        ``"dihedral"``: the query is embedded in its 8 rotations and flips
+        and each galaxy's distance is the smallest over them. None compares
+        the query as given.
+    neighbors_params : dict, optional
+        Extra keyword arguments for :class:`~sklearn.neighbors.NearestNeighbors`
+        (for example ``{"algorithm": "ball_tree"}``).
+    image_shape : tuple (H, W, C), optional
+        Shape of one image, for flattened ``(n, H*W*C)`` input. Without it
+        2-D input is passed to the embedder as plain feature vectors (then
+        ``invariance`` must be None).
+    target_names : sequence of str, optional
+        Class names for integer labels ``0 .. len(target_names) - 1`` given as
+        ``y``; rankings then show names.
+
+    Attributes
+    ----------
+    embedder_ : estimator
+        The fitted embedder.
+    density_ : estimator or None
+        The fitted density, None when ``density=False``.
+    embedding_ : ndarray of shape (n_samples, n_components)
+        Embedding of the fitted collection.
+    log_density_ : ndarray of shape (n_samples,) or None
+        Log-density of each fitted embedding under ``density_``.
+    labels_ : ndarray of shape (n_samples,) or None
+        The ``y`` given to ``fit``.
+    classes_ : ndarray or None
+        Sorted unique labels.
+    nearest_neighbors_ : NearestNeighbors
+        The index over ``embedding_``.
+    nn_distance_ : ndarray of shape (n_samples,)
+        Distance from each fitted galaxy to its nearest other galaxy: the
+        reference for how isolated a query is.
+    n_samples_fit_ : int
+        Number of galaxies in the collection.
+    n_features_in_ : int
+        Values per input sample.
+    image_shape_ : tuple or None
+        ``(H, W, C)`` of the fitted images (None for vector input).
+
+    See Also
+    --------
+    Ranking : The result of :meth:`rank`.
+    galaxysim.metrics.same_class_rate : The leave-one-out version of :meth:`score`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from galaxysim.images import ImagePreprocessor
+    >>> from galaxysim.ranking import SimilarityRanker
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((40, 8, 8, 3)).astype(np.float32)
+    >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(4))
+    >>> ranker = SimilarityRanker(embedder, KernelDensity(), n_neighbors=5).fit(X)
+    >>> ranking = ranker.rank(X[3])
+    >>> int(ranking.indices[0]), float(ranking.similarity[0])
+    (3, 100.0)
+    """
+
+    def __init__(
+        self,
+        embedder: Any = None,
+        density: Any = None,
+        n_neighbors: int = 10,
+        metric: str = "euclidean",
+        method: str = "embedding",
+        invariance: str | None = "dihedral",
+        neighbors_params: dict | None = None,
+        image_shape: Sequence[int] | None = None,
+        target_names: Sequence[str] | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.density = density
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.method = method
+        self.invariance = invariance
+        self.neighbors_params = neighbors_params
+        self.image_shape = image_shape
+        self.target_names = target_names
+
+    # ------------------------------------------------------------------ input
+    def _validate_input(self, X: Any, name: str = "X", *, fitting: bool = False) -> np.ndarray:
+        """Images as float32 (n, H, W, C), or vectors as float (n, d)."""
+        if fitting:
+            ndim = 2 if issparse(X) else np.asarray(X).ndim
+            treat_as_vectors = issparse(X) or not (
+                ndim in (3, 4) or (ndim == 2 and self.image_shape is not None)
+            )
+        else:
+            treat_as_vectors = self.image_shape_ is None
+        if treat_as_vectors:
+            # sklearn's own validation gives vector input the messages and the
+            # n_features_in_ bookkeeping its users know.
+            return validate_data(self, X, reset=fitting, dtype=[np.float64, np.float32])
+        array = X if isinstance(X, np.ndarray) else np.asarray(X)
+        shape = self.image_shape if fitting else self.image_shape_
+        images = check_images(array, image_shape=shape, name=name)
+        if not fitting and images.shape[1:] != self.image_shape_:
+            raise ValueError(
+                f"{name} holds images of shape {images.shape[1:]}, but the ranker was fitted "
+                f"on images of shape {self.image_shape_}."
+            )
+        return images
+
+    def _check_params(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
+        if self.invariance not in _INVARIANCES:
+            raise ValueError(f"invariance must be 'dihedral' or None, got {self.invariance!r}.")
+        check_positive_int(self.n_neighbors, "n_neighbors")
+        if self.neighbors_params is not None and not isinstance(self.neighbors_params, dict):
+            raise TypeError(
+                f"neighbors_params must be a dict or None, got {type(self.neighbors_params).__name__}."
+            )
+        if self.density is False and self.method == "likelihood":
+            raise ValueError("method='likelihood' needs a density; density=False turns it off.")
+        if self.image_shape is not None:
+            check_image_shape(self.image_shape)
+
+    @staticmethod
+    def _fingerprint(data: np.ndarray) -> str:
+        return hashlib.sha1(np.ascontiguousarray(data).view(np.uint8)).hexdigest()
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> "SimilarityRanker":
+        """Embed the collection, fit the density and index the embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C), or (n, H*W*C) with image_shape
+            The collection of galaxy images (uint8, or float in [0, 1]).
+        y : array-like of shape (n,), optional
+            Class labels; stored to label rankings and for :meth:`score`.
+
+        Returns
+        -------
+        self : SimilarityRanker
+        """
+        self._check_params()
+        data = self._validate_input(X, fitting=True)
+        if len(data) < 2:
+            raise ValueError(f"X has {len(data)} sample(s); a collection needs at least 2.")
+        is_images = data.ndim == 4
+        if self.invariance is not None and not is_images:
+            raise ValueError(
+                "invariance='dihedral' needs images (n, H, W, C) or image_shape; got 2-D "
+                "input without image_shape. Pass invariance=None for feature vectors."
+            )
+        labels = None
+        if y is not None:
+            labels = np.asarray(y)
+            if labels.ndim != 1 or len(labels) != len(data):
+                raise ValueError(
+                    f"y must have one label per sample ({len(data)}), got shape {labels.shape}."
+                )
+            if self.target_names is not None:
+                n_names = len(self.target_names)
+                if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= n_names:
+                    raise ValueError(
+                        f"With target_names ({n_names} names), y must hold integer labels in "
+                        f"[0, {n_names - 1}]; got {labels.dtype} values."
+                    )
+        embedder = _default_embedder() if self.embedder is None else self.embedder
+        if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
+            raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
+        self.embedder_ = embedder if _is_fitted(embedder) else clone(embedder).fit(data)
+        self.embedding_ = self._embed(data)
+
+        if self.density is False:
+            self.density_ = None
+            self.log_density_ = None
+        else:
+            density = _default_density() if self.density is None else self.density
+            if not hasattr(density, "score_samples"):
+                raise TypeError(f"density must have fit and score_samples, got {type(density).__name__}.")
+            self.density_ = clone(density).fit(self.embedding_)
+            self.log_density_ = np.asarray(self.density_.score_samples(self.embedding_), dtype=np.float64)
+
+        self.nearest_neighbors_ = NearestNeighbors(
+            n_neighbors=1, metric=self.metric, **(self.neighbors_params or {})
+        ).fit(self.embedding_)
+        self.nn_distance_ = self.nearest_neighbors_.kneighbors(return_distance=True)[0][:, 0]
+        self.labels_ = labels
+        self.classes_ = None if labels is None else np.unique(labels)
+        self.n_samples_fit_ = len(data)
+        self.n_features_in_ = int(np.prod(data.shape[1:]))
+        self.image_shape_ = tuple(int(s) for s in data.shape[1:]) if is_images else None
+        self._fit_fingerprint = self._fingerprint(data)
+        return self
+
+    # -------------------------------------------------------------- internals
+    def _embed(self, data: np.ndarray) -> np.ndarray:
+        Z = np.asarray(self.embedder_.transform(data), dtype=np.float64)
+        if Z.ndim != 2 or len(Z) != len(data):
+            raise ValueError(
+                f"embedder.transform must return a 2-D array with one row per sample; "
+                f"got shape {Z.shape} for {len(data)} samples."
+            )
+        if not np.isfinite(Z).all():
+            raise ValueError("embedder.transform returned NaN or infinite values.")
+        return Z
+
+    def _views(self, data: np.ndarray) -> list[np.ndarray]:
+        if self.invariance == "dihedral" and data.ndim == 4:
+            return dihedral_views(data)
+        return [data]
+
+    def _check_k(self, n_neighbors: int | None, exclude_self: bool = False) -> int:
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        k = check_positive_int(k, "n_neighbors")
+        limit = self.n_samples_fit_ - (1 if exclude_self else 0)
+        if k > limit:
+            raise ValueError(
+                f"n_neighbors={k} exceeds the {limit} galaxies available in the fitted collection."
+            )
+        return k
+
+    def _search(self, data: np.ndarray, k: int, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (distances, indices) for each query under method and invariance."""
+        views = self._views(data)
+        if self.method == "likelihood":
+            query_ll = np.stack([self._log_density(self._embed(v)) for v in views], axis=1)
+            out_d = np.empty((len(data), k))
+            out_i = np.empty((len(data), k), dtype=np.intp)
+            # Chunks keep the (queries x collection) gap matrix small.
+            for start in range(0, len(data), 64):
+                rows = np.arange(start, min(start + 64, len(data)))
+                gaps = np.abs(self.log_density_[None, None, :] - query_ll[rows, :, None]).min(axis=1)
+                if exclude_self:
+                    gaps[np.arange(len(rows)), rows] = np.inf
+                order = np.argsort(gaps, axis=1, kind="stable")[:, :k]
+                out_i[rows] = order
+                out_d[rows] = np.take_along_axis(gaps, order, axis=1)
+            return out_d, out_i
+        # Embedding distance: the true top-k under the minimum over views lies in
+        # the union of each view's own top-k, so k per view is enough.
+        index = self.nearest_neighbors_
+        k_view = min(k + (1 if exclude_self else 0), self.n_samples_fit_)
+        candidates_d, candidates_i = [], []
+        for view in views:
+            dist, idx = index.kneighbors(self._embed(view), n_neighbors=k_view)
+            candidates_d.append(dist)
+            candidates_i.append(idx)
+        dist = np.concatenate(candidates_d, axis=1)
+        idx = np.concatenate(candidates_i, axis=1)
+        out_d = np.empty((len(data), k))
+        out_i = np.empty((len(data), k), dtype=np.intp)
+        for row in range(len(data)):
+            best: dict[int, float] = {}
+            for d, i in zip(dist[row], idx[row]):
+                if exclude_self and i == row:
+                    continue
+                if d < best.get(i, np.inf):
+                    best[i] = d
+            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
+            out_i[row] = [i for i, _ in ranked]
+            out_d[row] = [d for _, d in ranked]
+        return out_d, out_i
+
+    def _log_density(self, Z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.density_.score_samples(Z), dtype=np.float64)
+
+    # ------------------------------------------------------------ public API
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed images with the fitted embedder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C)
+
+        Returns
+        -------
+        embedding : ndarray of shape (n, n_components), float64
+        """
+        check_is_fitted(self)
+        return self._embed(self._validate_input(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log-density of the embeddings of ``X`` under the fitted density.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n,), float64
+        """
+        check_is_fitted(self)
+        if self.density_ is None:
+            raise ValueError("This ranker was fitted with density=False; it has no log-density.")
+        return self._log_density(self.transform(X))
+
+    def kneighbors(
+        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """Find the most similar galaxies of the collection, as sklearn does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C), optional
+            Query images. None queries the fitted collection itself, each
+            galaxy excluded from its own list.
+        n_neighbors : int, optional
+            Defaults to the ``n_neighbors`` given at construction.
+        return_distance : bool, default=True
+            Also return the distances (for ``method="likelihood"``: the
+            absolute log-likelihood differences).
+
+        Returns
+        -------
+        distances : ndarray of shape (n_queries, n_neighbors)
+            Only when ``return_distance``.
+        indices : ndarray of shape (n_queries, n_neighbors)
+            Indices into the fitted collection, most similar first.
+        """
+        check_is_fitted(self)
+        if X is None:
+            k = self._check_k(n_neighbors, exclude_self=True)
+            dist, idx = self._search_fitted(k)
+        else:
+            data = self._validate_input(X)
+            k = self._check_k(n_neighbors)
+            dist, idx = self._search(data, k)
+        return (dist, idx) if return_distance else idx
+
+    def _search_fitted(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.method == "likelihood" or self.invariance is not None:
+            raise ValueError(
+                "kneighbors() without X needs the fitted images, which the ranker does not "
+                "keep; pass them as X (they are then not excluded from their own lists), "
+                "or use method='embedding' with invariance=None."
+            )
+        dist, idx = self.nearest_neighbors_.kneighbors(n_neighbors=k)
+        return dist, idx
+
+    def rank(
+        self,
+        query: Any,
+        n_neighbors: int | None = None,
+        *,
+        images: np.ndarray | None = None,
+    ) -> Ranking | list[Ranking]:
+        """Rank the collection by similarity to ``query``.
+
+        Parameters
+        ----------
+        query : array-like of shape (H, W, C) or (n, H, W, C)
+            One query image, or a batch of them.
+        n_neighbors : int, optional
+            How many galaxies to return; defaults to ``self.n_neighbors``. Use
+            ``n_samples_fit_`` to rank the whole collection.
+        images : ndarray of shape (n_samples_fit_, H, W, C), optional
+            The fitted collection's images; when given, the ranking keeps
+            thumbnails of the query and its neighbours for ``plot`` and
+            notebooks.
+
+        Returns
+        -------
+        ranking : Ranking, or list of Ranking for a batch of queries
+        """
+        check_is_fitted(self)
+        single = np.ndim(query) == (3 if self.image_shape_ is not None else 1)
+        batch = np.asarray(query)[np.newaxis] if single else query
+        data = self._validate_input(batch, name="query")
+        k = self._check_k(n_neighbors)
+        if images is not None and len(images) != self.n_samples_fit_:
+            raise ValueError(
+                f"images has {len(images)} entries but the ranker was fitted on "
+                f"{self.n_samples_fit_} galaxies."
+            )
+        dist, idx = self._search(data, k)
+        query_Z = self._embed(data)
+        query_ll = None if self.density_ is None else self._log_density(query_Z)
+        # Isolation: how far the query is from its nearest galaxy, as a
+        # percentile of the collection's own nearest-neighbour distances.
+        nn_dist = self.nearest_neighbors_.kneighbors(query_Z, n_neighbors=1)[0][:, 0]
+        rankings = []
+        for row in range(len(data)):
+            rankings.append(
+                self._make_ranking(
+                    row, dist[row], idx[row], data, query_ll, nn_dist[row], images
+                )
+            )
+        return rankings[0] if single else rankings
+
+    def _make_ranking(self, row, dist, idx, data, query_ll, nn_dist, images) -> Ranking:
+        n = self.n_samples_fit_
+        positions = np.arange(1, len(idx) + 1)
+        # 100 for the closest galaxy of the collection, 0 for the farthest.
+        similarity = 100.0 * (n - positions) / max(n - 1, 1)
+        typicality = None
+        query_log_density = None
+        if query_ll is not None:
+            query_log_density = float(query_ll[row])
+            typicality = float(100.0 * np.mean(self.log_density_ <= query_log_density))
+        isolation = float(100.0 * np.mean(self.nn_distance_ < nn_dist))
+        warning = None
+        reasons = []
+        if typicality is not None and typicality < OUT_OF_DISTRIBUTION_PERCENTILE:
+            reasons.append(
+                f"its log-density is lower than that of {100 - typicality:.1f}% of the collection"
+            )
+        if isolation > 100.0 - OUT_OF_DISTRIBUTION_PERCENTILE:
+            reasons.append(
+                f"it is farther from its nearest galaxy than {isolation:.1f}% of the collection "
+                "are from theirs"
+            )
+        if reasons:
+            warning = "The query is unlike the collection: " + "; ".join(reasons) + "."
+        labels = None if self.labels_ is None else self.labels_[idx]
+        label_names = None
+        if labels is not None and self.target_names is not None:
+            label_names = np.asarray(self.target_names, dtype=object)[labels.astype(np.intp)]
+        thumbnails = None
+        query_image = None
+        if images is not None:
+            thumbnails = np.asarray(images)[idx]
+            query_image = data[row] if data.ndim == 4 else None
+        return Ranking(
+            indices=np.asarray(idx),
+            distances=np.asarray(dist, dtype=np.float64),
+            similarity=similarity,
+            log_density=None if self.log_density_ is None else self.log_density_[idx],
+            labels=labels,
+            label_names=label_names,
+            method=self.method,
+            query_log_density=query_log_density,
+            query_typicality=typicality,
+            query_isolation=isolation,
+            warning=warning,
+            query_image=query_image,
+            neighbor_images=thumbnails,
+        )
+
+    def score(self, X: Any, y: Any) -> float:
+        """Mean share of each query's neighbours that share its label.
+
+        For every image of ``X``, its ``n_neighbors`` most similar galaxies
+        of the fitted collection are found; the score is the mean share of
+        them whose fitted label equals the image's label in ``y`` (higher is
+        better, 1 is perfect). When ``X`` is the fitted collection itself
+        each galaxy is left out of its own list, so the score is not inflated
+        by self-matches. This lets GridSearchCV tune the whole ranker (for
+        example ``embedder__latent_dim``) when labels exist.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C)
+        y : array-like of shape (n,)
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        if self.labels_ is None:
+            raise ValueError("score needs the collection's labels: fit the ranker with y.")
+        data = self._validate_input(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(data):
+            raise ValueError(f"y must have one label per sample ({len(data)}), got shape {y.shape}.")
+        exclude_self = len(data) == self.n_samples_fit_ and self._fingerprint(data) == self._fit_fingerprint
+        k = self._check_k(None, exclude_self=exclude_self)
+        _, idx = self._search(data, k, exclude_self=exclude_self)
+        return float(np.mean(self.labels_[idx] == y[:, None]))
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

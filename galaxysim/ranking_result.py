@@ -1,0 +1,249 @@
+"""The answer of a similarity search: :class:`Ranking`.
+
+A ranking is what a person reads, plots and saves: the most similar galaxies
+in order, with distances, a similarity percentile, log-densities, labels, and
+a warning when the query is unlike the collection.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Ranking"]
+
+
+def _png_data_uri(image: np.ndarray, size: int = 64) -> str:
+    from PIL import Image
+
+    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    img = Image.fromarray((pixels * 255 + 0.5).astype(np.uint8))
+    img = img.resize((size, size), Image.Resampling.NEAREST) if max(img.size) < size else img
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@dataclass
+class Ranking:
+    """The galaxies most similar to one query, best first.
+
+    Returned by :meth:`galaxysim.ranking.SimilarityRanker.rank`; not usually
+    built by hand.
+
+    Attributes
+    ----------
+    indices : ndarray of shape (k,)
+        Index of each galaxy in the fitted collection.
+    distances : ndarray of shape (k,)
+        Distance to the query (embedding distance, or absolute log-likelihood
+        difference for ``method="likelihood"``); smaller is more similar.
+    similarity : ndarray of shape (k,)
+        Percentile a person can read: 100 for the closest galaxy of the
+        collection, 0 for the farthest; the share of the collection that is
+        less similar than this galaxy.
+    log_density : ndarray of shape (k,) or None
+        Log-density of each galaxy's embedding (None without a density).
+    labels : ndarray of shape (k,) or None
+        Label of each galaxy, when the ranker was fitted with ``y``.
+    label_names : ndarray of shape (k,) or None
+        Class name of each galaxy, when the ranker knows ``target_names``.
+    method : str
+        The ranking method that produced this ranking.
+    query_log_density : float or None
+        Log-density of the query's embedding.
+    query_typicality : float or None
+        Percentile of the query's log-density among the collection's: about
+        50 for a typical galaxy, near 0 for one less likely than all of them.
+    query_isolation : float
+        Percentile of the query's distance to its nearest galaxy among the
+        collection's own nearest-neighbour distances: near 100 means the
+        query is farther from everything than any galaxy is from its closest
+        neighbour.
+    warning : str or None
+        Set when the query looks out of distribution (typicality below 1 or
+        isolation above 99).
+    query_image, neighbor_images : ndarray or None
+        Thumbnails, kept when ``rank`` was given the collection's images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.ranking_result import Ranking
+    >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
+    ...             similarity=np.array([100.0, 90.0]), method="embedding", query_isolation=10.0)
+    >>> table = r.to_frame()  # a pandas DataFrame, or a dict without pandas
+    >>> [int(i) for i in table["index"]]
+    [4, 2]
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+    similarity: np.ndarray
+    method: str
+    query_isolation: float
+    log_density: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    label_names: np.ndarray | None = None
+    query_log_density: float | None = None
+    query_typicality: float | None = None
+    warning: str | None = None
+    query_image: np.ndarray | None = field(default=None, repr=False)
+    neighbor_images: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _columns(self) -> dict[str, list]:
+        columns: dict[str, list] = {
+            "rank": list(range(1, len(self) + 1)),
+            "index": [int(i) for i in self.indices],
+            "distance": [float(d) for d in self.distances],
+            "similarity": [float(s) for s in self.similarity],
+        }
+        if self.log_density is not None:
+            columns["log_density"] = [float(v) for v in self.log_density]
+        if self.labels is not None:
+            columns["label"] = [v.item() if isinstance(v, np.generic) else v for v in self.labels]
+        if self.label_names is not None:
+            columns["class_name"] = [str(v) for v in self.label_names]
+        return columns
+
+    def to_frame(self) -> Any:
+        """The ranking as a table, one row per galaxy.
+
+        Returns
+        -------
+        table : pandas.DataFrame or dict of lists
+            A DataFrame when pandas is installed, otherwise a dict of
+            columns (rank, index, distance, similarity, and log_density,
+            label, class_name when known).
+        """
+        columns = self._columns()
+        try:
+            import pandas as pd
+        except ImportError:
+            return columns
+        return pd.DataFrame(columns)
+
+    def to_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the table of :meth:`to_frame` as CSV.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+        overwrite : bool, default=False
+            Replace an existing file; without it an existing file is an error,
+            so nothing is lost by accident.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"path {str(path)!r} exists; pass overwrite=True to replace it.")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"The folder of path {str(path)!r} does not exist.")
+        columns = self._columns()
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(list(columns))
+            writer.writerows(zip(*columns.values()))
+        return path
+
+    def _captions(self, n: int) -> list[str]:
+        captions = []
+        for i in range(n):
+            text = f"#{i + 1}  {self.similarity[i]:.1f}%"
+            if self.label_names is not None:
+                text += f"\n{self.label_names[i]}"
+            elif self.labels is not None:
+                text += f"\nlabel {self.labels[i]}"
+            captions.append(text)
+        return captions
+
+    def plot(self, images: np.ndarray | None = None, n: int = 16, *, query: np.ndarray | None = None, n_cols: int = 6):
+        """Draw the query and its ``n`` most similar galaxies.
+
+        Parameters
+        ----------
+        images : ndarray of shape (n_collection, H, W, C), optional
+            The fitted collection's images (indexed with ``indices``). Not
+            needed when the ranking already holds thumbnails.
+        n : int, default=16
+            How many neighbours to draw.
+        query : ndarray of shape (H, W, C), optional
+            The query image, when the ranking does not hold it.
+        n_cols : int, default=6
+            Panels per row.
+
+        Returns
+        -------
+        fig : matplotlib.figure.Figure
+            Captions give rank, similarity percentile and class.
+        """
+        from ._validation import check_image
+        from .plotting import plot_image_grid
+
+        n = min(int(n), len(self))
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}.")
+        if images is not None:
+            neighbours = np.asarray(images)[self.indices[:n]]
+        elif self.neighbor_images is not None:
+            neighbours = self.neighbor_images[:n]
+        else:
+            raise ValueError(
+                "plot needs the collection's images: pass images=, or rank with images=."
+            )
+        query = self.query_image if query is None else query
+        panels = [check_image(image, name="images") for image in neighbours]
+        titles = self._captions(n)
+        if query is not None:
+            panels.insert(0, check_image(query, name="query"))
+            titles.insert(0, "query")
+        fig = plot_image_grid(np.stack(panels), titles=titles, n_cols=n_cols, image_size=1.6)
+        if self.warning:
+            fig.suptitle(self.warning, fontsize=7, color="darkred")
+        return fig
+
+    def _repr_html_(self) -> str:
+        columns = self._columns()
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
+        has_images = self.neighbor_images is not None
+        if has_images:
+            head = "<th>image</th>" + head
+        rows = []
+        for i in range(len(self)):
+            cells = []
+            if has_images:
+                cells.append(f'<td><img src="{_png_data_uri(self.neighbor_images[i])}" width="64"></td>')
+            for values in columns.values():
+                value = values[i]
+                text = f"{value:.4g}" if isinstance(value, float) else str(value)
+                cells.append(f"<td>{html.escape(text)}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        header = [f"<b>Ranking</b> ({html.escape(self.method)}, {len(self)} galaxies)"]
+        if self.query_image is not None:
+            header.append(f'<br>query: <img src="{_png_data_uri(self.query_image)}" width="64">')
+        if self.query_typicality is not None:
+            header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
+        header.append(f"; isolation: {self.query_isolation:.1f} percentile")
+        if self.warning:
+            header.append(f'<br><span style="color:darkred">{html.escape(self.warning)}</span>')
+        return (
+            "<div>" + "".join(header)
+            + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )

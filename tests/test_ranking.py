@@ -1,0 +1,260 @@
+"""SimilarityRanker and Ranking, on fast sklearn parts (PCA embedder, KDE density)."""
+
+import csv
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from galaxysim.images import ImagePreprocessor
+from galaxysim.ranking import SimilarityRanker, dihedral_views
+from galaxysim.ranking_result import Ranking
+
+
+def _pca(n=6):
+    return make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(n, random_state=0))
+
+
+def _blobs(n_per_class=20, size=12, seed=0):
+    """Two visually different classes: a bar and a ring, at random brightness."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    bar = (np.abs(yy) < 1.5) & (np.abs(xx) < size / 3)
+    ring = np.abs(np.hypot(yy, xx) - size / 3) < 1.2
+    images, labels = [], []
+    for label, shape in enumerate((bar, ring)):
+        for _ in range(n_per_class):
+            img = 0.05 + 0.6 * shape * rng.uniform(0.6, 1.0) + rng.normal(0, 0.03, shape.shape)
+            images.append(np.clip(np.repeat(img[..., None], 3, axis=-1), 0, 1))
+            labels.append(label)
+    return np.asarray(images, dtype=np.float32), np.asarray(labels)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _blobs()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return SimilarityRanker(_pca(), KernelDensity(bandwidth=1.0), n_neighbors=5, target_names=["bar", "ring"]).fit(X, y)
+
+
+def test_dihedral_views_are_the_eight_symmetries():
+    image = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
+    views = dihedral_views(image)
+    assert len(views) == 8
+    assert len({v.tobytes() for v in views}) == 8
+    np.testing.assert_array_equal(views[0], image)
+    rect = dihedral_views(np.zeros((2, 3, 5, 1)))
+    assert len(rect) == 4 and all(v.shape == (2, 3, 5, 1) for v in rect)
+
+
+def test_fit_attributes(fitted, data):
+    X, y = data
+    assert fitted.embedding_.shape == (40, 6)
+    assert fitted.log_density_.shape == (40,)
+    np.testing.assert_array_equal(fitted.labels_, y)
+    assert fitted.n_samples_fit_ == 40 and fitted.image_shape_ == (12, 12, 3)
+    assert fitted.nn_distance_.shape == (40,) and np.all(fitted.nn_distance_ > 0)
+
+
+def test_rank_finds_the_query_itself_first(fitted, data):
+    X, y = data
+    ranking = fitted.rank(X[7])
+    assert isinstance(ranking, Ranking) and len(ranking) == 5
+    assert ranking.indices[0] == 7 and ranking.distances[0] == pytest.approx(0.0, abs=1e-5)
+    assert ranking.similarity[0] == 100.0
+    assert np.all(np.diff(ranking.similarity) < 0)
+    assert np.all(np.diff(ranking.distances) >= 0)
+    assert list(ranking.label_names) == ["bar"] * 5
+    assert ranking.warning is None
+    assert 0 <= ranking.query_typicality <= 100
+
+
+def test_rank_the_whole_collection_orders_classes(fitted, data):
+    X, y = data
+    ranking = fitted.rank(X[25], n_neighbors=fitted.n_samples_fit_)
+    assert sorted(ranking.indices) == list(range(40))
+    assert ranking.similarity[-1] == 0.0
+    # The ring query puts the rings before the bars.
+    assert ranking.labels[:20].mean() > 0.9
+
+
+def test_dihedral_invariance_matches_rotated_queries(data):
+    X, y = data
+    ranker = SimilarityRanker(_pca(), False, n_neighbors=3).fit(X)
+    rotated = np.rot90(X[3], k=1, axes=(0, 1))
+    assert ranker.rank(rotated).indices[0] == 3
+    assert ranker.rank(rotated).distances[0] == pytest.approx(0.0, abs=1e-5)
+    plain = clone(ranker).set_params(invariance=None).fit(X)
+    assert plain.rank(rotated).distances[0] > 1e-3
+
+
+def test_dihedral_merge_equals_brute_force(data):
+    X, _ = data
+    ranker = SimilarityRanker(_pca(), False, n_neighbors=7).fit(X)
+    queries = X[[1, 30]] * 0.9
+    dist, idx = ranker.kneighbors(queries)
+    views = [ranker.embedder_.transform(v) for v in dihedral_views(queries)]
+    full = np.min([np.linalg.norm(v[:, None] - ranker.embedding_[None], axis=-1) for v in views], axis=0)
+    for row in range(2):
+        np.testing.assert_allclose(dist[row], np.sort(full[row])[:7], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(idx[row], np.argsort(full[row], kind="stable")[:7])
+
+
+def test_likelihood_method_ranks_by_log_density_gap(data):
+    X, y = data
+    ranker = SimilarityRanker(_pca(), KernelDensity(bandwidth=1.0), method="likelihood", invariance=None, n_neighbors=4).fit(X, y)
+    ranking = ranker.rank(X[10])
+    gaps = np.abs(ranker.log_density_ - ranker.log_density_[10])
+    np.testing.assert_allclose(ranking.distances, np.sort(gaps)[:4], atol=1e-5)
+    assert ranking.indices[0] == 10
+
+
+def test_batch_query_returns_one_ranking_each(fitted, data):
+    X, _ = data
+    rankings = fitted.rank(X[:3])
+    assert isinstance(rankings, list) and [r.indices[0] for r in rankings] == [0, 1, 2]
+
+
+def test_kneighbors_like_sklearn(fitted, data):
+    X, _ = data
+    dist, idx = fitted.kneighbors(X[:4], n_neighbors=3)
+    assert dist.shape == idx.shape == (4, 3)
+    np.testing.assert_array_equal(idx[:, 0], [0, 1, 2, 3])
+    only_idx = fitted.kneighbors(X[:4], n_neighbors=3, return_distance=False)
+    np.testing.assert_array_equal(only_idx, idx)
+    plain = clone(fitted).set_params(invariance=None).fit(*data)
+    self_dist, self_idx = plain.kneighbors(n_neighbors=2)
+    assert self_idx.shape == (40, 2) and not np.any(self_idx == np.arange(40)[:, None])
+    with pytest.raises(ValueError, match="does not keep"):
+        fitted.kneighbors(n_neighbors=2)
+
+
+def test_score_excludes_self_matches_on_the_fitted_data(fitted, data):
+    X, y = data
+    on_fit = fitted.score(X, y)
+    assert 0.8 <= on_fit <= 1.0
+    # Shuffled labels give chance-level agreement, so the score really uses labels.
+    shuffled = np.random.default_rng(0).permutation(y)
+    assert fitted.score(X, shuffled) < on_fit
+    # A copy of the data is recognised as the fitted data (no self-match credit).
+    degenerate = SimilarityRanker(_pca(), False, n_neighbors=1, invariance=None).fit(X, np.arange(40))
+    assert degenerate.score(X.copy(), np.arange(40)) == 0.0
+    assert degenerate.score(X * 0.999, np.arange(40)) > 0.9  # new images: matched to the originals
+
+
+def test_grid_search_tunes_the_embedder(data):
+    X, y = data
+    search = GridSearchCV(
+        SimilarityRanker(_pca(), False, n_neighbors=3, invariance=None),
+        {"embedder__pca__n_components": [1, 4]},
+        cv=2,
+    ).fit(X, y)
+    assert search.best_params_["embedder__pca__n_components"] in (1, 4)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_prefitted_embedder_is_not_refitted(data):
+    X, y = data
+    embedder = _pca().fit(X[:20])
+    components = embedder[-1].components_.copy()
+    ranker = SimilarityRanker(embedder, False, n_neighbors=2).fit(X)
+    assert ranker.embedder_ is embedder
+    np.testing.assert_array_equal(embedder[-1].components_, components)
+
+
+def test_out_of_distribution_query_is_flagged(fitted):
+    odd = np.ones((12, 12, 3), dtype=np.float32)
+    odd[::2] = 0.0
+    ranking = fitted.rank(odd)
+    assert ranking.warning is not None and "unlike the collection" in ranking.warning
+    assert ranking.query_isolation > 99
+
+
+def test_vector_input_without_invariance():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(30, 4))
+    ranker = SimilarityRanker(PCA(2), KernelDensity(), invariance=None, n_neighbors=3).fit(Z)
+    assert ranker.rank(Z[5]).indices[0] == 5
+    with pytest.raises(ValueError, match="invariance='dihedral' needs images"):
+        SimilarityRanker(PCA(2), False).fit(Z)
+
+
+def test_bad_input_and_parameters(fitted, data):
+    X, y = data
+    with pytest.raises(ValueError, match="method must be one of"):
+        SimilarityRanker(_pca(), False, method="magic").fit(X)
+    with pytest.raises(ValueError, match="invariance"):
+        SimilarityRanker(_pca(), False, invariance="rotations").fit(X)
+    with pytest.raises(ValueError, match="needs a density"):
+        SimilarityRanker(_pca(), False, method="likelihood").fit(X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        SimilarityRanker(_pca(), False, n_neighbors=0).fit(X)
+    with pytest.raises(ValueError, match="y must have one label per sample"):
+        SimilarityRanker(_pca(), False).fit(X, y[:5])
+    with pytest.raises(ValueError, match="at least 2"):
+        SimilarityRanker(_pca(), False).fit(X[:1])
+    with pytest.raises(ValueError, match="target_names"):
+        SimilarityRanker(_pca(), False, target_names=["a"]).fit(X, y)
+    with pytest.raises(TypeError, match="embedder must have fit and transform"):
+        SimilarityRanker(object(), False).fit(X)
+    with pytest.raises(ValueError, match="query holds images of shape"):
+        fitted.rank(np.zeros((8, 8, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.rank(np.full((12, 12, 3), np.nan))
+    with pytest.raises(ValueError, match="n_neighbors=41 exceeds the 40"):
+        fitted.rank(X[0], n_neighbors=41)
+    with pytest.raises(ValueError, match="images has 3 entries"):
+        fitted.rank(X[0], images=X[:3])
+    with pytest.raises(NotFittedError):
+        SimilarityRanker().rank(X[0])
+    no_labels = SimilarityRanker(_pca(), False).fit(X)
+    with pytest.raises(ValueError, match="fit the ranker with y"):
+        no_labels.score(X, y)
+    with pytest.raises(ValueError, match="density=False"):
+        no_labels.score_samples(X)
+
+
+def test_transform_and_score_samples(fitted, data):
+    X, _ = data
+    np.testing.assert_allclose(fitted.transform(X[:3]), fitted.embedding_[:3])
+    np.testing.assert_allclose(fitted.score_samples(X[:3]), fitted.log_density_[:3])
+
+
+def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
+    X, _ = data
+    ranking = fitted.rank(X[2], images=X)
+    table = ranking.to_frame()
+    assert [int(i) for i in table["index"]] == list(ranking.indices)
+    path = ranking.to_csv(tmp_path / "ranking.csv")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5 and rows[0]["rank"] == "1" and rows[0]["class_name"] == "bar"
+    assert int(rows[1]["index"]) == ranking.indices[1]
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ranking.to_csv(path)
+    assert ranking.to_csv(path, overwrite=True) == path
+    fig = ranking.plot(n=4)
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    assert fig.axes[0].get_title() == "query" and fig.axes[1].get_title().startswith("#1")
+    html = ranking._repr_html_()
+    assert html.count("data:image/png;base64") == 6 and "bar" in html
+    bare = fitted.rank(X[2])
+    with pytest.raises(ValueError, match="needs the collection's images"):
+        bare.plot()
+    assert len([ax for ax in bare.plot(X, n=3).axes if ax.images]) == 3
+
+
+@parametrize_with_checks([SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
