@@ -13,7 +13,7 @@ import numpy as np
 
 from ._validation import check_images, check_positive_int
 
-__all__ = ["plot_image_grid"]
+__all__ = ["plot_image_grid", "plot_latent_map", "plot_training_curves"]
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -92,4 +92,124 @@ def plot_image_grid(
             ax.set_ylabel(str(row_labels[i // n_cols]), fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
+    return fig
+
+
+def plot_latent_map(
+    embedding: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    label_names: Sequence[str] | None = None,
+    query: np.ndarray | None = None,
+    query_label: str = "query",
+    random_state: int | None = 0,
+):
+    """Scatter a 2-D map (PCA) of an embedding, classes coloured, queries marked.
+
+    Parameters
+    ----------
+    embedding : array-like of shape (n, d)
+        Embedding of the collection (d >= 2).
+    labels : array-like of shape (n,), optional
+        Integer class of each point, coloured per class.
+    label_names : sequence of str, optional
+        Legend names for labels 0 .. k-1.
+    query : array-like of shape (d,) or (m, d), optional
+        Embedding of the query (or queries), drawn as a star.
+    query_label : str, default="query"
+        Legend entry of the query.
+    random_state : int, optional
+        Seed of the PCA solver.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.plotting import plot_latent_map
+    >>> Z = np.random.default_rng(0).normal(size=(50, 8))
+    >>> fig = plot_latent_map(Z, labels=np.arange(50) % 2, query=Z[0])
+    >>> len(fig.axes)
+    1
+    """
+    from sklearn.decomposition import PCA
+
+    Z = np.asarray(embedding, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[1] < 2 or len(Z) < 2:
+        raise ValueError(f"embedding must be (n >= 2, d >= 2), got shape {Z.shape}.")
+    if not np.isfinite(Z).all():
+        raise ValueError("embedding contains NaN or infinite values.")
+    if labels is not None and len(labels) != len(Z):
+        raise ValueError(f"labels has {len(labels)} entries but embedding has {len(Z)} rows.")
+    pca = PCA(n_components=2, random_state=random_state).fit(Z)
+    points = pca.transform(Z)
+    fig = _new_figure((6.0, 5.0))
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6, color="tab:gray")
+    else:
+        labels = np.asarray(labels)
+        for k in np.unique(labels):
+            name = label_names[int(k)] if label_names is not None else str(k)
+            mine = points[labels == k]
+            ax.scatter(mine[:, 0], mine[:, 1], s=6, alpha=0.6, label=name)
+    if query is not None:
+        q = np.atleast_2d(np.asarray(query, dtype=np.float64))
+        if q.shape[1] != Z.shape[1]:
+            raise ValueError(f"query has {q.shape[1]} dimensions but embedding has {Z.shape[1]}.")
+        qp = pca.transform(q)
+        ax.scatter(qp[:, 0], qp[:, 1], marker="*", s=300, color="black", edgecolor="gold", label=query_label, zorder=5)
+    share = pca.explained_variance_ratio_
+    ax.set_xlabel(f"PC 1 ({100 * share[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC 2 ({100 * share[1]:.0f}% of variance)")
+    if labels is not None or query is not None:
+        ax.legend(fontsize=7, markerscale=2)
+    ax.set_title("Embedding of the collection (first two principal components)")
+    return fig
+
+
+def plot_training_curves(histories: dict[str, dict]):
+    """Plot training and validation loss per epoch for one or more models.
+
+    Parameters
+    ----------
+    histories : dict
+        ``{model name: history}``, each history a mapping with lists
+        ``train_loss`` and ``val_loss`` (what the estimators' ``history_``
+        holds, as an object with ``as_dict()`` or as a dict).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One panel per model.
+
+    Examples
+    --------
+    >>> from galaxysim.plotting import plot_training_curves
+    >>> fig = plot_training_curves({"autoencoder": {"train_loss": [3, 2, 1], "val_loss": [3, 2.5, 2]}})
+    >>> len(fig.axes)
+    1
+    """
+    if not isinstance(histories, dict) or not histories:
+        raise ValueError("histories must be a non-empty dict {model name: history}.")
+    fig = _new_figure((4.5 * len(histories), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, len(histories), squeeze=False)).ravel()
+    for ax, (name, history) in zip(axes, histories.items()):
+        record = history.as_dict() if hasattr(history, "as_dict") else dict(history)
+        if "train_loss" not in record:
+            raise ValueError(f"history of {name!r} has no 'train_loss'.")
+        epochs = np.arange(1, len(record["train_loss"]) + 1)
+        ax.plot(epochs, record["train_loss"], label="train")
+        if record.get("val_loss"):
+            ax.plot(epochs[: len(record["val_loss"])], record["val_loss"], label="validation")
+        best = record.get("best_epoch")
+        if best is not None and best >= 0:
+            # best_epoch is 0-based; the x axis counts epochs from 1.
+            ax.axvline(best + 1, color="gray", ls=":", label="best")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(str(name))
+        ax.legend(fontsize=7)
     return fig

@@ -31,3 +31,35 @@ def test_bad_arguments_are_named():
         plot_image_grid(np.full((2, 4, 4, 3), 2.0))
     with pytest.raises(ValueError, match="n_cols"):
         plot_image_grid(np.zeros((2, 4, 4, 3)), n_cols=0)
+
+
+def test_latent_map_colours_classes_and_marks_query():
+    from galaxysim.plotting import plot_latent_map
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 5))
+    fig = plot_latent_map(Z, labels=np.arange(60) % 3, label_names=["a", "b", "c"], query=Z[:2])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 4  # three classes and the query
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c", "query"]
+    with pytest.raises(ValueError, match="query has 3 dimensions"):
+        plot_latent_map(Z, query=np.zeros(3))
+    with pytest.raises(ValueError, match="embedding must be"):
+        plot_latent_map(np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="labels has 2 entries"):
+        plot_latent_map(Z, labels=[0, 1])
+
+
+def test_training_curves_one_panel_per_model():
+    from galaxysim.plotting import plot_training_curves
+
+    history = {"train_loss": [3.0, 2.0, 1.5], "val_loss": [3.1, 2.2, 2.4], "best_epoch": 1}
+    fig = plot_training_curves({"autoencoder": history, "flow": {"train_loss": [1.0, 0.5], "val_loss": []}})
+    assert len(fig.axes) == 2
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(lines[0].get_ydata(), [3.0, 2.0, 1.5])
+    assert lines[2].get_xdata()[0] == 2  # best epoch marked at epoch 2 (1-based)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plot_training_curves({})
+    with pytest.raises(ValueError, match="train_loss"):
+        plot_training_curves({"m": {"val_loss": [1.0]}})
