@@ -1,0 +1,29 @@
+"""Data sets: Galaxy10 DECaLS (load and fetch), built-in synthetic galaxies, the Milky Way."""
+
+from ._download import ChecksumMismatchError, DownloadError, IncompleteDownloadError
+from ._home import get_data_home
+from .galaxy10 import (
+    GALAXY10_CLASSES,
+    SEED_CLASSES,
+    fetch_galaxy10_decals,
+    load_galaxy10_decals,
+    load_galaxy10_folder,
+)
+from .milky_way import load_milky_way
+from .synthetic import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
+
+__all__ = [
+    "GALAXY10_CLASSES",
+    "SEED_CLASSES",
+    "SYNTHETIC_CLASSES",
+    "load_galaxy10_decals",
+    "fetch_galaxy10_decals",
+    "load_galaxy10_folder",
+    "get_data_home",
+    "make_galaxies",
+    "make_milky_way",
+    "load_milky_way",
+    "DownloadError",
+    "ChecksumMismatchError",
+    "IncompleteDownloadError",
+]

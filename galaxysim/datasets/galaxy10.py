@@ -1,0 +1,748 @@
+"""Galaxy10 DECaLS: download, load in chunks, and read folders of labelled cutouts.
+
+Galaxy10 DECaLS (Leung & Bovy) holds 17,736 colour cutouts of 256x256 pixels
+from the DESI Legacy Imaging Surveys, each labelled with one of ten
+morphology classes from Galaxy Zoo votes. It ships as one 2.5 GB HDF5 file.
+:func:`load_galaxy10_decals` reads only the requested classes, a block of
+rows at a time, and crops each block before converting it to float, so the
+memory it needs is close to the size of what it returns rather than the
+size of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from contextlib import contextmanager
+from numbers import Integral
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence, Union
+
+import h5py
+import numpy as np
+from sklearn.utils import Bunch
+from tqdm.auto import tqdm
+
+from ..images import _check_size, load_image, preprocess_images
+from ._download import (
+    ChecksumMismatchError,
+    _check_sha256,
+    _check_url,
+    download_file,
+    file_sha256,
+)
+from ._home import get_data_home
+
+__all__ = [
+    "GALAXY10_CLASSES",
+    "SEED_CLASSES",
+    "GALAXY10_FILENAME",
+    "GALAXY10_URL",
+    "GALAXY10_SHA256",
+    "load_galaxy10_decals",
+    "fetch_galaxy10_decals",
+    "load_galaxy10_folder",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+ClassSpec = Union[int, str, Iterable[Union[int, str]]]
+
+#: The ten Galaxy10 DECaLS classes; the position of a name is its label ``ans``.
+GALAXY10_CLASSES: tuple[str, ...] = (
+    "Disturbed",
+    "Merging",
+    "Round Smooth",
+    "In-between Round Smooth",
+    "Cigar Shaped Smooth",
+    "Barred Spiral",
+    "Unbarred Tight Spiral",
+    "Unbarred Loose Spiral",
+    "Edge-on without Bulge",
+    "Edge-on with Bulge",
+)
+
+#: The spiral and edge-on classes (9,796 images) the Milky Way challenge ranks.
+SEED_CLASSES: tuple[int, ...] = (5, 6, 7, 8, 9)
+
+GALAXY10_FILENAME = "Galaxy10_DECals.h5"
+#: Zenodo record 10845026, the data set's official home.
+GALAXY10_URL = "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5"
+GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"
+
+_REQUIRED_KEYS = ("images", "ans", "ra", "dec", "redshift", "pxscale")
+_META_KEYS = ("ra", "dec", "redshift", "pxscale")
+# Rows read from the HDF5 file at a time, each cut to the crop window as it is
+# read: even uncropped, 256 uint8 cutouts of 256x256x3 are 50 MB, small beside
+# the 482 MB that 9,796 images of 64 pixels take as float32.
+_CHUNK_ROWS = 256
+# Upper bound on one block when widening it to whole HDF5 chunks.
+_MAX_BLOCK_BYTES = 256 * 2**20
+
+_CITATION = """\
+Please acknowledge when using this data:
+
+- Galaxy10 DECaLS, by H. W. Leung and J. Bovy, released with astroNN
+  (Leung & Bovy 2019, MNRAS 483, 3255); file: Zenodo record 10845026,
+  https://doi.org/10.5281/zenodo.10845026
+- Images: the DESI Legacy Imaging Surveys (Dey et al. 2019, AJ 157, 168).
+- Labels: Galaxy Zoo volunteers (Lintott et al. 2008, MNRAS 389, 1179;
+  Galaxy Zoo DECaLS: Walmsley et al. 2022, MNRAS 509, 3966).
+"""
+
+_CLASS_TABLE = "\n".join(f"  {label}  {name}" for label, name in enumerate(GALAXY10_CLASSES))
+
+DESCR = f"""\
+Galaxy10 DECaLS
+---------------
+
+17,736 colour (g, r, z) cutouts of 256x256 pixels (pixel scale in pxscale)
+from the DESI Legacy Imaging Surveys, each in one of ten morphology classes
+chosen from Galaxy Zoo DECaLS volunteer votes:
+
+{_CLASS_TABLE}
+
+Class sizes: 1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873.
+The spiral and edge-on classes 5-9 (9,796 images) are galaxysim's default.
+
+Fields: images (float32 in [0, 1], channels last, center-cropped/resized as
+asked), target (labels 0..k-1 in the order of the requested classes),
+target_names, ans (original Galaxy10 label), ra, dec (degrees), redshift,
+pxscale (arcsec per pixel), indices (row of each image in the HDF5 file).
+
+{_CITATION}"""
+
+
+def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
+    """Turn labels and/or class names into a tuple of distinct labels 0-9."""
+    if isinstance(classes, (str, Integral)):
+        classes = (classes,)
+    try:
+        items = list(classes)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "classes must be Galaxy10 labels (ints 0-9) or class names, "
+            f"got {classes!r}."
+        ) from None
+    if not items:
+        raise ValueError("classes is empty; give at least one Galaxy10 label (0-9) or name.")
+    by_name = {name.lower(): label for label, name in enumerate(GALAXY10_CLASSES)}
+    labels = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            raise TypeError(f"classes must hold ints 0-9 or class names, got {item!r}.")
+        if isinstance(item, Integral):
+            if not 0 <= int(item) < len(GALAXY10_CLASSES):
+                raise ValueError(f"classes holds {item!r}; Galaxy10 labels are 0 to 9.")
+            labels.append(int(item))
+        elif isinstance(item, str):
+            label = by_name.get(item.strip().lower())
+            if label is None:
+                raise ValueError(
+                    f"classes holds {item!r}, which is not a Galaxy10 class; the names "
+                    f"are {', '.join(repr(n) for n in GALAXY10_CLASSES)}."
+                )
+            labels.append(label)
+        else:
+            raise TypeError(
+                f"classes must hold ints 0-9 or class names, got {item!r} "
+                f"({type(item).__name__})."
+            )
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"classes names the label(s) {duplicates} more than once.")
+    return tuple(labels)
+
+
+def _relabel(ans: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """Map each original label to its position in ``classes``."""
+    lookup = np.full(len(GALAXY10_CLASSES), -1, dtype=np.int64)
+    lookup[list(classes)] = np.arange(len(classes))
+    return lookup[ans]
+
+
+def _check_labels(ans: np.ndarray, where: str) -> np.ndarray:
+    """Return labels as int64, or raise if they are not integers in 0-9."""
+    if not (np.issubdtype(ans.dtype, np.integer) or np.issubdtype(ans.dtype, np.floating)):
+        raise ValueError(f"{where} holds labels of dtype {ans.dtype}; expected integers 0-9.")
+    if np.issubdtype(ans.dtype, np.floating) and not np.all(np.mod(ans, 1) == 0):
+        raise ValueError(f"{where} holds non-integer labels; expected integers 0-9.")
+    labels = ans.astype(np.int64)
+    bad = np.unique(labels[(labels < 0) | (labels >= len(GALAXY10_CLASSES))])
+    if bad.size:
+        raise ValueError(f"{where} holds the label(s) {bad.tolist()}; Galaxy10 labels are 0 to 9.")
+    return labels
+
+
+@contextmanager
+def _open_galaxy10(path: Path) -> Iterator[h5py.File]:
+    """Open a Galaxy10 HDF5 file and check its layout, with errors naming the file."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise OSError(
+            f"Could not read {str(path)!r} as an HDF5 file ({exc}). It may be truncated, "
+            "corrupt or of another format; delete it and call fetch_galaxy10_decals() "
+            "for a fresh copy."
+        ) from None
+    with handle:
+        try:
+            _check_layout(handle, path)
+        except (OSError, KeyError, RuntimeError) as exc:
+            # Damaged metadata surfaces from h5py as OSError, KeyError or RuntimeError.
+            raise OSError(
+                f"Could not read the layout of {str(path)!r} ({exc}); the file is probably "
+                "truncated or corrupt. Delete it and call fetch_galaxy10_decals() for a "
+                "fresh copy."
+            ) from None
+        yield handle
+
+
+def _check_layout(handle: h5py.File, path: Path) -> None:
+    missing = [key for key in _REQUIRED_KEYS if key not in handle]
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} is not a Galaxy10 DECaLS file: it lacks the key(s) {missing}. "
+            f"Keys found: {sorted(map(str, handle.keys()))}; expected {list(_REQUIRED_KEYS)}."
+        )
+    for key in _REQUIRED_KEYS:
+        if not isinstance(handle[key], h5py.Dataset):
+            raise ValueError(
+                f"{str(path)!r}: {key!r} is an HDF5 group, expected a dataset."
+            )
+    images = handle["images"]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"{str(path)!r}: 'images' has shape {images.shape}; expected "
+            "(n, height, width, 3) RGB cutouts."
+        )
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"{str(path)!r}: 'images' has dtype {images.dtype}; expected uint8."
+        )
+    n_images = images.shape[0]
+    for key in ("ans", *_META_KEYS):
+        if handle[key].shape != (n_images,):
+            raise ValueError(
+                f"{str(path)!r}: {key!r} has shape {handle[key].shape}; expected "
+                f"({n_images},), one value per image."
+            )
+
+
+def _read(dataset: h5py.Dataset, selection: object, path: Path) -> np.ndarray:
+    """Read from a dataset, turning HDF5 read failures into an error naming the file."""
+    try:
+        return dataset[selection]
+    except (OSError, RuntimeError) as exc:
+        raise OSError(
+            f"Could not read {dataset.name!r} from {str(path)!r} ({exc}); the file is "
+            "probably truncated or corrupt. Delete it and call fetch_galaxy10_decals() "
+            "for a fresh copy."
+        ) from None
+
+
+def _check_galaxy10_file(path: Path) -> None:
+    """Raise unless ``path`` is a readable Galaxy10 file with valid labels."""
+    with _open_galaxy10(path) as handle:
+        _check_labels(_read(handle["ans"], (), path), f"{str(path)!r}: 'ans'")
+
+
+def _download_galaxy10(
+    path: Path, *, url: str, sha256: str | None, overwrite: bool, verbose: bool,
+    timeout: float,
+) -> Path:
+    return download_file(
+        url, path, sha256=sha256, overwrite=overwrite, check=_check_galaxy10_file,
+        timeout=timeout, verbose=verbose,
+    )
+
+
+def fetch_galaxy10_decals(
+    data_home: PathLike | None = None,
+    *,
+    url: str = GALAXY10_URL,
+    sha256: str | None = GALAXY10_SHA256,
+    force: bool = False,
+    verbose: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``Galaxy10_DECals.h5`` (2.5 GB) into the data folder, once.
+
+    The file is written to ``Galaxy10_DECals.h5.part`` first; an interrupted
+    download resumes from the bytes already there on the next call (HTTP
+    ``Range``). The SHA-256 is checked and the HDF5 keys are verified before
+    the file gets its final name, so that name only ever holds a complete,
+    verified file.
+
+    Parameters
+    ----------
+    data_home : str or path-like, optional
+        Folder to download into; see :func:`get_data_home` (default
+        ``$GALAXYSIM_DATA`` or ``~/galaxysim_data``).
+    url : str, default=GALAXY10_URL
+        Where to download from (Zenodo record 10845026).
+    sha256 : str or None, default=GALAXY10_SHA256
+        Expected SHA-256 of the file. None skips the checksum (the HDF5 keys
+        are still checked).
+    force : bool, default=False
+        Download again even if a file is present. The present file is
+        replaced only once the new one is verified.
+    verbose : bool, default=True
+        Show progress bars for the download and checksum.
+    timeout : float, default=60
+        Seconds to wait for the server to connect or send data.
+
+    Returns
+    -------
+    path : pathlib.Path
+        Path of the verified ``Galaxy10_DECals.h5``.
+
+    Raises
+    ------
+    ChecksumMismatchError
+        A file already present, or the downloaded one, has the wrong
+        SHA-256. A present file is left untouched; a downloaded one is
+        deleted.
+    IncompleteDownloadError
+        The transfer broke off; call again to resume.
+    DownloadError
+        The server could not be reached or answered with an HTTP error.
+    OSError, ValueError
+        The file is not a valid Galaxy10 HDF5 file.
+
+    Notes
+    -----
+    A file already present is verified by its full SHA-256 (a few seconds
+    for 2.5 GB) and returned without any network access. A file that fails
+    the check is never overwritten unless ``force=True``.
+
+    Examples
+    --------
+    >>> from galaxysim.datasets.galaxy10 import fetch_galaxy10_decals
+    >>> path = fetch_galaxy10_decals()  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    'Galaxy10_DECals.h5'
+    """
+    url = _check_url(url)
+    sha256 = _check_sha256(sha256)
+    path = get_data_home(data_home) / GALAXY10_FILENAME
+    if path.exists() and not force:
+        if not path.is_file():
+            raise IsADirectoryError(f"{str(path)!r} is a folder, expected the data file.")
+        if sha256 is not None:
+            got = file_sha256(path, verbose=verbose)
+            if got != sha256:
+                raise ChecksumMismatchError(
+                    f"{str(path)!r} exists but its SHA-256 is {got}, expected "
+                    f"{sha256}. It was left untouched: delete it, or "
+                    "pass force=True to download a fresh copy that replaces it once "
+                    "verified."
+                )
+        else:
+            _check_galaxy10_file(path)
+        return path
+    return _download_galaxy10(
+        path, url=url, sha256=sha256, overwrite=force, verbose=verbose, timeout=timeout
+    )
+
+
+def _resolve_path(
+    path: PathLike | None, data_home: PathLike | None, download: bool, verbose: bool
+) -> Path:
+    if path is None:
+        folder = get_data_home(data_home, create=download)
+        target = folder / GALAXY10_FILENAME
+        if target.is_file():
+            return target
+        if download:
+            return fetch_galaxy10_decals(folder, verbose=verbose)
+        raise FileNotFoundError(
+            f"{str(target)!r} does not exist. Call fetch_galaxy10_decals() to download "
+            "Galaxy10 DECaLS (2.5 GB), pass download=True, or give path= to a copy you "
+            "already have."
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a file path (str or os.PathLike) or None, got {type(path).__name__}."
+        )
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"path {str(target)!r} is a folder; give the {GALAXY10_FILENAME} file itself, "
+            "or use load_galaxy10_folder() for a folder of image files."
+        )
+    if not target.exists():
+        if download:
+            return _download_galaxy10(
+                target, url=GALAXY10_URL, sha256=GALAXY10_SHA256, overwrite=False,
+                verbose=verbose, timeout=60.0,
+            )
+        raise FileNotFoundError(
+            f"path {str(target)!r} does not exist. Pass download=True to download "
+            "Galaxy10 DECaLS there, or call fetch_galaxy10_decals()."
+        )
+    return target
+
+
+def _check_crop_fits(crop: object, height: int, width: int, where: str) -> None:
+    if crop is None:
+        return
+    crop_h, crop_w = _check_size(crop, "crop")
+    if crop_h > height or crop_w > width:
+        raise ValueError(
+            f"crop={crop!r} is larger than the images in {where}, which are "
+            f"{height}x{width} pixels."
+        )
+
+
+def _crop_window(
+    crop: int | Sequence[int] | None, height: int, width: int
+) -> tuple[slice, slice]:
+    """Rows and columns of the center crop, placed as :func:`center_crop` places it."""
+    if crop is None:
+        return slice(0, height), slice(0, width)
+    crop_h, crop_w = _check_size(crop, "crop")
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return slice(top, top + crop_h), slice(left, left + crop_w)
+
+
+def _rows_per_block(dataset: h5py.Dataset, window: tuple[slice, slice]) -> int:
+    """Rows to read at a time: ``_CHUNK_ROWS``, widened to whole HDF5 chunks if cheap."""
+    rows = _CHUNK_ROWS
+    if dataset.chunks is not None:
+        # A compressed chunk is decoded whole for every read that touches it, so
+        # blocks that cover whole chunks decode each chunk once.
+        chunk_rows = dataset.chunks[0]
+        aligned = -(-rows // chunk_rows) * chunk_rows
+        row_bytes = (window[0].stop - window[0].start) * (window[1].stop - window[1].start) * 3
+        if aligned * row_bytes <= _MAX_BLOCK_BYTES:
+            rows = aligned
+    return rows
+
+
+def load_galaxy10_decals(
+    path: PathLike | None = None,
+    *,
+    classes: ClassSpec = SEED_CLASSES,
+    crop: int | Sequence[int] | None = 64,
+    size: int | Sequence[int] | None = None,
+    data_home: PathLike | None = None,
+    download: bool = False,
+    return_X_y: bool = False,
+    verbose: bool = False,
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """Load Galaxy10 DECaLS images of the chosen classes, cropped, as float32.
+
+    Rows of the requested classes are read in blocks of a few hundred,
+    cropped and converted block by block into a preallocated result, so the
+    peak memory stays near the size of the result (482 MB for the default
+    9,796 images at 64 pixels) instead of the 3.5 GB the whole file holds.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The ``Galaxy10_DECals.h5`` file. When None it is looked for in
+        ``data_home``.
+    classes : sequence of int or str, default=SEED_CLASSES
+        Galaxy10 labels (0-9) and/or class names (see ``GALAXY10_CLASSES``,
+        case-insensitive) to keep. ``target`` numbers them 0..k-1 in this
+        order. The default keeps the five spiral and edge-on classes.
+    crop : int or (height, width) or None, default=64
+        Center crop at the native pixel scale (``pxscale``). None keeps the
+        full cutout.
+    size : int or (height, width) or None, default=None
+        Resize after cropping, with an anti-aliasing filter (``crop=128,
+        size=64`` keeps the arms of large galaxies at 64 pixels).
+    data_home : str or path-like, optional
+        Data folder used when ``path`` is None; see :func:`get_data_home`.
+    download : bool, default=False
+        Download the file (see :func:`fetch_galaxy10_decals`) when it is
+        missing, to ``path`` or into ``data_home``.
+    return_X_y : bool, default=False
+        Return ``(images, target)`` instead of a Bunch.
+    verbose : bool, default=False
+        Show progress bars while reading, and while downloading when
+        ``download`` fetches the file (2.5 GB: worth turning on).
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``images`` (n, h, w, 3) float32 in [0, 1]; ``target`` (n,) int64
+        labels 0..k-1 in the order of ``classes``; ``target_names``;
+        ``ans`` the original Galaxy10 labels; ``ra``, ``dec``, ``redshift``,
+        ``pxscale``; ``indices`` the row of each image in the file (rows
+        keep the file's order); ``DESCR`` with the citation.
+    (images, target) : tuple
+        When ``return_X_y`` is True.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is missing and ``download`` is False.
+    OSError
+        The file is not a readable HDF5 file (truncated or corrupt).
+    ValueError
+        The file lacks a Galaxy10 key or has the wrong layout, ``classes``,
+        ``crop`` or ``size`` is invalid, or no image has the requested classes.
+
+    See Also
+    --------
+    fetch_galaxy10_decals : Download the file.
+    load_galaxy10_folder : Load a folder of labelled image files instead.
+
+    Examples
+    --------
+    A tiny file with Galaxy10's layout, one image per class:
+
+    >>> import os, tempfile
+    >>> import h5py, numpy as np
+    >>> from galaxysim.datasets.galaxy10 import load_galaxy10_decals
+    >>> path = os.path.join(tempfile.mkdtemp(), "Galaxy10_DECals.h5")
+    >>> with h5py.File(path, "w") as f:
+    ...     f["images"] = np.zeros((10, 80, 80, 3), dtype=np.uint8)
+    ...     f["ans"] = np.arange(10)
+    ...     for key in ("ra", "dec", "redshift", "pxscale"):
+    ...         f[key] = np.zeros(10)
+    >>> data = load_galaxy10_decals(path)
+    >>> data.images.shape, data.target.tolist(), data.ans.tolist()
+    ((5, 64, 64, 3), [0, 1, 2, 3, 4], [5, 6, 7, 8, 9])
+    >>> X, y = load_galaxy10_decals(path, classes=["Edge-on with Bulge", 0],
+    ...                             crop=None, size=32, return_X_y=True)
+    >>> X.shape, y.tolist()
+    ((2, 32, 32, 3), [1, 0])
+
+    The real file, from the data folder (downloaded on first use):
+
+    >>> data = load_galaxy10_decals(download=True, verbose=True)  # doctest: +SKIP
+    >>> data.images.shape  # doctest: +SKIP
+    (9796, 64, 64, 3)
+    """
+    labels_wanted = _check_classes(classes)
+    if size is not None:
+        _check_size(size, "size")
+    if crop is not None:
+        _check_size(crop, "crop")
+    source = _resolve_path(path, data_home, download, verbose)
+
+    with _open_galaxy10(source) as handle:
+        dataset = handle["images"]
+        height, width = dataset.shape[1:3]
+        _check_crop_fits(crop, height, width, repr(str(source)))
+        ans = _check_labels(_read(handle["ans"], (), source), f"{str(source)!r}: 'ans'")
+        rows = np.flatnonzero(np.isin(ans, labels_wanted))
+        if rows.size == 0:
+            found = np.unique(ans).tolist()
+            raise ValueError(
+                f"{str(source)!r} holds no images of classes {list(labels_wanted)}; the "
+                f"labels in the file are {found}."
+            )
+        metadata = {key: _read(handle[key], (), source)[rows] for key in _META_KEYS}
+
+        window = _crop_window(crop, height, width)
+        out_height, out_width = (
+            _check_size(size, "size") if size is not None
+            else (window[0].stop - window[0].start, window[1].stop - window[1].start)
+        )
+        images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
+        block_rows = _rows_per_block(dataset, window)
+        # h5py reads slices fast but lists of rows slowly, so each read is the span
+        # of wanted rows inside one aligned block, cut to the crop window on disk;
+        # the wanted rows are then picked in memory.
+        groups = np.split(rows, np.flatnonzero(np.diff(rows // block_rows)) + 1)
+        filled = 0
+        with tqdm(total=rows.size, unit="img", desc="Loading Galaxy10",
+                  disable=not verbose) as bar:
+            for group in groups:
+                start, stop = int(group[0]), int(group[-1]) + 1
+                block = _read(dataset, (slice(start, stop), *window, slice(None)), source)
+                if group.size != stop - start:
+                    block = block[group - start]
+                images[filled:filled + group.size] = preprocess_images(
+                    block, size=size, name="images"
+                )
+                filled += group.size
+                bar.update(group.size)
+
+    target = _relabel(ans[rows], labels_wanted)
+    if return_X_y:
+        return images, target
+    return Bunch(
+        images=images,
+        target=target,
+        target_names=np.array([GALAXY10_CLASSES[label] for label in labels_wanted]),
+        ans=ans[rows],
+        indices=rows,
+        DESCR=DESCR,
+        **metadata,
+    )
+
+
+def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
+    """Read ``(filename, ans)`` pairs from a labels.csv, with errors naming the line."""
+    try:
+        stream = open(labels, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise OSError(f"Could not open {str(labels)!r}: {exc}") from None
+    entries = []
+    with stream:
+        reader = csv.reader(stream)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{str(labels)!r} is empty; expected a header 'filename,ans'.")
+        columns = [name.strip() for name in header]
+        missing = [name for name in ("filename", "ans") if name not in columns]
+        if missing:
+            raise ValueError(
+                f"{str(labels)!r} lacks the column(s) {missing}; found columns {columns}, "
+                "expected at least 'filename' and 'ans'."
+            )
+        name_at, ans_at = columns.index("filename"), columns.index("ans")
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) <= max(name_at, ans_at):
+                raise ValueError(
+                    f"{str(labels)!r}, line {line}: has {len(row)} field(s), expected "
+                    f"{len(columns)}."
+                )
+            filename, raw = row[name_at].strip(), row[ans_at].strip()
+            if not filename:
+                raise ValueError(f"{str(labels)!r}, line {line}: the filename is empty.")
+            try:
+                label = int(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{str(labels)!r}, line {line}: ans must be an integer label 0-9, "
+                    f"got {raw!r}."
+                ) from None
+            if not 0 <= label < len(GALAXY10_CLASSES):
+                raise ValueError(
+                    f"{str(labels)!r}, line {line}: ans is {label}; Galaxy10 labels are 0 to 9."
+                )
+            entries.append((filename, label))
+    if not entries:
+        raise ValueError(f"{str(labels)!r} lists no images.")
+    return entries
+
+
+def load_galaxy10_folder(
+    folder: PathLike,
+    *,
+    classes: ClassSpec = SEED_CLASSES,
+    crop: int | Sequence[int] | None = 64,
+    size: int | Sequence[int] | None = None,
+) -> Bunch:
+    """Load a folder of labelled galaxy images, such as Galaxy10 cutouts saved as files.
+
+    The folder holds image files (PNG, JPEG, TIFF; FITS with astropy) and a
+    ``labels.csv`` with at least the columns ``filename`` (relative to the
+    folder) and ``ans`` (the Galaxy10 label 0-9); other columns are ignored.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder.
+    classes : sequence of int or str, default=SEED_CLASSES
+        Galaxy10 labels and/or class names to keep; ``target`` numbers them
+        0..k-1 in this order.
+    crop : int or (height, width) or None, default=64
+        Center crop at native scale. None keeps the full image (all images
+        must then share one size, unless ``size`` is given).
+    size : int or (height, width) or None, default=None
+        Resize after cropping, with an anti-aliasing filter.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``images`` (n, h, w, 3) float32 in [0, 1]; ``target`` (n,) int64;
+        ``target_names``; ``ans``; ``filenames`` (full paths, in the order of
+        labels.csv); ``DESCR``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder, its labels.csv, or an image it lists is missing.
+    ValueError
+        labels.csv lacks a column or holds a bad label, no image has the
+        requested classes, an image is smaller than ``crop``, or the images
+        end up with different sizes.
+
+    See Also
+    --------
+    load_galaxy10_decals : Load the HDF5 file of the full data set.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from galaxysim.datasets.galaxy10 import load_galaxy10_folder
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(os.path.join(folder, "a.png"))
+    >>> with open(os.path.join(folder, "labels.csv"), "w") as f:
+    ...     _ = f.write("filename,ans\\na.png,5\\n")
+    >>> data = load_galaxy10_folder(folder)
+    >>> data.images.shape, str(data.target_names[data.target[0]])
+    ((1, 64, 64, 3), 'Barred Spiral')
+    """
+    labels_wanted = _check_classes(classes)
+    if crop is not None:
+        _check_size(crop, "crop")
+    if size is not None:
+        _check_size(size, "size")
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(
+            f"folder must be a folder path (str or os.PathLike), got {type(folder).__name__}."
+        )
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a folder.")
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise FileNotFoundError(
+            f"folder {str(folder)!r} has no labels.csv; expected a CSV with the columns "
+            "'filename' and 'ans'."
+        )
+    entries = [(name, label) for name, label in _read_labels_csv(labels)
+               if label in labels_wanted]
+    if not entries:
+        raise ValueError(
+            f"{str(labels)!r} lists no images of classes {list(labels_wanted)}."
+        )
+    paths = [folder / name for name, _ in entries]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FileNotFoundError(
+            f"{len(missing)} image(s) listed in {str(labels)!r} are missing: {shown}{more}."
+        )
+
+    images = None
+    for i, image_path in enumerate(paths):
+        image = load_image(image_path)
+        _check_crop_fits(crop, *image.shape[:2], repr(str(image_path)))
+        processed = preprocess_images(image[np.newaxis], crop=crop, size=size,
+                                      name=str(image_path))[0]
+        if images is None:
+            images = np.empty((len(paths), *processed.shape), dtype=np.float32)
+        elif processed.shape != images.shape[1:]:
+            raise ValueError(
+                f"{str(image_path)!r} gives an image of shape {processed.shape}, but "
+                f"{str(paths[0])!r} gave {images.shape[1:]}; pass crop= or size= so all "
+                "images end up the same size."
+            )
+        images[i] = processed
+
+    ans = np.array([label for _, label in entries], dtype=np.int64)
+    return Bunch(
+        images=images,
+        target=_relabel(ans, labels_wanted),
+        target_names=np.array([GALAXY10_CLASSES[label] for label in labels_wanted]),
+        ans=ans,
+        filenames=np.array([str(p) for p in paths]),
+        DESCR=(
+            f"Labelled galaxy images from {str(folder)!r} (labels.csv), classes "
+            f"{[GALAXY10_CLASSES[label] for label in labels_wanted]}.\n\n{DESCR}"
+        ),
+    )
