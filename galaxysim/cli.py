@@ -8,6 +8,8 @@ exit with status 1 (2 for bad command-line usage), never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,57 +52,178 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    import numpy as np
+def _build_ranker(args: argparse.Namespace):
+    from .autoencoder import AutoencoderEmbedder
+    from .flows import FlowDensityEstimator
+    from .ranking import SimilarityRanker
 
+    verbose = 0 if args.quiet else 1
+    embedder = AutoencoderEmbedder(
+        latent_dim=args.latent_dim,
+        n_stages=args.stages,
+        n_blocks=args.blocks,
+        base_channels=args.channels,
+        max_epochs=args.epochs,
+        random_state=args.random_state,
+        verbose=verbose,
+    )
+    density = FlowDensityEstimator(
+        flow="affine", n_layers=4, max_epochs=args.flow_epochs,
+        random_state=args.random_state, verbose=verbose,
+    )
+    return SimilarityRanker(
+        embedder, density, n_neighbors=args.k, method=args.method,
+        invariance=None if args.no_invariance else "dihedral",
+    )
+
+
+def _load_query(path: str, image_shape: tuple[int, ...], crop: int | None):
+    from .images import center_crop, load_image, resize
+
+    query = load_image(path)
+    if crop is not None:
+        query = center_crop(query, crop)
+    return resize(query, image_shape[:2])
+
+
+def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
+    """Fit a new ranker, or reuse the embedder of the one saved in --model."""
+    from sklearn.base import clone
+
+    ranker = _build_ranker(args).set_params(target_names=list(target_names) if target_names is not None else None)
+    if getattr(args, "model", None):
+        import joblib
+
+        model_path = Path(args.model)
+        if not model_path.is_file():
+            raise CLIError(f"--model {str(model_path)!r} does not exist.")
+        try:
+            saved = joblib.load(model_path)
+        except Exception as exc:  # joblib raises many kinds for a corrupt file
+            raise CLIError(f"--model {str(model_path)!r} could not be loaded: {exc}") from None
+        if not hasattr(saved, "embedder_"):
+            raise CLIError(f"--model {str(model_path)!r} does not hold a fitted SimilarityRanker.")
+        if saved.image_shape_ != tuple(images.shape[1:]):
+            raise CLIError(
+                f"--model was fitted on images of shape {saved.image_shape_}, but --data gives "
+                f"{tuple(images.shape[1:])}; match --crop/--size to the model."
+            )
+        # The fitted embedder is reused as it is; the density and the index are
+        # refitted on this collection's embeddings (seconds).
+        ranker = clone(saved).set_params(
+            embedder=saved.embedder_, n_neighbors=args.k, method=args.method,
+            invariance=None if args.no_invariance else "dihedral",
+        )
+    start = time.perf_counter()
+    ranker.fit(images, labels)
+    return ranker, time.perf_counter() - start
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .challenge import write_ranking_outputs
     from .datasets import SYNTHETIC_CLASSES, load_milky_way, make_galaxies, make_milky_way
-    from .plotting import plot_image_grid
 
     out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
     X, y = make_galaxies(args.n_samples, image_size=args.image_size, random_state=args.random_state)
     try:
-        target = load_milky_way(size=args.image_size)
-        target_name = "Milky Way (NASA/JPL-Caltech/R. Hurt illustration)"
+        query = load_milky_way(size=args.image_size)
+        query_name = "Milky Way (NASA/JPL-Caltech/R. Hurt illustration)"
     except ImportError:
-        target = make_milky_way(image_size=args.image_size)
-        target_name = "Milky Way (built-in synthetic stand-in)"
-
-    per_class = 8
-    rows, labels = [], []
-    for k, name in enumerate(SYNTHETIC_CLASSES):
-        members = np.flatnonzero(y == k)[:per_class]
-        if len(members) < per_class:
-            continue
-        rows.append(X[members])
-        labels.append(name)
-    grid = np.concatenate(rows + [np.repeat(target[None], 1, axis=0)])
-    n_blank = per_class - 1
-    # The target gets a row of its own; blank panels pad it to the grid width.
-    grid = np.concatenate([grid, np.zeros((n_blank, *target.shape), dtype=grid.dtype)])
-    titles = [""] * (len(grid) - per_class) + ["target"] + [""] * n_blank
-    fig = plot_image_grid(
-        grid,
-        titles=titles,
-        n_cols=per_class,
-        row_labels=labels + ["Milky Way"],
-        suptitle=f"galaxysim demo: {len(X)} built-in galaxies and the target",
+        query = make_milky_way(image_size=args.image_size)
+        query_name = "Milky Way (built-in drawing)"
+    print(f"galaxysim {__version__} demo: {len(X)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
+    ranker, fit_seconds = _fit_or_reuse(args, X, y, SYNTHETIC_CLASSES)
+    files = write_ranking_outputs(
+        out, ranker, X, query, labels=y, target_names=SYNTHETIC_CLASSES,
+        target_label=SYNTHETIC_CLASSES.index("Barred Spiral"), query_name=query_name,
+        n_show=16, random_state=args.random_state,
+        title="galaxysim demo: the Milky Way challenge on built-in galaxies",
+        notes="Synthetic galaxies of the five Galaxy10 spiral and edge-on classes, ranked by "
+        "similarity to the Milky Way. The Milky Way is a barred spiral, so a good ranking "
+        "puts Barred Spiral first and the edge-on classes last.",
+        extra_summary={"fit seconds": round(fit_seconds, 1)},
     )
-    grid_path = out / "galaxies.png"
-    fig.savefig(grid_path, dpi=110)
-    np.savez_compressed(
-        out / "dataset.npz",
-        images=X,
-        target=y,
-        target_names=np.asarray(SYNTHETIC_CLASSES),
-        query=target,
-    )
-    seconds = time.perf_counter() - start
-    counts = ", ".join(f"{name}: {int((y == k).sum())}" for k, name in enumerate(SYNTHETIC_CLASSES))
-    print(f"galaxysim {__version__} demo: {len(X)} galaxies of {args.image_size}x{args.image_size} ({counts})")
-    print(f"query: {target_name}")
-    print(f"wrote {grid_path} and {out / 'dataset.npz'} in {seconds:.1f} s")
+    _print_outputs(files, time.perf_counter() - start)
     return 0
+
+
+def _load_collection(args: argparse.Namespace):
+    """Images, labels (or None), class names (or None) and file names of --data."""
+    from .datasets import load_galaxy10_decals, load_galaxy10_folder
+    from .images import load_images, preprocess_images
+
+    data = Path(args.data)
+    if not data.exists():
+        raise CLIError(f"--data {str(data)!r} does not exist.")
+    classes = _parse_classes(args.classes)
+    if data.is_dir():
+        if (data / "labels.csv").is_file():
+            bunch = load_galaxy10_folder(data, classes=classes, crop=args.crop, size=args.size)
+            names = [os.path.relpath(name, data) for name in bunch.filenames]
+            return bunch.images, bunch.target, list(bunch.target_names), names
+        images, names = load_images(data)
+        return preprocess_images(images, crop=args.crop, size=args.size), None, None, names
+    bunch = load_galaxy10_decals(data, classes=classes, crop=args.crop, size=args.size, verbose=not args.quiet)
+    names = [f"row {i}" for i in bunch.indices]  # the row in the h5 file
+    return bunch.images, bunch.target, list(bunch.target_names), names
+
+
+def _parse_classes(values):
+    from .datasets import SEED_CLASSES
+
+    if not values:
+        return SEED_CLASSES
+    parsed = []
+    for value in values:
+        parsed.append(int(value) if value.isdigit() else value)
+    return parsed
+
+
+def _run_rank(args: argparse.Namespace) -> int:
+    from .challenge import write_ranking_outputs
+
+    out = prepare_output_dir(args.out, force=args.force)
+    start = time.perf_counter()
+    images, labels, target_names, names = _load_collection(args)
+    query = _load_query(args.query, images.shape[1:], args.query_crop)
+    print(f"galaxysim {__version__} rank: {len(images)} galaxies from {args.data}; query {args.query}")
+    ranker, fit_seconds = _fit_or_reuse(args, images, labels, target_names)
+    target_label = None
+    if target_names is not None and "Barred Spiral" in target_names:
+        target_label = target_names.index("Barred Spiral")
+    files = write_ranking_outputs(
+        out, ranker, images, query, labels=labels, target_names=target_names,
+        target_label=target_label, names=names, query_name=Path(args.query).name, n_show=args.k,
+        random_state=args.random_state, title=f"galaxysim ranking for {Path(args.query).name}",
+        extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
+    )
+    _print_outputs(files, time.perf_counter() - start)
+    return 0
+
+
+def _print_outputs(files: dict, seconds: float) -> None:
+    summary = json.loads(Path(files["summary"]).read_text())
+    for key in ("precision_at_10", "precision_at_50", "chance"):
+        if key in summary:
+            print(f"  {key}: {summary[key]:.2f}")
+    if summary.get("warning"):
+        print(f"  warning: {summary['warning']}")
+    print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {Path(files['report']).parent} in {seconds:.0f} s")
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, epochs: int) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--latent-dim", type=_positive_int, default=32, help="embedding size (default: %(default)s)")
+    group.add_argument("--stages", type=_positive_int, default=4, help="autoencoder stages, each halving the image (default: %(default)s)")
+    group.add_argument("--blocks", type=_positive_int, default=2, help="residual blocks per stage (default: %(default)s)")
+    group.add_argument("--channels", type=_positive_int, default=16, help="autoencoder base channels (default: %(default)s)")
+    group.add_argument("--epochs", type=_positive_int, default=epochs, help="autoencoder epochs at most (default: %(default)s)")
+    group.add_argument("--flow-epochs", type=_positive_int, default=100, help="flow epochs at most (default: %(default)s)")
+    group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
+    group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
+    group.add_argument("--k", type=_positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
+    group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,18 +234,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"galaxysim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = sub.add_parser(
         "demo",
         help="run the Milky Way challenge on built-in data",
         description="Run the Milky Way challenge on built-in synthetic galaxies and write "
-        "the results into a folder.",
+        "ranking.csv, neighbours.png, latent.png, training.png, generated.png, summary.json, "
+        "report.html and model.joblib into a folder.",
     )
     demo.add_argument("--out", default="galaxysim-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
-    demo.add_argument("--n-samples", type=_positive_int, default=1000, help="galaxies to generate (default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
     demo.add_argument("--image-size", type=_positive_int, default=64, help="image side in pixels (default: %(default)s)")
-    demo.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    _add_model_options(demo, epochs=15)
     demo.set_defaults(handler=_run_demo)
+
+    rank = sub.add_parser(
+        "rank",
+        help="rank a collection (Galaxy10 h5 or a folder of images) by similarity to a query image",
+        description="Fit (or load) a model on a collection and rank it by similarity to a "
+        "query image; writes the same files as the demo.",
+    )
+    rank.add_argument("--data", required=True, help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels)")
+    rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
+    rank.add_argument("--out", required=True, help="output folder")
+    rank.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    rank.add_argument("--quiet", action="store_true", help="no progress bars")
+    rank.add_argument("--model", help="a model.joblib written earlier: reuse its trained embedder instead of training one")
+    rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
+    rank.add_argument("--crop", type=_positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
+    rank.add_argument("--size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
+    rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size")
+    _add_model_options(rank, epochs=30)
+    rank.set_defaults(handler=_run_rank)
     return parser
 
 

@@ -472,6 +472,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         n_neighbors: int | None = None,
         *,
         images: np.ndarray | None = None,
+        names: Sequence[str] | None = None,
     ) -> Ranking | list[Ranking]:
         """Rank the collection by similarity to ``query``.
 
@@ -486,6 +487,9 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             The fitted collection's images; when given, the ranking keeps
             thumbnails of the query and its neighbours for ``plot`` and
             notebooks.
+        names : sequence of str of length n_samples_fit_, optional
+            An identifier per galaxy of the collection (such as its file
+            name), carried into the ranking's table.
 
         Returns
         -------
@@ -501,6 +505,11 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 f"images has {len(images)} entries but the ranker was fitted on "
                 f"{self.n_samples_fit_} galaxies."
             )
+        if names is not None and len(names) != self.n_samples_fit_:
+            raise ValueError(
+                f"names has {len(names)} entries but the ranker was fitted on "
+                f"{self.n_samples_fit_} galaxies."
+            )
         dist, idx = self._search(data, k)
         query_Z = self._embed(data)
         query_ll = None if self.density_ is None else self._log_density(query_Z)
@@ -511,12 +520,12 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         for row in range(len(data)):
             rankings.append(
                 self._make_ranking(
-                    row, dist[row], idx[row], data, query_ll, nn_dist[row], images
+                    row, dist[row], idx[row], data, query_ll, nn_dist[row], images, names
                 )
             )
         return rankings[0] if single else rankings
 
-    def _make_ranking(self, row, dist, idx, data, query_ll, nn_dist, images) -> Ranking:
+    def _make_ranking(self, row, dist, idx, data, query_ll, nn_dist, images, names) -> Ranking:
         n = self.n_samples_fit_
         positions = np.arange(1, len(idx) + 1)
         # 100 for the closest galaxy of the collection, 0 for the farthest.
@@ -556,6 +565,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             log_density=None if self.log_density_ is None else self.log_density_[idx],
             labels=labels,
             label_names=label_names,
+            names=None if names is None else np.asarray(names, dtype=object)[idx],
             method=self.method,
             query_log_density=query_log_density,
             query_typicality=typicality,

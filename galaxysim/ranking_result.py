@@ -12,7 +12,7 @@ import csv
 import html
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,9 @@ class Ranking:
         Label of each galaxy, when the ranker was fitted with ``y``.
     label_names : ndarray of shape (k,) or None
         Class name of each galaxy, when the ranker knows ``target_names``.
+    names : ndarray of shape (k,) or None
+        An identifier of each galaxy (a file name), when ``rank`` was given
+        ``names``.
     method : str
         The ranking method that produced this ranking.
     query_log_density : float or None
@@ -95,6 +98,7 @@ class Ranking:
     log_density: np.ndarray | None = None
     labels: np.ndarray | None = None
     label_names: np.ndarray | None = None
+    names: np.ndarray | None = None
     query_log_density: float | None = None
     query_typicality: float | None = None
     warning: str | None = None
@@ -104,10 +108,38 @@ class Ranking:
     def __len__(self) -> int:
         return len(self.indices)
 
+    _PER_GALAXY = (
+        "indices", "distances", "similarity", "log_density", "labels", "label_names", "names",
+        "neighbor_images",
+    )
+
+    def head(self, n: int = 10) -> "Ranking":
+        """The first ``n`` galaxies of the ranking, as a new Ranking.
+
+        Parameters
+        ----------
+        n : int, default=10
+
+        Returns
+        -------
+        ranking : Ranking
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}.")
+        cut = {
+            name: None if getattr(self, name) is None else getattr(self, name)[:n]
+            for name in self._PER_GALAXY
+        }
+        return replace(self, **cut)
+
     def _columns(self) -> dict[str, list]:
         columns: dict[str, list] = {
             "rank": list(range(1, len(self) + 1)),
             "index": [int(i) for i in self.indices],
+        }
+        if self.names is not None:
+            columns["name"] = [str(v) for v in self.names]
+        columns |= {
             "distance": [float(d) for d in self.distances],
             "similarity": [float(s) for s in self.similarity],
         }

@@ -1,5 +1,9 @@
+import csv
+import json
 import subprocess
 import sys
+
+import joblib
 
 import numpy as np
 import pytest
@@ -21,30 +25,92 @@ def test_no_command_prints_help(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_writes_grid_and_data(tmp_path, capsys):
+TINY = ["--stages", "1", "--blocks", "1", "--channels", "4", "--epochs", "1", "--flow-epochs", "2", "--latent-dim", "4", "--quiet"]
+OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png", "summary.json", "report.html", "model.joblib"}
+
+
+def test_demo_writes_every_output(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n-samples", "60", "--image-size", "32"]) == 0
-    grid = Image.open(out / "galaxies.png")
-    assert grid.size[0] > 200 and grid.size[1] > 200
-    data = np.load(out / "dataset.npz")
-    assert data["images"].shape == (60, 32, 32, 3)
-    assert data["query"].shape == (32, 32, 3)
-    assert set(np.unique(data["target"])) == set(range(5))
+    assert main(["demo", "--out", str(out), "--n-samples", "60", "--image-size", "16", *TINY]) == 0
+    assert OUTPUTS <= {p.name for p in out.iterdir()}
+    with open(out / "ranking.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 60 and rows[0]["rank"] == "1"
+    assert sorted(int(r["index"]) for r in rows) == list(range(60))
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["precision_at_10"] <= 1.0
+    assert set(summary["class_rank_profile"]) == {"Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge", "Edge-on with Bulge"}
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 4 and "Barred Spiral" in html
+    ranker = joblib.load(out / "model.joblib")
+    assert ranker.n_samples_fit_ == 60
+    assert Image.open(out / "neighbours.png").size[0] > 300
     assert "wrote" in capsys.readouterr().out
 
 
-def test_demo_refuses_non_empty_folder_without_force(tmp_path, capsys):
-    out = tmp_path / "demo"
-    out.mkdir()
-    keep = out / "mine.txt"
-    keep.write_text("user data")
-    assert main(["demo", "--out", str(out), "--n-samples", "20", "--image-size", "16"]) == 1
+def _image_folder(folder, n=30, size=32, labelled=True):
+    from galaxysim.datasets import make_galaxies
+
+    X, y = make_galaxies(n, image_size=size, random_state=1)
+    folder.mkdir()
+    rows = []
+    for i, (image, label) in enumerate(zip(X, y)):
+        name = f"g{i:03d}.png"
+        Image.fromarray((image * 255).astype(np.uint8)).save(folder / name)
+        rows.append(f"{name},{int(label) + 5}")
+    if labelled:
+        (folder / "labels.csv").write_text("filename,ans\n" + "\n".join(rows) + "\n")
+    return X
+
+
+def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
+    X = _image_folder(tmp_path / "data")
+    query = tmp_path / "query.png"
+    Image.fromarray((X[3] * 255).astype(np.uint8)).save(query)
+    out = tmp_path / "out"
+    args = ["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(out), "--crop", "32", *TINY]
+    assert main(args) == 0
+    with open(out / "ranking.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["name"] == "g003.png"  # the query is in the collection
+    assert "class_name" in rows[0]
+    again = tmp_path / "again"
+    assert main([*args[:6], str(again), "--crop", "32", "--model", str(out / "model.joblib"), *TINY]) == 0
+    first = joblib.load(out / "model.joblib")
+    second = joblib.load(again / "model.joblib")
+    np.testing.assert_allclose(first.embedding_, second.embedding_, atol=1e-6)  # embedder reused, not retrained
+
+
+def test_rank_on_an_unlabelled_folder(tmp_path):
+    X = _image_folder(tmp_path / "data", n=12, labelled=False)
+    query = tmp_path / "q.png"
+    Image.fromarray((X[0] * 255).astype(np.uint8)).save(query)
+    out = tmp_path / "out"
+    assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(out), "--crop", "32", *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "precision_at_10" not in summary and summary["n_galaxies"] == 12
+
+
+def test_rank_errors_are_one_line(tmp_path, capsys):
+    assert main(["rank", "--data", str(tmp_path / "none"), "--query", "q.png", "--out", str(tmp_path / "o"), *TINY]) == 1
     err = capsys.readouterr().err
-    assert "not empty" in err and "--force" in err and "Traceback" not in err
-    assert not (out / "galaxies.png").exists()
-    assert main(["demo", "--out", str(out), "--n-samples", "20", "--image-size", "16", "--force"]) == 0
-    assert (out / "galaxies.png").exists()
-    assert keep.read_text() == "user data"
+    assert "--data" in err and "does not exist" in err and "Traceback" not in err
+    _image_folder(tmp_path / "data", n=6)
+    assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o2"), "--crop", "32", *TINY]) == 1
+    assert "missing.png" in capsys.readouterr().err
+    bad_model = tmp_path / "model.joblib"
+    bad_model.write_bytes(b"not a pickle")
+    query = tmp_path / "data" / "g000.png"
+    assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(tmp_path / "o3"), "--crop", "32", "--model", str(bad_model), *TINY]) == 1
+    assert "could not be loaded" in capsys.readouterr().err
+
+
+def test_rank_on_the_real_samples(tmp_path, galaxy10_samples, milky_way_png):
+    out = tmp_path / "real"
+    assert main(["rank", "--data", str(galaxy10_samples), "--query", str(milky_way_png), "--out", str(out), "--stages", "2", *TINY[2:]]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_galaxies"] == 50
+    assert 0.0 <= summary["precision_at_10"] <= 1.0 and summary["chance"] == pytest.approx(0.2)
 
 
 def test_demo_out_is_a_file(tmp_path, capsys):

@@ -216,6 +216,8 @@ def test_bad_input_and_parameters(fitted, data):
         fitted.rank(X[0], n_neighbors=41)
     with pytest.raises(ValueError, match="images has 3 entries"):
         fitted.rank(X[0], images=X[:3])
+    with pytest.raises(ValueError, match="names has 2 entries"):
+        fitted.rank(X[0], names=["a", "b"])
     with pytest.raises(NotFittedError):
         SimilarityRanker().rank(X[0])
     no_labels = SimilarityRanker(_pca(), False).fit(X)
@@ -233,13 +235,15 @@ def test_transform_and_score_samples(fitted, data):
 
 def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
     X, _ = data
-    ranking = fitted.rank(X[2], images=X)
+    ranking = fitted.rank(X[2], images=X, names=[f"g{i}.png" for i in range(40)])
+    assert ranking.names[0] == "g2.png"
     table = ranking.to_frame()
     assert [int(i) for i in table["index"]] == list(ranking.indices)
     path = ranking.to_csv(tmp_path / "ranking.csv")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 5 and rows[0]["rank"] == "1" and rows[0]["class_name"] == "bar"
+    assert rows[0]["name"] == "g2.png"
     assert int(rows[1]["index"]) == ranking.indices[1]
     with pytest.raises(FileExistsError, match="overwrite=True"):
         ranking.to_csv(path)

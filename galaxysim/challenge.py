@@ -1,0 +1,244 @@
+"""The Milky Way challenge as one call: rank a collection and write every output.
+
+:func:`write_ranking_outputs` turns a fitted :class:`SimilarityRanker`, its
+collection and a query into the files a person looks at: ``ranking.csv``,
+``neighbours.png``, ``latent.png``, ``training.png``, ``generated.png``,
+``summary.json``, ``report.html`` and ``model.joblib``. Both ``galaxysim
+demo`` and ``galaxysim rank`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .metrics import class_rank_profile, precision_at_k
+from .plotting import plot_image_grid, plot_latent_map, plot_training_curves
+from .ranking import SimilarityRanker
+from .report import write_html_report
+
+__all__ = ["write_ranking_outputs", "summarize_ranking"]
+
+
+def summarize_ranking(
+    ranked_labels: np.ndarray,
+    target_names: Sequence[str],
+    target_label: int | None,
+    ks: Sequence[int] = (10, 50),
+) -> dict[str, Any]:
+    """Target-class precision at each k and the class rank profile of a full ranking.
+
+    Parameters
+    ----------
+    ranked_labels : ndarray of shape (n,)
+        Integer labels of the whole collection in ranked order.
+    target_names : sequence of str
+        Name of each integer label.
+    target_label : int or None
+        The class a good ranking puts first (Barred Spiral for the Milky
+        Way); None skips the precision figures.
+    ks : sequence of int, default=(10, 50)
+        Cut-offs; those larger than the collection are skipped.
+
+    Returns
+    -------
+    summary : dict
+        ``precision_at_<k>`` entries, ``chance`` (the target class's share
+        of the collection) and ``class_rank_profile`` keyed by class name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.challenge import summarize_ranking
+    >>> s = summarize_ranking(np.array([0, 0, 1, 0, 1]), ["bar", "edge"], 0, ks=(2,))
+    >>> s["precision_at_2"], s["class_rank_profile"]["edge"]["mean_rank"]
+    (1.0, 4.0)
+    """
+    labels = np.asarray(ranked_labels)
+    summary: dict[str, Any] = {}
+    if target_label is not None:
+        for k in ks:
+            if k <= len(labels):
+                summary[f"precision_at_{k}"] = precision_at_k(labels, target_label, k)
+        summary["chance"] = float(np.mean(labels == target_label))
+    profile = class_rank_profile(labels, classes=np.arange(len(target_names)))
+    summary["class_rank_profile"] = {target_names[k]: v for k, v in profile.items()}
+    return summary
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_ranking_outputs(
+    out: str | os.PathLike,
+    ranker: SimilarityRanker,
+    images: np.ndarray,
+    query: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    target_names: Sequence[str] | None = None,
+    target_label: int | None = None,
+    names: Sequence[str] | None = None,
+    query_name: str = "query",
+    n_show: int = 16,
+    n_generate: int = 16,
+    n_neighbors: int | None = None,
+    random_state: int | None = 0,
+    title: str = "galaxysim ranking",
+    notes: str | None = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Rank the collection for ``query`` and write every output into ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        An existing folder; files of the names below are replaced.
+    ranker : SimilarityRanker
+        Fitted on ``images``.
+    images : ndarray of shape (n, H, W, C)
+        The collection, in the order the ranker was fitted on.
+    query : ndarray of shape (H, W, C)
+        The query image.
+    labels : ndarray of shape (n,), optional
+        Integer classes (colours in the latent map, class figures).
+    target_names : sequence of str, optional
+        Names of the integer classes.
+    target_label : int, optional
+        The class a good ranking puts first; adds its precision at 10 and 50.
+    names : sequence of str, optional
+        An identifier per galaxy (file names) for the CSV.
+    query_name : str, default="query"
+        How the query is called in figures.
+    n_show : int, default=16
+        Neighbours drawn in ``neighbours.png``.
+    n_generate : int, default=16
+        Galaxies drawn in ``generated.png`` (sampled from the density on the
+        embedding and decoded by the embedder; skipped when either cannot).
+    n_neighbors : int, optional
+        Rows of ``ranking.csv``; default the whole collection.
+    random_state : int, optional
+        Seed for sampling.
+    title, notes : str
+        Report title and an introductory paragraph.
+    extra_summary : dict, optional
+        More rows for the summary (for example fit time).
+
+    Returns
+    -------
+    files : dict
+        ``{kind: path}`` of every file written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from galaxysim.images import ImagePreprocessor
+    >>> from galaxysim.ranking import SimilarityRanker
+    >>> from galaxysim.challenge import write_ranking_outputs
+    >>> X = np.random.default_rng(0).random((30, 8, 8, 3))
+    >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
+    >>> ranker = SimilarityRanker(embedder, KernelDensity(), n_neighbors=5).fit(X)
+    >>> files = write_ranking_outputs(tempfile.mkdtemp(), ranker, X, X[0])
+    >>> sorted(files)
+    ['latent', 'model', 'neighbours', 'ranking_csv', 'report', 'summary']
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"out {str(out)!r} is not an existing folder.")
+    images = np.asarray(images)
+    if len(images) != ranker.n_samples_fit_:
+        raise ValueError(
+            f"images has {len(images)} entries but the ranker was fitted on {ranker.n_samples_fit_}."
+        )
+    k = ranker.n_samples_fit_ if n_neighbors is None else n_neighbors
+    ranking = ranker.rank(query, n_neighbors=k, images=images, names=names)
+    files: dict[str, Path] = {}
+
+    files["ranking_csv"] = ranking.to_csv(out / "ranking.csv", overwrite=True)
+    files["neighbours"] = _save(ranking.plot(n=n_show), out / "neighbours.png")
+
+    query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
+    files["latent"] = _save(
+        plot_latent_map(
+            ranker.embedding_, labels, label_names=target_names, query=query_embedding,
+            query_label=query_name,
+        ),
+        out / "latent.png",
+    )
+    histories = {
+        name: model.history_
+        for name, model in (("embedder", ranker.embedder_), ("density", ranker.density_))
+        if model is not None and getattr(model, "history_", None) is not None
+    }
+    if histories:
+        files["training"] = _save(plot_training_curves(histories), out / "training.png")
+
+    density, embedder = ranker.density_, ranker.embedder_
+    if density is not None and hasattr(density, "sample") and hasattr(embedder, "inverse_transform"):
+        sampled = np.asarray(density.sample(n_generate, random_state=random_state))
+        generated = np.clip(embedder.inverse_transform(sampled), 0.0, 1.0)
+        if generated.ndim == 2 and ranker.image_shape_ is not None:
+            generated = generated.reshape((len(generated), *ranker.image_shape_))
+        files["generated"] = _save(
+            plot_image_grid(generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"),
+            out / "generated.png",
+        )
+
+    summary: dict[str, Any] = {
+        "query": query_name,
+        "galaxies in the collection": ranker.n_samples_fit_,
+        "method": ranker.method,
+        "invariance": str(ranker.invariance),
+        "query isolation (percentile)": round(ranking.query_isolation, 1),
+    }
+    if ranking.query_typicality is not None:
+        summary["query typicality (percentile)"] = round(ranking.query_typicality, 1)
+    if ranking.warning:
+        summary["warning"] = ranking.warning
+    record: dict[str, Any] = {"query": query_name, "n_galaxies": ranker.n_samples_fit_,
+                              "method": ranker.method, "invariance": ranker.invariance,
+                              "query_typicality": ranking.query_typicality,
+                              "query_isolation": ranking.query_isolation, "warning": ranking.warning}
+    if labels is not None and target_names is not None and k == ranker.n_samples_fit_:
+        ranked_labels = np.asarray(labels)[ranking.indices]
+        figures = summarize_ranking(ranked_labels, target_names, target_label)
+        record.update(figures)
+        for key, value in figures.items():
+            if key.startswith("precision_at_"):
+                summary[f"{target_names[target_label]} share in top {key.rsplit('_', 1)[1]}"] = f"{value:.0%}"
+        if "chance" in figures:
+            summary[f"{target_names[target_label]} share of the collection"] = f"{figures['chance']:.0%}"
+        for name, profile in figures["class_rank_profile"].items():
+            summary[f"mean rank of {name}"] = f"{profile['mean_rank']:.0f} (n={profile['count']})"
+    if extra_summary:
+        summary.update(extra_summary)
+        record.update(extra_summary)
+    files["summary"] = out / "summary.json"
+    files["summary"].write_text(json.dumps(record, indent=2, default=str))
+
+    figure_captions = {
+        "Query and its most similar galaxies": files["neighbours"],
+        "Embedding map": files["latent"],
+    }
+    if "training" in files:
+        figure_captions["Training curves"] = files["training"]
+    if "generated" in files:
+        figure_captions["Generated galaxies"] = files["generated"]
+    files["report"] = write_html_report(
+        out / "report.html", title=title, summary=summary, figures=figure_captions,
+        ranking=ranking, notes=notes,
+    )
+    import joblib
+
+    files["model"] = out / "model.joblib"
+    joblib.dump(ranker, files["model"])
+    return files

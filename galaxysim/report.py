@@ -1,0 +1,104 @@
+"""A self-contained HTML report: figures embedded, no files beside it needed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+from typing import Mapping
+
+from .ranking_result import Ranking
+
+__all__ = ["write_html_report"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f2f2f2; }
+.warning { color: #8b0000; font-weight: bold; }
+img.figure { max-width: 100%; border: 1px solid #ddd; }
+"""
+
+
+def _embed_png(path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img class="figure" src="data:image/png;base64,{data}" alt="{html.escape(Path(path).name)}">'
+
+
+def write_html_report(
+    path: str | os.PathLike,
+    *,
+    title: str,
+    summary: Mapping[str, object],
+    figures: Mapping[str, str | os.PathLike],
+    ranking: Ranking | None = None,
+    n_rows: int = 50,
+    notes: str | None = None,
+) -> Path:
+    """Write one HTML page holding a summary, figures and a ranking table.
+
+    The PNG figures are embedded (base64), so the page can be mailed or
+    archived on its own.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The HTML file to write (replaced if it exists; the caller decides
+        whether that is allowed).
+    title : str
+        Page title.
+    summary : mapping
+        ``{label: value}`` rows of the summary table.
+    figures : mapping
+        ``{caption: PNG path}``, drawn in order.
+    ranking : Ranking, optional
+        Its first ``n_rows`` rows become a table (with thumbnails when the
+        ranking holds them).
+    n_rows : int, default=50
+        Rows of the ranking to show.
+    notes : str, optional
+        A paragraph of plain text under the title.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from galaxysim.report import write_html_report
+    >>> out = os.path.join(tempfile.mkdtemp(), "report.html")
+    >>> page = write_html_report(out, title="t", summary={"galaxies": 3}, figures={})
+    >>> "<td>3</td>" in page.read_text()
+    True
+    """
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if notes:
+        parts.append(f"<p>{html.escape(notes)}</p>")
+    if ranking is not None and ranking.warning:
+        parts.append(f'<p class="warning">{html.escape(ranking.warning)}</p>')
+    parts.append("<h2>Summary</h2><table>")
+    for key, value in summary.items():
+        parts.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>")
+    parts.append("</table>")
+    for caption, figure in figures.items():
+        figure = Path(figure)
+        if not figure.is_file():
+            raise FileNotFoundError(f"figures[{caption!r}] = {str(figure)!r} does not exist.")
+        parts.append(f"<h2>{html.escape(caption)}</h2>{_embed_png(figure)}")
+    if ranking is not None:
+        shown = ranking.head(n_rows)
+        parts.append(f"<h2>Top {len(shown)} of the ranking</h2>")
+        parts.append(shown._repr_html_())
+    parts.append("</body></html>")
+    path = Path(path)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
