@@ -1,10 +1,24 @@
 """galaxysim: find the galaxies that look most like a given galaxy.
 
-scikit-learn-style estimators built on PyTorch: a normalizing-flow density, a
-residual convolutional autoencoder, and a ranker that combines them with
-nearest-neighbour search.
+scikit-learn-style estimators built on PyTorch: a normalizing-flow density
+(:class:`FlowDensityEstimator`), a residual convolutional autoencoder
+(:class:`AutoencoderEmbedder`), and a ranker that combines them with
+nearest-neighbour search (:class:`SimilarityRanker`), whose answer is a
+:class:`Ranking`.
 """
 
 from ._version import __version__
+from .autoencoder import AutoencoderEmbedder
+from .flows import FlowDensityEstimator
+from .images import ImagePreprocessor
+from .ranking import SimilarityRanker
+from .ranking_result import Ranking
 
-__all__ = ["__version__"]
+__all__ = [
+    "AutoencoderEmbedder",
+    "FlowDensityEstimator",
+    "ImagePreprocessor",
+    "SimilarityRanker",
+    "Ranking",
+    "__version__",
+]
