@@ -202,6 +202,22 @@ def _run_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import run_evaluation
+
+    if args.data != "builtin" and not Path(args.data).exists():
+        raise CLIError(f"--data {args.data!r} does not exist (give a path or 'builtin').")
+    out = prepare_output_dir(args.out, force=args.force)
+    start = time.perf_counter()
+    table = run_evaluation(
+        args.data, out, query=args.query, methods=args.methods, quick=args.quick,
+        n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
+    )
+    print(table.to_markdown())
+    print(f"wrote evaluation.csv, evaluation.md and evaluation.png to {out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def _print_outputs(files: dict, seconds: float) -> None:
     summary = json.loads(Path(files["summary"]).read_text())
     for key in ("precision_at_10", "precision_at_50", "chance"):
@@ -268,6 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size")
     _add_model_options(rank, epochs=30)
     rank.set_defaults(handler=_run_rank)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="compare every ranking method and baseline on one collection",
+        description="Run every ranking method (raw pixels, PCA, autoencoder, autoencoder with "
+        "dihedral invariance, the flow's latent space, likelihood closeness) on one collection "
+        "and write evaluation.csv, evaluation.md and evaluation.png.",
+    )
+    evaluate.add_argument("--data", default="builtin", help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)")
+    evaluate.add_argument("--query", help="query image (default: the Milky Way)")
+    evaluate.add_argument("--methods", nargs="+", help="methods to run (default: all)")
+    evaluate.add_argument("--out", default="galaxysim-evaluation", help="output folder (default: %(default)s)")
+    evaluate.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    evaluate.add_argument("--quick", action="store_true", help="tiny models and data (seconds), for a smoke test")
+    evaluate.add_argument("--n-samples", type=_positive_int, default=None, help="use at most this many galaxies")
+    evaluate.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress output")
+    evaluate.set_defaults(handler=_run_evaluate)
     return parser
 
 

@@ -133,3 +133,20 @@ def test_console_entry_point_runs_as_module():
     )
     assert result.returncode == 0
     assert __version__ in result.stdout
+
+
+def test_evaluate_builtin_quick(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--data", "builtin", "--quick", "--out", str(out), "--quiet", "--methods", "pixels", "pca"]) == 0
+    assert {"evaluation.csv", "evaluation.md", "evaluation.png"} <= {p.name for p in out.iterdir()}
+    with open(out / "evaluation.csv", newline="") as fh:
+        rows = {row["method"]: row for row in csv.DictReader(fh)}
+    assert {"pixels", "pca"} <= set(rows)
+    assert "| pca |" in capsys.readouterr().out
+
+
+def test_evaluate_errors(tmp_path, capsys):
+    assert main(["evaluate", "--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--quick", "--methods", "magic", "--out", str(tmp_path / "o2"), "--quiet"]) == 1
+    assert "magic" in capsys.readouterr().err
