@@ -332,10 +332,16 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             raise ValueError("embedder.transform returned NaN or infinite values.")
         return Z
 
-    def _views(self, data: np.ndarray) -> list[np.ndarray]:
-        if self.invariance == "dihedral" and data.ndim == 4:
-            return dihedral_views(data)
-        return [data]
+    def _embed_views(self, data: np.ndarray) -> list[np.ndarray]:
+        """Embeddings of ``data`` under each symmetry of ``invariance`` (identity first)."""
+        if not (self.invariance == "dihedral" and data.ndim == 4):
+            return [self._embed(data)]
+        views = dihedral_views(data)
+        if len(data) * len(views) <= 256:
+            # One call for all views of a few queries: far less per-call overhead
+            # than one call per view, at a bounded memory cost.
+            return np.split(self._embed(np.concatenate(views)), len(views))
+        return [self._embed(v) for v in views]
 
     def _check_k(self, n_neighbors: int | None, exclude_self: bool = False) -> int:
         k = self.n_neighbors if n_neighbors is None else n_neighbors
@@ -347,11 +353,14 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             )
         return k
 
-    def _search(self, data: np.ndarray, k: int, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, data: np.ndarray, k: int, exclude_self: bool = False, view_embeddings: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (distances, indices) for each query under method and invariance."""
-        views = self._views(data)
+        if view_embeddings is None:
+            view_embeddings = self._embed_views(data)
         if self.method == "likelihood":
-            query_ll = np.stack([self._log_density(self._embed(v)) for v in views], axis=1)
+            query_ll = np.stack([self._log_density(Z) for Z in view_embeddings], axis=1)
             out_d = np.empty((len(data), k))
             out_i = np.empty((len(data), k), dtype=np.intp)
             # Chunks keep the (queries x collection) gap matrix small.
@@ -369,8 +378,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         index = self.nearest_neighbors_
         k_view = min(k + (1 if exclude_self else 0), self.n_samples_fit_)
         candidates_d, candidates_i = [], []
-        for view in views:
-            dist, idx = index.kneighbors(self._embed(view), n_neighbors=k_view)
+        for Z in view_embeddings:
+            dist, idx = index.kneighbors(Z, n_neighbors=k_view)
             candidates_d.append(dist)
             candidates_i.append(idx)
         dist = np.concatenate(candidates_d, axis=1)
@@ -510,8 +519,9 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 f"names has {len(names)} entries but the ranker was fitted on "
                 f"{self.n_samples_fit_} galaxies."
             )
-        dist, idx = self._search(data, k)
-        query_Z = self._embed(data)
+        view_embeddings = self._embed_views(data)
+        dist, idx = self._search(data, k, view_embeddings=view_embeddings)
+        query_Z = view_embeddings[0]
         query_ll = None if self.density_ is None else self._log_density(query_Z)
         # Isolation: how far the query is from its nearest galaxy, as a
         # percentile of the collection's own nearest-neighbour distances.
