@@ -1,0 +1,200 @@
+"""Compare the ranking methods on built-in galaxies and on the real sample images.
+
+Runs :func:`galaxysim.evaluation.evaluate_methods` on
+
+(a) built-in data: ``make_galaxies`` (2,000 images of 64x64 by default), query
+    ``make_milky_way`` (the built-in Milky Way drawing in the same style);
+(b) the real images of ``../shared/data``: the 50 images of the five seed
+    classes in ``galaxy10_decals_samples`` (``load_galaxy10_folder``, centre
+    crop 64), query the NASA/JPL-Caltech/R. Hurt Milky Way illustration
+    (``load_milky_way(path=...)``, framed like a Galaxy10 spiral). Skipped when
+    the folder is absent.
+
+and writes, for each, ``evaluation_<name><tag>.csv`` and ``.md`` into
+``--out`` and ``evaluation_<name><tag>.png`` into ``--out/images``.
+
+Model presets (``--preset``):
+
+- ``cpu``: an autoencoder small enough to train on two shared CPU cores in a
+  few minutes (1 residual block per stage, 8 base channels, 15 epochs at
+  most; latent 32) and flows of 4 affine layers of (64, 64) units, 100
+  epochs at most with early stopping;
+- ``default``: the estimators' defaults (6 blocks per stage, 16 channels, 50
+  epochs; flows of (128, 128) units): hours on a CPU, minutes on a GPU.
+
+Usage::
+
+    python benchmarks/bench_evaluate.py --out docs                   # CPU preset
+    python benchmarks/bench_evaluate.py --preset default --tag _gpu  # on a GPU
+    python benchmarks/bench_evaluate.py --quick                      # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from galaxysim.datasets import (
+    SYNTHETIC_CLASSES,
+    load_galaxy10_folder,
+    load_milky_way,
+    make_galaxies,
+    make_milky_way,
+)
+from galaxysim.evaluation import METHODS, EvaluationTable, evaluate_methods, plot_evaluation
+from galaxysim.images import resize
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+PRESETS = {
+    "cpu": {
+        "autoencoder": {"n_blocks": 1, "base_channels": 8, "max_epochs": 15, "patience": 3},
+        "flow": {"hidden_features": (64, 64)},
+    },
+    "default": {"autoencoder": {}, "flow": {}},
+}
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    # quick keeps evaluate_methods' own tiny models; only the device is passed on.
+    preset = {"autoencoder": {}, "flow": {}} if args.quick else PRESETS[args.preset]
+    autoencoder = {**preset["autoencoder"], "device": args.device}
+    flow = {**preset["flow"], "device": args.device}
+    return {"autoencoder_params": autoencoder, "flow_params": flow}
+
+
+def builtin(args: argparse.Namespace) -> EvaluationTable:
+    """Built-in synthetic galaxies against the built-in Milky Way drawing."""
+    images, labels = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
+    return evaluate_methods(
+        images, labels, make_milky_way(args.image_size),
+        target_names=SYNTHETIC_CLASSES, target_label="Barred Spiral", methods=args.methods,
+        latent_dim=args.latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        data_name=f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)",
+        query_name="make_milky_way (built-in drawing)", verbose=args.verbose, **_settings(args),
+    )
+
+
+def real(args: argparse.Namespace) -> EvaluationTable | None:
+    """The 50 real seed-class sample images against the Milky Way illustration."""
+    folder = args.shared / "galaxy10_decals_samples"
+    png = args.shared / "milky_way" / "milky_way_artist_impression_256.png"
+    if not (folder.is_dir() and png.is_file()):
+        print(f"Real images skipped: {folder} or {png} is absent.", file=sys.stderr)
+        return None
+    data = load_galaxy10_folder(folder, crop=64)
+    images = data.images if args.image_size == 64 else resize(data.images, args.image_size)
+    query = load_milky_way(args.image_size, path=png)
+    return evaluate_methods(
+        images, data.target, query,
+        target_names=list(data.target_names), target_label="Barred Spiral", methods=args.methods,
+        latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        data_name=f"the {len(images)} seed-class images of galaxy10_decals_samples (crop 64"
+        + (f", resized to {args.image_size})" if args.image_size != 64 else ")"),
+        query_name="Milky Way illustration (NASA/JPL-Caltech/R. Hurt), framed like Galaxy10",
+        verbose=args.verbose, **_settings(args),
+    )
+
+
+def write(table: EvaluationTable, out: Path, name: str, command: str, machine: str) -> dict[str, Path]:
+    """Write the CSV, the Markdown (with machine, date and command) and the figure."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    files = {
+        "csv": table.to_csv(out / f"{name}.csv", overwrite=True),
+        "md": out / f"{name}.md",
+        "png": out / "images" / f"{name}.png",
+    }
+    files["md"].write_text(
+        f"{table.to_markdown()}\nMachine: {machine}. Date: {date.today().isoformat()}. "
+        f"Command: `{command}`\n",
+        encoding="utf-8",
+    )
+    plot_evaluation(table).savefig(files["png"], dpi=110)
+    return files
+
+
+def machine_description(device: str) -> str:
+    """One line on where this ran."""
+    if device != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU (torch {torch.__version__})"
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, shared; "
+            f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run both evaluations; print the tables and the command; return the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="100 built-in images of 16 pixels, real images at 16, tiny models")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the reports (default: a temporary folder, removed "
+                        "at the end; the tables are printed)")
+    parser.add_argument("--tag", default="", help="suffix of the file names, e.g. _gpu")
+    parser.add_argument("--n-samples", type=int, default=None, help="built-in images (default 2000)")
+    parser.add_argument("--image-size", type=int, default=None, help="side in pixels (default 64)")
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--real-latent-dim", type=int, default=16,
+                        help="latent size for the 50 real images (default 16)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=None)
+    parser.add_argument("--parts", nargs="+", choices=("builtin", "real"), default=["builtin", "real"])
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--device", default="auto", help="torch device for the models")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steady on a shared 2-core machine)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_samples = args.n_samples or 100
+        args.image_size = args.image_size or 16
+        args.latent_dim, args.real_latent_dim = 4, 4
+    args.n_samples = args.n_samples or 2000
+    args.image_size = args.image_size or 64
+
+    arguments = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/bench_evaluate.py" + (" " + shlex.join(arguments) if arguments else "")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    temporary = None
+    try:
+        out = args.out
+        if out is None:
+            temporary = tempfile.TemporaryDirectory()
+            out = Path(temporary.name)
+        machine = machine_description(args.device)
+        results: dict = {"command": command, "tables": {}, "files": {}, "seconds": {}}
+        for part, function in (("builtin", builtin), ("real", real)):
+            if part not in args.parts:
+                continue
+            start = time.perf_counter()
+            table = function(args)
+            if table is None:
+                continue
+            results["seconds"][part] = time.perf_counter() - start
+            results["tables"][part] = table
+            files = write(table, out, f"evaluation_{part}{args.tag}", command, machine)
+            results["files"][part] = {kind: str(path) for kind, path in files.items()}
+            print(f"\n## {part}: {table.data_name}\n")
+            print(table.to_markdown(details=False))
+            print(f"\n({results['seconds'][part]:.0f} s; files in {out})")
+        print(f"\nMachine: {machine}. Date: {date.today().isoformat()}.")
+        print(f"Command: {command}")
+        return results
+    finally:
+        torch.set_num_threads(previous_threads)
+        if temporary is not None:
+            temporary.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Every benchmark script's --quick mode runs and reports finite, well-formed numbers.
+
+Speed and memory are never asserted: only that each script still runs and
+that what it reports is a number where a number belongs. The flow benchmark
+(tests/test_flows_estimator.py) and the memory benchmark's measuring child
+(tests/test_galaxy10.py) have their own tests; this file covers the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+torch = pytest.importorskip("torch")
+
+
+def _load(name: str):
+    path = BENCHMARKS / f"{name}.py"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    """Body rows of the Markdown tables in ``text``: header and rule lines skipped."""
+    rows, in_table = [], False
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            in_table = False
+        elif not in_table:
+            in_table = True  # the header line
+        elif not set(line) <= set("|-: "):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_search_quick(capsys):
+    bench = _load("bench_search")
+    result = bench.main(["--quick"])
+    rows = result["rows"]
+    assert {(r["data"], r["n_stored"], r["algorithm"]) for r in rows} == {
+        (kind, n, algorithm)
+        for kind in bench.DATA_KINDS for n in (1_000, 10_000) for algorithm in bench.ALGORITHMS
+    }
+    for row in rows:
+        assert math.isfinite(row["build_seconds"]) and row["build_seconds"] >= 0
+        assert math.isfinite(row["query_seconds"]) and row["query_seconds"] > 0
+    printed = capsys.readouterr().out
+    assert len(_markdown_rows(printed)) == len(rows)
+    assert "python benchmarks/bench_search.py --quick" in printed
+    assert set(result["interactive_limits"]) == {(k, a) for k in bench.DATA_KINDS for a in bench.ALGORITHMS}
+
+
+def test_search_limits_and_embeddings_are_what_they_claim():
+    bench = _load("bench_search")
+    rows = [{"data": "gaussian", "algorithm": "brute", "n_stored": n, "query_seconds": s}
+            for n, s in ((10, 0.01), (100, 0.05), (1000, 0.5))]
+    rows.append({"data": "gaussian", "algorithm": "kd_tree", "n_stored": 10, "query_seconds": 0.2})
+    assert bench.interactive_limits(rows) == {("gaussian", "brute"): 100, ("gaussian", "kd_tree"): None}
+    low = bench.make_embeddings("low-dim", 500, 64, np.random.default_rng(0))
+    singular = np.linalg.svd(low - low.mean(axis=0), compute_uv=False)
+    # Eight directions carry the points; the rest is the 1 % noise.
+    assert singular[7] > 20 * singular[8]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        bench.make_embeddings("uniform", 5, 4, np.random.default_rng(0))
+
+
+def test_inference_quick(capsys):
+    bench = _load("bench_inference")
+    result = bench.main(["--quick"])
+    rates = [row for row in result["rows"] if "per_second" in row]
+    latencies = [row for row in result["rows"] if "seconds" in row]
+    assert len(rates) == len(bench.VECTOR_FLOWS) + 1  # vector flows and one image size
+    assert all(math.isfinite(r["per_second"]) and r["per_second"] > 0 for r in rates)
+    assert len(latencies) == 4  # embedding/likelihood x without/with dihedral invariance
+    assert all(math.isfinite(r["seconds"]) and r["seconds"] > 0 for r in latencies)
+    printed = capsys.readouterr().out
+    assert len(_markdown_rows(printed)) == len(rates) + len(latencies)
+    assert "python benchmarks/bench_inference.py --quick" in printed
+
+
+def test_evaluate_quick_writes_its_reports(tmp_path, capsys):
+    bench = _load("bench_evaluate")
+    result = bench.main(["--quick", "--out", str(tmp_path), "--parts", "builtin"])
+    table = result["tables"]["builtin"]
+    assert table.methods == list(bench.METHODS)
+    for row in table.rows:
+        numbers = [v for k, v in row.items() if k not in ("method", "kind")]
+        assert all(math.isfinite(v) for v in numbers), row
+    files = result["files"]["builtin"]
+    assert Path(files["png"]).read_bytes()[:4] == b"\x89PNG"
+    markdown = Path(files["md"]).read_text()
+    assert "Command: `python benchmarks/bench_evaluate.py --quick" in markdown and "Date: " in markdown
+    assert len(Path(files["csv"]).read_text().splitlines()) == len(bench.METHODS) + 2
+    printed = capsys.readouterr().out
+    assert len(_markdown_rows(printed)) == len(bench.METHODS) + 1  # and the chance row
+
+
+def test_evaluate_quick_on_the_real_samples(shared_data, tmp_path):
+    bench = _load("bench_evaluate")
+    result = bench.main(["--quick", "--out", str(tmp_path), "--parts", "real",
+                         "--shared", str(shared_data), "--methods", "pixels", "pca"])
+    table = result["tables"]["real"]
+    assert table.class_counts == [10] * 5 and table.methods == ["pixels", "pca"]
+    assert all(math.isfinite(row["same_class_at_10"]) for row in table.rows)
+
+
+def test_synthetic_quick(capsys):
+    bench = _load("bench_synthetic")
+    results = bench.main(["--quick"])
+    assert results["seconds"] > 0
+    accuracies = {k: v for k, v in results.items() if k != "seconds"}
+    assert len(accuracies) == 4 and all(0.0 <= v <= 1.0 for v in accuracies.values())
+    assert len(_markdown_rows(capsys.readouterr().out)) == 4
+
+
+def test_memory_report_is_well_formed(tmp_path, monkeypatch, capsys):
+    # The measuring child is tested in tests/test_galaxy10.py; here each method
+    # runs in this process (no fresh interpreter, so no real peak), which is
+    # enough to check the report that run() assembles from the measurements.
+    import json
+
+    bench = _load("bench_galaxy10_memory")
+
+    def in_process(method, path):
+        bench._child(method, str(path))
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    monkeypatch.setattr(bench, "measure", in_process)
+    report = bench.run(40, tmp_path, keep=False)
+    rows = _markdown_rows(report)
+    assert [row[0] for row in rows] == list(bench.METHODS.values())
+    for row in rows:
+        assert all(math.isfinite(float(cell.replace(",", ""))) for cell in row[1:])
+    assert not any(tmp_path.iterdir())  # the generated file is removed

@@ -1,0 +1,308 @@
+"""Tests of galaxysim.evaluation: the method comparison, its table, figure and reports."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
+from galaxysim.evaluation import (
+    METHOD_DESCRIPTIONS,
+    METHODS,
+    EvaluationTable,
+    _n_stages_for,
+    evaluate_methods,
+    plot_evaluation,
+    run_evaluation,
+)
+from galaxysim.metrics import same_class_rate
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Two threads on two cores shared with other processes make small
+    # convolutions many times slower; one keeps this file fast everywhere.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """`galaxysim evaluate --data builtin --quick`, once for the whole module."""
+    out = tmp_path_factory.mktemp("evaluation")
+    table = run_evaluation("builtin", out, quick=True)
+    return table, out
+
+
+def _two_class_images(n_per_class: int = 12, size: int = 8):
+    """Dark and bright images with a little noise: any sane method separates them."""
+    rng = np.random.default_rng(0)
+    dark = 0.1 + 0.02 * rng.random((n_per_class, size, size, 3))
+    bright = 0.9 - 0.02 * rng.random((n_per_class, size, size, 3))
+    X = np.concatenate([dark, bright]).astype(np.float32)
+    y = np.repeat([0, 1], n_per_class)
+    return X, y
+
+
+# --- the quick run that CI uses --------------------------------------------------
+
+
+def test_quick_run_evaluates_every_method_with_finite_numbers(quick_run):
+    table, _ = quick_run
+    assert table.methods == list(METHODS)
+    n = sum(table.class_counts)
+    assert n == 200 and table.image_shape == (32, 32, 3)
+    for row in table.rows:
+        numbers = {k: v for k, v in row.items() if k not in ("method", "kind")}
+        assert all(math.isfinite(v) for v in numbers.values()), row
+        assert 0.0 <= row["same_class_at_10"] <= 1.0
+        assert 0.0 <= row["target_share_at_10"] <= 1.0 and 0.0 <= row["target_share_at_50"] <= 1.0
+        assert row["fit_seconds"] >= 0 and row["query_seconds"] > 0
+        # Mean ranks of a full ranking: count-weighted, they add up to 1 + 2 + ... + n.
+        total = sum(row[f"mean_rank:{name}"] * count
+                    for name, count in zip(table.target_names, table.class_counts))
+        assert total == pytest.approx(n * (n + 1) / 2)
+    assert table["pixels"]["embedding_dim"] == 32 * 32 * 3
+    assert {table[m]["embedding_dim"]
+            for m in ("pca", "pca-whitened", "autoencoder", "flow-latent")} == {8}
+    assert table["pca"]["same_class_vs_pca"] == 0.0
+    assert [row["kind"] for row in table.rows] == ["baseline"] * 3 + ["learned"] * 4
+    # The three autoencoder methods share one trained autoencoder, counted in each fit time.
+    assert table["autoencoder+dihedral"]["fit_seconds"] >= 0.5 * table["autoencoder"]["fit_seconds"]
+
+
+def test_quick_run_writes_csv_markdown_and_figure(quick_run):
+    table, out = quick_run
+    with open(out / "evaluation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["method"] for row in rows] == [*METHODS, "chance"]
+    for row in rows[:-1]:
+        assert math.isfinite(float(row["same_class_at_10"]))
+        assert float(row["same_class_at_10"]) == pytest.approx(table[row["method"]]["same_class_at_10"])
+    assert float(rows[-1]["same_class_at_10"]) == pytest.approx(table.chance["same_class_at_10"])
+    markdown = (out / "evaluation.md").read_text()
+    assert markdown.startswith("# Ranking methods compared")
+    for method in METHODS:
+        assert f"| {method} |" in markdown and METHOD_DESCRIPTIONS[method] in markdown
+    png = (out / "evaluation.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# --- hand-checkable cases --------------------------------------------------------
+
+
+def test_separable_classes_give_perfect_baselines():
+    X, y = _two_class_images()
+    query = np.full((8, 8, 3), 0.85, dtype=np.float32)
+    table = evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label="bright",
+                             methods=["pca-whitened", "pca", "pixels"], latent_dim=2,
+                             n_neighbors=5, ks=(10, 12))
+    assert table.methods == ["pixels", "pca", "pca-whitened"]  # canonical order
+    for method in table.methods:
+        row = table[method]
+        assert row["same_class_at_5"] == 1.0
+        assert row["target_share_at_10"] == 1.0 and row["target_share_at_12"] == 1.0
+        # The 12 bright images take ranks 1..12 and the dark ones 13..24.
+        assert row["mean_rank:bright"] == pytest.approx(6.5)
+        assert row["mean_rank:dark"] == pytest.approx(18.5)
+    # Chance: a random other image shares the class with probability 11/23.
+    assert table.chance["same_class_at_5"] == pytest.approx(11 / 23)
+    assert table.chance["target_share_at_10"] == 0.5
+    assert table.chance["mean_rank:dark"] == 12.5
+    assert table.class_counts == [12, 12] and table.target_name == "bright"
+
+
+def test_baseline_same_class_rates_match_the_metric():
+    X, y = make_galaxies(40, image_size=8, random_state=1)
+    table = evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
+                             methods=["pixels", "pca", "pca-whitened"], latent_dim=5,
+                             n_neighbors=3, ks=(5,))
+    pixels = X.reshape(len(X), -1)
+    embeddings = {
+        "pixels": pixels,
+        "pca": PCA(5, random_state=0).fit_transform(pixels),
+        "pca-whitened": PCA(5, whiten=True, random_state=0).fit_transform(pixels),
+    }
+    for method, embedding in embeddings.items():
+        expected = same_class_rate(embedding, y, n_neighbors=3)
+        assert table[method]["same_class_at_3"] == pytest.approx(expected), method
+
+
+def test_input_is_left_unchanged():
+    X, y = _two_class_images()
+    X_before, y_before = X.copy(), y.copy()
+    query = X[0].copy()
+    evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label=0,
+                     methods=["pixels"], n_neighbors=2, ks=(3,))
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+    np.testing.assert_array_equal(query, X[0])
+
+
+def test_same_class_vs_pca_is_the_difference_to_pca():
+    X, y = make_galaxies(40, image_size=8, random_state=2)
+    table = evaluate_methods(X, y, make_milky_way(8), target_names=SYNTHETIC_CLASSES,
+                             target_label="Barred Spiral", methods=["pixels", "pca"], latent_dim=3,
+                             ks=(10,))
+    assert table["pixels"]["same_class_vs_pca"] == pytest.approx(
+        table["pixels"]["same_class_at_10"] - table["pca"]["same_class_at_10"]
+    )
+    without_pca = evaluate_methods(X, y, make_milky_way(8), target_names=SYNTHETIC_CLASSES,
+                                   target_label=0, methods=["pixels"], ks=(10,))
+    assert math.isnan(without_pca["pixels"]["same_class_vs_pca"])
+
+
+def test_autoencoder_stages_follow_the_image_size():
+    assert [_n_stages_for(side) for side in (64, 32, 16, 8, 48, 50)] == [5, 5, 4, 3, 4, 1]
+    assert _n_stages_for(256, default=5) == 5
+
+
+# --- the table and the figure ------------------------------------------------------
+
+
+def _small_table() -> EvaluationTable:
+    return EvaluationTable(
+        rows=[
+            {"method": "pca", "kind": "baseline", "embedding_dim": 4, "same_class_at_1": 0.5,
+             "same_class_vs_pca": 0.0, "target_share_at_2": 0.5, "mean_rank:a": 1.5,
+             "mean_rank:b": 3.5, "query_isolation": 10.0, "fit_seconds": 0.25,
+             "query_seconds": 0.001},
+            {"method": "autoencoder", "kind": "learned", "embedding_dim": 4,
+             "same_class_at_1": 0.25, "same_class_vs_pca": -0.25, "target_share_at_2": 0.0,
+             "mean_rank:a": 3.5, "mean_rank:b": 1.5, "query_isolation": 99.0,
+             "fit_seconds": 12.0, "query_seconds": 0.002},
+        ],
+        chance={"same_class_at_1": 1 / 3, "target_share_at_2": 0.5, "mean_rank:a": 2.5,
+                "mean_rank:b": 2.5},
+        target_names=["a", "b"], target_label=0, class_counts=[2, 2], n_neighbors=1, ks=(2,),
+        image_shape=(8, 8, 3), data_name="toy", query_name="q",
+    )
+
+
+def test_markdown_shows_rows_chance_and_a_method_below_pca():
+    text = _small_table().to_markdown()
+    table_lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 2 + 2 + 1  # header, rule, two methods, chance
+    assert len({line.count("|") for line in table_lines}) == 1
+    assert "| autoencoder | learned | 4 | 0.250 | -0.250 |" in text
+    assert "| *chance* | reference |  | 0.333 |" in text
+    assert "a in top 2" in text and "toy, 4 images of 8x8x3 (a 2, b 2)" in text
+
+
+def test_csv_refuses_to_overwrite_and_needs_a_folder(tmp_path):
+    table = _small_table()
+    path = table.to_csv(tmp_path / "t.csv")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        table.to_csv(path)
+    table.to_csv(path, overwrite=True)
+    with pytest.raises(FileNotFoundError, match="folder"):
+        table.to_csv(tmp_path / "missing" / "t.csv")
+
+
+def test_table_lookup_names_the_known_methods():
+    with pytest.raises(KeyError, match="autoencoder"):
+        _small_table()["pixels"]
+
+
+def test_figure_panels_and_baseline_lines():
+    fig = plot_evaluation(_small_table())
+    rate, share, rank = fig.axes[:3]
+    assert [t.get_text() for t in rate.get_yticklabels()] == ["pca", "autoencoder"]
+    # Chance and PCA lines on the same-class panel, at their values.
+    x_lines = sorted(line.get_xdata()[0] for line in rate.get_lines())
+    assert x_lines == pytest.approx([1 / 3, 0.5])
+    bar_widths = [patch.get_width() for patch in rate.patches]
+    assert bar_widths == pytest.approx([0.5, 0.25])
+    # Mean ranks scaled to the collection: (rank - 1) / (n - 1) with n = 4.
+    np.testing.assert_allclose(rank.get_images()[0].get_array(), [[1 / 6, 5 / 6], [5 / 6, 1 / 6]])
+
+
+def test_figure_rejects_other_input():
+    with pytest.raises(TypeError, match="EvaluationTable"):
+        plot_evaluation({"rows": []})
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    X, y = _two_class_images(6, 8)
+    return X, y, X[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"methods": ["pixels", "umap"]}, ValueError, r"Unknown method\(s\) \['umap'\].*pixels"),
+        ({"methods": []}, ValueError, "methods is empty"),
+        ({"methods": ["pca", "pca"]}, ValueError, "more than once"),
+        ({"methods": [3]}, TypeError, "method names"),
+        ({"target_label": "spiral"}, ValueError, "not one of target_names"),
+        ({"target_label": 5}, ValueError, r"target_label must be in \[0, 1\]"),
+        ({"target_label": 1.0}, TypeError, "target_label"),
+        ({"target_names": "dark"}, TypeError, "target_names"),
+        ({"ks": (10, 50)}, ValueError, r"ks \[50\] exceed the 12 images"),
+        ({"n_neighbors": 12}, ValueError, "n_neighbors=12 must be smaller"),
+        ({"latent_dim": 20, "methods": ["pca"]}, ValueError, "latent_dim=20 is too large"),
+        ({"autoencoder_params": [1]}, TypeError, "autoencoder_params must be a dict"),
+        ({"quick": "yes"}, TypeError, "quick must be True or False"),
+    ],
+)
+def test_bad_arguments_are_named(small_data, kwargs, error, match):
+    X, y, query = small_data
+    arguments = {"target_names": ["dark", "bright"], "target_label": 1, "methods": ["pixels"],
+                 "ks": (5,), "n_neighbors": 3, **kwargs}
+    with pytest.raises(error, match=match):
+        evaluate_methods(X, y, query, **arguments)
+
+
+def test_mismatched_labels_and_query_are_named(small_data):
+    X, y, query = small_data
+    common = {"target_names": ["dark", "bright"], "target_label": 1, "methods": ["pixels"], "ks": (5,)}
+    with pytest.raises(ValueError, match="y has 11 labels but X has 12 images"):
+        evaluate_methods(X, y[:-1], query, **common)
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 1\]"):
+        evaluate_methods(X, y + 1, query, **common)
+    with pytest.raises(TypeError, match="integer class labels"):
+        evaluate_methods(X, y.astype(float), query, **common)
+    with pytest.raises(ValueError, match=r"query has shape \(4, 4, 3\)"):
+        evaluate_methods(X, y, query[:4, :4], **common)
+
+
+def test_run_evaluation_checks_its_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an existing folder"):
+        run_evaluation("builtin", tmp_path / "absent", quick=True)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_evaluation(tmp_path / "absent.h5", tmp_path, quick=True)
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(ValueError, match="neither 'builtin', a Galaxy10 .h5 file nor a folder"):
+        run_evaluation(other, tmp_path, quick=True)
+    with pytest.raises(TypeError, match="data must be 'builtin' or a path"):
+        run_evaluation(42, tmp_path, quick=True)
+    with pytest.raises(ValueError, match="Unknown method"):
+        run_evaluation("builtin", tmp_path, methods=["best"], quick=True)
+    assert not any(tmp_path.glob("evaluation.*"))  # nothing written on a bad call
+
+
+# --- real images ------------------------------------------------------------------------
+
+
+def test_run_evaluation_on_the_real_sample_folder(galaxy10_samples, milky_way_png, tmp_path):
+    table = run_evaluation(galaxy10_samples, tmp_path, query=milky_way_png,
+                           methods=["pixels", "pca"], quick=True)
+    assert table.class_counts == [10] * 5 and table.image_shape == (32, 32, 3)
+    assert table.target_name == "Barred Spiral" and table.ks == (10, 50)
+    assert "milky_way_artist_impression_256.png" in table.query_name
+    # With 50 images the top 50 is the whole collection: its share is the class share.
+    assert table["pca"]["target_share_at_50"] == pytest.approx(0.2)
+    assert (tmp_path / "evaluation.csv").is_file() and (tmp_path / "evaluation.png").is_file()
