@@ -237,7 +237,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, epochs: int) -> None:
     group.add_argument("--blocks", type=_positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
     group.add_argument("--channels", type=_positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
     group.add_argument("--epochs", type=_positive_int, default=epochs, help="autoencoder epochs at most (default: %(default)s)")
-    group.add_argument("--flow-epochs", type=_positive_int, default=100, help="flow epochs at most (default: %(default)s)")
+    group.add_argument("--flow-epochs", type=_positive_int, default=50, help="flow epochs at most (default: %(default)s)")
     group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
     group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
     group.add_argument("--k", type=_positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
@@ -263,9 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="galaxysim-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
+    demo.add_argument("--n-samples", type=_positive_int, default=1500, help="galaxies to generate (default: %(default)s)")
     demo.add_argument("--image-size", type=_positive_int, default=64, help="image side in pixels (default: %(default)s)")
-    _add_model_options(demo, epochs=15)
+    _add_model_options(demo, epochs=12)
     demo.set_defaults(handler=_run_demo)
 
     rank = sub.add_parser(
