@@ -1,0 +1,636 @@
+"""The one PyTorch training loop that every galaxysim estimator uses.
+
+Device choice, seeding, the validation split, shuffled mini-batches, Adam,
+early stopping on the validation loss (restoring the best weights), a tqdm
+progress bar when asked, the loss history, graceful Ctrl-C, and pickling of
+fitted torch state live here, so that the estimators only describe their
+network and their loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from ._validation import check_fraction, check_positive_int
+
+__all__ = [
+    "TrainingHistory",
+    "TorchEstimatorMixin",
+    "fit_module",
+    "resolve_device",
+    "seeded",
+    "torch_seed",
+]
+
+Batch = tuple[torch.Tensor, ...]
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+AugmentFn = Callable[[Batch, torch.Generator], Batch]
+
+# Share of free GPU memory the training data may take when it is moved to the
+# device once, instead of copying each batch from pinned host memory.
+_GPU_RESIDENT_SHARE = 0.25
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device argument into a usable :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks CUDA when it is available and the CPU otherwise;
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device` name a
+        device explicitly.
+
+    Returns
+    -------
+    device : torch.device
+        The device, with CUDA checked to be present when it is asked for.
+
+    Raises
+    ------
+    ValueError
+        When ``device`` is not a known device, or names CUDA on a machine
+        without it.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}."
+        )
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}."
+        ) from None
+    if resolved.type == "cpu":
+        return torch.device("cpu")
+    if resolved.type != "cuda":
+        raise ValueError(
+            f"device must be 'auto', 'cpu' or a CUDA device, got {device!r} "
+            f"(type {resolved.type!r} is not supported)."
+        )
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} asks for CUDA, but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} names CUDA device {resolved.index}, but only "
+            f"{torch.cuda.device_count()} CUDA device(s) are present."
+        )
+    return resolved
+
+
+def torch_seed(random_state: Any) -> int:
+    """Draw an integer seed for torch from a scikit-learn ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.RandomState or None
+        As everywhere in scikit-learn: an int gives the same seed every time,
+        a RandomState is advanced by one draw, None draws from numpy's global
+        generator.
+
+    Returns
+    -------
+    seed : int
+        A non-negative integer below 2**31, for :class:`torch.Generator`
+        and :func:`torch.manual_seed`.
+
+    Examples
+    --------
+    >>> torch_seed(0) == torch_seed(0)
+    True
+    """
+    rng = check_random_state(random_state)
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run a block with torch's global generators seeded, restoring them afterwards.
+
+    Network initialisation draws from torch's global generator; seeding it
+    inside this block makes a fit reproducible without disturbing the
+    caller's own random stream.
+
+    Parameters
+    ----------
+    seed : int
+        Seed for :func:`torch.manual_seed`.
+    device : torch.device, optional
+        When a CUDA device, its generator is saved and restored too.
+
+    Returns
+    -------
+    context : contextlib.AbstractContextManager
+        A context manager; nothing is bound by ``with ... as``.
+
+    Examples
+    --------
+    >>> with seeded(0):
+    ...     a = torch.rand(2)
+    >>> with seeded(0):
+    ...     b = torch.rand(2)
+    >>> bool(torch.equal(a, b))
+    True
+    """
+    devices: list[int] = []
+    if device is not None and device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during one call of :func:`fit_module`.
+
+    Parameters
+    ----------
+    train_loss : list of float
+        Mean training loss of each epoch (over the epoch's batches, as the
+        weights changed during it).
+    val_loss : list of float
+        Mean validation loss after each epoch; empty when there was no
+        validation data.
+    best_epoch : int
+        Index (0-based, into the lists above) of the epoch whose weights the
+        module holds at the end: the lowest validation loss when early
+        stopping was on, else the last completed epoch (-1 when no epoch
+        completed).
+    n_epochs : int
+        Number of completed epochs.
+    stopped_early : bool
+        True when early stopping ended training before ``max_epochs``.
+    interrupted : bool
+        True when training was interrupted (KeyboardInterrupt).
+
+    Examples
+    --------
+    >>> TrainingHistory([1.0, 0.5], [1.1, 0.6], 1, 2, False, False).as_dict()["best_epoch"]
+    1
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    n_epochs: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the history as a plain dict (e.g. for JSON or a DataFrame).
+
+        Returns
+        -------
+        history : dict
+            Keys ``train_loss``, ``val_loss``, ``best_epoch``, ``n_epochs``,
+            ``stopped_early``, ``interrupted``; the lists are copies.
+
+        Examples
+        --------
+        >>> sorted(TrainingHistory().as_dict())[:2]
+        ['best_epoch', 'interrupted']
+        """
+        return asdict(self)
+
+
+def _as_tensor_tuple(data: Any, name: str) -> Batch:
+    tensors = (data,) if isinstance(data, torch.Tensor) else data
+    if not isinstance(tensors, (tuple, list)) or not tensors:
+        raise TypeError(
+            f"{name} must be a torch.Tensor or a non-empty tuple of tensors, "
+            f"got {type(data).__name__}."
+        )
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(
+                f"{name}[{i}] must be a torch.Tensor, got {type(tensor).__name__}."
+            )
+        if tensor.ndim == 0:
+            raise ValueError(f"{name}[{i}] must have a first (sample) dimension, got a scalar.")
+    lengths = {int(t.shape[0]) for t in tensors}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"{name} tensors must all have the same number of samples; "
+            f"got first dimensions {[int(t.shape[0]) for t in tensors]}."
+        )
+    return tuple(tensors)
+
+
+def _split(
+    data: Batch,
+    validation_fraction: float,
+    generator: torch.Generator,
+) -> tuple[Batch, Batch | None]:
+    n_samples = int(data[0].shape[0])
+    if n_samples == 0:
+        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
+    if validation_fraction == 0:
+        return data, None
+    n_val = math.ceil(n_samples * validation_fraction)
+    n_train = n_samples - n_val
+    if n_train < 1 or n_val < 1:
+        raise ValueError(
+            f"Too few samples to hold out a validation set: n_samples={n_samples} with "
+            f"validation_fraction={validation_fraction} leaves {n_train} for training and "
+            f"{n_val} for validation; both need at least 1. Pass more samples, or set "
+            "early_stopping=False and validation_fraction=0."
+        )
+    order = torch.randperm(n_samples, generator=generator)
+    train_idx, val_idx = order[:n_train], order[n_train:]
+    return tuple(t[train_idx] for t in data), tuple(t[val_idx] for t in data)
+
+
+def _place(data: Batch, device: torch.device) -> tuple[Batch, bool]:
+    """Put the data where batches are cut from it; True when it lives on ``device``."""
+    if device.type == "cpu":
+        return data, True
+    n_bytes = sum(t.element_size() * t.nelement() for t in data)
+    free, _ = torch.cuda.mem_get_info(device)
+    if n_bytes <= _GPU_RESIDENT_SHARE * free:
+        return tuple(t.to(device) for t in data), True
+    # Too large to keep on the GPU: pinned host memory makes each batch copy asynchronous.
+    return tuple(t.pin_memory() for t in data), False
+
+
+def _batches(
+    data: Batch,
+    order: torch.Tensor | None,
+    batch_size: int,
+    device: torch.device,
+    resident: bool,
+) -> Iterator[Batch]:
+    n_samples = int(data[0].shape[0])
+    for start in range(0, n_samples, batch_size):
+        if order is None:
+            batch = tuple(t[start : start + batch_size] for t in data)
+        else:
+            idx = order[start : start + batch_size]
+            batch = tuple(t[idx] for t in data)
+        if not resident:
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+        yield batch
+
+
+def _mean_loss(
+    module: torch.nn.Module,
+    loss_fn: LossFn,
+    data: Batch,
+    batch_size: int,
+    device: torch.device,
+    resident: bool,
+) -> torch.Tensor:
+    total = torch.zeros((), device=device)
+    n_samples = int(data[0].shape[0])
+    with torch.no_grad():
+        for batch in _batches(data, None, batch_size, device, resident):
+            total += loss_fn(module, batch).detach() * batch[0].shape[0]
+    return total / n_samples
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def fit_module(
+    module: torch.nn.Module,
+    data: torch.Tensor | Sequence[torch.Tensor],
+    loss_fn: LossFn,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    validation_fraction: float = 0.1,
+    early_stopping: bool = True,
+    patience: int = 10,
+    device: torch.device | str,
+    random_state: Any = None,
+    verbose: int = 0,
+    augment: AugmentFn | None = None,
+    weight_decay: float = 0.0,
+    max_grad_norm: float | None = None,
+    desc: str = "fit",
+    validation_data: torch.Tensor | Sequence[torch.Tensor] | None = None,
+) -> TrainingHistory:
+    """Train ``module`` in place by mini-batch Adam on ``loss_fn``.
+
+    A random ``validation_fraction`` of the samples is held out (unless
+    ``validation_data`` is given); each epoch shuffles the rest, takes one
+    optimiser step per batch and then measures the validation loss. With
+    ``early_stopping`` training ends once the validation loss has not
+    improved for ``patience`` epochs and the weights of the best epoch are
+    put back. Ctrl-C (KeyboardInterrupt) ends training the same way, with a
+    warning, and returns normally. The module is left in ``eval()`` mode.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; it is moved to ``device`` and trained in place.
+    data : torch.Tensor or tuple of torch.Tensor
+        Training data on the CPU, samples along the first dimension. A tuple
+        is cut into batches together (e.g. inputs and targets).
+    loss_fn : callable
+        ``loss_fn(module, batch) -> scalar tensor``: the mean loss of one
+        batch, ``batch`` being a tuple of tensors already on ``device``.
+    max_epochs : int
+        Largest number of passes over the training data.
+    batch_size : int
+        Samples per optimiser step.
+    learning_rate : float
+        Adam's step size.
+    validation_fraction : float, default=0.1
+        Share of the samples held out at random to measure the validation
+        loss, in [0, 1). 0 (no validation) needs ``early_stopping=False``.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience``
+        epochs and restore the weights of the best epoch.
+    patience : int, default=10
+        Epochs without improvement tolerated before stopping.
+    device : torch.device or str
+        Where to train (see :func:`resolve_device`).
+    random_state : int, RandomState or None, default=None
+        Seeds the validation split, the shuffling, the augmentation and any
+        randomness inside the module; an int makes CPU training repeatable.
+    verbose : int, default=0
+        When positive, show a tqdm progress bar with the losses per epoch.
+    augment : callable, optional
+        ``augment(batch, generator) -> batch``, applied to each training
+        batch on ``device``; ``generator`` is a :class:`torch.Generator` on
+        ``device`` to draw the random choices from.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW); 0 is plain Adam.
+    max_grad_norm : float, optional
+        When given, gradients are clipped to this global norm.
+    desc : str, default="fit"
+        Label of the progress bar.
+    validation_data : torch.Tensor or tuple of torch.Tensor, optional
+        Explicit validation data, used instead of holding out part of
+        ``data`` (``validation_fraction`` is then ignored).
+
+    Returns
+    -------
+    history : TrainingHistory
+        Losses per epoch, the best epoch, and how training ended.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, empty data, or too few samples for both a
+        training and a validation set.
+    RuntimeError
+        When the loss becomes NaN or infinite (the best weights so far are
+        restored first).
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 1)
+    >>> x = torch.randn(64, 2)
+    >>> y = x.sum(dim=1, keepdim=True)
+    >>> def mse(module, batch):
+    ...     inputs, targets = batch
+    ...     return torch.nn.functional.mse_loss(module(inputs), targets)
+    >>> history = fit_module(net, (x, y), mse, max_epochs=3, batch_size=16,
+    ...                      learning_rate=0.05, device="cpu", random_state=0)
+    >>> history.n_epochs
+    3
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
+    max_epochs = check_positive_int(max_epochs, "max_epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    patience = check_positive_int(patience, "patience")
+    learning_rate = _check_positive_float(learning_rate, "learning_rate")
+    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not (
+        weight_decay >= 0 and math.isfinite(weight_decay)
+    ):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
+    if max_grad_norm is not None:
+        max_grad_norm = _check_positive_float(max_grad_norm, "max_grad_norm")
+    device = resolve_device(device)
+    data = _as_tensor_tuple(data, "data")
+
+    seed = torch_seed(random_state)
+    split_gen = torch.Generator().manual_seed(seed)
+    if validation_data is not None:
+        val: Batch | None = _as_tensor_tuple(validation_data, "validation_data")
+        if len(val) != len(data):
+            raise ValueError(
+                f"validation_data must hold {len(data)} tensor(s) like data, got {len(val)}."
+            )
+        if val[0].shape[0] == 0:
+            raise ValueError("validation_data is empty (0 samples).")
+        train = data
+        if train[0].shape[0] == 0:
+            raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
+    else:
+        validation_fraction = check_fraction(
+            validation_fraction, "validation_fraction", inclusive=True
+        )
+        if early_stopping and validation_fraction == 0:
+            raise ValueError(
+                "early_stopping=True needs validation data: set validation_fraction > 0 "
+                "(e.g. 0.1), or early_stopping=False."
+            )
+        train, val = _split(data, validation_fraction, split_gen)
+
+    module.to(device)
+    train, train_resident = _place(train, device)
+    if val is not None:
+        val, val_resident = _place(val, device)
+    augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    optimizer_cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    optimizer = optimizer_cls(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    params = [p for p in module.parameters() if p.requires_grad]
+    n_train = int(train[0].shape[0])
+
+    history = TrainingHistory()
+    best_loss = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    epochs_without_gain = 0
+    bar = tqdm(total=max_epochs, desc=desc, disable=not verbose, unit="epoch", leave=True)
+
+    def restore_best() -> None:
+        if best_state is not None:
+            module.load_state_dict(best_state)
+
+    try:
+        with seeded(seed + 2, device):
+            for epoch in range(max_epochs):
+                module.train()
+                order = torch.randperm(n_train, generator=split_gen)
+                if train_resident and device.type != "cpu":
+                    order = order.to(device)
+                # Summed on the device so that no batch waits for a host sync.
+                total = torch.zeros((), device=device)
+                for batch in _batches(train, order, batch_size, device, train_resident):
+                    if augment is not None:
+                        batch = augment(batch, augment_gen)
+                    loss = loss_fn(module, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+                    optimizer.step()
+                    total += loss.detach() * batch[0].shape[0]
+                train_loss = float(total) / n_train
+                _check_finite(train_loss, "training", epoch, learning_rate, restore_best)
+
+                module.eval()
+                if val is None:
+                    history.train_loss.append(train_loss)
+                    history.n_epochs = epoch + 1
+                    history.best_epoch = epoch
+                    bar.set_postfix(train_loss=f"{train_loss:.4g}")
+                    bar.update()
+                    continue
+                val_loss = float(
+                    _mean_loss(module, loss_fn, val, batch_size, device, val_resident)
+                )
+                _check_finite(val_loss, "validation", epoch, learning_rate, restore_best)
+                history.train_loss.append(train_loss)
+                history.val_loss.append(val_loss)
+                history.n_epochs = epoch + 1
+                bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
+                bar.update()
+                if not early_stopping:
+                    history.best_epoch = epoch
+                    continue
+                if val_loss < best_loss:
+                    best_loss, best_state = val_loss, _snapshot(module)
+                    history.best_epoch = epoch
+                    epochs_without_gain = 0
+                else:
+                    epochs_without_gain += 1
+                    if epochs_without_gain >= patience:
+                        history.stopped_early = epoch + 1 < max_epochs
+                        break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        if early_stopping and best_state is not None:
+            what = f"the weights of the best epoch so far ({history.best_epoch}) are restored"
+        else:
+            what = "the weights reached so far are kept"
+        warnings.warn(
+            f"{desc}: training interrupted after {history.n_epochs} complete epoch(s); "
+            f"{what}.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        if not early_stopping or best_state is None:
+            history.best_epoch = history.n_epochs - 1
+    finally:
+        bar.close()
+        if early_stopping:
+            restore_best()
+        module.eval()
+    return history
+
+
+def _check_positive_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return float(value)
+
+
+def _check_finite(
+    loss: float, which: str, epoch: int, learning_rate: float, restore: Callable[[], None]
+) -> None:
+    if math.isfinite(loss):
+        return
+    restore()
+    raise RuntimeError(
+        f"The {which} loss became {loss} in epoch {epoch}; training diverged. "
+        f"Try a lower learning_rate (it is {learning_rate:g}), and check the input data."
+    )
+
+
+class TorchEstimatorMixin:
+    """Pickling support for estimators that hold fitted torch state.
+
+    Fitted attributes (names ending in ``_``) that are torch modules or
+    tensors are stored on the CPU when the estimator is pickled (joblib, the
+    pickle module, :func:`copy.deepcopy`), so that a model fitted on a GPU
+    loads on a machine without one. The device the model ran on is recorded
+    in the fitted attribute ``device_``; on loading, the state goes back to
+    that device when it is available there and to the CPU otherwise
+    (``device_`` then says ``cpu``).
+
+    Examples
+    --------
+    >>> class Holder(TorchEstimatorMixin):
+    ...     pass
+    >>> holder = Holder()
+    >>> holder.net_ = torch.nn.Linear(2, 1)
+    >>> holder.device_ = torch.device("cpu")
+    >>> copy.deepcopy(holder).net_.weight.device.type  # deepcopy goes through pickling hooks
+    'cpu'
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        getstate = getattr(super(), "__getstate__", None)
+        state = dict(getstate() if getstate is not None else self.__dict__)
+        for key, value in list(state.items()):
+            if not key.endswith("_") or key.startswith("__"):
+                continue
+            if isinstance(value, torch.nn.Module):
+                if any(t.device.type != "cpu" for t in _module_tensors(value)):
+                    # Copy before moving: pickling must not move the live estimator.
+                    value = copy.deepcopy(value).to("cpu")
+                state[key] = value
+            elif isinstance(value, torch.Tensor):
+                state[key] = value.detach().to("cpu")
+        if isinstance(state.get("device_"), torch.device):
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        recorded = state.get("device_")
+        target = torch.device("cpu")
+        if recorded is not None:
+            try:
+                target = resolve_device(recorded)
+            except (TypeError, ValueError):
+                target = torch.device("cpu")
+            state["device_"] = target
+        if target.type != "cpu":
+            for key, value in state.items():
+                if key.endswith("_") and isinstance(value, (torch.nn.Module, torch.Tensor)):
+                    state[key] = value.to(target)
+        setstate = getattr(super(), "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            self.__dict__.update(state)
+
+
+def _module_tensors(module: torch.nn.Module) -> Iterator[torch.Tensor]:
+    yield from module.parameters()
+    yield from module.buffers()
