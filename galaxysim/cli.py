@@ -77,13 +77,17 @@ def _build_ranker(args: argparse.Namespace):
     )
 
 
-def _load_query(path: str, image_shape: tuple[int, ...], crop: int | None):
+def _load_query(path: str, image_shape: tuple[int, ...], crop: int | None, framing: str):
+    from .datasets import load_milky_way
     from .images import center_crop, load_image, resize
 
-    query = load_image(path)
     if crop is not None:
-        query = center_crop(query, crop)
-    return resize(query, image_shape[:2])
+        return resize(center_crop(load_image(path), crop), image_shape[:2])
+    if image_shape[0] != image_shape[1]:
+        return resize(load_image(path), image_shape[:2])
+    # The framing of load_milky_way fits any galaxy picture: it scales the
+    # picture so the galaxy fills the frame as a Galaxy10 galaxy fills its crop.
+    return load_milky_way(size=image_shape[0], path=path, framing=framing)
 
 
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
@@ -153,6 +157,7 @@ def _load_collection(args: argparse.Namespace):
     from .datasets import load_galaxy10_decals, load_galaxy10_folder
     from .images import load_images, preprocess_images
 
+
     data = Path(args.data)
     if not data.exists():
         raise CLIError(f"--data {str(data)!r} does not exist.")
@@ -183,10 +188,16 @@ def _parse_classes(values):
 def _run_rank(args: argparse.Namespace) -> int:
     from .challenge import write_ranking_outputs
 
+    framing = args.query_framing
+    if framing not in ("galaxy10", "full"):
+        try:
+            framing = float(framing)
+        except ValueError:
+            raise CLIError(f"--query-framing must be 'galaxy10', 'full' or a number, got {framing!r}.") from None
     out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
     images, labels, target_names, names = _load_collection(args)
-    query = _load_query(args.query, images.shape[1:], args.query_crop)
+    query = _load_query(args.query, images.shape[1:], args.query_crop, framing)
     print(f"galaxysim {__version__} rank: {len(images)} galaxies from {args.data}; query {args.query}")
     ranker, fit_seconds = _fit_or_reuse(args, images, labels, target_names)
     target_label = None
@@ -283,7 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
     rank.add_argument("--crop", type=_positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
     rank.add_argument("--size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
-    rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size")
+    rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
+    rank.add_argument(
+        "--query-framing", default="galaxy10",
+        help="'galaxy10' (default): scale the query so its galaxy fills the frame as a Galaxy10 "
+        "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
+        "diameter as a fraction of the side",
+    )
     _add_model_options(rank, epochs=30)
     rank.set_defaults(handler=_run_rank)
 

@@ -150,3 +150,11 @@ def test_evaluate_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", "--quick", "--methods", "magic", "--out", str(tmp_path / "o2"), "--quiet"]) == 1
     assert "magic" in capsys.readouterr().err
+
+
+def test_rank_rejects_a_bad_query_framing(tmp_path, capsys):
+    _image_folder(tmp_path / "data", n=6)
+    query = tmp_path / "data" / "g000.png"
+    assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(tmp_path / "o"), "--query-framing", "wide", *TINY]) == 1
+    assert "--query-framing" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
