@@ -68,14 +68,14 @@ def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
     query = tmp_path / "query.png"
     Image.fromarray((X[3] * 255).astype(np.uint8)).save(query)
     out = tmp_path / "out"
-    args = ["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(out), "--crop", "32", *TINY]
+    args = ["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(out), "--crop", "32", "--query-framing", "full", *TINY]
     assert main(args) == 0
     with open(out / "ranking.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["name"] == "g003.png"  # the query is in the collection
     assert "class_name" in rows[0]
     again = tmp_path / "again"
-    assert main([*args[:6], str(again), "--crop", "32", "--model", str(out / "model.joblib"), *TINY]) == 0
+    assert main([*args[:6], str(again), "--crop", "32", "--query-framing", "full", "--model", str(out / "model.joblib"), *TINY]) == 0
     first = joblib.load(out / "model.joblib")
     second = joblib.load(again / "model.joblib")
     np.testing.assert_allclose(first.embedding_, second.embedding_, atol=1e-6)  # embedder reused, not retrained
