@@ -274,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="galaxysim-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--n-samples", type=_positive_int, default=1500, help="galaxies to generate (default: %(default)s)")
+    demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
     demo.add_argument("--image-size", type=_positive_int, default=64, help="image side in pixels (default: %(default)s)")
-    _add_model_options(demo, epochs=12)
+    _add_model_options(demo, epochs=30)
     demo.set_defaults(handler=_run_demo)
 
     rank = sub.add_parser(
