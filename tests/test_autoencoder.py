@@ -31,14 +31,6 @@ from galaxysim.autoencoder import (
 TINY = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # The test machines are small and shared: one thread avoids oversubscription.
-    # Module scope: fits compared bit for bit must use the same number of threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

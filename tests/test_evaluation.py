@@ -24,14 +24,6 @@ from galaxysim.metrics import same_class_rate
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Two threads on two cores shared with other processes make small
-    # convolutions many times slower; one keeps this file fast everywhere.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,6 @@ from galaxysim.flows import FlowDensityEstimator
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Two OpenMP threads on two shared cores spin against other processes; one is faster.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _tiny(**params) -> FlowDensityEstimator:

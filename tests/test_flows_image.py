@@ -25,13 +25,6 @@ from galaxysim.flows.image import (
 from galaxysim.flows.ood import png_bits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Two OpenMP threads on two shared cores spin against other processes; one is faster.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _perturbed_image_flow(image_shape=(4, 4, 2), n_levels=2, seed=0) -> MultiscaleImageFlow:

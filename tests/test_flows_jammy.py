@@ -16,13 +16,6 @@ from galaxysim.flows import FlowDensityEstimator
 from galaxysim.flows.jammy import import_jammy_flows, jammy_layers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Two OpenMP threads on two shared cores spin against other processes; one is faster.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _jammy(**params) -> FlowDensityEstimator:

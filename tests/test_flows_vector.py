@@ -11,13 +11,6 @@ from galaxysim.flows.base import Standardization, standard_normal_log_prob
 from galaxysim.flows.vector import VECTOR_FLOWS, VectorFlow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Two OpenMP threads on two shared cores spin against other processes; one is faster.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _perturbed_flow(n_features: int, flow: str, seed: int = 0) -> VectorFlow:

@@ -20,6 +20,7 @@ from .._training import (
     torch_seed,
 )
 from .._validation import check_fraction, check_image_shape, check_images, check_positive_int
+from ..metrics import bits_per_dim
 from . import ood
 from .base import DensityFlow
 from .image import (
@@ -586,7 +587,7 @@ class FlowDensityEstimator(TorchEstimatorMixin, TransformerMixin, DensityMixin, 
         (2,)
         """
         self._require_images("bits_per_dim")
-        return -self.score_samples(X) / (self.n_features_in_ * math.log(2.0))
+        return bits_per_dim(self.score_samples(X), self.n_features_in_)
 
     def typicality(self, X: Any) -> np.ndarray:
         """Percentile of each sample's log-likelihood among held-out training log-likelihoods.
