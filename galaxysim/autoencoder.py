@@ -16,18 +16,12 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from ._training import TorchEstimatorMixin, fit_module, resolve_device, seeded, torch_seed
 from ._validation import check_image_shape, check_images, check_positive_int
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-
-    def _validate_data(estimator: BaseEstimator, X: Any, **kwargs: Any) -> np.ndarray:
-        return estimator._validate_data(X, **kwargs)
 
 
 __all__ = [
@@ -527,7 +521,7 @@ class AutoencoderEmbedder(
         image_shape = check_image_shape(self.image_shape) if self.image_shape is not None else None
         if _n_dims(X) == 2 and image_shape is None:
             # Sets n_features_in_ (and feature_names_in_) as every sklearn estimator does.
-            table = _validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
+            table = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
             input_range = (float(table.min()), float(table.max()))
             return _scale_features(table, input_range), "features", input_range
         images = check_images(X, image_shape=image_shape if _n_dims(X) == 2 else None)
@@ -545,7 +539,7 @@ class AutoencoderEmbedder(
                 "(n, H, W, C) or a dense 2-D array."
             )
         if self.input_format_ == "features":
-            table = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            table = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
             return _scale_features(table, self.input_range_)
         images = check_images(X, image_shape=self.image_shape_ if _n_dims(X) == 2 else None)
         if images.shape[1:] != tuple(self.image_shape_):

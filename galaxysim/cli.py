@@ -94,7 +94,8 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     """Fit a new ranker, or reuse the embedder of the one saved in --model."""
     from sklearn.base import clone
 
-    ranker = _build_ranker(args).set_params(target_names=list(target_names) if target_names is not None else None)
+    names = list(target_names) if target_names is not None else None
+    ranker = _build_ranker(args).set_params(target_names=names)
     if getattr(args, "model", None):
         import joblib
 
@@ -116,7 +117,7 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
         # refitted on this collection's embeddings (seconds).
         ranker = clone(saved).set_params(
             embedder=saved.embedder_, n_neighbors=args.k, method=args.method,
-            invariance=None if args.no_invariance else "dihedral",
+            invariance=None if args.no_invariance else "dihedral", target_names=names,
         )
     start = time.perf_counter()
     ranker.fit(images, labels)

@@ -79,6 +79,11 @@ def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
     first = joblib.load(out / "model.joblib")
     second = joblib.load(again / "model.joblib")
     np.testing.assert_allclose(first.embedding_, second.embedding_, atol=1e-6)  # embedder reused, not retrained
+    with open(again / "ranking.csv", newline="") as fh:
+        assert "class_name" in next(csv.DictReader(fh))  # class names carried with a reused model
+    wrong = tmp_path / "wrong"
+    assert main([*args[:6], str(wrong), "--crop", "16", "--model", str(out / "model.joblib"), *TINY]) == 1
+    assert "match --crop/--size" in capsys.readouterr().err
 
 
 def test_rank_on_an_unlabelled_folder(tmp_path):

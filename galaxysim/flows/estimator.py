@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._training import (
     TorchEstimatorMixin,
@@ -34,12 +34,6 @@ from .image import (
 from .jammy import JammyFlow, jammy_layers
 from .vector import VECTOR_FLOWS, VectorFlow
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-
-    def _validate_data(estimator: BaseEstimator, X: Any, **kwargs: Any) -> np.ndarray:
-        return estimator._validate_data(X, **kwargs)
 
 
 __all__ = ["FlowDensityEstimator"]
@@ -376,7 +370,7 @@ class FlowDensityEstimator(TorchEstimatorMixin, TransformerMixin, DensityMixin, 
         )
 
     def _fit_vectors(self, X: Any) -> "FlowDensityEstimator":
-        X = _validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
         self.image_shape_ = None
         self._input_ndim = 2
         self.device_ = resolve_device(self.device)
@@ -461,7 +455,7 @@ class FlowDensityEstimator(TorchEstimatorMixin, TransformerMixin, DensityMixin, 
         """Validate ``X`` against the fit: float64 vectors or float32 (n, H, W, C) images."""
         check_is_fitted(self)
         if self.image_shape_ is None:
-            return _validate_data(self, X, reset=False, dtype=np.float64)
+            return validate_data(self, X, reset=False, dtype=np.float64)
         return check_images(X, image_shape=self.image_shape_, name="X")
 
     def _batched(
