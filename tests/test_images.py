@@ -282,3 +282,21 @@ def test_load_real_milky_way(milky_way_png):
     image = load_image(milky_way_png, size=64)
     assert image.shape == (64, 64, 3)
     assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.05
+
+
+def test_image_preprocessor_follows_sklearn_conventions(tmp_path):
+    # sklearn's parametrize_with_checks skips image-only transformers (their
+    # generic data are 2-D tables with negative values), so the conventions it
+    # would check are tested here.
+    import joblib
+
+    prep = ImagePreprocessor(crop=(8, 6), size=4)
+    assert clone(prep).get_params() == prep.get_params()
+    X = np.random.default_rng(4).random((3, 12, 12, 3))
+    X_before = X.copy()
+    assert prep.fit(X) is prep
+    np.testing.assert_array_equal(X, X_before)  # the input is not modified
+    path = tmp_path / "prep.joblib"
+    joblib.dump(prep, path)
+    np.testing.assert_array_equal(joblib.load(path).transform(X), prep.transform(X))
+    assert prep.transform(X).shape == (3, 4, 4, 3)
