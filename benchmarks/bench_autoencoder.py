@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from galaxysim._training import resolve_device, seeded
-from galaxysim.autoencoder import AutoencoderEmbedder, ConvAutoencoder
+from galaxysim.embedders import AutoencoderEmbedder, ConvAutoencoder
 from galaxysim.datasets.synthetic import make_galaxies
 
 EPOCH_IMAGES = 9796  # the five spiral and edge-on classes of Galaxy10 DECaLS

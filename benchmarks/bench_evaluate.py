@@ -1,6 +1,6 @@
 """Compare the ranking methods on built-in galaxies and on the real sample images.
 
-Runs :func:`galaxysim.evaluation.evaluate_methods` on
+Runs :func:`galaxysim.app.evaluation.evaluate_methods` on
 
 (a) built-in data: ``make_galaxies`` (2,000 images of 64x64 by default), query
     ``make_milky_way`` (the built-in Milky Way drawing in the same style);
@@ -50,7 +50,7 @@ from galaxysim.datasets import (
     make_galaxies,
     make_milky_way,
 )
-from galaxysim.evaluation import METHODS, EvaluationTable, evaluate_methods, plot_evaluation
+from galaxysim.app.evaluation import METHODS, EvaluationTable, evaluate_methods, plot_evaluation
 from galaxysim.images import resize
 
 ROOT = Path(__file__).resolve().parents[1]

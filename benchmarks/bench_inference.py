@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from galaxysim.autoencoder import AutoencoderEmbedder
+from galaxysim.embedders import AutoencoderEmbedder
 from galaxysim.datasets import make_galaxies, make_milky_way
 from galaxysim.flows import FlowDensityEstimator
 from galaxysim.ranking import SimilarityRanker

@@ -8,11 +8,10 @@ nearest-neighbour search (:class:`SimilarityRanker`), whose answer is a
 """
 
 from ._version import __version__
-from .autoencoder import AutoencoderEmbedder
+from .embedders import AutoencoderEmbedder
 from .flows import FlowDensityEstimator
 from .images import ImagePreprocessor
-from .ranking import SimilarityRanker
-from .ranking_result import Ranking
+from .ranking import Ranking, SimilarityRanker
 
 __all__ = [
     "AutoencoderEmbedder",

@@ -11,25 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from ._validation import check_fraction, check_positive_int
+from ._validation import check_fraction, check_positive_float, check_positive_int
 
 __all__ = [
+    "TRAINING_PARAMETERS",
     "TrainingHistory",
     "TorchEstimatorMixin",
+    "documents_training_parameters",
     "fit_module",
     "resolve_device",
     "seeded",
     "torch_seed",
+    "validation_split",
 ]
 
 Batch = tuple[torch.Tensor, ...]
@@ -238,16 +242,49 @@ def _as_tensor_tuple(data: Any, name: str) -> Batch:
     return tuple(tensors)
 
 
-def _split(
-    data: Batch,
-    validation_fraction: float,
-    generator: torch.Generator,
-) -> tuple[Batch, Batch | None]:
-    n_samples = int(data[0].shape[0])
+def validation_split(
+    n_samples: int, validation_fraction: float, permutation: Callable[[int], Any]
+) -> tuple[Any, Any]:
+    """Indices of the training and the held-out part of ``n_samples`` samples.
+
+    The one rule for holding out validation data in galaxysim: the share
+    ``validation_fraction`` of the samples, rounded up, is held out, and both
+    parts must keep at least one sample.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    validation_fraction : float
+        Share to hold out, in [0, 1); 0 holds out nothing.
+    permutation : callable
+        ``permutation(n)`` returns a random order of ``range(n)`` (for
+        example ``numpy.random.RandomState.permutation``, or
+        :func:`torch.randperm` with a generator); called only when something
+        is held out, so that no random draw is spent otherwise.
+
+    Returns
+    -------
+    train, validation : index arrays
+        The first ``n - n_val`` and the last ``n_val`` entries of the order;
+        ``(arange(n), empty)`` when ``validation_fraction`` is 0.
+
+    Raises
+    ------
+    ValueError
+        When there are no samples, or too few to keep a sample on each side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> train, val = validation_split(10, 0.25, np.random.RandomState(0).permutation)
+    >>> len(train), len(val)
+    (7, 3)
+    """
     if n_samples == 0:
         raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
     if validation_fraction == 0:
-        return data, None
+        return np.arange(n_samples), np.arange(0)
     n_val = math.ceil(n_samples * validation_fraction)
     n_train = n_samples - n_val
     if n_train < 1 or n_val < 1:
@@ -257,9 +294,30 @@ def _split(
             f"{n_val} for validation; both need at least 1. Pass more samples, or set "
             "early_stopping=False and validation_fraction=0."
         )
-    order = torch.randperm(n_samples, generator=generator)
-    train_idx, val_idx = order[:n_train], order[n_train:]
+    order = permutation(n_samples)
+    return order[:n_train], order[n_train:]
+
+
+def _split(
+    data: Batch, validation_fraction: float, generator: torch.Generator
+) -> tuple[Batch, Batch | None]:
+    train_idx, val_idx = validation_split(
+        int(data[0].shape[0]),
+        validation_fraction,
+        lambda n: torch.randperm(n, generator=generator),
+    )
+    if len(val_idx) == 0:
+        return data, None
     return tuple(t[train_idx] for t in data), tuple(t[val_idx] for t in data)
+
+
+def check_early_stopping(early_stopping: bool, validation_fraction: float) -> None:
+    """Raise when early stopping is asked for without held-out data to stop on."""
+    if early_stopping and validation_fraction == 0:
+        raise ValueError(
+            "early_stopping=True needs held-out data: set validation_fraction > 0 "
+            "(e.g. 0.1), or early_stopping=False."
+        )
 
 
 def _place(data: Batch, device: torch.device) -> tuple[Batch, bool]:
@@ -293,24 +351,182 @@ def _batches(
         yield batch
 
 
-def _mean_loss(
-    module: torch.nn.Module,
-    loss_fn: LossFn,
-    data: Batch,
-    batch_size: int,
-    device: torch.device,
-    resident: bool,
-) -> torch.Tensor:
-    total = torch.zeros((), device=device)
-    n_samples = int(data[0].shape[0])
-    with torch.no_grad():
-        for batch in _batches(data, None, batch_size, device, resident):
-            total += loss_fn(module, batch).detach() * batch[0].shape[0]
-    return total / n_samples
-
-
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _check_loop_arguments(
+    module: Any, loss_fn: Any, augment: Any, numbers: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate the arguments of :func:`fit_module`; return the numbers normalised."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
+    return {
+        "max_epochs": check_positive_int(numbers["max_epochs"], "max_epochs"),
+        "batch_size": check_positive_int(numbers["batch_size"], "batch_size"),
+        "patience": check_positive_int(numbers["patience"], "patience"),
+        "learning_rate": check_positive_float(numbers["learning_rate"], "learning_rate"),
+        "weight_decay": check_positive_float(
+            numbers["weight_decay"], "weight_decay", allow_zero=True
+        ),
+        "max_grad_norm": check_positive_float(
+            numbers["max_grad_norm"], "max_grad_norm", allow_none=True
+        ),
+    }
+
+
+def _train_and_validation(
+    data: Batch,
+    validation_data: Any,
+    validation_fraction: float,
+    early_stopping: bool,
+    generator: torch.Generator,
+) -> tuple[Batch, Batch | None]:
+    if validation_data is None:
+        validation_fraction = check_fraction(
+            validation_fraction, "validation_fraction", inclusive=True
+        )
+        check_early_stopping(early_stopping, validation_fraction)
+        return _split(data, validation_fraction, generator)
+    val = _as_tensor_tuple(validation_data, "validation_data")
+    if len(val) != len(data):
+        raise ValueError(
+            f"validation_data must hold {len(data)} tensor(s) like data, got {len(val)}."
+        )
+    if val[0].shape[0] == 0:
+        raise ValueError("validation_data is empty (0 samples).")
+    if data[0].shape[0] == 0:
+        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
+    return data, val
+
+
+class _Loop:
+    """The state of one training run: data on the device, optimiser, generators."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        loss_fn: LossFn,
+        train: Batch,
+        val: Batch | None,
+        options: dict[str, Any],
+        device: torch.device,
+        seed: int,
+        split_gen: torch.Generator,
+        augment: AugmentFn | None,
+    ) -> None:
+        self.module, self.loss_fn, self.device, self.augment = module, loss_fn, device, augment
+        self.batch_size = options["batch_size"]
+        self.max_grad_norm = options["max_grad_norm"]
+        self.learning_rate = options["learning_rate"]
+        module.to(device)
+        self.train, self.train_resident = _place(train, device)
+        self.val, self.val_resident = (None, True) if val is None else _place(val, device)
+        self.split_gen = split_gen
+        self.augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        weight_decay = options["weight_decay"]
+        optimizer_cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+        self.optimizer = optimizer_cls(
+            module.parameters(), lr=self.learning_rate, weight_decay=weight_decay
+        )
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.n_train = int(self.train[0].shape[0])
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the shuffled training data; the mean training loss."""
+        self.module.train()
+        order = torch.randperm(self.n_train, generator=self.split_gen)
+        if self.train_resident and self.device.type != "cpu":
+            order = order.to(self.device)
+        # Summed on the device so that no batch waits for a host sync.
+        total = torch.zeros((), device=self.device)
+        batches = _batches(self.train, order, self.batch_size, self.device, self.train_resident)
+        for batch in batches:
+            if self.augment is not None:
+                batch = self.augment(batch, self.augment_gen)
+            loss = self.loss_fn(self.module, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+            self.optimizer.step()
+            total += loss.detach() * batch[0].shape[0]
+        self.module.eval()
+        return self._finite(float(total) / self.n_train, "training", epoch)
+
+    def validation_loss(self, epoch: int) -> float:
+        """Mean loss over the validation data, without gradients."""
+        total = torch.zeros((), device=self.device)
+        n_samples = int(self.val[0].shape[0])
+        with torch.no_grad():
+            for batch in _batches(self.val, None, self.batch_size, self.device, self.val_resident):
+                total += self.loss_fn(self.module, batch).detach() * batch[0].shape[0]
+        return self._finite(float(total / n_samples), "validation", epoch)
+
+    def _finite(self, loss: float, which: str, epoch: int) -> float:
+        if math.isfinite(loss):
+            return loss
+        self.restore_best()
+        raise RuntimeError(
+            f"The {which} loss became {loss} in epoch {epoch}; training diverged. "
+            f"Try a lower learning_rate (it is {self.learning_rate:g}), and check the input data."
+        )
+
+
+def _run_epochs(
+    loop: _Loop, history: TrainingHistory, bar: Any, *, max_epochs: int,
+    early_stopping: bool, patience: int,
+) -> None:
+    """Train epoch after epoch, recording ``history``, until done or stopped early."""
+    best_loss = math.inf
+    epochs_without_gain = 0
+    for epoch in range(max_epochs):
+        train_loss = loop.train_epoch(epoch)
+        history.train_loss.append(train_loss)
+        if loop.val is None:
+            history.n_epochs, history.best_epoch = epoch + 1, epoch
+            bar.set_postfix(train_loss=f"{train_loss:.4g}")
+            bar.update()
+            continue
+        val_loss = loop.validation_loss(epoch)
+        history.val_loss.append(val_loss)
+        history.n_epochs = epoch + 1
+        bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
+        bar.update()
+        if not early_stopping:
+            history.best_epoch = epoch
+        elif val_loss < best_loss:
+            best_loss, loop.best_state = val_loss, _snapshot(loop.module)
+            history.best_epoch, epochs_without_gain = epoch, 0
+        else:
+            epochs_without_gain += 1
+            if epochs_without_gain >= patience:
+                history.stopped_early = epoch + 1 < max_epochs
+                return
+
+
+def _interrupted(history: TrainingHistory, loop: _Loop, early_stopping: bool, desc: str) -> None:
+    history.interrupted = True
+    kept_best = early_stopping and loop.best_state is not None
+    if kept_best:
+        what = f"the weights of the best epoch so far ({history.best_epoch}) are restored"
+    else:
+        what = "the weights reached so far are kept"
+        history.best_epoch = history.n_epochs - 1
+    warnings.warn(
+        f"{desc}: training interrupted after {history.n_epochs} complete epoch(s); {what}.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def fit_module(
@@ -415,160 +631,156 @@ def fit_module(
     >>> history.n_epochs
     3
     """
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
-    if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
-    max_epochs = check_positive_int(max_epochs, "max_epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    patience = check_positive_int(patience, "patience")
-    learning_rate = _check_positive_float(learning_rate, "learning_rate")
-    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not (
-        weight_decay >= 0 and math.isfinite(weight_decay)
-    ):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
-    if max_grad_norm is not None:
-        max_grad_norm = _check_positive_float(max_grad_norm, "max_grad_norm")
+    options = _check_loop_arguments(
+        module,
+        loss_fn,
+        augment,
+        {
+            "max_epochs": max_epochs, "batch_size": batch_size, "patience": patience,
+            "learning_rate": learning_rate, "weight_decay": weight_decay,
+            "max_grad_norm": max_grad_norm,
+        },
+    )
     device = resolve_device(device)
     data = _as_tensor_tuple(data, "data")
-
     seed = torch_seed(random_state)
     split_gen = torch.Generator().manual_seed(seed)
-    if validation_data is not None:
-        val: Batch | None = _as_tensor_tuple(validation_data, "validation_data")
-        if len(val) != len(data):
-            raise ValueError(
-                f"validation_data must hold {len(data)} tensor(s) like data, got {len(val)}."
-            )
-        if val[0].shape[0] == 0:
-            raise ValueError("validation_data is empty (0 samples).")
-        train = data
-        if train[0].shape[0] == 0:
-            raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
-    else:
-        validation_fraction = check_fraction(
-            validation_fraction, "validation_fraction", inclusive=True
-        )
-        if early_stopping and validation_fraction == 0:
-            raise ValueError(
-                "early_stopping=True needs validation data: set validation_fraction > 0 "
-                "(e.g. 0.1), or early_stopping=False."
-            )
-        train, val = _split(data, validation_fraction, split_gen)
-
-    module.to(device)
-    train, train_resident = _place(train, device)
-    if val is not None:
-        val, val_resident = _place(val, device)
-    augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    optimizer_cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
-    optimizer = optimizer_cls(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    params = [p for p in module.parameters() if p.requires_grad]
-    n_train = int(train[0].shape[0])
-
+    train, val = _train_and_validation(
+        data, validation_data, validation_fraction, early_stopping, split_gen
+    )
+    loop = _Loop(module, loss_fn, train, val, options, device, seed, split_gen, augment)
     history = TrainingHistory()
-    best_loss = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    epochs_without_gain = 0
-    bar = tqdm(total=max_epochs, desc=desc, disable=not verbose, unit="epoch", leave=True)
-
-    def restore_best() -> None:
-        if best_state is not None:
-            module.load_state_dict(best_state)
-
+    bar = tqdm(total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch",
+               leave=True)
     try:
         with seeded(seed + 2, device):
-            for epoch in range(max_epochs):
-                module.train()
-                order = torch.randperm(n_train, generator=split_gen)
-                if train_resident and device.type != "cpu":
-                    order = order.to(device)
-                # Summed on the device so that no batch waits for a host sync.
-                total = torch.zeros((), device=device)
-                for batch in _batches(train, order, batch_size, device, train_resident):
-                    if augment is not None:
-                        batch = augment(batch, augment_gen)
-                    loss = loss_fn(module, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                    optimizer.step()
-                    total += loss.detach() * batch[0].shape[0]
-                train_loss = float(total) / n_train
-                _check_finite(train_loss, "training", epoch, learning_rate, restore_best)
-
-                module.eval()
-                if val is None:
-                    history.train_loss.append(train_loss)
-                    history.n_epochs = epoch + 1
-                    history.best_epoch = epoch
-                    bar.set_postfix(train_loss=f"{train_loss:.4g}")
-                    bar.update()
-                    continue
-                val_loss = float(
-                    _mean_loss(module, loss_fn, val, batch_size, device, val_resident)
-                )
-                _check_finite(val_loss, "validation", epoch, learning_rate, restore_best)
-                history.train_loss.append(train_loss)
-                history.val_loss.append(val_loss)
-                history.n_epochs = epoch + 1
-                bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
-                bar.update()
-                if not early_stopping:
-                    history.best_epoch = epoch
-                    continue
-                if val_loss < best_loss:
-                    best_loss, best_state = val_loss, _snapshot(module)
-                    history.best_epoch = epoch
-                    epochs_without_gain = 0
-                else:
-                    epochs_without_gain += 1
-                    if epochs_without_gain >= patience:
-                        history.stopped_early = epoch + 1 < max_epochs
-                        break
+            _run_epochs(loop, history, bar, max_epochs=options["max_epochs"],
+                        early_stopping=early_stopping, patience=options["patience"])
     except KeyboardInterrupt:
-        history.interrupted = True
-        if early_stopping and best_state is not None:
-            what = f"the weights of the best epoch so far ({history.best_epoch}) are restored"
-        else:
-            what = "the weights reached so far are kept"
-        warnings.warn(
-            f"{desc}: training interrupted after {history.n_epochs} complete epoch(s); "
-            f"{what}.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        if not early_stopping or best_state is None:
-            history.best_epoch = history.n_epochs - 1
+        _interrupted(history, loop, early_stopping, desc)
     finally:
         bar.close()
         if early_stopping:
-            restore_best()
+            loop.restore_best()
         module.eval()
     return history
 
 
-def _check_positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}.")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return float(value)
+@dataclass(frozen=True)
+class _TrainingParameter:
+    """One parameter that every torch estimator shares: its type, meaning and check."""
+
+    name: str
+    kind: str
+    doc: str
+    check: Callable[[Any, str], Any]
 
 
-def _check_finite(
-    loss: float, which: str, epoch: int, learning_rate: float, restore: Callable[[], None]
-) -> None:
-    if math.isfinite(loss):
-        return
-    restore()
-    raise RuntimeError(
-        f"The {which} loss became {loss} in epoch {epoch}; training diverged. "
-        f"Try a lower learning_rate (it is {learning_rate:g}), and check the input data."
-    )
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _check_device(value: Any, name: str) -> torch.device:
+    return resolve_device(value)
+
+
+def _check_random_state(value: Any, name: str) -> Any:
+    try:
+        check_random_state(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be None, an int or a numpy RandomState, got {value!r}."
+        ) from None
+    return value
+
+
+#: The training parameters of every torch estimator, in signature order: the one
+#: place where their meaning and their checks are written down.
+TRAINING_PARAMETERS: tuple[_TrainingParameter, ...] = (
+    _TrainingParameter(
+        "max_epochs", "int", "Largest number of passes over the training data.",
+        check_positive_int,
+    ),
+    _TrainingParameter(
+        "batch_size", "int", "Samples per optimiser step (and per batch at prediction time).",
+        check_positive_int,
+    ),
+    _TrainingParameter(
+        "learning_rate", "float", "Step size of Adam (AdamW when ``weight_decay`` > 0).",
+        check_positive_float,
+    ),
+    _TrainingParameter(
+        "weight_decay", "float", "Decoupled weight decay (AdamW); 0 trains with plain Adam.",
+        lambda value, name: check_positive_float(value, name, allow_zero=True),
+    ),
+    _TrainingParameter(
+        "max_grad_norm", "float or None",
+        "Clip the gradients to this global norm before each step; None does not clip.",
+        lambda value, name: check_positive_float(value, name, allow_none=True),
+    ),
+    _TrainingParameter(
+        "validation_fraction", "float",
+        "Share of the samples held out at random to measure the validation loss, in "
+        "[0, 1). 0 needs ``early_stopping=False``.",
+        lambda value, name: check_fraction(value, name, inclusive=True),
+    ),
+    _TrainingParameter(
+        "early_stopping", "bool",
+        "Stop once the validation loss has not improved for ``patience`` epochs, and keep "
+        "the weights of the best epoch.",
+        _check_bool,
+    ),
+    _TrainingParameter(
+        "patience", "int", "Epochs without improvement tolerated by early stopping.",
+        check_positive_int,
+    ),
+    _TrainingParameter(
+        "device", "str or torch.device",
+        "``\"auto\"`` (CUDA when available, else the CPU), ``\"cpu\"``, ``\"cuda\"`` or "
+        "``\"cuda:N\"``.",
+        _check_device,
+    ),
+    _TrainingParameter(
+        "random_state", "int, RandomState instance or None",
+        "Seeds the initial weights, the validation split, the shuffling and any random "
+        "augmentation; an int makes a CPU fit repeatable (with the same number of torch "
+        "threads).",
+        _check_random_state,
+    ),
+    _TrainingParameter(
+        "verbose", "int", "When positive, show a progress bar with the losses of each epoch.",
+        lambda value, name: check_positive_int(value, name, minimum=0),
+    ),
+)
+
+_DOC_MARKER = "[training parameters]"
+
+_Estimator = TypeVar("_Estimator", bound=type)
+
+
+def documents_training_parameters(cls: _Estimator) -> _Estimator:
+    """Class decorator: write the shared training parameters into the class docstring.
+
+    The line ``[training parameters]`` of the Parameters section is replaced
+    by one numpydoc entry per entry of :data:`TRAINING_PARAMETERS`, with the
+    default taken from the class's own ``__init__``, so the meaning of each
+    parameter is written once and the defaults can never drift from the code.
+    """
+    doc = cls.__doc__ or ""
+    line = next((ln for ln in doc.splitlines() if ln.strip() == _DOC_MARKER), None)
+    if line is None:
+        raise ValueError(f"{cls.__name__}'s docstring has no {_DOC_MARKER} line.")
+    indent = line[: len(line) - len(line.lstrip())]
+    defaults = inspect.signature(cls.__init__).parameters
+    entries = []
+    for param in TRAINING_PARAMETERS:
+        default = defaults[param.name].default
+        entries.append(f"{indent}{param.name} : {param.kind}, default={default!r}")
+        entries.append(f"{indent}    {param.doc}")
+    cls.__doc__ = doc.replace(line, "\n".join(entries))
+    return cls
 
 
 class TorchEstimatorMixin:
@@ -592,6 +804,37 @@ class TorchEstimatorMixin:
     >>> copy.deepcopy(holder).net_.weight.device.type  # deepcopy goes through pickling hooks
     'cpu'
     """
+
+    def _check_training_params(self) -> torch.device:
+        """Check every shared training parameter; return the device to train on."""
+        for param in TRAINING_PARAMETERS:
+            param.check(getattr(self, param.name), param.name)
+        check_early_stopping(self.early_stopping, self.validation_fraction)
+        return resolve_device(self.device)
+
+    def _fit_module(
+        self,
+        module: torch.nn.Module,
+        data: torch.Tensor | Sequence[torch.Tensor],
+        loss_fn: LossFn,
+        *,
+        random_state: Any,
+        **overrides: Any,
+    ) -> TrainingHistory:
+        """Run :func:`fit_module` with this estimator's training parameters.
+
+        ``overrides`` replaces any of them for this call, and passes the
+        other arguments of :func:`fit_module` (``augment``,
+        ``validation_data``).
+        """
+        options = {
+            param.name: getattr(self, param.name)
+            for param in TRAINING_PARAMETERS
+            if param.name != "random_state"
+        }
+        options.update(overrides)
+        options.setdefault("desc", type(self).__name__)
+        return fit_module(module, data, loss_fn, random_state=random_state, **options)
 
     def __getstate__(self) -> dict[str, Any]:
         getstate = getattr(super(), "__getstate__", None)

@@ -8,18 +8,28 @@ name, what was expected and what came.
 
 from __future__ import annotations
 
-from numbers import Integral
-from typing import Any, Sequence
+import math
+import os
+from numbers import Integral, Real
+from typing import Any, Sequence, Union
 
 import numpy as np
 
 __all__ = [
+    "PathLike",
     "check_images",
     "check_image",
     "check_image_shape",
+    "check_labels",
     "check_positive_int",
+    "check_positive_float",
     "check_fraction",
+    "input_ndim",
+    "is_image_input",
 ]
+
+#: A file system path as the user may give it.
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _describe(array: np.ndarray) -> str:
@@ -33,6 +43,92 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def check_positive_float(
+    value: Any, name: str, *, allow_zero: bool = False, allow_none: bool = False
+) -> float | None:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0.
+
+    ``allow_zero`` also accepts 0; ``allow_none`` passes None through.
+    """
+    if value is None and allow_none:
+        return None
+    bound = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a finite number {bound}, got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+    return value
+
+
+def check_labels(
+    y: Any, *, n_samples: int | None = None, n_classes: int | None = None, name: str = "y"
+) -> np.ndarray:
+    """Validate class labels: 1-D, not empty, no NaN, one per sample.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        The labels.
+    n_samples : int, optional
+        Required number of labels (one per image).
+    n_classes : int, optional
+        When given, labels must be integers in ``[0, n_classes)`` and are
+        returned as ``intp``.
+    name : str, default="y"
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    labels : ndarray of shape (n,)
+    """
+    labels = np.asarray(y)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one label per item), got shape {labels.shape}.")
+    if labels.size == 0:
+        raise ValueError(f"{name} is empty; at least one label is needed.")
+    if n_samples is not None and len(labels) != n_samples:
+        raise ValueError(f"{name} has {len(labels)} labels but there are {n_samples} images.")
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
+        raise ValueError(f"{name} contains NaN; every item needs a label.")
+    if n_classes is None:
+        return labels
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}.")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(
+            f"{name} must hold labels in [0, {n_classes - 1}] (one per class), got values "
+            f"from {labels.min()} to {labels.max()}."
+        )
+    return labels.astype(np.intp)
+
+
+def is_image_input(X: Any, image_shape: Any = None) -> bool:
+    """Whether ``X`` is read as images rather than as feature vectors.
+
+    Images are 3-D ``(n, H, W)`` and 4-D ``(n, H, W, C)`` arrays, and 2-D
+    arrays when ``image_shape`` says how to unflatten them. Everything else
+    (2-D tables, sparse matrices, arrays of another rank) goes to
+    scikit-learn's own validation as vectors, which reports bad shapes in the
+    words its users know.
+    """
+    if hasattr(X, "tocsr"):  # a scipy sparse matrix
+        return False
+    ndim = input_ndim(X)
+    return ndim in (3, 4) or (ndim == 2 and image_shape is not None) or ndim < 0
+
+
+def input_ndim(X: Any) -> int:
+    """Number of dimensions of array-like ``X``; -1 when it is ragged."""
+    ndim = getattr(X, "ndim", None)
+    if isinstance(ndim, int):
+        return ndim
+    try:
+        return np.asarray(X).ndim
+    except (TypeError, ValueError):  # ragged nesting; the image validator reports it
+        return -1
 
 
 def check_fraction(value: Any, name: str, *, inclusive: bool = False) -> float:

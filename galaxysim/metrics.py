@@ -9,23 +9,22 @@ image-model papers use (:func:`bits_per_dim`).
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from ._validation import check_positive_int
+from ._validation import check_labels, check_positive_int
 
-__all__ = ["precision_at_k", "same_class_rate", "class_rank_profile", "bits_per_dim"]
-
-
-def _check_labels(labels: Any, name: str) -> np.ndarray:
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per item), got shape {array.shape}.")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty; at least one label is needed.")
-    return array
+__all__ = [
+    "bits_per_dim",
+    "class_rank_profile",
+    "percentile_rank",
+    "precision_at_k",
+    "same_class_rate",
+    "summarize_ranking",
+]
 
 
 def precision_at_k(ranked_labels: Any, target_label: Any, k: int) -> float:
@@ -51,7 +50,7 @@ def precision_at_k(ranked_labels: Any, target_label: Any, k: int) -> float:
     >>> precision_at_k(["bar", "bar", "edge", "bar"], "bar", k=3)
     0.6666666666666666
     """
-    labels = _check_labels(ranked_labels, "ranked_labels")
+    labels = check_labels(ranked_labels, name="ranked_labels")
     k = check_positive_int(k, "k")
     if k > len(labels):
         raise ValueError(f"k={k} exceeds the {len(labels)} ranked items.")
@@ -95,7 +94,7 @@ def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metri
         raise ValueError(f"embedding must be 2-D (n, d), got shape {Z.shape}.")
     if not np.isfinite(Z).all():
         raise ValueError("embedding contains NaN or infinite values.")
-    y = _check_labels(labels, "labels")
+    y = check_labels(labels, name="labels")
     if len(y) != len(Z):
         raise ValueError(f"labels has {len(y)} entries but embedding has {len(Z)} rows.")
     n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
@@ -131,7 +130,7 @@ def class_rank_profile(ranked_labels: Any, classes: Any = None) -> dict[Any, dic
     >>> class_rank_profile(["bar", "edge", "bar", "edge"])["bar"]
     {'mean_rank': 2.0, 'median_rank': 2.0, 'count': 2}
     """
-    labels = _check_labels(ranked_labels, "ranked_labels")
+    labels = check_labels(ranked_labels, name="ranked_labels")
     classes = np.unique(labels) if classes is None else np.asarray(classes)
     ranks = np.arange(1, len(labels) + 1)
     profile: dict[Any, dict[str, float]] = {}
@@ -154,14 +153,16 @@ def bits_per_dim(log_likelihood: Any, n_dims: int) -> np.ndarray | float:
 
     Parameters
     ----------
-    log_likelihood : float or array-like
-        Log-likelihood(s) in nats of whole samples.
+    log_likelihood : float, array-like or torch.Tensor
+        Log-likelihood(s) in nats of whole samples. A tensor (a training
+        loss) is converted as it is: differentiable, and without the checks
+        below, which would make a GPU wait.
     n_dims : int
         Dimensions per sample (``H * W * C`` for images).
 
     Returns
     -------
-    bits : float or ndarray
+    bits : float, ndarray or torch.Tensor
         Same shape as ``log_likelihood``.
 
     Examples
@@ -172,6 +173,8 @@ def bits_per_dim(log_likelihood: Any, n_dims: int) -> np.ndarray | float:
     8.0
     """
     n_dims = check_positive_int(n_dims, "n_dims")
+    if hasattr(log_likelihood, "requires_grad"):
+        return -log_likelihood / (n_dims * math.log(2.0))
     values = np.asarray(log_likelihood, dtype=np.float64)
     if values.size == 0:
         raise ValueError("log_likelihood is empty.")
@@ -179,3 +182,85 @@ def bits_per_dim(log_likelihood: Any, n_dims: int) -> np.ndarray | float:
         raise ValueError("log_likelihood contains NaN.")
     bits = -values / (n_dims * np.log(2.0))
     return float(bits) if bits.ndim == 0 else bits
+
+
+def summarize_ranking(
+    ranked_labels: np.ndarray,
+    target_names: Sequence[str],
+    target_label: int | None,
+    ks: Sequence[int] = (10, 50),
+) -> dict[str, Any]:
+    """Target-class precision at each k and the class rank profile of a full ranking.
+
+    Parameters
+    ----------
+    ranked_labels : ndarray of shape (n,)
+        Integer labels of the whole collection in ranked order.
+    target_names : sequence of str
+        Name of each integer label.
+    target_label : int or None
+        The class a good ranking puts first (Barred Spiral for the Milky
+        Way); None skips the precision figures.
+    ks : sequence of int, default=(10, 50)
+        Cut-offs; those larger than the collection are skipped.
+
+    Returns
+    -------
+    summary : dict
+        ``precision_at_<k>`` entries, ``chance`` (the target class's share
+        of the collection) and ``class_rank_profile`` keyed by class name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.metrics import summarize_ranking
+    >>> s = summarize_ranking(np.array([0, 0, 1, 0, 1]), ["bar", "edge"], 0, ks=(2,))
+    >>> s["precision_at_2"], s["class_rank_profile"]["edge"]["mean_rank"]
+    (1.0, 4.0)
+    """
+    labels = np.asarray(ranked_labels)
+    summary: dict[str, Any] = {}
+    if target_label is not None:
+        for k in ks:
+            if k <= len(labels):
+                summary[f"precision_at_{k}"] = precision_at_k(labels, target_label, k)
+        summary["chance"] = float(np.mean(labels == target_label))
+    profile = class_rank_profile(labels, classes=np.arange(len(target_names)))
+    summary["class_rank_profile"] = {target_names[k]: v for k, v in profile.items()}
+    return summary
+
+
+def percentile_rank(values: Any, reference: Any) -> np.ndarray:
+    """Percentile of each value among reference values, ties counted half.
+
+    The one definition behind every "how usual is this?" figure of
+    galaxysim: the typicality of a query (its log-likelihood among those of
+    held-out galaxies) and its isolation (its distance to the nearest galaxy
+    among the galaxies' own nearest-neighbour distances). Counting ties half
+    (the mid-rank) puts a value equal to every reference value at 50.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Values to place.
+    reference : array-like of shape (m,)
+        The reference sample; must not be empty.
+
+    Returns
+    -------
+    percentile : ndarray of shape (n,), float64
+        In [0, 100]: the share of reference values below each value (ties
+        half), times 100.
+
+    Examples
+    --------
+    >>> percentile_rank([-10.0, 0.5, 10.0], [0.0, 1.0])
+    array([  0.,  50., 100.])
+    """
+    reference = np.sort(np.asarray(reference, dtype=np.float64).ravel())
+    if reference.size == 0:
+        raise ValueError("reference is empty; at least one reference value is needed.")
+    values = np.asarray(values, dtype=np.float64)
+    below = np.searchsorted(reference, values, side="left")
+    not_above = np.searchsorted(reference, values, side="right")
+    return 100.0 * (below + not_above) / (2.0 * reference.size)

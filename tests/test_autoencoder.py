@@ -1,4 +1,4 @@
-"""Tests of galaxysim.autoencoder: the network, the augmentation and AutoencoderEmbedder."""
+"""Tests of galaxysim.embedders: the network, the augmentation and AutoencoderEmbedder."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import galaxysim.autoencoder as autoencoder_module
-from galaxysim.autoencoder import (
-    AutoencoderEmbedder,
+import galaxysim.embedders.autoencoder as autoencoder_module
+from galaxysim.embedders import AutoencoderEmbedder
+from galaxysim.symmetry import random_dihedral
+from galaxysim.embedders.conv_autoencoder import (
     ConvAutoencoder,
     LatentNorm,
     ResidualBlock,
-    random_dihedral,
     stage_channels,
 )
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from galaxysim import __version__
-from galaxysim.cli import main
+from galaxysim.app.cli import main
 
 
 def test_version(capsys):

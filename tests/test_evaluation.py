@@ -1,4 +1,4 @@
-"""Tests of galaxysim.evaluation: the method comparison, its table, figure and reports."""
+"""Tests of galaxysim.app.evaluation: the method comparison, its table, figure and reports."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.decomposition import PCA
 
 from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
-from galaxysim.evaluation import (
+from galaxysim.app.evaluation import (
     METHOD_DESCRIPTIONS,
     METHODS,
     EvaluationTable,

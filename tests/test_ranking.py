@@ -14,8 +14,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from galaxysim.images import ImagePreprocessor
-from galaxysim.ranking import SimilarityRanker, dihedral_views
-from galaxysim.ranking_result import Ranking
+from galaxysim.ranking import SimilarityRanker
+from galaxysim.symmetry import dihedral_views
+from galaxysim.ranking import Ranking
 
 
 def _pca(n=6):
@@ -229,8 +230,10 @@ def test_bad_input_and_parameters(fitted, data):
 
 def test_transform_and_score_samples(fitted, data):
     X, _ = data
-    np.testing.assert_allclose(fitted.transform(X[:3]), fitted.embedding_[:3])
-    np.testing.assert_allclose(fitted.score_samples(X[:3]), fitted.log_density_[:3])
+    # PCA runs in the images' float32, where BLAS sums a 3-row and a 40-row product
+    # in different orders: equal to float32 precision, not to the last bit.
+    np.testing.assert_allclose(fitted.transform(X[:3]), fitted.embedding_[:3], atol=1e-6)
+    np.testing.assert_allclose(fitted.score_samples(X[:3]), fitted.log_density_[:3], atol=1e-5)
 
 
 def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):

@@ -36,4 +36,4 @@ def test_declared_dependencies_cover_the_design():
     names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in meta["dependencies"]}
     assert {"numpy", "scikit-learn", "torch", "h5py", "joblib", "pillow", "tqdm", "matplotlib"} <= names
     assert {"test", "jammy", "milkyway", "fits"} <= set(meta["optional-dependencies"])
-    assert meta["scripts"]["galaxysim"] == "galaxysim.cli:main"
+    assert meta["scripts"]["galaxysim"] == "galaxysim.app.cli:main"

@@ -183,7 +183,7 @@ def test_too_few_samples_names_n_samples_and_validation_fraction():
 
 
 def test_validation_fraction_zero_needs_early_stopping_off():
-    with pytest.raises(ValueError, match="early_stopping=True needs validation data"):
+    with pytest.raises(ValueError, match="early_stopping=True needs held-out data"):
         _fit(validation_fraction=0.0)
     _, history = _fit(validation_fraction=0.0, early_stopping=False, max_epochs=2)
     assert history.val_loss == [] and len(history.train_loss) == 2

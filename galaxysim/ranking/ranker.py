@@ -1,7 +1,7 @@
 """Rank a collection of galaxies by similarity to a query galaxy.
 
 :class:`SimilarityRanker` composes an embedder (by default the
-:class:`~galaxysim.autoencoder.AutoencoderEmbedder`), a density on the
+:class:`~galaxysim.embedders.AutoencoderEmbedder`), a density on the
 embedding (by default the :class:`~galaxysim.flows.FlowDensityEstimator`) and
 scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`. It holds no model
 code of its own. Its answer, a :class:`~galaxysim.ranking_result.Ranking`,
@@ -20,10 +20,11 @@ from sklearn.neighbors import NearestNeighbors
 from scipy.sparse import issparse
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_image_shape, check_images, check_positive_int
-from .ranking_result import Ranking
+from .._validation import check_image_shape, check_images, check_positive_int
+from ..symmetry import dihedral_views
+from .result import Ranking
 
-__all__ = ["SimilarityRanker", "Ranking", "dihedral_views"]
+__all__ = ["SimilarityRanker"]
 
 _METHODS = ("embedding", "likelihood")
 _INVARIANCES = (None, "dihedral")
@@ -32,50 +33,14 @@ _INVARIANCES = (None, "dihedral")
 OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
 
 
-def dihedral_views(images: np.ndarray) -> list[np.ndarray]:
-    """The images under the symmetries of the square (or of a rectangle).
-
-    Galaxies have no preferred orientation on the sky, so a look-alike may be
-    a rotated or mirrored copy. Square images get the 8 rotations and flips
-    of the dihedral group D4; rectangular ones the 4 that keep their shape.
-
-    Parameters
-    ----------
-    images : ndarray of shape (n, H, W, C)
-
-    Returns
-    -------
-    views : list of ndarray
-        Each of shape (n, H, W, C); the first is ``images`` itself.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from galaxysim.ranking import dihedral_views
-    >>> len(dihedral_views(np.zeros((1, 4, 4, 3)))), len(dihedral_views(np.zeros((1, 4, 6, 3))))
-    (8, 4)
-    """
-    if images.ndim != 4:
-        raise ValueError(f"images must be (n, H, W, C), got shape {images.shape}.")
-    square = images.shape[1] == images.shape[2]
-    views = []
-    for flip in (False, True):
-        base = images[:, :, ::-1] if flip else images
-        for quarter_turns in range(4):
-            if not square and quarter_turns % 2:
-                continue
-            views.append(np.ascontiguousarray(np.rot90(base, k=quarter_turns, axes=(1, 2))))
-    return views
-
-
 def _default_embedder():
-    from .autoencoder import AutoencoderEmbedder
+    from ..embedders import AutoencoderEmbedder
 
     return AutoencoderEmbedder()
 
 
 def _default_density():
-    from .flows import FlowDensityEstimator
+    from ..flows import FlowDensityEstimator
 
     return FlowDensityEstimator()
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ._version import __version__
+from .._version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -53,9 +53,9 @@ def _positive_int(text: str) -> int:
 
 
 def _build_ranker(args: argparse.Namespace):
-    from .autoencoder import AutoencoderEmbedder
-    from .flows import FlowDensityEstimator
-    from .ranking import SimilarityRanker
+    from ..embedders import AutoencoderEmbedder
+    from ..flows import FlowDensityEstimator
+    from ..ranking import SimilarityRanker
 
     verbose = 0 if args.quiet else 1
     embedder = AutoencoderEmbedder(
@@ -78,8 +78,8 @@ def _build_ranker(args: argparse.Namespace):
 
 
 def _load_query(path: str, image_shape: tuple[int, ...], crop: int | None, framing: str):
-    from .datasets import load_milky_way
-    from .images import center_crop, load_image, resize
+    from ..datasets import load_milky_way
+    from ..images import center_crop, load_image, resize
 
     if crop is not None:
         return resize(center_crop(load_image(path), crop), image_shape[:2])
@@ -125,8 +125,8 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .challenge import write_ranking_outputs
-    from .datasets import SYNTHETIC_CLASSES, load_milky_way, make_galaxies, make_milky_way
+    from .outputs import write_ranking_outputs
+    from ..datasets import SYNTHETIC_CLASSES, load_milky_way, make_galaxies, make_milky_way
 
     out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
@@ -155,8 +155,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _load_collection(args: argparse.Namespace):
     """Images, labels (or None), class names (or None) and file names of --data."""
-    from .datasets import load_galaxy10_decals, load_galaxy10_folder
-    from .images import load_images, preprocess_images
+    from ..datasets import load_galaxy10_decals, load_galaxy10_folder
+    from ..images import load_images, preprocess_images
 
 
     data = Path(args.data)
@@ -176,7 +176,7 @@ def _load_collection(args: argparse.Namespace):
 
 
 def _parse_classes(values):
-    from .datasets import SEED_CLASSES
+    from ..datasets import SEED_CLASSES
 
     if not values:
         return SEED_CLASSES
@@ -187,7 +187,7 @@ def _parse_classes(values):
 
 
 def _run_rank(args: argparse.Namespace) -> int:
-    from .challenge import write_ranking_outputs
+    from .outputs import write_ranking_outputs
 
     framing = args.query_framing
     if framing not in ("galaxy10", "full"):
