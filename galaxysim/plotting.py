@@ -7,13 +7,55 @@ without a display.
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Sequence
 
 import numpy as np
 
 from ._validation import check_images, check_positive_int
 
-__all__ = ["plot_image_grid", "plot_latent_map", "plot_training_curves"]
+__all__ = ["plot_image_grid", "plot_latent_map", "plot_training_curves", "png_data_uri"]
+
+
+def png_data_uri(image: np.ndarray | bytes, *, min_size: int = 64) -> str:
+    """A PNG as a ``data:`` URI, for pictures embedded in HTML pages.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, C) or (H, W, 1), or bytes
+        An image in [0, 1] (clipped), encoded to PNG here and enlarged with
+        nearest-neighbour sampling to at least ``min_size`` pixels a side; or
+        the bytes of a PNG file, embedded as they are.
+    min_size : int, default=64
+        Smallest side of an encoded image, so that small thumbnails stay
+        legible.
+
+    Returns
+    -------
+    uri : str
+        ``"data:image/png;base64,..."``.
+
+    Examples
+    --------
+    >>> png_data_uri(np.zeros((2, 2, 3))).startswith("data:image/png;base64,")
+    True
+    """
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    else:
+        from PIL import Image
+
+        pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        if pixels.shape[-1] == 1:
+            pixels = np.repeat(pixels, 3, axis=-1)
+        picture = Image.fromarray((pixels * 255 + 0.5).astype(np.uint8))
+        if max(picture.size) < min_size:
+            picture = picture.resize((min_size, min_size), Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -99,7 +141,7 @@ def plot_latent_map(
     embedding: np.ndarray,
     labels: np.ndarray | None = None,
     *,
-    label_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
     query: np.ndarray | None = None,
     query_label: str = "query",
     random_state: int | None = 0,
@@ -112,7 +154,7 @@ def plot_latent_map(
         Embedding of the collection (d >= 2).
     labels : array-like of shape (n,), optional
         Integer class of each point, coloured per class.
-    label_names : sequence of str, optional
+    target_names : sequence of str, optional
         Legend names for labels 0 .. k-1.
     query : array-like of shape (d,) or (m, d), optional
         Embedding of the query (or queries), drawn as a star.
@@ -152,7 +194,7 @@ def plot_latent_map(
     else:
         labels = np.asarray(labels)
         for k in np.unique(labels):
-            name = label_names[int(k)] if label_names is not None else str(k)
+            name = target_names[int(k)] if target_names is not None else str(k)
             mine = points[labels == k]
             ax.scatter(mine[:, 0], mine[:, 1], s=6, alpha=0.6, label=name)
     if query is not None:

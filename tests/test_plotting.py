@@ -38,7 +38,7 @@ def test_latent_map_colours_classes_and_marks_query():
 
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(60, 5))
-    fig = plot_latent_map(Z, labels=np.arange(60) % 3, label_names=["a", "b", "c"], query=Z[:2])
+    fig = plot_latent_map(Z, labels=np.arange(60) % 3, target_names=["a", "b", "c"], query=Z[:2])
     ax = fig.axes[0]
     assert len(ax.collections) == 4  # three classes and the query
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c", "query"]

@@ -123,7 +123,7 @@ def write_ranking_outputs(
     query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
     files["latent"] = _save(
         plot_latent_map(
-            ranker.embedding_, labels, label_names=target_names, query=query_embedding,
+            ranker.embedding_, labels, target_names=target_names, query=query_embedding,
             query_label=query_name,
         ),
         out / "latent.png",
