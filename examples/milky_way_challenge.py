@@ -40,16 +40,16 @@ def main(argv=None) -> dict:
 
     size = 16 if args.quick else 64
     if args.data:
-        data = load_galaxy10_decals(args.data, crop=64, size=None if size == 64 else size, verbose=True)
+        data = load_galaxy10_decals(args.data, crop=64, image_size=None if size == 64 else size, verbose=True)
         X, y, names = data.images, data.target, list(data.target_names)
     else:
         X, y = make_galaxies(100 if args.quick else 2000, image_size=size, random_state=0)
         names = list(SYNTHETIC_CLASSES)
     if args.milky_way:
-        query = load_milky_way(size=size, path=args.milky_way)
+        query = load_milky_way(image_size=size, path=args.milky_way)
     else:
         try:
-            query = load_milky_way(size=size)
+            query = load_milky_way(image_size=size)
         except ImportError:
             query = make_milky_way(image_size=size)
 

@@ -36,21 +36,21 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".fits", ".fit", "
 _FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
-def _check_size(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
-    """Return ``size`` as ``(height, width)``; an int means a square."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        side = check_positive_int(int(size), name)
+def _check_size(value: int | Sequence[int], name: str = "image_size") -> tuple[int, int]:
+    """Return an image size ``value`` as ``(height, width)``; an int means a square."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        side = check_positive_int(int(value), name)
         return side, side
-    if isinstance(size, (str, bytes)):
-        raise TypeError(f"{name} must be an int or a (height, width) pair, got {size!r}.")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a (height, width) pair, got {value!r}.")
     try:
-        pair = tuple(size)  # type: ignore[arg-type]
+        pair = tuple(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(
-            f"{name} must be an int or a (height, width) pair, got {size!r}."
+            f"{name} must be an int or a (height, width) pair, got {value!r}."
         ) from None
     if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}.")
+        raise ValueError(f"{name} must be an int or a (height, width) pair, got {value!r}.")
     return check_positive_int(pair[0], name), check_positive_int(pair[1], name)
 
 
@@ -120,7 +120,7 @@ def _read_pillow(path: Path) -> np.ndarray:
         raise ValueError(f"Could not read image file {str(path)!r}: {exc}") from None
 
 
-def load_image(path: PathLike, size: int | Sequence[int] | None = None) -> np.ndarray:
+def load_image(path: PathLike, image_size: int | Sequence[int] | None = None) -> np.ndarray:
     """Read one image file as float32 RGB in [0, 1].
 
     Parameters
@@ -130,7 +130,7 @@ def load_image(path: PathLike, size: int | Sequence[int] | None = None) -> np.nd
         astropy: ``pip install "galaxysim[fits]"``; scaled linearly from its
         minimum to its maximum). Grayscale becomes RGB by repeating the
         channel; transparency is composited onto black.
-    size : int or (height, width), optional
+    image_size : int or (height, width), optional
         Resize to this size with an anti-aliasing (Lanczos) filter.
 
     Returns
@@ -154,7 +154,7 @@ def load_image(path: PathLike, size: int | Sequence[int] | None = None) -> np.nd
     >>> Image.fromarray(np.full((8, 6), 255, dtype=np.uint8)).save(path)
     >>> load_image(path).shape
     (8, 6, 3)
-    >>> load_image(path, size=4).shape
+    >>> load_image(path, image_size=4).shape
     (4, 4, 3)
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -172,8 +172,8 @@ def load_image(path: PathLike, size: int | Sequence[int] | None = None) -> np.nd
         image = _read_pillow(path)
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
-    if size is not None:
-        image = resize(image, size)
+    if image_size is not None:
+        image = resize(image, image_size)
     return image
 
 
@@ -193,7 +193,7 @@ def _list_folder(folder: Path) -> list[Path]:
 
 def load_images(
     paths_or_folder: PathLike | Iterable[PathLike],
-    size: int | Sequence[int] | None = None,
+    image_size: int | Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Read several image files into one ``(n, H, W, 3)`` float32 array.
 
@@ -202,7 +202,7 @@ def load_images(
     paths_or_folder : path-like or iterable of path-like
         A folder (every image file in it, sorted by name; subfolders and
         hidden files are skipped) or a list of files.
-    size : int or (height, width), optional
+    image_size : int or (height, width), optional
         Resize every image to this size. Without it all images must share
         one size.
 
@@ -240,11 +240,11 @@ def load_images(
             ) from None
         if not paths:
             raise ValueError("paths_or_folder is an empty list; give at least one image file.")
-    images = [load_image(p, size=size) for p in paths]
+    images = [load_image(p, image_size=image_size) for p in paths]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise ValueError(
-            f"The images have different sizes {sorted(shapes)}; pass size=(height, width) "
+            f"The images have different sizes {sorted(shapes)}; pass image_size=(height, width) "
             "to resize them to one size."
         )
     return np.stack(images), [p.name for p in paths]
@@ -261,19 +261,19 @@ def _as_batch(images: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     )
 
 
-def center_crop(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
-    """Cut the central ``size`` pixels out of one image or a batch.
+def center_crop(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
+    """Cut the central ``image_size`` pixels out of one image or a batch.
 
     Parameters
     ----------
     images : ndarray of shape (H, W, C) or (n, H, W, C)
         Any dtype; it is kept.
-    size : int or (height, width)
+    image_size : int or (height, width)
         Size of the crop; must not exceed the image.
 
     Returns
     -------
-    cropped : ndarray of shape (size, size, C) or (n, size, size, C)
+    cropped : ndarray of shape (image_size, image_size, C) or (n, image_size, image_size, C)
         A copy; ``images`` is not modified.
 
     Examples
@@ -286,25 +286,25 @@ def center_crop(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
            [ 9, 10]])
     """
     batch, single = _as_batch(images, "images")
-    height, width = _check_size(size)
+    height, width = _check_size(image_size)
     H, W = batch.shape[1:3]
     if height > H or width > W:
         raise ValueError(
-            f"size={(height, width)} is larger than the images, which are {H}x{W} pixels."
+            f"image_size={(height, width)} is larger than the images, which are {H}x{W} pixels."
         )
     top, left = (H - height) // 2, (W - width) // 2
     cropped = batch[:, top:top + height, left:left + width].copy()
     return cropped[0] if single else cropped
 
 
-def resize(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
     """Resize one image or a batch with an anti-aliasing (Lanczos) filter.
 
     Parameters
     ----------
     images : ndarray of shape (H, W, C) or (n, H, W, C)
         uint8, or float in [0, 1].
-    size : int or (height, width)
+    image_size : int or (height, width)
         Output size.
 
     Returns
@@ -322,7 +322,7 @@ def resize(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     from PIL import Image
 
     batch, single = _as_batch(images, "images")
-    height, width = _check_size(size)
+    height, width = _check_size(image_size)
     batch = check_images(batch, name="images")
     n, H, W, C = batch.shape
     if (H, W) == (height, width):
@@ -344,7 +344,7 @@ def preprocess_images(
     images: np.ndarray,
     *,
     crop: int | Sequence[int] | None = None,
-    size: int | Sequence[int] | None = None,
+    image_size: int | Sequence[int] | None = None,
     name: str = "images",
 ) -> np.ndarray:
     """Validate, center-crop and resize a batch into float32 in [0, 1].
@@ -355,7 +355,7 @@ def preprocess_images(
         uint8 or float in [0, 1].
     crop : int or (height, width), optional
         Center crop applied first (at native scale).
-    size : int or (height, width), optional
+    image_size : int or (height, width), optional
         Resize applied after the crop.
     name : str, default="images"
         Argument name used in error messages.
@@ -369,7 +369,7 @@ def preprocess_images(
     >>> import numpy as np
     >>> from galaxysim.images import preprocess_images
     >>> batch = np.zeros((2, 256, 256, 3), dtype=np.uint8)
-    >>> preprocess_images(batch, crop=128, size=64).shape
+    >>> preprocess_images(batch, crop=128, image_size=64).shape
     (2, 64, 64, 3)
     """
     array = np.asarray(images)
@@ -382,8 +382,8 @@ def preprocess_images(
         # proportional to the output when the input is large uint8.
         array = center_crop(array, crop)
     processed = check_images(array, name=name)
-    if size is not None:
-        processed = resize(processed, size)
+    if image_size is not None:
+        processed = resize(processed, image_size)
     return processed
 
 
@@ -399,9 +399,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     crop : int or (height, width) or None, default=64
         Center crop at native scale (Galaxy10's 256-pixel cutouts -> 64, as in
         the original study). None keeps the whole image.
-    size : int or (height, width) or None, default=None
+    image_size : int or (height, width) or None, default=None
         Resize after cropping, with an anti-aliasing filter. ``crop=128,
-        size=64`` keeps the arms of large galaxies in a 64-pixel image.
+        image_size=64`` keeps the arms of large galaxies in a 64-pixel image.
     image_shape : tuple (H, W, C), optional
         Shape of one input image, for flattened ``(n, H*W*C)`` input.
     flatten : bool, default=False
@@ -426,19 +426,19 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     >>> import numpy as np
     >>> from galaxysim.images import ImagePreprocessor
     >>> X = np.zeros((3, 256, 256, 3), dtype=np.uint8)
-    >>> ImagePreprocessor(crop=128, size=64).fit_transform(X).shape
+    >>> ImagePreprocessor(crop=128, image_size=64).fit_transform(X).shape
     (3, 64, 64, 3)
     """
 
     def __init__(
         self,
         crop: int | Sequence[int] | None = 64,
-        size: int | Sequence[int] | None = None,
+        image_size: int | Sequence[int] | None = None,
         image_shape: Sequence[int] | None = None,
         flatten: bool = False,
     ) -> None:
         self.crop = crop
-        self.size = size
+        self.image_size = image_size
         self.image_shape = image_shape
         self.flatten = flatten
 
@@ -477,10 +477,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         """
         if self.crop is not None:
             _check_size(self.crop, "crop")
-        if self.size is not None:
-            _check_size(self.size, "size")
+        if self.image_size is not None:
+            _check_size(self.image_size, "image_size")
         images = check_images(self._as_images(X), name="X")
-        sample = preprocess_images(images[:1], crop=self.crop, size=self.size, name="X")
+        sample = preprocess_images(images[:1], crop=self.crop, image_size=self.image_size, name="X")
         self.image_shape_in_ = tuple(int(s) for s in images.shape[1:])
         self.image_shape_out_ = tuple(int(s) for s in sample.shape[1:])
         self.n_features_in_ = int(np.prod(self.image_shape_in_))
@@ -505,7 +505,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"X holds images of shape {array.shape[1:]}, but the preprocessor was "
                 f"fitted on {self.image_shape_in_}."
             )
-        out = preprocess_images(array, crop=self.crop, size=self.size, name="X")
+        out = preprocess_images(array, crop=self.crop, image_size=self.image_size, name="X")
         return out.reshape(len(out), -1) if self.flatten else out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

@@ -104,9 +104,9 @@ def test_crop_none_keeps_full_images(h5_file):
 
 def test_rectangular_crop_and_resize_match_preprocess_images(h5_file):
     path, content = h5_file
-    data = load_galaxy10_decals(path, classes=range(10), crop=(20, 30), size=10)
+    data = load_galaxy10_decals(path, classes=range(10), crop=(20, 30), image_size=10)
     assert data.images.shape == (N_IMAGES, 10, 10, 3)
-    expected = preprocess_images(content["images"], crop=(20, 30), size=10)
+    expected = preprocess_images(content["images"], crop=(20, 30), image_size=10)
     np.testing.assert_allclose(data.images, expected, atol=1e-6)
 
 
@@ -303,7 +303,7 @@ def test_no_image_of_the_requested_classes(tmp_path):
         ({"crop": 100}, ValueError, r"crop=100 is larger than the images.*36x44"),
         ({"crop": 0}, ValueError, "crop"),
         ({"crop": "64"}, TypeError, "crop"),
-        ({"crop": 8, "size": -2}, ValueError, "size"),
+        ({"crop": 8, "image_size": -2}, ValueError, "image_size"),
     ],
 )
 def test_bad_crop_or_size(h5_file, kwargs, error, message):
@@ -364,7 +364,7 @@ def test_folder_selects_relabels_and_crops(tmp_path):
     assert [Path(p).name for p in data.filenames] == ["img_0.png", "img_2.png", "img_3.png"]
     expected = center_crop(pixels[[0, 2, 3]], 20).astype(np.float32) / 255
     np.testing.assert_allclose(data.images, expected, atol=1e-6)
-    resized = load_galaxy10_folder(tmp_path / "f", classes=[9, 5], crop=None, size=8)
+    resized = load_galaxy10_folder(tmp_path / "f", classes=[9, 5], crop=None, image_size=8)
     assert resized.images.shape == (3, 8, 8, 3)
 
 
@@ -405,7 +405,7 @@ def test_folder_images_of_different_sizes_need_crop_or_size(tmp_path):
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "small.png")
     with open(tmp_path / "labels.csv", "a") as stream:
         stream.write("small.png,6,x\n")
-    with pytest.raises(ValueError, match="small.png.*crop= or size="):
+    with pytest.raises(ValueError, match="small.png.*crop= or image_size="):
         load_galaxy10_folder(tmp_path, crop=None)
     assert load_galaxy10_folder(tmp_path, crop=16).images.shape == (2, 16, 16, 3)
 

@@ -73,7 +73,7 @@ def test_sixteen_bit_png_keeps_its_range(tmp_path):
 
 
 def test_load_image_with_size(tmp_path, rgb_u8):
-    image = load_image(_save(tmp_path / "i.png", rgb_u8), size=(6, 5))
+    image = load_image(_save(tmp_path / "i.png", rgb_u8), image_size=(6, 5))
     assert image.shape == (6, 5, 3)
     assert 0.0 <= image.min() and image.max() <= 1.0
 
@@ -165,7 +165,7 @@ def test_load_images_errors(tmp_path, rgb_u8):
     _save(tmp_path / "b.png", rgb_u8[:5])
     with pytest.raises(ValueError, match="different sizes"):
         load_images(tmp_path)
-    images, _ = load_images(tmp_path, size=8)
+    images, _ = load_images(tmp_path, image_size=8)
     assert images.shape == (2, 8, 8, 3)
 
 
@@ -215,7 +215,7 @@ def test_resize_rejects_bad_values():
 def test_preprocess_images_crop_then_resize():
     rng = np.random.default_rng(1)
     batch = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    out = preprocess_images(batch, crop=16, size=8)
+    out = preprocess_images(batch, crop=16, image_size=8)
     assert out.shape == (2, 8, 8, 3) and out.dtype == np.float32
     expected = resize(center_crop(batch, 16), 8)
     np.testing.assert_allclose(out, expected, atol=1e-6)
@@ -226,7 +226,7 @@ def test_preprocess_images_crop_then_resize():
 def test_image_preprocessor_transform_and_pipeline():
     rng = np.random.default_rng(2)
     X = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    prep = ImagePreprocessor(crop=16, size=8)
+    prep = ImagePreprocessor(crop=16, image_size=8)
     out = prep.fit_transform(X)
     assert out.shape == (6, 8, 8, 3)
     assert prep.image_shape_in_ == (32, 32, 3) and prep.image_shape_out_ == (8, 8, 3)
@@ -279,7 +279,7 @@ def test_load_real_galaxy10_samples(galaxy10_samples):
 
 
 def test_load_real_milky_way(milky_way_png):
-    image = load_image(milky_way_png, size=64)
+    image = load_image(milky_way_png, image_size=64)
     assert image.shape == (64, 64, 3)
     assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.05
 
@@ -290,7 +290,7 @@ def test_image_preprocessor_follows_sklearn_conventions(tmp_path):
     # would check are tested here.
     import joblib
 
-    prep = ImagePreprocessor(crop=(8, 6), size=4)
+    prep = ImagePreprocessor(crop=(8, 6), image_size=4)
     assert clone(prep).get_params() == prep.get_params()
     X = np.random.default_rng(4).random((3, 12, 12, 3))
     X_before = X.copy()

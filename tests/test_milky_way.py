@@ -106,12 +106,12 @@ def test_corrupt_file_raises_a_clear_error(tmp_path):
         ({"framing": 4.5}, ValueError, "framing"),
         ({"framing": True}, TypeError, "framing"),
         ({"framing": None}, TypeError, "framing"),
-        ({"size": 0}, ValueError, "size"),
+        ({"image_size": 0}, ValueError, "image_size"),
         ({"path": 12}, TypeError, "path"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(blob_png, kwargs, error, match):
-    arguments = {"size": 16, "path": blob_png, **kwargs}
+    arguments = {"image_size": 16, "path": blob_png, **kwargs}
     with pytest.raises(error, match=match):
         load_milky_way(**arguments)
 

