@@ -1,0 +1,537 @@
+"""The one PyTorch training loop that every galaxysim estimator uses.
+
+Seeding, the validation split, shuffled mini-batches, Adam, early stopping on
+the validation loss (restoring the best weights), a tqdm progress bar when
+asked, the loss history and graceful Ctrl-C live here, so that the estimators
+only describe their network and their loss.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._device import resolve_device, seeded, torch_seed
+from ._validation import check_fraction, check_positive_float, check_positive_int
+
+__all__ = [
+    "TrainingHistory",
+    "check_early_stopping",
+    "fit_module",
+    "validation_split",
+]
+
+Batch = tuple[torch.Tensor, ...]
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+AugmentFn = Callable[[Batch, torch.Generator], Batch]
+
+# Share of free GPU memory the training data may take when it is moved to the
+# device once, instead of copying each batch from pinned host memory.
+_GPU_RESIDENT_SHARE = 0.25
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during one call of :func:`fit_module`.
+
+    Parameters
+    ----------
+    train_loss : list of float
+        Mean training loss of each epoch (over the epoch's batches, as the
+        weights changed during it).
+    val_loss : list of float
+        Mean validation loss after each epoch; empty when there was no
+        validation data.
+    best_epoch : int
+        Index (0-based, into the lists above) of the epoch whose weights the
+        module holds at the end: the lowest validation loss when early
+        stopping was on, else the last completed epoch (-1 when no epoch
+        completed).
+    n_epochs : int
+        Number of completed epochs.
+    stopped_early : bool
+        True when early stopping ended training before ``max_epochs``.
+    interrupted : bool
+        True when training was interrupted (KeyboardInterrupt).
+
+    Examples
+    --------
+    >>> TrainingHistory([1.0, 0.5], [1.1, 0.6], 1, 2, False, False).as_dict()["best_epoch"]
+    1
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    n_epochs: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the history as a plain dict (e.g. for JSON or a DataFrame).
+
+        Returns
+        -------
+        history : dict
+            Keys ``train_loss``, ``val_loss``, ``best_epoch``, ``n_epochs``,
+            ``stopped_early``, ``interrupted``; the lists are copies.
+
+        Examples
+        --------
+        >>> sorted(TrainingHistory().as_dict())[:2]
+        ['best_epoch', 'interrupted']
+        """
+        return asdict(self)
+
+
+def _as_tensor_tuple(data: Any, name: str) -> Batch:
+    tensors = (data,) if isinstance(data, torch.Tensor) else data
+    if not isinstance(tensors, (tuple, list)) or not tensors:
+        raise TypeError(
+            f"{name} must be a torch.Tensor or a non-empty tuple of tensors, "
+            f"got {type(data).__name__}."
+        )
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(
+                f"{name}[{i}] must be a torch.Tensor, got {type(tensor).__name__}."
+            )
+        if tensor.ndim == 0:
+            raise ValueError(f"{name}[{i}] must have a first (sample) dimension, got a scalar.")
+    lengths = {int(t.shape[0]) for t in tensors}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"{name} tensors must all have the same number of samples; "
+            f"got first dimensions {[int(t.shape[0]) for t in tensors]}."
+        )
+    return tuple(tensors)
+
+
+def validation_split(
+    n_samples: int, validation_fraction: float, permutation: Callable[[int], Any]
+) -> tuple[Any, Any]:
+    """Indices of the training and the held-out part of ``n_samples`` samples.
+
+    The one rule for holding out validation data in galaxysim: the share
+    ``validation_fraction`` of the samples, rounded up, is held out, and both
+    parts must keep at least one sample.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    validation_fraction : float
+        Share to hold out, in [0, 1); 0 holds out nothing.
+    permutation : callable
+        ``permutation(n)`` returns a random order of ``range(n)`` (for
+        example ``numpy.random.RandomState.permutation``, or
+        :func:`torch.randperm` with a generator); called only when something
+        is held out, so that no random draw is spent otherwise.
+
+    Returns
+    -------
+    train, validation : index arrays
+        The first ``n - n_val`` and the last ``n_val`` entries of the order;
+        ``(arange(n), empty)`` when ``validation_fraction`` is 0.
+
+    Raises
+    ------
+    ValueError
+        When there are no samples, or too few to keep a sample on each side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> train, val = validation_split(10, 0.25, np.random.RandomState(0).permutation)
+    >>> len(train), len(val)
+    (7, 3)
+    """
+    if n_samples == 0:
+        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
+    if validation_fraction == 0:
+        return np.arange(n_samples), np.arange(0)
+    n_val = math.ceil(n_samples * validation_fraction)
+    n_train = n_samples - n_val
+    if n_train < 1 or n_val < 1:
+        raise ValueError(
+            f"Too few samples to hold out a validation set: n_samples={n_samples} with "
+            f"validation_fraction={validation_fraction} leaves {n_train} for training and "
+            f"{n_val} for validation; both need at least 1. Pass more samples, or set "
+            "early_stopping=False and validation_fraction=0."
+        )
+    order = permutation(n_samples)
+    return order[:n_train], order[n_train:]
+
+
+def _split(
+    data: Batch, validation_fraction: float, generator: torch.Generator
+) -> tuple[Batch, Batch | None]:
+    train_idx, val_idx = validation_split(
+        int(data[0].shape[0]),
+        validation_fraction,
+        lambda n: torch.randperm(n, generator=generator),
+    )
+    if len(val_idx) == 0:
+        return data, None
+    return tuple(t[train_idx] for t in data), tuple(t[val_idx] for t in data)
+
+
+def check_early_stopping(early_stopping: bool, validation_fraction: float) -> None:
+    """Raise when early stopping is asked for without held-out data to stop on."""
+    if early_stopping and validation_fraction == 0:
+        raise ValueError(
+            "early_stopping=True needs held-out data: set validation_fraction > 0 "
+            "(e.g. 0.1), or early_stopping=False."
+        )
+
+
+def _place(data: Batch, device: torch.device) -> tuple[Batch, bool]:
+    """Put the data where batches are cut from it; True when it lives on ``device``."""
+    if device.type == "cpu":
+        return data, True
+    n_bytes = sum(t.element_size() * t.nelement() for t in data)
+    free, _ = torch.cuda.mem_get_info(device)
+    if n_bytes <= _GPU_RESIDENT_SHARE * free:
+        return tuple(t.to(device) for t in data), True
+    # Too large to keep on the GPU: pinned host memory makes each batch copy asynchronous.
+    return tuple(t.pin_memory() for t in data), False
+
+
+def _batches(
+    data: Batch,
+    order: torch.Tensor | None,
+    batch_size: int,
+    device: torch.device,
+    resident: bool,
+) -> Iterator[Batch]:
+    n_samples = int(data[0].shape[0])
+    for start in range(0, n_samples, batch_size):
+        if order is None:
+            batch = tuple(t[start : start + batch_size] for t in data)
+        else:
+            idx = order[start : start + batch_size]
+            batch = tuple(t[idx] for t in data)
+        if not resident:
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+        yield batch
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _check_loop_arguments(
+    module: Any, loss_fn: Any, augment: Any, numbers: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate the arguments of :func:`fit_module`; return the numbers normalised."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
+    return {
+        "max_epochs": check_positive_int(numbers["max_epochs"], "max_epochs"),
+        "batch_size": check_positive_int(numbers["batch_size"], "batch_size"),
+        "patience": check_positive_int(numbers["patience"], "patience"),
+        "learning_rate": check_positive_float(numbers["learning_rate"], "learning_rate"),
+        "weight_decay": check_positive_float(
+            numbers["weight_decay"], "weight_decay", allow_zero=True
+        ),
+        "max_grad_norm": check_positive_float(
+            numbers["max_grad_norm"], "max_grad_norm", allow_none=True
+        ),
+    }
+
+
+def _train_and_validation(
+    data: Batch,
+    validation_data: Any,
+    validation_fraction: float,
+    early_stopping: bool,
+    generator: torch.Generator,
+) -> tuple[Batch, Batch | None]:
+    if validation_data is None:
+        validation_fraction = check_fraction(
+            validation_fraction, "validation_fraction", inclusive=True
+        )
+        check_early_stopping(early_stopping, validation_fraction)
+        return _split(data, validation_fraction, generator)
+    val = _as_tensor_tuple(validation_data, "validation_data")
+    if len(val) != len(data):
+        raise ValueError(
+            f"validation_data must hold {len(data)} tensor(s) like data, got {len(val)}."
+        )
+    if val[0].shape[0] == 0:
+        raise ValueError("validation_data is empty (0 samples).")
+    if data[0].shape[0] == 0:
+        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
+    return data, val
+
+
+class _Loop:
+    """The state of one training run: data on the device, optimiser, generators."""
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        loss_fn: LossFn,
+        train: Batch,
+        val: Batch | None,
+        options: dict[str, Any],
+        device: torch.device,
+        seed: int,
+        split_gen: torch.Generator,
+        augment: AugmentFn | None,
+    ) -> None:
+        self.module, self.loss_fn, self.device, self.augment = module, loss_fn, device, augment
+        self.batch_size = options["batch_size"]
+        self.max_grad_norm = options["max_grad_norm"]
+        self.learning_rate = options["learning_rate"]
+        module.to(device)
+        self.train, self.train_resident = _place(train, device)
+        self.val, self.val_resident = (None, True) if val is None else _place(val, device)
+        self.split_gen = split_gen
+        self.augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        weight_decay = options["weight_decay"]
+        optimizer_cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+        self.optimizer = optimizer_cls(
+            module.parameters(), lr=self.learning_rate, weight_decay=weight_decay
+        )
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.n_train = int(self.train[0].shape[0])
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the shuffled training data; the mean training loss."""
+        self.module.train()
+        order = torch.randperm(self.n_train, generator=self.split_gen)
+        if self.train_resident and self.device.type != "cpu":
+            order = order.to(self.device)
+        # Summed on the device so that no batch waits for a host sync.
+        total = torch.zeros((), device=self.device)
+        batches = _batches(self.train, order, self.batch_size, self.device, self.train_resident)
+        for batch in batches:
+            if self.augment is not None:
+                batch = self.augment(batch, self.augment_gen)
+            loss = self.loss_fn(self.module, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+            self.optimizer.step()
+            total += loss.detach() * batch[0].shape[0]
+        self.module.eval()
+        return self._finite(float(total) / self.n_train, "training", epoch)
+
+    def validation_loss(self, epoch: int) -> float:
+        """Mean loss over the validation data, without gradients."""
+        total = torch.zeros((), device=self.device)
+        n_samples = int(self.val[0].shape[0])
+        with torch.no_grad():
+            for batch in _batches(self.val, None, self.batch_size, self.device, self.val_resident):
+                total += self.loss_fn(self.module, batch).detach() * batch[0].shape[0]
+        return self._finite(float(total / n_samples), "validation", epoch)
+
+    def _finite(self, loss: float, which: str, epoch: int) -> float:
+        if math.isfinite(loss):
+            return loss
+        self.restore_best()
+        raise RuntimeError(
+            f"The {which} loss became {loss} in epoch {epoch}; training diverged. "
+            f"Try a lower learning_rate (it is {self.learning_rate:g}), and check the input data."
+        )
+
+
+def _run_epochs(
+    loop: _Loop, history: TrainingHistory, bar: Any, *, max_epochs: int,
+    early_stopping: bool, patience: int,
+) -> None:
+    """Train epoch after epoch, recording ``history``, until done or stopped early."""
+    best_loss = math.inf
+    epochs_without_gain = 0
+    for epoch in range(max_epochs):
+        train_loss = loop.train_epoch(epoch)
+        history.train_loss.append(train_loss)
+        if loop.val is None:
+            history.n_epochs, history.best_epoch = epoch + 1, epoch
+            bar.set_postfix(train_loss=f"{train_loss:.4g}")
+            bar.update()
+            continue
+        val_loss = loop.validation_loss(epoch)
+        history.val_loss.append(val_loss)
+        history.n_epochs = epoch + 1
+        bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
+        bar.update()
+        if not early_stopping:
+            history.best_epoch = epoch
+        elif val_loss < best_loss:
+            best_loss, loop.best_state = val_loss, _snapshot(loop.module)
+            history.best_epoch, epochs_without_gain = epoch, 0
+        else:
+            epochs_without_gain += 1
+            if epochs_without_gain >= patience:
+                history.stopped_early = epoch + 1 < max_epochs
+                return
+
+
+def _interrupted(history: TrainingHistory, loop: _Loop, early_stopping: bool, desc: str) -> None:
+    history.interrupted = True
+    kept_best = early_stopping and loop.best_state is not None
+    if kept_best:
+        what = f"the weights of the best epoch so far ({history.best_epoch}) are restored"
+    else:
+        what = "the weights reached so far are kept"
+        history.best_epoch = history.n_epochs - 1
+    warnings.warn(
+        f"{desc}: training interrupted after {history.n_epochs} complete epoch(s); {what}.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def fit_module(
+    module: torch.nn.Module,
+    data: torch.Tensor | Sequence[torch.Tensor],
+    loss_fn: LossFn,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    validation_fraction: float = 0.1,
+    early_stopping: bool = True,
+    patience: int = 10,
+    device: torch.device | str,
+    random_state: Any = None,
+    verbose: int = 0,
+    augment: AugmentFn | None = None,
+    weight_decay: float = 0.0,
+    max_grad_norm: float | None = None,
+    desc: str = "fit",
+    validation_data: torch.Tensor | Sequence[torch.Tensor] | None = None,
+) -> TrainingHistory:
+    """Train ``module`` in place by mini-batch Adam on ``loss_fn``.
+
+    A random ``validation_fraction`` of the samples is held out (unless
+    ``validation_data`` is given); each epoch shuffles the rest, takes one
+    optimiser step per batch and then measures the validation loss. With
+    ``early_stopping`` training ends once the validation loss has not
+    improved for ``patience`` epochs and the weights of the best epoch are
+    put back. Ctrl-C (KeyboardInterrupt) ends training the same way, with a
+    warning, and returns normally. The module is left in ``eval()`` mode.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; it is moved to ``device`` and trained in place.
+    data : torch.Tensor or tuple of torch.Tensor
+        Training data on the CPU, samples along the first dimension. A tuple
+        is cut into batches together (e.g. inputs and targets).
+    loss_fn : callable
+        ``loss_fn(module, batch) -> scalar tensor``: the mean loss of one
+        batch, ``batch`` being a tuple of tensors already on ``device``.
+    max_epochs : int
+        Largest number of passes over the training data.
+    batch_size : int
+        Samples per optimiser step.
+    learning_rate : float
+        Adam's step size.
+    validation_fraction : float, default=0.1
+        Share of the samples held out at random to measure the validation
+        loss, in [0, 1). 0 (no validation) needs ``early_stopping=False``.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience``
+        epochs and restore the weights of the best epoch.
+    patience : int, default=10
+        Epochs without improvement tolerated before stopping.
+    device : torch.device or str
+        Where to train (see :func:`resolve_device`).
+    random_state : int, RandomState or None, default=None
+        Seeds the validation split, the shuffling, the augmentation and any
+        randomness inside the module; an int makes CPU training repeatable.
+    verbose : int, default=0
+        When positive, show a tqdm progress bar with the losses per epoch.
+    augment : callable, optional
+        ``augment(batch, generator) -> batch``, applied to each training
+        batch on ``device``; ``generator`` is a :class:`torch.Generator` on
+        ``device`` to draw the random choices from.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW); 0 is plain Adam.
+    max_grad_norm : float, optional
+        When given, gradients are clipped to this global norm.
+    desc : str, default="fit"
+        Label of the progress bar.
+    validation_data : torch.Tensor or tuple of torch.Tensor, optional
+        Explicit validation data, used instead of holding out part of
+        ``data`` (``validation_fraction`` is then ignored).
+
+    Returns
+    -------
+    history : TrainingHistory
+        Losses per epoch, the best epoch, and how training ended.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, empty data, or too few samples for both a
+        training and a validation set.
+    RuntimeError
+        When the loss becomes NaN or infinite (the best weights so far are
+        restored first).
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 1)
+    >>> x = torch.randn(64, 2)
+    >>> y = x.sum(dim=1, keepdim=True)
+    >>> def mse(module, batch):
+    ...     inputs, targets = batch
+    ...     return torch.nn.functional.mse_loss(module(inputs), targets)
+    >>> history = fit_module(net, (x, y), mse, max_epochs=3, batch_size=16,
+    ...                      learning_rate=0.05, device="cpu", random_state=0)
+    >>> history.n_epochs
+    3
+    """
+    options = _check_loop_arguments(
+        module,
+        loss_fn,
+        augment,
+        {
+            "max_epochs": max_epochs, "batch_size": batch_size, "patience": patience,
+            "learning_rate": learning_rate, "weight_decay": weight_decay,
+            "max_grad_norm": max_grad_norm,
+        },
+    )
+    device = resolve_device(device)
+    data = _as_tensor_tuple(data, "data")
+    seed = torch_seed(random_state)
+    split_gen = torch.Generator().manual_seed(seed)
+    train, val = _train_and_validation(
+        data, validation_data, validation_fraction, early_stopping, split_gen
+    )
+    loop = _Loop(module, loss_fn, train, val, options, device, seed, split_gen, augment)
+    history = TrainingHistory()
+    bar = tqdm(total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch",
+               leave=True)
+    try:
+        with seeded(seed + 2, device):
+            _run_epochs(loop, history, bar, max_epochs=options["max_epochs"],
+                        early_stopping=early_stopping, patience=options["patience"])
+    except KeyboardInterrupt:
+        _interrupted(history, loop, early_stopping, desc)
+    finally:
+        bar.close()
+        if early_stopping:
+            loop.restore_best()
+        module.eval()
+    return history
