@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_image_shape, check_images, check_positive_int
+from ._validation import PathLike, check_image_shape, check_images, check_positive_int
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -28,8 +28,6 @@ __all__ = [
     "preprocess_images",
     "ImagePreprocessor",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: File name endings that :func:`load_images` picks up in a folder.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".fits", ".fit", ".fts")

@@ -7,8 +7,8 @@ from .galaxy10 import (
     SEED_CLASSES,
     fetch_galaxy10_decals,
     load_galaxy10_decals,
-    load_galaxy10_folder,
 )
+from .galaxy10_folder import load_galaxy10_folder
 from .milky_way import load_milky_way
 from .synthetic import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 

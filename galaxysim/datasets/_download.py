@@ -19,14 +19,14 @@ import os
 import re
 from numbers import Real
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
 
-from .._validation import check_positive_int
+from .._validation import PathLike, check_positive_int
 from .._version import __version__
 
 __all__ = [
@@ -37,8 +37,6 @@ __all__ = [
     "file_sha256",
     "part_path",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 _USER_AGENT = f"galaxysim/{__version__} (+python urllib)"
 _SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+
+from .._validation import PathLike
 
 __all__ = ["DATA_HOME_ENV", "get_data_home"]
 
 #: Environment variable that overrides the default data folder.
 DATA_HOME_ENV = "GALAXYSIM_DATA"
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def get_data_home(data_home: PathLike | None = None, *, create: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""Galaxy10 DECaLS: download, load in chunks, and read folders of labelled cutouts.
+"""Galaxy10 DECaLS: download the HDF5 file and load it in chunks.
 
 Galaxy10 DECaLS (Leung & Bovy) holds 17,736 colour cutouts of 256x256 pixels
 from the DESI Legacy Imaging Surveys, each labelled with one of ten
@@ -11,25 +11,33 @@ size of the file.
 
 from __future__ import annotations
 
-import csv
 import os
 from contextlib import contextmanager
-from numbers import Integral
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from ..images import _check_size, load_image, preprocess_images
+from .._validation import PathLike
+from ..images import _check_size, preprocess_images
 from ._download import (
     ChecksumMismatchError,
     _check_sha256,
     _check_url,
     download_file,
     file_sha256,
+)
+from ._galaxy10_meta import (
+    DESCR,
+    GALAXY10_CLASSES,
+    SEED_CLASSES,
+    ClassSpec,
+    _check_classes,
+    _galaxy10_labels,
+    _relabel,
 )
 from ._home import get_data_home
 
@@ -41,28 +49,7 @@ __all__ = [
     "GALAXY10_SHA256",
     "load_galaxy10_decals",
     "fetch_galaxy10_decals",
-    "load_galaxy10_folder",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
-ClassSpec = Union[int, str, Iterable[Union[int, str]]]
-
-#: The ten Galaxy10 DECaLS classes; the position of a name is its label ``ans``.
-GALAXY10_CLASSES: tuple[str, ...] = (
-    "Disturbed",
-    "Merging",
-    "Round Smooth",
-    "In-between Round Smooth",
-    "Cigar Shaped Smooth",
-    "Barred Spiral",
-    "Unbarred Tight Spiral",
-    "Unbarred Loose Spiral",
-    "Edge-on without Bulge",
-    "Edge-on with Bulge",
-)
-
-#: The spiral and edge-on classes (9,796 images) the Milky Way challenge ranks.
-SEED_CLASSES: tuple[int, ...] = (5, 6, 7, 8, 9)
 
 GALAXY10_FILENAME = "Galaxy10_DECals.h5"
 #: Zenodo record 10845026, the data set's official home.
@@ -77,101 +64,6 @@ _META_KEYS = ("ra", "dec", "redshift", "pxscale")
 _CHUNK_ROWS = 256
 # Upper bound on one block when widening it to whole HDF5 chunks.
 _MAX_BLOCK_BYTES = 256 * 2**20
-
-_CITATION = """\
-Please acknowledge when using this data:
-
-- Galaxy10 DECaLS, by H. W. Leung and J. Bovy, released with astroNN
-  (Leung & Bovy 2019, MNRAS 483, 3255); file: Zenodo record 10845026,
-  https://doi.org/10.5281/zenodo.10845026
-- Images: the DESI Legacy Imaging Surveys (Dey et al. 2019, AJ 157, 168).
-- Labels: Galaxy Zoo volunteers (Lintott et al. 2008, MNRAS 389, 1179;
-  Galaxy Zoo DECaLS: Walmsley et al. 2022, MNRAS 509, 3966).
-"""
-
-_CLASS_TABLE = "\n".join(f"  {label}  {name}" for label, name in enumerate(GALAXY10_CLASSES))
-
-DESCR = f"""\
-Galaxy10 DECaLS
----------------
-
-17,736 colour (g, r, z) cutouts of 256x256 pixels (pixel scale in pxscale)
-from the DESI Legacy Imaging Surveys, each in one of ten morphology classes
-chosen from Galaxy Zoo DECaLS volunteer votes:
-
-{_CLASS_TABLE}
-
-Class sizes: 1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873.
-The spiral and edge-on classes 5-9 (9,796 images) are galaxysim's default.
-
-Fields: images (float32 in [0, 1], channels last, center-cropped/resized as
-asked), target (labels 0..k-1 in the order of the requested classes),
-target_names, ans (original Galaxy10 label), ra, dec (degrees), redshift,
-pxscale (arcsec per pixel), indices (row of each image in the HDF5 file).
-
-{_CITATION}"""
-
-
-def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
-    """Turn labels and/or class names into a tuple of distinct labels 0-9."""
-    if isinstance(classes, (str, Integral)):
-        classes = (classes,)
-    try:
-        items = list(classes)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            "classes must be Galaxy10 labels (ints 0-9) or class names, "
-            f"got {classes!r}."
-        ) from None
-    if not items:
-        raise ValueError("classes is empty; give at least one Galaxy10 label (0-9) or name.")
-    by_name = {name.lower(): label for label, name in enumerate(GALAXY10_CLASSES)}
-    labels = []
-    for item in items:
-        if isinstance(item, (bool, np.bool_)):
-            raise TypeError(f"classes must hold ints 0-9 or class names, got {item!r}.")
-        if isinstance(item, Integral):
-            if not 0 <= int(item) < len(GALAXY10_CLASSES):
-                raise ValueError(f"classes holds {item!r}; Galaxy10 labels are 0 to 9.")
-            labels.append(int(item))
-        elif isinstance(item, str):
-            label = by_name.get(item.strip().lower())
-            if label is None:
-                raise ValueError(
-                    f"classes holds {item!r}, which is not a Galaxy10 class; the names "
-                    f"are {', '.join(repr(n) for n in GALAXY10_CLASSES)}."
-                )
-            labels.append(label)
-        else:
-            raise TypeError(
-                f"classes must hold ints 0-9 or class names, got {item!r} "
-                f"({type(item).__name__})."
-            )
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ValueError(f"classes names the label(s) {duplicates} more than once.")
-    return tuple(labels)
-
-
-def _relabel(ans: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """Map each original label to its position in ``classes``."""
-    lookup = np.full(len(GALAXY10_CLASSES), -1, dtype=np.int64)
-    lookup[list(classes)] = np.arange(len(classes))
-    return lookup[ans]
-
-
-def _check_labels(ans: np.ndarray, where: str) -> np.ndarray:
-    """Return labels as int64, or raise if they are not integers in 0-9."""
-    if not (np.issubdtype(ans.dtype, np.integer) or np.issubdtype(ans.dtype, np.floating)):
-        raise ValueError(f"{where} holds labels of dtype {ans.dtype}; expected integers 0-9.")
-    if np.issubdtype(ans.dtype, np.floating) and not np.all(np.mod(ans, 1) == 0):
-        raise ValueError(f"{where} holds non-integer labels; expected integers 0-9.")
-    labels = ans.astype(np.int64)
-    bad = np.unique(labels[(labels < 0) | (labels >= len(GALAXY10_CLASSES))])
-    if bad.size:
-        raise ValueError(f"{where} holds the label(s) {bad.tolist()}; Galaxy10 labels are 0 to 9.")
-    return labels
-
 
 @contextmanager
 def _open_galaxy10(path: Path) -> Iterator[h5py.File]:
@@ -243,7 +135,7 @@ def _read(dataset: h5py.Dataset, selection: object, path: Path) -> np.ndarray:
 def _check_galaxy10_file(path: Path) -> None:
     """Raise unless ``path`` is a readable Galaxy10 file with valid labels."""
     with _open_galaxy10(path) as handle:
-        _check_labels(_read(handle["ans"], (), path), f"{str(path)!r}: 'ans'")
+        _galaxy10_labels(_read(handle["ans"], (), path), f"{str(path)!r}: 'ans'")
 
 
 def _download_galaxy10(
@@ -419,6 +311,42 @@ def _rows_per_block(dataset: h5py.Dataset, window: tuple[slice, slice]) -> int:
     return rows
 
 
+def _read_images(
+    dataset: h5py.Dataset,
+    rows: np.ndarray,
+    crop: int | Sequence[int] | None,
+    image_size: int | Sequence[int] | None,
+    source: Path,
+    verbose: bool,
+) -> np.ndarray:
+    """Read, crop and resize the images of ``rows``, one aligned block at a time."""
+    height, width = dataset.shape[1:3]
+    window = _crop_window(crop, height, width)
+    out_height, out_width = (
+        _check_size(image_size, "image_size") if image_size is not None
+        else (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    )
+    images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
+    block_rows = _rows_per_block(dataset, window)
+    # h5py reads slices fast but lists of rows slowly, so each read is the span
+    # of wanted rows inside one aligned block, cut to the crop window on disk;
+    # the wanted rows are then picked in memory.
+    groups = np.split(rows, np.flatnonzero(np.diff(rows // block_rows)) + 1)
+    filled = 0
+    with tqdm(total=rows.size, unit="img", desc="Loading Galaxy10", disable=not verbose) as bar:
+        for group in groups:
+            start, stop = int(group[0]), int(group[-1]) + 1
+            block = _read(dataset, (slice(start, stop), *window, slice(None)), source)
+            if group.size != stop - start:
+                block = block[group - start]
+            images[filled:filled + group.size] = preprocess_images(
+                block, image_size=image_size, name="images"
+            )
+            filled += group.size
+            bar.update(group.size)
+    return images
+
+
 def load_galaxy10_decals(
     path: PathLike | None = None,
     *,
@@ -527,7 +455,7 @@ def load_galaxy10_decals(
         dataset = handle["images"]
         height, width = dataset.shape[1:3]
         _check_crop_fits(crop, height, width, repr(str(source)))
-        ans = _check_labels(_read(handle["ans"], (), source), f"{str(source)!r}: 'ans'")
+        ans = _galaxy10_labels(_read(handle["ans"], (), source), f"{str(source)!r}: 'ans'")
         rows = np.flatnonzero(np.isin(ans, labels_wanted))
         if rows.size == 0:
             found = np.unique(ans).tolist()
@@ -537,30 +465,7 @@ def load_galaxy10_decals(
             )
         metadata = {key: _read(handle[key], (), source)[rows] for key in _META_KEYS}
 
-        window = _crop_window(crop, height, width)
-        out_height, out_width = (
-            _check_size(image_size, "image_size") if image_size is not None
-            else (window[0].stop - window[0].start, window[1].stop - window[1].start)
-        )
-        images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
-        block_rows = _rows_per_block(dataset, window)
-        # h5py reads slices fast but lists of rows slowly, so each read is the span
-        # of wanted rows inside one aligned block, cut to the crop window on disk;
-        # the wanted rows are then picked in memory.
-        groups = np.split(rows, np.flatnonzero(np.diff(rows // block_rows)) + 1)
-        filled = 0
-        with tqdm(total=rows.size, unit="img", desc="Loading Galaxy10",
-                  disable=not verbose) as bar:
-            for group in groups:
-                start, stop = int(group[0]), int(group[-1]) + 1
-                block = _read(dataset, (slice(start, stop), *window, slice(None)), source)
-                if group.size != stop - start:
-                    block = block[group - start]
-                images[filled:filled + group.size] = preprocess_images(
-                    block, image_size=image_size, name="images"
-                )
-                filled += group.size
-                bar.update(group.size)
+        images = _read_images(dataset, rows, crop, image_size, source, verbose)
 
     target = _relabel(ans[rows], labels_wanted)
     if return_X_y:
@@ -573,176 +478,4 @@ def load_galaxy10_decals(
         indices=rows,
         DESCR=DESCR,
         **metadata,
-    )
-
-
-def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
-    """Read ``(filename, ans)`` pairs from a labels.csv, with errors naming the line."""
-    try:
-        stream = open(labels, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise OSError(f"Could not open {str(labels)!r}: {exc}") from None
-    entries = []
-    with stream:
-        reader = csv.reader(stream)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{str(labels)!r} is empty; expected a header 'filename,ans'.")
-        columns = [name.strip() for name in header]
-        missing = [name for name in ("filename", "ans") if name not in columns]
-        if missing:
-            raise ValueError(
-                f"{str(labels)!r} lacks the column(s) {missing}; found columns {columns}, "
-                "expected at least 'filename' and 'ans'."
-            )
-        name_at, ans_at = columns.index("filename"), columns.index("ans")
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) <= max(name_at, ans_at):
-                raise ValueError(
-                    f"{str(labels)!r}, line {line}: has {len(row)} field(s), expected "
-                    f"{len(columns)}."
-                )
-            filename, raw = row[name_at].strip(), row[ans_at].strip()
-            if not filename:
-                raise ValueError(f"{str(labels)!r}, line {line}: the filename is empty.")
-            try:
-                label = int(raw)
-            except ValueError:
-                raise ValueError(
-                    f"{str(labels)!r}, line {line}: ans must be an integer label 0-9, "
-                    f"got {raw!r}."
-                ) from None
-            if not 0 <= label < len(GALAXY10_CLASSES):
-                raise ValueError(
-                    f"{str(labels)!r}, line {line}: ans is {label}; Galaxy10 labels are 0 to 9."
-                )
-            entries.append((filename, label))
-    if not entries:
-        raise ValueError(f"{str(labels)!r} lists no images.")
-    return entries
-
-
-def load_galaxy10_folder(
-    folder: PathLike,
-    *,
-    classes: ClassSpec = SEED_CLASSES,
-    crop: int | Sequence[int] | None = 64,
-    image_size: int | Sequence[int] | None = None,
-) -> Bunch:
-    """Load a folder of labelled galaxy images, such as Galaxy10 cutouts saved as files.
-
-    The folder holds image files (PNG, JPEG, TIFF; FITS with astropy) and a
-    ``labels.csv`` with at least the columns ``filename`` (relative to the
-    folder) and ``ans`` (the Galaxy10 label 0-9); other columns are ignored.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        The folder.
-    classes : sequence of int or str, default=SEED_CLASSES
-        Galaxy10 labels and/or class names to keep; ``target`` numbers them
-        0..k-1 in this order.
-    crop : int or (height, width) or None, default=64
-        Center crop at native scale. None keeps the full image (all images
-        must then share one size, unless ``image_size`` is given).
-    image_size : int or (height, width) or None, default=None
-        Resize after cropping, with an anti-aliasing filter.
-
-    Returns
-    -------
-    data : sklearn.utils.Bunch
-        ``images`` (n, h, w, 3) float32 in [0, 1]; ``target`` (n,) int64;
-        ``target_names``; ``ans``; ``filenames`` (full paths, in the order of
-        labels.csv); ``DESCR``.
-
-    Raises
-    ------
-    FileNotFoundError
-        The folder, its labels.csv, or an image it lists is missing.
-    ValueError
-        labels.csv lacks a column or holds a bad label, no image has the
-        requested classes, an image is smaller than ``crop``, or the images
-        end up with different sizes.
-
-    See Also
-    --------
-    load_galaxy10_decals : Load the HDF5 file of the full data set.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from PIL import Image
-    >>> from galaxysim.datasets.galaxy10 import load_galaxy10_folder
-    >>> folder = tempfile.mkdtemp()
-    >>> Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(os.path.join(folder, "a.png"))
-    >>> with open(os.path.join(folder, "labels.csv"), "w") as f:
-    ...     _ = f.write("filename,ans\\na.png,5\\n")
-    >>> data = load_galaxy10_folder(folder)
-    >>> data.images.shape, str(data.target_names[data.target[0]])
-    ((1, 64, 64, 3), 'Barred Spiral')
-    """
-    labels_wanted = _check_classes(classes)
-    if crop is not None:
-        _check_size(crop, "crop")
-    if image_size is not None:
-        _check_size(image_size, "image_size")
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(
-            f"folder must be a folder path (str or os.PathLike), got {type(folder).__name__}."
-        )
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a folder.")
-    labels = folder / "labels.csv"
-    if not labels.is_file():
-        raise FileNotFoundError(
-            f"folder {str(folder)!r} has no labels.csv; expected a CSV with the columns "
-            "'filename' and 'ans'."
-        )
-    entries = [(name, label) for name, label in _read_labels_csv(labels)
-               if label in labels_wanted]
-    if not entries:
-        raise ValueError(
-            f"{str(labels)!r} lists no images of classes {list(labels_wanted)}."
-        )
-    paths = [folder / name for name, _ in entries]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise FileNotFoundError(
-            f"{len(missing)} image(s) listed in {str(labels)!r} are missing: {shown}{more}."
-        )
-
-    images = None
-    for i, image_path in enumerate(paths):
-        image = load_image(image_path)
-        _check_crop_fits(crop, *image.shape[:2], repr(str(image_path)))
-        processed = preprocess_images(image[np.newaxis], crop=crop, image_size=image_size,
-                                      name=str(image_path))[0]
-        if images is None:
-            images = np.empty((len(paths), *processed.shape), dtype=np.float32)
-        elif processed.shape != images.shape[1:]:
-            raise ValueError(
-                f"{str(image_path)!r} gives an image of shape {processed.shape}, but "
-                f"{str(paths[0])!r} gave {images.shape[1:]}; pass crop= or image_size= so all "
-                "images end up the same size."
-            )
-        images[i] = processed
-
-    ans = np.array([label for _, label in entries], dtype=np.int64)
-    return Bunch(
-        images=images,
-        target=_relabel(ans, labels_wanted),
-        target_names=np.array([GALAXY10_CLASSES[label] for label in labels_wanted]),
-        ans=ans,
-        filenames=np.array([str(p) for p in paths]),
-        DESCR=(
-            f"Labelled galaxy images from {str(folder)!r} (labels.csv), classes "
-            f"{[GALAXY10_CLASSES[label] for label in labels_wanted]}.\n\n{DESCR}"
-        ),
     )

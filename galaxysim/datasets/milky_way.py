@@ -20,11 +20,10 @@ import importlib.util
 import os
 from numbers import Real
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import PathLike, check_positive_int
 from ..images import center_crop, load_image, resize
 
 __all__ = [
@@ -33,8 +32,6 @@ __all__ = [
     "load_milky_way",
     "half_light_radius",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Credit line that every use of the illustration must show.
 MILKY_WAY_CREDIT = "NASA/JPL-Caltech/R. Hurt (SSC/Caltech)"
