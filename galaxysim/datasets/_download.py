@@ -19,7 +19,7 @@ import os
 import re
 from numbers import Real
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
@@ -150,6 +150,28 @@ def _reason(exc: BaseException) -> str:
     return str(reason if reason is not None else exc) or type(exc).__name__
 
 
+def _append_stream(
+    response: Any, part: Path, mode: str, hasher: "hashlib._Hash", chunk_size: int,
+    bar: Any, url: str, offset: int,
+) -> int:
+    """Write the response body into ``part`` as it arrives; the number of bytes received."""
+    received = 0
+    with open(part, mode) as stream:
+        try:
+            while block := response.read(chunk_size):
+                stream.write(block)
+                hasher.update(block)
+                received += len(block)
+                bar.update(len(block))
+        except (http.client.HTTPException, OSError) as exc:
+            raise IncompleteDownloadError(
+                f"The download of {url} broke off after {offset + received} bytes "
+                f"({_reason(exc)}). The partial file {str(part)!r} is kept; call again "
+                "to resume from there."
+            ) from None
+    return received
+
+
 def _transfer(
     url: str, part: Path, *, timeout: float, chunk_size: int, verbose: bool, desc: str
 ) -> "hashlib._Hash":
@@ -209,23 +231,11 @@ def _transfer(
             hasher = hashlib.sha256()
             mode = "wb"
         total = offset + length if length is not None else None
-        received = 0
-        with open(part, mode) as stream, tqdm(
+        with tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=desc, disable=not verbose,
         ) as bar:
-            try:
-                while block := response.read(chunk_size):
-                    stream.write(block)
-                    hasher.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-            except (http.client.HTTPException, OSError) as exc:
-                raise IncompleteDownloadError(
-                    f"The download of {url} broke off after {offset + received} bytes "
-                    f"({_reason(exc)}). The partial file {str(part)!r} is kept; call again "
-                    "to resume from there."
-                ) from None
+            received = _append_stream(response, part, mode, hasher, chunk_size, bar, url, offset)
     if length is not None and received < length:
         raise IncompleteDownloadError(
             f"The download of {url} stopped after {offset + received} of {total} bytes. "

@@ -1,0 +1,176 @@
+"""The package's shape: layers that only import downward, small modules, one definition per concept.
+
+These tests read the source with :mod:`ast`; they fail when a change breaks
+the layout described in docs/index.md ("Architecture").
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import galaxysim
+
+PACKAGE = Path(galaxysim.__file__).resolve().parent
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+# Largest module (lines) and function (lines of code: no docstring, comment or
+# blank line). The guide says "about 500" and "about 60".
+MAX_MODULE_LINES = 540
+MAX_FUNCTION_CODE_LINES = 60
+
+# Layers, bottom to top: a module may import from its own layer or below.
+LAYERS = {
+    "_version": 0, "_validation": 0, "_device": 0,
+    "_loop": 1, "_training": 1, "symmetry": 1, "metrics": 1, "images": 1, "plotting": 1,
+    "datasets": 2, "embedders": 2, "flows": 2,
+    "ranking": 3,
+    "app": 4, "__main__": 4, "__init__": 4,
+}
+
+# Concepts that must be defined exactly once in the package.
+SINGLE_DEFINITIONS = (
+    "bits_per_dim",
+    "percentile_rank",
+    "validation_split",
+    "dihedral_views",
+    "dihedral_index_maps",
+    "random_dihedral",
+    "is_image_input",
+    "check_positive_float",
+    "check_labels",
+    "png_data_uri",
+    "summarize_ranking",
+    "PathLike",
+    "TRAINING_PARAMETERS",
+)
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def _top_part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of the galaxysim modules that ``path`` imports (lazily too)."""
+    package = _module_name(path).rsplit(".", 1)[0]
+    if path.name == "__init__.py":
+        package = _module_name(path).removesuffix(".__init__")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.add(name)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "galaxysim" or name.startswith("galaxysim.")}
+
+
+def _definitions(name: str) -> list[str]:
+    """Module-level functions, classes and assignments called ``name`` (methods aside)."""
+    places = []
+    for path in MODULES:
+        for node in ast.parse(path.read_text()).body:
+            defined = (
+                isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name
+            ) or (
+                isinstance(node, (ast.Assign, ast.AnnAssign))
+                and any(
+                    isinstance(target, ast.Name) and target.id == name
+                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                )
+            )
+            if defined:
+                places.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    return places
+
+
+def _code_lines(lines: list[str], node: ast.AST) -> int:
+    body = node.body
+    docstring = set()
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        docstring = set(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(
+        1
+        for number in range(node.lineno, node.end_lineno + 1)
+        if number not in docstring
+        and lines[number - 1].strip()
+        and not lines[number - 1].strip().startswith("#")
+    )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_only_point_down(path):
+    module = _module_name(path)
+    own = LAYERS[_top_part(module)]
+    for imported in _imported_modules(path):
+        if imported == "galaxysim":
+            assert own == LAYERS["__init__"], f"{module} imports the top-level package"
+            continue
+        target = _top_part(imported)
+        assert LAYERS[target] <= own, f"{module} (layer {own}) imports {imported} (layer {LAYERS[target]})"
+
+
+def test_the_library_never_imports_the_app():
+    for path in MODULES:
+        module = _module_name(path)
+        if _top_part(module) in ("app", "__main__"):
+            continue
+        assert not any(name.startswith("galaxysim.app") for name in _imported_modules(path)), module
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for path in MODULES:
+        lines = path.read_text().splitlines()
+        where = path.relative_to(PACKAGE)
+        if len(lines) > MAX_MODULE_LINES:
+            too_long.append(f"{where}: {len(lines)} lines")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                count = _code_lines(lines, node)
+                if count > MAX_FUNCTION_CODE_LINES:
+                    too_long.append(f"{where}:{node.lineno} {node.name}: {count} code lines")
+    assert not too_long, "\n".join(too_long)
+
+
+@pytest.mark.parametrize("name", SINGLE_DEFINITIONS)
+def test_each_concept_is_defined_once(name):
+    places = _definitions(name)
+    assert len(places) == 1, f"{name} is defined at {places}"
+
+
+def test_no_two_private_helpers_share_the_name_check_labels():
+    assert _definitions("_check_labels") == []
+
+
+def test_every_public_name_imports_from_the_top():
+    for name in galaxysim.__all__:
+        assert getattr(galaxysim, name) is not None
+
+
+@pytest.mark.parametrize("name", ["AutoencoderEmbedder", "FlowDensityEstimator"])
+def test_torch_estimators_share_the_training_spec_and_take_keywords_only(name):
+    from galaxysim._training import TRAINING_PARAMETERS
+
+    estimator = getattr(galaxysim, name)
+    parameters = inspect.signature(estimator.__init__).parameters
+    shared = [param.name for param in TRAINING_PARAMETERS]
+    assert list(parameters)[-len(shared):] == shared
+    assert all(
+        p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in parameters.items() if n != "self"
+    )
+    for parameter in shared:
+        assert f"{parameter} : " in estimator.__doc__
