@@ -278,3 +278,73 @@ def test_mixin_loads_gpu_state_on_a_cpu_only_machine(monkeypatch):
     again = pickle.loads(pickle.dumps(holder))
     assert again.device_ == torch.device("cpu")
     assert copy.deepcopy(holder).device_ == torch.device("cpu")
+
+
+# --- the shared training-parameter spec --------------------------------------------
+
+
+def test_documented_defaults_come_from_the_signature():
+    from galaxysim._training import TRAINING_PARAMETERS, documents_training_parameters
+
+    @documents_training_parameters
+    class Estimator(TorchEstimatorMixin):
+        """An estimator.
+
+        Parameters
+        ----------
+        [training parameters]
+        """
+
+        def __init__(self, *, max_epochs=7, batch_size=3, learning_rate=0.5, weight_decay=0.0,
+                     max_grad_norm=None, validation_fraction=0.2, early_stopping=False,
+                     patience=2, device="cpu", random_state=None, verbose=0):
+            pass
+
+    assert "max_epochs : int, default=7" in Estimator.__doc__
+    assert "max_grad_norm : float or None, default=None" in Estimator.__doc__
+    assert "[training parameters]" not in Estimator.__doc__
+    assert Estimator.__doc__.count(" : ") == len(TRAINING_PARAMETERS)
+
+
+def test_a_docstring_without_the_marker_is_a_developer_error():
+    from galaxysim._training import documents_training_parameters
+
+    with pytest.raises(ValueError, match="training parameters"):
+        documents_training_parameters(type("Bare", (), {"__doc__": "No parameters."}))
+
+
+class _Holder(TorchEstimatorMixin):
+    def __init__(self, **params):
+        defaults = dict(max_epochs=2, batch_size=16, learning_rate=0.01, weight_decay=0.0,
+                        max_grad_norm=None, validation_fraction=0.1, early_stopping=True,
+                        patience=3, device="cpu", random_state=0, verbose=0)
+        defaults.update(params)
+        self.__dict__.update(defaults)
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"max_epochs": 0}, ValueError, "max_epochs"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+        ({"max_grad_norm": "big"}, TypeError, "max_grad_norm"),
+        ({"early_stopping": "yes"}, TypeError, "early_stopping"),
+        ({"validation_fraction": 0.0}, ValueError, "early_stopping=True needs held-out data"),
+        ({"random_state": "seed"}, ValueError, "random_state"),
+        ({"verbose": -1}, ValueError, "verbose"),
+        ({"device": "tpu"}, ValueError, "device"),
+    ],
+)
+def test_shared_parameters_are_checked_once_for_every_estimator(params, error, match):
+    with pytest.raises(error, match=match):
+        _Holder(**params)._check_training_params()
+
+
+def test_the_mixin_trains_with_its_parameters_and_overrides():
+    holder = _Holder(max_epochs=3, early_stopping=False, validation_fraction=0.0)
+    assert holder._check_training_params() == torch.device("cpu")
+    history = holder._fit_module(_net(), _regression_data(), _mse, random_state=0)
+    assert history.n_epochs == 3
+    history = holder._fit_module(_net(), _regression_data(), _mse, random_state=0, max_epochs=1)
+    assert history.n_epochs == 1
