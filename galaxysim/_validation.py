@@ -20,6 +20,7 @@ __all__ = [
     "check_images",
     "check_image",
     "check_image_shape",
+    "check_image_size",
     "check_labels",
     "check_positive_int",
     "check_positive_float",
@@ -129,6 +130,24 @@ def input_ndim(X: Any) -> int:
         return np.asarray(X).ndim
     except (TypeError, ValueError):  # ragged nesting; the image validator reports it
         return -1
+
+
+def check_image_size(value: int | Sequence[int], name: str = "image_size") -> tuple[int, int]:
+    """Return an image size ``value`` (an int or a pair) as ``(height, width)``; an int is a square."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        side = check_positive_int(int(value), name)
+        return side, side
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a (height, width) pair, got {value!r}.")
+    try:
+        pair = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an int or a (height, width) pair, got {value!r}."
+        ) from None
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a (height, width) pair, got {value!r}.")
+    return check_positive_int(pair[0], name), check_positive_int(pair[1], name)
 
 
 def check_fraction(value: Any, name: str, *, inclusive: bool = False) -> float:

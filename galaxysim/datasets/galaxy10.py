@@ -21,8 +21,8 @@ import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from .._validation import PathLike
-from ..images import _check_size, preprocess_images
+from .._validation import PathLike, check_image_size
+from ..images import preprocess_images
 from ._download import (
     ChecksumMismatchError,
     _check_sha256,
@@ -278,7 +278,7 @@ def _resolve_path(
 def _check_crop_fits(crop: object, height: int, width: int, where: str) -> None:
     if crop is None:
         return
-    crop_h, crop_w = _check_size(crop, "crop")
+    crop_h, crop_w = check_image_size(crop, "crop")
     if crop_h > height or crop_w > width:
         raise ValueError(
             f"crop={crop!r} is larger than the images in {where}, which are "
@@ -292,7 +292,7 @@ def _crop_window(
     """Rows and columns of the center crop, placed as :func:`center_crop` places it."""
     if crop is None:
         return slice(0, height), slice(0, width)
-    crop_h, crop_w = _check_size(crop, "crop")
+    crop_h, crop_w = check_image_size(crop, "crop")
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
     return slice(top, top + crop_h), slice(left, left + crop_w)
 
@@ -323,7 +323,7 @@ def _read_images(
     height, width = dataset.shape[1:3]
     window = _crop_window(crop, height, width)
     out_height, out_width = (
-        _check_size(image_size, "image_size") if image_size is not None
+        check_image_size(image_size, "image_size") if image_size is not None
         else (window[0].stop - window[0].start, window[1].stop - window[1].start)
     )
     images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
@@ -446,9 +446,9 @@ def load_galaxy10_decals(
     """
     labels_wanted = _check_classes(classes)
     if image_size is not None:
-        _check_size(image_size, "image_size")
+        check_image_size(image_size, "image_size")
     if crop is not None:
-        _check_size(crop, "crop")
+        check_image_size(crop, "crop")
     source = _resolve_path(path, data_home, download, verbose)
 
     with _open_galaxy10(source) as handle:

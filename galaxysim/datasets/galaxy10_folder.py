@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._validation import PathLike
-from ..images import _check_size, load_image, preprocess_images
+from .._validation import PathLike, check_image_size
+from ..images import load_image, preprocess_images
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
@@ -142,9 +142,9 @@ def load_galaxy10_folder(
     """
     labels_wanted = _check_classes(classes)
     if crop is not None:
-        _check_size(crop, "crop")
+        check_image_size(crop, "crop")
     if image_size is not None:
-        _check_size(image_size, "image_size")
+        check_image_size(image_size, "image_size")
     folder, labels = _labels_file(folder)
     entries = [(name, label) for name, label in _read_labels_csv(labels)
                if label in labels_wanted]
