@@ -13,12 +13,11 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._device import resolve_device, seeded, torch_seed
-from ._validation import check_fraction, check_positive_float, check_positive_int
+from ._device import seeded, torch_seed
+from ._parameters import check_early_stopping, check_training_parameters, validation_split
 
 __all__ = [
     "TrainingHistory",
@@ -113,62 +112,6 @@ def _as_tensor_tuple(data: Any, name: str) -> Batch:
     return tuple(tensors)
 
 
-def validation_split(
-    n_samples: int, validation_fraction: float, permutation: Callable[[int], Any]
-) -> tuple[Any, Any]:
-    """Indices of the training and the held-out part of ``n_samples`` samples.
-
-    The one rule for holding out validation data in galaxysim: the share
-    ``validation_fraction`` of the samples, rounded up, is held out, and both
-    parts must keep at least one sample.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of samples.
-    validation_fraction : float
-        Share to hold out, in [0, 1); 0 holds out nothing.
-    permutation : callable
-        ``permutation(n)`` returns a random order of ``range(n)`` (for
-        example ``numpy.random.RandomState.permutation``, or
-        :func:`torch.randperm` with a generator); called only when something
-        is held out, so that no random draw is spent otherwise.
-
-    Returns
-    -------
-    train, validation : index arrays
-        The first ``n - n_val`` and the last ``n_val`` entries of the order;
-        ``(arange(n), empty)`` when ``validation_fraction`` is 0.
-
-    Raises
-    ------
-    ValueError
-        When there are no samples, or too few to keep a sample on each side.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> train, val = validation_split(10, 0.25, np.random.RandomState(0).permutation)
-    >>> len(train), len(val)
-    (7, 3)
-    """
-    if n_samples == 0:
-        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
-    if validation_fraction == 0:
-        return np.arange(n_samples), np.arange(0)
-    n_val = math.ceil(n_samples * validation_fraction)
-    n_train = n_samples - n_val
-    if n_train < 1 or n_val < 1:
-        raise ValueError(
-            f"Too few samples to hold out a validation set: n_samples={n_samples} with "
-            f"validation_fraction={validation_fraction} leaves {n_train} for training and "
-            f"{n_val} for validation; both need at least 1. Pass more samples, or set "
-            "early_stopping=False and validation_fraction=0."
-        )
-    order = permutation(n_samples)
-    return order[:n_train], order[n_train:]
-
-
 def _split(
     data: Batch, validation_fraction: float, generator: torch.Generator
 ) -> tuple[Batch, Batch | None]:
@@ -180,15 +123,6 @@ def _split(
     if len(val_idx) == 0:
         return data, None
     return tuple(t[train_idx] for t in data), tuple(t[val_idx] for t in data)
-
-
-def check_early_stopping(early_stopping: bool, validation_fraction: float) -> None:
-    """Raise when early stopping is asked for without held-out data to stop on."""
-    if early_stopping and validation_fraction == 0:
-        raise ValueError(
-            "early_stopping=True needs held-out data: set validation_fraction > 0 "
-            "(e.g. 0.1), or early_stopping=False."
-        )
 
 
 def _place(data: Batch, device: torch.device) -> tuple[Batch, bool]:
@@ -226,28 +160,13 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _check_loop_arguments(
-    module: Any, loss_fn: Any, augment: Any, numbers: dict[str, Any]
-) -> dict[str, Any]:
-    """Validate the arguments of :func:`fit_module`; return the numbers normalised."""
+def _check_callables(module: Any, loss_fn: Any, augment: Any) -> None:
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
-    return {
-        "max_epochs": check_positive_int(numbers["max_epochs"], "max_epochs"),
-        "batch_size": check_positive_int(numbers["batch_size"], "batch_size"),
-        "patience": check_positive_int(numbers["patience"], "patience"),
-        "learning_rate": check_positive_float(numbers["learning_rate"], "learning_rate"),
-        "weight_decay": check_positive_float(
-            numbers["weight_decay"], "weight_decay", allow_zero=True
-        ),
-        "max_grad_norm": check_positive_float(
-            numbers["max_grad_norm"], "max_grad_norm", allow_none=True
-        ),
-    }
 
 
 def _train_and_validation(
@@ -258,9 +177,6 @@ def _train_and_validation(
     generator: torch.Generator,
 ) -> tuple[Batch, Batch | None]:
     if validation_data is None:
-        validation_fraction = check_fraction(
-            validation_fraction, "validation_fraction", inclusive=True
-        )
         check_early_stopping(early_stopping, validation_fraction)
         return _split(data, validation_fraction, generator)
     val = _as_tensor_tuple(validation_data, "validation_data")
@@ -440,35 +356,16 @@ def fit_module(
     loss_fn : callable
         ``loss_fn(module, batch) -> scalar tensor``: the mean loss of one
         batch, ``batch`` being a tuple of tensors already on ``device``.
-    max_epochs : int
-        Largest number of passes over the training data.
-    batch_size : int
-        Samples per optimiser step.
-    learning_rate : float
-        Adam's step size.
-    validation_fraction : float, default=0.1
-        Share of the samples held out at random to measure the validation
-        loss, in [0, 1). 0 (no validation) needs ``early_stopping=False``.
-    early_stopping : bool, default=True
-        Stop when the validation loss has not improved for ``patience``
-        epochs and restore the weights of the best epoch.
-    patience : int, default=10
-        Epochs without improvement tolerated before stopping.
-    device : torch.device or str
-        Where to train (see :func:`resolve_device`).
-    random_state : int, RandomState or None, default=None
-        Seeds the validation split, the shuffling, the augmentation and any
-        randomness inside the module; an int makes CPU training repeatable.
-    verbose : int, default=0
-        When positive, show a tqdm progress bar with the losses per epoch.
+    max_epochs, batch_size, learning_rate, weight_decay, max_grad_norm, \
+    validation_fraction, early_stopping, patience, device, random_state, verbose
+        The training parameters, as
+        :data:`~galaxysim._parameters.TRAINING_PARAMETERS` describes and
+        checks them. ``random_state`` also seeds any randomness inside the
+        module during training.
     augment : callable, optional
         ``augment(batch, generator) -> batch``, applied to each training
         batch on ``device``; ``generator`` is a :class:`torch.Generator` on
         ``device`` to draw the random choices from.
-    weight_decay : float, default=0.0
-        Decoupled weight decay (AdamW); 0 is plain Adam.
-    max_grad_norm : float, optional
-        When given, gradients are clipped to this global norm.
     desc : str, default="fit"
         Label of the progress bar.
     validation_data : torch.Tensor or tuple of torch.Tensor, optional
@@ -502,22 +399,20 @@ def fit_module(
     >>> history.n_epochs
     3
     """
-    options = _check_loop_arguments(
-        module,
-        loss_fn,
-        augment,
-        {
-            "max_epochs": max_epochs, "batch_size": batch_size, "patience": patience,
-            "learning_rate": learning_rate, "weight_decay": weight_decay,
-            "max_grad_norm": max_grad_norm,
-        },
-    )
-    device = resolve_device(device)
+    _check_callables(module, loss_fn, augment)
+    options = check_training_parameters({
+        "max_epochs": max_epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        "weight_decay": weight_decay, "max_grad_norm": max_grad_norm,
+        "validation_fraction": validation_fraction, "early_stopping": early_stopping,
+        "patience": patience, "device": device, "random_state": random_state,
+        "verbose": verbose,
+    })
+    device = options["device"]
     data = _as_tensor_tuple(data, "data")
     seed = torch_seed(random_state)
     split_gen = torch.Generator().manual_seed(seed)
     train, val = _train_and_validation(
-        data, validation_data, validation_fraction, early_stopping, split_gen
+        data, validation_data, options["validation_fraction"], early_stopping, split_gen
     )
     loop = _Loop(module, loss_fn, train, val, options, device, seed, split_gen, augment)
     history = TrainingHistory()

@@ -1,29 +1,30 @@
-"""The one spec of the training parameters shared by the torch estimators.
+"""What the torch estimators share: their training parameters, the loop, pickling.
 
-:data:`TRAINING_PARAMETERS` says, once, what each shared parameter of
-:class:`~galaxysim.AutoencoderEmbedder` and
-:class:`~galaxysim.FlowDensityEstimator` means and how it is checked;
-:func:`documents_training_parameters` writes it into their docstrings, and
-:class:`TorchEstimatorMixin` checks the parameters, runs the training loop
-with them (:func:`~galaxysim._loop.fit_module`) and pickles fitted torch
-state on the CPU. The loop, the devices and the seeding are re-exported here,
-so that an estimator imports everything it needs for training from one place.
+:func:`documents_training_parameters` writes the one spec of the shared
+training parameters (:data:`~galaxysim._parameters.TRAINING_PARAMETERS`)
+into an estimator's docstring, and :class:`TorchEstimatorMixin` checks the
+parameters, runs the training loop with them
+(:func:`~galaxysim._loop.fit_module`) and pickles fitted torch state on the
+CPU. The spec, the loop, the devices and the seeding are re-exported here, so
+that an estimator imports everything it needs for training from one place.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Iterator, Sequence, TypeVar
 
-import numpy as np
 import torch
-from sklearn.utils import check_random_state
 
 from ._device import resolve_device, seeded, torch_seed
-from ._loop import LossFn, TrainingHistory, check_early_stopping, fit_module, validation_split
-from ._validation import check_fraction, check_positive_float, check_positive_int
+from ._loop import LossFn, TrainingHistory, fit_module
+from ._parameters import (
+    TRAINING_PARAMETERS,
+    check_early_stopping,
+    check_training_parameters,
+    validation_split,
+)
 
 __all__ = [
     "TRAINING_PARAMETERS",
@@ -37,95 +38,6 @@ __all__ = [
     "validation_split",
 ]
 
-
-@dataclass(frozen=True)
-class _TrainingParameter:
-    """One parameter that every torch estimator shares: its type, meaning and check."""
-
-    name: str
-    kind: str
-    doc: str
-    check: Callable[[Any, str], Any]
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
-
-
-def _check_device(value: Any, name: str) -> torch.device:
-    return resolve_device(value)
-
-
-def _check_random_state(value: Any, name: str) -> Any:
-    try:
-        check_random_state(value)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be None, an int or a numpy RandomState, got {value!r}."
-        ) from None
-    return value
-
-
-#: The training parameters of every torch estimator, in signature order: the one
-#: place where their meaning and their checks are written down.
-TRAINING_PARAMETERS: tuple[_TrainingParameter, ...] = (
-    _TrainingParameter(
-        "max_epochs", "int", "Largest number of passes over the training data.",
-        check_positive_int,
-    ),
-    _TrainingParameter(
-        "batch_size", "int", "Samples per optimiser step (and per batch at prediction time).",
-        check_positive_int,
-    ),
-    _TrainingParameter(
-        "learning_rate", "float", "Step size of Adam (AdamW when ``weight_decay`` > 0).",
-        check_positive_float,
-    ),
-    _TrainingParameter(
-        "weight_decay", "float", "Decoupled weight decay (AdamW); 0 trains with plain Adam.",
-        lambda value, name: check_positive_float(value, name, allow_zero=True),
-    ),
-    _TrainingParameter(
-        "max_grad_norm", "float or None",
-        "Clip the gradients to this global norm before each step; None does not clip.",
-        lambda value, name: check_positive_float(value, name, allow_none=True),
-    ),
-    _TrainingParameter(
-        "validation_fraction", "float",
-        "Share of the samples held out at random to measure the validation loss, in "
-        "[0, 1). 0 needs ``early_stopping=False``.",
-        lambda value, name: check_fraction(value, name, inclusive=True),
-    ),
-    _TrainingParameter(
-        "early_stopping", "bool",
-        "Stop once the validation loss has not improved for ``patience`` epochs, and keep "
-        "the weights of the best epoch.",
-        _check_bool,
-    ),
-    _TrainingParameter(
-        "patience", "int", "Epochs without improvement tolerated by early stopping.",
-        check_positive_int,
-    ),
-    _TrainingParameter(
-        "device", "str or torch.device",
-        "``\"auto\"`` (CUDA when available, else the CPU), ``\"cpu\"``, ``\"cuda\"`` or "
-        "``\"cuda:N\"``.",
-        _check_device,
-    ),
-    _TrainingParameter(
-        "random_state", "int, RandomState instance or None",
-        "Seeds the initial weights, the validation split, the shuffling and any random "
-        "augmentation; an int makes a CPU fit repeatable (with the same number of torch "
-        "threads).",
-        _check_random_state,
-    ),
-    _TrainingParameter(
-        "verbose", "int", "When positive, show a progress bar with the losses of each epoch.",
-        lambda value, name: check_positive_int(value, name, minimum=0),
-    ),
-)
 
 _DOC_MARKER = "[training parameters]"
 
@@ -179,10 +91,11 @@ class TorchEstimatorMixin:
 
     def _check_training_params(self) -> torch.device:
         """Check every shared training parameter; return the device to train on."""
-        for param in TRAINING_PARAMETERS:
-            param.check(getattr(self, param.name), param.name)
-        check_early_stopping(self.early_stopping, self.validation_fraction)
-        return resolve_device(self.device)
+        values = check_training_parameters(
+            {param.name: getattr(self, param.name) for param in TRAINING_PARAMETERS}
+        )
+        check_early_stopping(values["early_stopping"], values["validation_fraction"])
+        return values["device"]
 
     def _fit_module(
         self,
