@@ -11,7 +11,10 @@ import hashlib
 import io
 import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,13 +22,20 @@ import h5py
 import numpy as np
 import pytest
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from galaxysim.datasets import galaxy10
 from galaxysim.datasets._download import (
     ChecksumMismatchError,
     DownloadError,
+    DownloadInProgressError,
     IncompleteDownloadError,
     download_file,
     file_sha256,
+    lock_path,
     part_path,
 )
 from galaxysim.datasets.galaxy10 import (
@@ -63,9 +73,27 @@ class _Handler(BaseHTTPRequestHandler):
             # Promise the whole body but send only part of it, then hang up.
             body, server.cut_after = body[: server.cut_after], None
             self.close_connection = True
-        # Counted before sending: the client may finish before this thread resumes.
-        server.bytes_sent += len(body)
-        self.wfile.write(body)
+        if server.piece is None:
+            # Counted before sending: the client may finish before this thread resumes.
+            server.bytes_sent += len(body)
+            self.wfile.write(body)
+            return
+        # Slowly: `piece` bytes, then a pause, for at most 5 s or until the client
+        # hangs up or the test ends.
+        give_up = time.monotonic() + 5
+        for start in range(0, len(body), server.piece):
+            if time.monotonic() > give_up:
+                break
+            piece = body[start : start + server.piece]
+            server.bytes_sent += len(piece)
+            try:
+                self.wfile.write(piece)
+                self.wfile.flush()
+            except OSError:
+                break
+            if server.stopping.wait(server.pause):
+                break
+        self.close_connection = True
 
     def log_message(self, *args) -> None:
         pass
@@ -82,10 +110,20 @@ class _FileServer(ThreadingHTTPServer):
         self.missing = False
         self.ranges: list[str | None] = []
         self.bytes_sent = 0
+        self.piece: int | None = None  # send the body `piece` bytes at a time,
+        self.pause = 0.0  # with this many seconds between pieces
+        self.stopping = threading.Event()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/file"
+
+
+def _stop(server, thread) -> None:
+    server.stopping.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 def _serve(payload: bytes):
@@ -112,9 +150,7 @@ def payload() -> bytes:
 def server(payload):
     server, thread = _serve(payload)
     yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    _stop(server, thread)
 
 
 def _sha(data: bytes) -> str:
@@ -228,6 +264,115 @@ def test_failed_check_deletes_the_part(server, payload, tmp_path):
     assert not dest.exists() and not part_path(dest).exists()
 
 
+def test_stalled_transfer_keeps_every_byte_received_and_resumes(server, payload, tmp_path):
+    # 5000 bytes, then silence: the old read(1 MiB) waited for 50000 and lost them.
+    server.piece, server.pause = 5000, 3.0
+    dest = tmp_path / "file.bin"
+    started = time.monotonic()
+    with pytest.raises(IncompleteDownloadError,
+                       match=r"stalled: no data arrived for timeout=0.5 s after 5000 bytes.*resume"):
+        download_file(server.url, dest, sha256=_sha(payload), timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    assert part_path(dest).read_bytes() == payload[:5000]
+    assert not dest.exists() and not lock_path(dest).exists()
+    server.piece = None
+    download_file(server.url, dest, sha256=_sha(payload))
+    assert server.ranges == [None, "bytes=5000-"] and dest.read_bytes() == payload
+
+
+def test_trickle_fetch_ends_within_twice_the_timeout(galaxy10_server, tmp_path):
+    server, data = galaxy10_server
+    server.piece, server.pause = 1, 0.4  # bytes keep coming, uselessly slowly
+    started = time.monotonic()
+    with pytest.raises(IncompleteDownloadError, match=r"too slow: only \d+ bytes arrived.*resume"):
+        fetch_galaxy10_decals(tmp_path, url=server.url, sha256=_sha(data), verbose=False,
+                              timeout=1)
+    assert time.monotonic() - started < 2 * 1
+    kept = part_path(tmp_path / GALAXY10_FILENAME).read_bytes()
+    assert 2 <= len(kept) <= 6 and kept == data[: len(kept)]
+
+
+def test_steady_transfer_slower_than_one_window_completes(server, payload, tmp_path):
+    # 50 kB in 10 pieces over 0.5 s: several 0.2 s windows, each above min_bytes.
+    server.piece, server.pause = 5000, 0.05
+    dest = tmp_path / "file.bin"
+    download_file(server.url, dest, sha256=_sha(payload), timeout=0.2, min_bytes=1000,
+                  chunk_size=4096)
+    assert dest.read_bytes() == payload and server.ranges == [None]
+
+
+@pytest.mark.parametrize("known_sha", [True, False])
+def test_ctrl_c_during_check_keeps_the_complete_part(server, payload, tmp_path, known_sha):
+    dest = tmp_path / "file.bin"
+    sha256 = _sha(payload) if known_sha else None
+
+    def interrupted(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        download_file(server.url, dest, sha256=sha256, check=interrupted)
+    assert part_path(dest).read_bytes() == payload
+    assert not dest.exists() and not lock_path(dest).exists()
+    checked: list[Path] = []
+    assert download_file(server.url, dest, sha256=sha256, check=checked.append) == dest
+    assert checked == [part_path(dest)] and dest.read_bytes() == payload
+    assert server.bytes_sent == len(payload)  # not downloaded a second time
+    # With a checksum the .part is recognised without asking; without, a 416 says so.
+    assert server.ranges == ([None] if known_sha else [None, f"bytes={len(payload)}-"])
+
+
+def test_second_download_into_the_same_file_fails_at_once(server, payload, tmp_path):
+    server.piece, server.pause = 5000, 0.1  # about 1 s in all
+    dest = tmp_path / "file.bin"
+    outcome: list[object] = []
+
+    def first() -> None:
+        try:
+            outcome.append(download_file(server.url, dest, sha256=_sha(payload), timeout=2))
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not server.bytes_sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(DownloadInProgressError,
+                       match=r"Another download into .*file\.bin.* is running.*call again"):
+        download_file(server.url, dest, sha256=_sha(payload), timeout=2)
+    assert time.monotonic() - started < 0.5
+    thread.join(timeout=10)
+    assert outcome == [dest] and dest.read_bytes() == payload
+    assert len(server.ranges) == 1 and not lock_path(dest).exists()
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock locks are POSIX")
+def test_lock_of_another_process_blocks_until_it_dies(server, payload, tmp_path):
+    dest = tmp_path / "file.bin"
+    holder_code = (
+        "import fcntl, sys, time\n"
+        "f = open(sys.argv[1], 'a')\n"
+        "fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(20)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(lock_path(dest))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(DownloadInProgressError, match="is running"):
+            download_file(server.url, dest, sha256=_sha(payload))
+    finally:
+        holder.kill()
+        holder.wait(timeout=5)
+        holder.stdout.close()
+    # The killed process's lock file stayed, but the OS dropped its lock.
+    assert lock_path(dest).exists() and server.ranges == []
+    download_file(server.url, dest, sha256=_sha(payload))
+    assert dest.read_bytes() == payload and not lock_path(dest).exists()
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -235,6 +380,7 @@ def test_failed_check_deletes_the_part(server, payload, tmp_path):
         ({"url": 3}, TypeError, "url must be a string"),
         ({"sha256": "abc"}, ValueError, "64 hexadecimal digits"),
         ({"timeout": 0}, ValueError, "timeout"),
+        ({"min_bytes": -1}, ValueError, "min_bytes"),
         ({"chunk_size": 0}, ValueError, "chunk_size"),
     ],
 )
@@ -271,9 +417,7 @@ def galaxy10_server():
     data = _galaxy10_bytes()
     server, thread = _serve(data)
     yield server, data
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    _stop(server, thread)
 
 
 def test_fetch_downloads_verifies_and_skips_a_second_time(galaxy10_server, tmp_path):
@@ -321,9 +465,7 @@ def test_fetch_rejects_a_download_that_is_not_galaxy10(tmp_path):
         with pytest.raises(ValueError, match=r"lacks the key\(s\) \['ans'"):
             fetch_galaxy10_decals(tmp_path, url=server.url, sha256=_sha(data), verbose=False)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        _stop(server, thread)
     assert list(tmp_path.iterdir()) == []
 
 

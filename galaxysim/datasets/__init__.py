@@ -1,6 +1,11 @@
 """Data sets: Galaxy10 DECaLS (load and fetch), built-in synthetic galaxies, the Milky Way."""
 
-from ._download import ChecksumMismatchError, DownloadError, IncompleteDownloadError
+from ._download import (
+    ChecksumMismatchError,
+    DownloadError,
+    DownloadInProgressError,
+    IncompleteDownloadError,
+)
 from ._home import get_data_home
 from .galaxy10 import (
     GALAXY10_CLASSES,
@@ -26,4 +31,5 @@ __all__ = [
     "DownloadError",
     "ChecksumMismatchError",
     "IncompleteDownloadError",
+    "DownloadInProgressError",
 ]

@@ -6,7 +6,10 @@ is therefore written to ``<name>.part`` beside its destination; a later
 call asks the server for the rest with an HTTP ``Range`` request, and only
 a complete file whose checksum matches is renamed (atomically, with
 :func:`os.replace`) to its final name. So the final name only ever holds
-a verified file.
+a verified file. Every byte is written to the ``.part`` as it arrives; a
+server that stalls or trickles is given up after about two ``timeout``
+periods, and a lock file (``<name>.lock``) keeps two downloads from writing
+one ``.part`` (see :func:`download_file`).
 
 Only the standard library (:mod:`urllib`) is used for the transfer.
 """
@@ -17,6 +20,7 @@ import hashlib
 import http.client
 import os
 import re
+import time
 from numbers import Real
 from pathlib import Path
 from typing import Any, Callable
@@ -28,13 +32,16 @@ from tqdm.auto import tqdm
 
 from .._validation import PathLike, check_positive_int
 from .._version import __version__
+from ._filelock import FileLock, LockHeldError
 
 __all__ = [
     "DownloadError",
     "ChecksumMismatchError",
+    "DownloadInProgressError",
     "IncompleteDownloadError",
     "download_file",
     "file_sha256",
+    "lock_path",
     "part_path",
 ]
 
@@ -54,6 +61,10 @@ class ChecksumMismatchError(DownloadError):
 
 class IncompleteDownloadError(DownloadError):
     """The transfer stopped early; the ``.part`` file is kept for resuming."""
+
+
+class DownloadInProgressError(DownloadError):
+    """Another download into the same file (another process or thread) is running."""
 
 
 def part_path(path: PathLike) -> Path:
@@ -151,18 +162,49 @@ def _reason(exc: BaseException) -> str:
 
 
 def _append_stream(
-    response: Any, part: Path, mode: str, hasher: "hashlib._Hash", chunk_size: int,
-    bar: Any, url: str, offset: int,
+    response: Any, part: Path, mode: str, hasher: "hashlib._Hash", bar: Any, *,
+    url: str, offset: int, length: int | None, chunk_size: int, pace: tuple[float, int],
 ) -> int:
-    """Write the response body into ``part`` as it arrives; the number of bytes received."""
-    received = 0
+    """Write the response body into ``part`` as it arrives; the number of bytes received.
+
+    Each read returns what the socket has (``read1``) and is written and
+    flushed at once, so the ``.part`` holds every byte received when the
+    transfer fails. ``pace = (timeout, min_bytes)``: the time since the last
+    check is measured after each read, and once it reaches ``timeout`` at
+    least ``min_bytes`` must have arrived in it (unless the body is complete).
+    """
+    timeout, min_bytes = pace
+    received = window_bytes = 0
+    window_start = time.monotonic()
     with open(part, mode) as stream:
         try:
-            while block := response.read(chunk_size):
+            while block := response.read1(chunk_size):
                 stream.write(block)
+                stream.flush()
                 hasher.update(block)
                 received += len(block)
+                window_bytes += len(block)
                 bar.update(len(block))
+                elapsed = time.monotonic() - window_start
+                if elapsed < timeout:
+                    continue
+                if window_bytes < min_bytes and (length is None or received < length):
+                    raise IncompleteDownloadError(
+                        f"The download of {url} is too slow: only {window_bytes} bytes arrived "
+                        f"in the last {elapsed:.1f} s (at least min_bytes={min_bytes} are "
+                        f"needed every timeout={timeout:g} s). The {offset + received} bytes "
+                        f"received are kept in {str(part)!r}; call again to resume, or pass "
+                        "a larger timeout on a slow connection."
+                    )
+                window_start, window_bytes = time.monotonic(), 0
+        except DownloadError:
+            raise
+        except TimeoutError:
+            raise IncompleteDownloadError(
+                f"The download of {url} stalled: no data arrived for timeout={timeout:g} s "
+                f"after {offset + received} bytes. The partial file {str(part)!r} is kept; "
+                "call again to resume, or pass a larger timeout on a slow connection."
+            ) from None
         except (http.client.HTTPException, OSError) as exc:
             raise IncompleteDownloadError(
                 f"The download of {url} broke off after {offset + received} bytes "
@@ -172,36 +214,27 @@ def _append_stream(
     return received
 
 
-def _transfer(
-    url: str, part: Path, *, timeout: float, chunk_size: int, verbose: bool, desc: str
-) -> "hashlib._Hash":
-    """Bring ``part`` up to the full remote file and return the hash of its content.
+def _open(url: str, part: Path, offset: int, timeout: float) -> Any | None:
+    """Ask for the bytes from ``offset`` on; the response, or None if ``part`` is complete.
 
-    Resumes from the bytes already in ``part``. Raises DownloadError (nothing
-    written), or IncompleteDownloadError (``part`` kept) when the stream ends
-    early.
+    A "range not satisfiable" (416) answer whose total is ``offset`` means
+    the ``.part`` already holds every byte (None). One giving another total
+    (the remote file changed) deletes ``part`` and asks for the whole file.
     """
-    offset = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": _USER_AGENT}
-    prefix_hash = None
     if offset:
         headers["Range"] = f"bytes={offset}-"
-        # Hashed before connecting, so the connection never waits idle on it.
-        prefix_hash = _hash_file(part, chunk_size)
     try:
-        response = urlopen(Request(url, headers=headers), timeout=timeout)
+        return urlopen(Request(url, headers=headers), timeout=timeout)
     except HTTPError as exc:
         content_range = exc.headers.get("Content-Range", "") if exc.headers else ""
         exc.close()
         if exc.code == 416 and offset:
-            # "Range not satisfiable": the .part already holds every byte, unless
-            # the server reports a different total (the remote file changed).
             match = _UNSATISFIED_RANGE.fullmatch(content_range.strip())
             if match is None or int(match.group(1)) == offset:
-                return prefix_hash
+                return None
             part.unlink()
-            return _transfer(url, part, timeout=timeout, chunk_size=chunk_size,
-                             verbose=verbose, desc=desc)
+            return _open(url, part, 0, timeout)
         raise DownloadError(
             f"Downloading {url} failed: the server answered HTTP {exc.code} ({exc.reason})."
         ) from None
@@ -211,6 +244,26 @@ def _transfer(
             "the address, then try again."
         ) from None
 
+
+def _transfer(
+    url: str, part: Path, *, expected: str | None, pace: tuple[float, int], chunk_size: int,
+    verbose: bool, desc: str,
+) -> "hashlib._Hash":
+    """Bring ``part`` up to the full remote file and return the hash of its content.
+
+    Resumes from the bytes already in ``part``; a ``part`` whose hash is
+    already ``expected`` is complete and is not downloaded again. Raises
+    DownloadError (nothing written), or IncompleteDownloadError (``part``
+    kept) when the stream ends early, stalls or trickles.
+    """
+    offset = part.stat().st_size if part.is_file() else 0
+    # Hashed before connecting, so the connection never waits idle on it.
+    prefix_hash = _hash_file(part, chunk_size) if offset else None
+    if prefix_hash is not None and prefix_hash.hexdigest() == expected:
+        return prefix_hash
+    response = _open(url, part, offset, pace[0])
+    if response is None:
+        return prefix_hash
     with response:
         length_header = response.headers.get("Content-Length")
         length = int(length_header) if length_header and length_header.isdigit() else None
@@ -222,26 +275,96 @@ def _transfer(
                     f"Content-Range {response.headers.get('Content-Range')!r}. Delete "
                     f"{str(part)!r} and try again."
                 )
-            hasher = prefix_hash
-            mode = "ab"
+            hasher, mode = prefix_hash, "ab"
         else:
             # A plain 200 reply carries the whole file, also when a Range was asked
             # for and ignored: start the .part again from its first byte.
-            offset = 0
-            hasher = hashlib.sha256()
-            mode = "wb"
+            offset, hasher, mode = 0, hashlib.sha256(), "wb"
         total = offset + length if length is not None else None
         with tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=desc, disable=not verbose,
         ) as bar:
-            received = _append_stream(response, part, mode, hasher, chunk_size, bar, url, offset)
+            received = _append_stream(response, part, mode, hasher, bar, url=url, offset=offset,
+                                      length=length, chunk_size=chunk_size, pace=pace)
     if length is not None and received < length:
         raise IncompleteDownloadError(
             f"The download of {url} stopped after {offset + received} of {total} bytes. "
             f"The partial file {str(part)!r} is kept; call again to resume from there."
         )
     return hasher
+
+
+def lock_path(path: PathLike) -> Path:
+    """Return the path of the lock file taken while downloading into ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Final destination of the download.
+
+    Returns
+    -------
+    lock : pathlib.Path
+        ``path`` with ``.lock`` appended to its name, in the same folder.
+
+    Examples
+    --------
+    >>> from galaxysim.datasets._download import lock_path
+    >>> lock_path("data/Galaxy10_DECals.h5").name
+    'Galaxy10_DECals.h5.lock'
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def _check_destination(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"path {str(path)!r} already exists; pass overwrite=True to replace it."
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"path {str(path)!r} is a folder; give a file name.")
+
+
+def _lock(path: Path, url: str) -> FileLock:
+    try:
+        return FileLock(lock_path(path)).acquire()
+    except LockHeldError as exc:
+        stale = (
+            f" If no download is running, a killed one left the lock: delete {str(exc.path)!r}."
+            if exc.may_be_stale else ""
+        )
+        raise DownloadInProgressError(
+            f"Another download into {str(path)!r} is running (it holds {str(exc.path)!r}), "
+            f"so {url} was not fetched. Wait for it to finish, then call again.{stale}"
+        ) from None
+
+
+def _verify(
+    part: Path, hasher: "hashlib._Hash", expected: str | None,
+    check: Callable[[Path], None] | None, url: str, path: Path,
+) -> None:
+    """Compare the checksum and run ``check``; delete ``part`` if it is not the file."""
+    got = hasher.hexdigest()
+    if expected is not None and got != expected:
+        part.unlink()
+        raise ChecksumMismatchError(
+            f"The file downloaded from {url} has SHA-256 {got}, expected {expected}. "
+            f"The corrupt partial file was deleted and nothing was written to "
+            f"{str(path)!r}; call again to download from scratch."
+        )
+    if check is None:
+        return
+    try:
+        check(part)
+    except KeyboardInterrupt:
+        # Interrupted, not rejected: the complete (and, with a checksum, verified)
+        # .part stays, and the next call checks it again without downloading.
+        raise
+    except BaseException:
+        part.unlink()
+        raise
 
 
 def download_file(
@@ -252,18 +375,19 @@ def download_file(
     overwrite: bool = False,
     check: Callable[[Path], None] | None = None,
     timeout: float = 60.0,
+    min_bytes: int = 16384,
     chunk_size: int = 1 << 20,
     verbose: bool = False,
 ) -> Path:
     """Download ``url`` to ``path``, resuming a partial download and verifying it.
 
-    Bytes go to ``<path>.part``. If that file exists from an earlier,
-    interrupted call, only the missing bytes are requested (HTTP ``Range``);
-    a server that ignores ranges (HTTP 200) sends the whole file, which then
-    replaces the ``.part``. Once complete, the SHA-256 is compared with
-    ``sha256`` and ``check`` is run; only then is the ``.part`` renamed to
-    ``path`` with :func:`os.replace`, so ``path`` never holds a partial or
-    unverified file.
+    Bytes go to ``<path>.part`` as they arrive. If that file exists from an
+    earlier, interrupted call, only the missing bytes are requested (HTTP
+    ``Range``); a server that ignores ranges (HTTP 200) sends the whole
+    file, which then replaces the ``.part``. Once complete, the SHA-256 is
+    compared with ``sha256`` and ``check`` is run; only then is the ``.part``
+    renamed to ``path`` with :func:`os.replace`, so ``path`` never holds a
+    partial or unverified file.
 
     Parameters
     ----------
@@ -272,18 +396,26 @@ def download_file(
     path : str or path-like
         Destination. Its folder is created if needed.
     sha256 : str, optional
-        Expected SHA-256 (64 hex digits). When None the content is not verified.
+        Expected SHA-256 (64 hex digits). When None the content is not
+        verified. When given, a ``.part`` that already has this checksum is
+        complete and is used without contacting the server.
     overwrite : bool, default=False
         Replace an existing file at ``path`` (only after the new one is
         verified). When False an existing ``path`` raises FileExistsError.
     check : callable, optional
         ``check(part_path)`` runs on the complete, checksum-verified file
         before the rename and raises if the content is unusable; the
-        ``.part`` is then deleted and the exception propagates.
+        ``.part`` is then deleted and the exception propagates. A
+        KeyboardInterrupt (Ctrl-C) during ``check`` keeps the ``.part``: the
+        next call checks it again instead of downloading it.
     timeout : float, default=60
-        Seconds to wait for the server to connect or send data.
+        Seconds to wait for the server to connect or send data, and the
+        length of the progress window, see Notes.
+    min_bytes : int, default=16384
+        Fewest bytes that must arrive in each ``timeout``-second window;
+        0 only stops a transfer that sends nothing for ``timeout`` seconds.
     chunk_size : int, default=1 MiB
-        Bytes read and written at a time.
+        Most bytes read and written at a time.
     verbose : bool, default=False
         Show a progress bar (tqdm) on stderr.
 
@@ -297,13 +429,35 @@ def download_file(
     DownloadError
         The server could not be reached, answered with an HTTP error, or
         sent an unexpected range. An existing ``.part`` is left as it was.
+    DownloadInProgressError
+        Another download into ``path`` (another process or thread) is
+        running. Raised at once, without waiting; nothing is touched.
     IncompleteDownloadError
-        The transfer broke off early; the ``.part`` is kept, and calling
-        again resumes it.
+        The transfer broke off early, stalled or trickled (see Notes); the
+        ``.part`` is kept, and calling again resumes it.
     ChecksumMismatchError
         The complete file has another SHA-256; the ``.part`` is deleted.
     FileExistsError
         ``path`` exists and ``overwrite`` is False.
+
+    Notes
+    -----
+    *Progress deadline.* The transfer fails (IncompleteDownloadError)
+    when no byte arrives for ``timeout`` seconds, and when, over a window of
+    ``timeout`` seconds, fewer than ``min_bytes`` arrive: windows run back to
+    back from the start of the body and are checked after each read, so a
+    server that stalls or trickles (say 1 byte a second) is given up within
+    about ``2 * timeout`` seconds. The default of 16 KiB a minute (273
+    bytes/s) only stops transfers too slow to ever finish a large file. The
+    HTTP headers are not under this deadline, only each read of them.
+
+    *Lock.* While it runs, the call holds an operating-system lock
+    (:func:`fcntl.flock`) on ``<path>.lock``, deleted when the call ends in
+    any way, Ctrl-C included. A second call for the same ``path`` raises
+    DownloadInProgressError at once instead of writing the same ``.part``.
+    The operating system drops the lock of a killed process; where
+    :mod:`fcntl` is missing (Windows), the lock is the file's existence,
+    and the error says to delete a lock file left by a killed process.
 
     Examples
     --------
@@ -315,6 +469,7 @@ def download_file(
     url = _check_url(url)
     expected = _check_sha256(sha256)
     chunk_size = check_positive_int(chunk_size, "chunk_size")
+    min_bytes = check_positive_int(min_bytes, "min_bytes", minimum=0)
     if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
     if not isinstance(path, (str, os.PathLike)):
@@ -322,30 +477,17 @@ def download_file(
             f"path must be a file path (str or os.PathLike), got {type(path).__name__}."
         )
     path = Path(path).expanduser()
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"path {str(path)!r} already exists; pass overwrite=True to replace it."
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"path {str(path)!r} is a folder; give a file name.")
+    _check_destination(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(path)
-
-    hasher = _transfer(url, part, timeout=float(timeout), chunk_size=chunk_size,
-                       verbose=verbose, desc=path.name)
-    got = hasher.hexdigest()
-    if expected is not None and got != expected:
-        part.unlink()
-        raise ChecksumMismatchError(
-            f"The file downloaded from {url} has SHA-256 {got}, expected {expected}. "
-            f"The corrupt partial file was deleted and nothing was written to "
-            f"{str(path)!r}; call again to download from scratch."
-        )
-    if check is not None:
-        try:
-            check(part)
-        except BaseException:
-            part.unlink()
-            raise
-    os.replace(part, path)
+    lock = _lock(path, url)
+    try:
+        # Again under the lock: a download that held it may have just finished.
+        _check_destination(path, overwrite)
+        hasher = _transfer(url, part, expected=expected, pace=(float(timeout), min_bytes),
+                           chunk_size=chunk_size, verbose=verbose, desc=path.name)
+        _verify(part, hasher, expected, check, url, path)
+        os.replace(part, path)
+    finally:
+        lock.release()
     return path
