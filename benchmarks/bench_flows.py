@@ -44,19 +44,9 @@ from sklearn.decomposition import PCA
 from galaxysim.datasets.synthetic import make_galaxies
 from galaxysim.flows import FlowDensityEstimator
 from galaxysim.flows.ood import png_bits
+from galaxysim.flows.vector import zuko_flow
 
 ROOT = Path(__file__).resolve().parents[1]
-ZUKO_FLOWS = {
-    "affine": lambda d, layers, hidden: zuko.flows.RealNVP(
-        d, transforms=layers, hidden_features=hidden
-    ),
-    "spline": lambda d, layers, hidden: zuko.flows.NSF(
-        d, transforms=layers, hidden_features=hidden, passes=2
-    ),
-    "autoregressive": lambda d, layers, hidden: zuko.flows.MAF(
-        d, transforms=layers, hidden_features=hidden
-    ),
-}
 
 
 def train_zuko_directly(flow, train, val, *, epochs, batch_size, learning_rate, seed):
@@ -90,7 +80,7 @@ def vector_benchmark(features, test_features, config):
                              max_epochs=1, batch_size=config["batch_size"], early_stopping=False,
                              device="cpu", random_state=0).fit(features)
         warm = torch.as_tensor(features, dtype=torch.float32)
-        train_zuko_directly(ZUKO_FLOWS[kind](features.shape[1], config["layers"], config["hidden"]),
+        train_zuko_directly(zuko_flow(features.shape[1], kind, config["layers"], config["hidden"]),
                             warm, warm[:64], epochs=1, batch_size=config["batch_size"],
                             learning_rate=1e-3, seed=0)
         times = {"galaxysim": [], "zuko": []}
@@ -115,7 +105,7 @@ def vector_benchmark(features, test_features, config):
                 return torch.as_tensor((a - loc) / scale, dtype=torch.float32)
 
             torch.manual_seed(repeat)
-            flow = ZUKO_FLOWS[kind](features.shape[1], config["layers"], config["hidden"])
+            flow = zuko_flow(features.shape[1], kind, config["layers"], config["hidden"])
             start = time.perf_counter()
             n_steps = train_zuko_directly(
                 flow, to_tensor(train), to_tensor(val), epochs=config["epochs"],

@@ -12,11 +12,11 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-import torch
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from galaxysim._training import TRAINING_PARAMETERS
 from galaxysim.flows import FlowDensityEstimator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +185,24 @@ def test_history_records_the_training():
     assert est.history_.train_loss[-1] < est.history_.train_loss[0]
 
 
+def test_init_is_keyword_only_and_documents_the_training_parameters():
+    with pytest.raises(TypeError):
+        FlowDensityEstimator("affine")  # noqa: the point of the test
+    params = FlowDensityEstimator().get_params()
+    for param in TRAINING_PARAMETERS:
+        assert param.name in params
+        assert f"{param.name} : {param.kind}, default=" in FlowDensityEstimator.__doc__
+    assert "[training parameters]" not in FlowDensityEstimator.__doc__
+
+
+def test_training_parameters_reach_the_loop():
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    plain = _tiny(max_epochs=2).fit(x).score_samples(x)
+    decayed = _tiny(max_epochs=2, weight_decay=0.5).fit(x).score_samples(x)
+    clipped = _tiny(max_epochs=2, max_grad_norm=1e-3).fit(x).score_samples(x)
+    assert not np.array_equal(plain, decayed) and not np.array_equal(plain, clipped)
+
+
 # ----------------------------------------------------------------- persistence
 
 
@@ -221,6 +239,10 @@ def test_pickled_image_estimator_keeps_its_layout():
         ({"hidden_features": ()}, ValueError, "hidden_features must hold at least one"),
         ({"hidden_features": (8, -1)}, ValueError, "hidden_features"),
         ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"learning_rate": "fast"}, TypeError, "learning_rate"),
+        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
+        ({"max_grad_norm": 0.0}, ValueError, "max_grad_norm"),
+        ({"patience": 0}, ValueError, "patience"),
         ({"validation_fraction": 1.5}, ValueError, "validation_fraction"),
         ({"validation_fraction": 0.0}, ValueError, "early_stopping=True needs held-out data"),
         ({"standardize": "yes"}, TypeError, "standardize"),
@@ -233,7 +255,7 @@ def test_bad_parameters_raise_clear_errors(params, error, match):
 
 
 def test_one_sample_is_too_few_to_hold_out_validation_data():
-    with pytest.raises(ValueError, match="Found 1 sample"):
+    with pytest.raises(ValueError, match="n_samples=1 with validation_fraction=0.1"):
         _tiny().fit(np.zeros((1, 2)))
 
 
@@ -254,6 +276,8 @@ def test_wrong_latent_width_and_bad_sample_arguments():
         est.sample(0)
     with pytest.raises(ValueError, match="temperature"):
         est.sample(2, temperature=0.0)
+    with pytest.raises(TypeError, match="temperature"):
+        est.sample(2, temperature="hot")
 
 
 def test_fit_does_not_modify_its_input():

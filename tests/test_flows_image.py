@@ -9,20 +9,17 @@ import pytest
 import torch
 
 from galaxysim.flows import FlowDensityEstimator
+from galaxysim.flows.glow import ActNorm, AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze
 from galaxysim.flows.image import (
-    ActNorm,
-    AffineCoupling,
-    InvertibleConv1x1,
     MultiscaleImageFlow,
-    bits_per_dim,
+    dequantize,
     discrete_log_likelihood,
     levels_to_unit,
     quantize_unit,
-    squeeze,
     unit_to_images,
-    unsqueeze,
 )
 from galaxysim.flows.ood import png_bits
+from galaxysim.metrics import bits_per_dim
 
 
 
@@ -162,6 +159,37 @@ def test_uniform_density_is_eight_bits_per_dim():
     log_likelihood = discrete_log_likelihood(torch.zeros(3), n_dims=12)
     torch.testing.assert_close(log_likelihood, torch.full((3,), -12 * math.log(256)))
     torch.testing.assert_close(bits_per_dim(log_likelihood, 12), torch.full((3,), 8.0))
+
+
+def test_dequantize_keeps_each_value_in_its_cell():
+    levels = torch.arange(256.0).repeat(4, 1)
+    (noisy,) = dequantize((levels,), torch.Generator().manual_seed(0))
+    assert ((noisy >= levels - 0.5) & (noisy < levels + 0.5)).all()
+    assert not torch.equal(noisy, levels)
+    torch.testing.assert_close(quantize_unit(levels_to_unit(noisy)) * 255, levels)
+
+
+def test_image_data_model_speaks_8_bit_images():
+    net = _perturbed_image_flow().float()
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 4, 4, 2)) / np.float32(255.0)
+    images = images.astype(np.float32)
+    levels = net.training_tensor(images)
+    assert levels.dtype == torch.float32
+    torch.testing.assert_close(levels, torch.from_numpy(images * np.float32(255.0)))
+    assert net.augmentation is dequantize
+    x = torch.from_numpy(images)
+    centres = levels_to_unit(x * 255.0)
+    log_likelihood = net.log_likelihood(x)
+    torch.testing.assert_close(log_likelihood, discrete_log_likelihood(net.log_prob(centres), 32))
+    # Without noise the loss is the mean bits/dim of the cell centres.
+    torch.testing.assert_close(
+        net.training_loss((levels,)), bits_per_dim(log_likelihood, 32).mean()
+    )
+    z = net.to_latent(x)
+    torch.testing.assert_close(net.from_latent(z), x, atol=1e-4, rtol=0)
+    samples = net.sample_from_latent(z + 0.01 * torch.randn(z.shape))
+    torch.testing.assert_close(samples * 255, torch.round(samples * 255))
+    assert net.for_inference().dtype == torch.float32 and not net.training
 
 
 # ------------------------------------------------------------------- estimator

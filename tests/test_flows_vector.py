@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from galaxysim.flows.base import Standardization, standard_normal_log_prob
-from galaxysim.flows.vector import VECTOR_FLOWS, VectorFlow
+from galaxysim.flows.vector import VECTOR_FLOWS, VectorFlow, zuko_flow
 
 
 
@@ -79,3 +80,29 @@ def test_density_integrates_to_one_in_two_dimensions(flow):
 def test_unknown_flow_name_is_a_value_error():
     with pytest.raises(ValueError, match="flow must be one of"):
         VectorFlow(3, flow="planar")
+
+
+def test_zuko_flow_builds_each_kind():
+    for flow in VECTOR_FLOWS:
+        assert zuko_flow(3, flow, 2, (8,))().sample((5,)).shape == (5, 3)
+
+
+# ------------------------------------------------------------------ data model
+
+
+def test_vector_data_model_is_the_identity_on_continuous_data():
+    net = VectorFlow(3, flow="affine", n_layers=2, hidden_features=(8,))
+    data = np.random.default_rng(0).normal(size=(6, 3))
+    tensor = net.training_tensor(data)
+    assert tensor.dtype == torch.float32 and net.dtype == torch.float32
+    assert net.augmentation is None
+    torch.testing.assert_close(net.training_loss((tensor,)), -net.log_prob(tensor).mean())
+    net = net.for_inference()
+    assert net.dtype == torch.float64 and not net.training
+    x = torch.tensor(data)
+    torch.testing.assert_close(net.log_likelihood(x), net.log_prob(x))
+    z = net.to_latent(x)
+    torch.testing.assert_close(z, net.latent(x)[0])
+    torch.testing.assert_close(net.from_latent(z), x)
+    torch.testing.assert_close(net.sample_from_latent(z), net.inverse(z))
+

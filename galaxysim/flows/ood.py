@@ -1,57 +1,34 @@
-"""Out-of-distribution scores built on a density's log-likelihoods.
+"""Scores built on a density's log-likelihoods: bits/dim and out-of-distribution scores.
 
 A likelihood alone is a poor detector of unfamiliar inputs: flows trained on
 one image collection can give *higher* likelihood to another, simpler one
 (Nalisnick et al. 2019, arXiv:1810.09136), because the likelihood is
 dominated by low-level image statistics such as smoothness. Two corrections:
 
-* :func:`likelihood_percentile`: where a log-likelihood falls among the
-  log-likelihoods of held-out training data (a typicality check: both very
-  low *and* very high percentiles are unusual).
+* typicality: where a log-likelihood falls among the log-likelihoods of
+  held-out training data, :func:`galaxysim.metrics.percentile_rank` (both
+  very low *and* very high percentiles are unusual);
 * :func:`complexity_corrected_score` (Serra et al. 2020, arXiv:1909.11480):
   the negative log-likelihood in bits minus the length of a generic lossless
   compression of the image (PNG), which removes the part of the likelihood
   that only measures how simple the image is.
+
+:class:`LikelihoodScoresMixin` gives a fitted density estimator these scores,
+and bits per dimension, as methods.
 """
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["complexity_corrected_score", "likelihood_percentile", "png_bits"]
+from ..metrics import bits_per_dim, percentile_rank
 
-
-def likelihood_percentile(log_likelihood: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Percentile of each log-likelihood among reference log-likelihoods.
-
-    Ties count half (mid-rank), so a value equal to every reference value
-    sits at 50.
-
-    Parameters
-    ----------
-    log_likelihood : ndarray of shape (n,)
-        Log-likelihoods to place.
-    reference : ndarray of shape (m,)
-        Log-likelihoods of held-out in-distribution data.
-
-    Returns
-    -------
-    percentile : ndarray of shape (n,), float64
-        In [0, 100]: the share of reference values below (ties half), times 100.
-
-    Examples
-    --------
-    >>> likelihood_percentile(np.array([-10.0, 0.5, 10.0]), np.array([0.0, 1.0]))
-    array([  0.,  50., 100.])
-    """
-    reference = np.sort(np.asarray(reference, dtype=np.float64))
-    values = np.asarray(log_likelihood, dtype=np.float64)
-    below = np.searchsorted(reference, values, side="left")
-    not_above = np.searchsorted(reference, values, side="right")
-    return 100.0 * (below + not_above) / (2.0 * reference.size)
+__all__ = ["LikelihoodScoresMixin", "complexity_corrected_score", "png_bits"]
 
 
 def png_bits(images: np.ndarray) -> np.ndarray:
@@ -119,3 +96,130 @@ def complexity_corrected_score(log_likelihood: np.ndarray, images: np.ndarray) -
     """
     negative_log2 = -np.asarray(log_likelihood, dtype=np.float64) / np.log(2.0)
     return negative_log2 - png_bits(images)
+
+
+class LikelihoodScoresMixin:
+    """Bits per dimension, typicality and the complexity-corrected score of a fitted density.
+
+    For an estimator that provides ``score_samples(X)`` (log-likelihoods in
+    nats), the fitted attributes ``heldout_log_likelihood_``,
+    ``image_shape_`` (None for vectors) and ``n_features_in_``, and the
+    helpers ``_check_input(X)`` (validated samples) and
+    ``_log_likelihood(samples)``; :class:`~galaxysim.flows.FlowDensityEstimator`
+    is one.
+    """
+
+    def _require_images(self, method: str) -> None:
+        check_is_fitted(self)
+        if self.image_shape_ is None:
+            raise ValueError(
+                f"{method} is defined for image densities only; this estimator was fitted on "
+                f"{self.n_features_in_}-dimensional vectors."
+            )
+
+    def bits_per_dim(self, X: Any) -> np.ndarray:
+        """Negative log-likelihood of each image in bits per dimension.
+
+        ``-log P(x) / (H W C log 2)``, the usual unit for image likelihoods:
+        8 means no better than uniform noise over 8-bit values.
+
+        Parameters
+        ----------
+        X : array-like
+            Images shaped like the training data.
+
+        Returns
+        -------
+        bits : ndarray of shape (n_samples,), float64
+            Lower means more likely.
+
+        Raises
+        ------
+        ValueError
+            When the estimator was fitted on vectors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from galaxysim.flows import FlowDensityEstimator
+        >>> X = np.random.default_rng(0).random((16, 8, 8, 1))
+        >>> est = FlowDensityEstimator(n_layers=1, n_levels=1, hidden_features=(4,),
+        ...                            max_epochs=1, device="cpu", random_state=0).fit(X)
+        >>> est.bits_per_dim(X[:2]).shape
+        (2,)
+        """
+        self._require_images("bits_per_dim")
+        return bits_per_dim(self.score_samples(X), self.n_features_in_)
+
+    def typicality(self, X: Any) -> np.ndarray:
+        """Percentile of each sample's log-likelihood among held-out training log-likelihoods.
+
+        The reference is ``heldout_log_likelihood_``: the validation samples
+        held out during :meth:`fit` (the training samples themselves when
+        ``validation_fraction=0``, which flatters the training data).
+
+        Parameters
+        ----------
+        X : array-like
+            Samples shaped like the training data.
+
+        Returns
+        -------
+        percentile : ndarray of shape (n_samples,), float64
+            In [0, 100]. Near 0: less likely than nearly all held-out
+            training data, a sign that the sample is out of distribution.
+            Near 100: *more* likely than nearly all of it, which for images
+            often means an unusually simple (smooth, dark) image rather than
+            a typical one (Nalisnick et al. 2019). Both tails deserve a look.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from galaxysim.flows import FlowDensityEstimator
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> est = FlowDensityEstimator(max_epochs=5, hidden_features=(8,), device="cpu",
+        ...                            random_state=0).fit(X)
+        >>> float(est.typicality(np.array([[30.0, -30.0]]))[0])
+        0.0
+        """
+        return percentile_rank(self.score_samples(X), self.heldout_log_likelihood_)
+
+    def complexity_corrected_score(self, X: Any) -> np.ndarray:
+        """Complexity-corrected out-of-distribution score of each image, in bits.
+
+        Serra et al. 2020 (arXiv:1909.11480): ``S(x) = -log2 P(x) - L(x)``,
+        with ``L(x)`` the PNG-compressed length of the 8-bit image in bits
+        (Pillow, compression level 9). It removes the share of the
+        likelihood that only reflects how simple an image is.
+
+        Parameters
+        ----------
+        X : array-like
+            Images shaped like the training data.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,), float64
+            **Larger means more out of distribution.** Negative values mean
+            the flow encodes the image in fewer bits than PNG, as expected
+            for images like the training data. Compare values between images
+            of the same size.
+
+        Raises
+        ------
+        ValueError
+            When the estimator was fitted on vectors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from galaxysim.flows import FlowDensityEstimator
+        >>> X = np.random.default_rng(0).random((16, 8, 8, 1))
+        >>> est = FlowDensityEstimator(n_layers=1, n_levels=1, hidden_features=(4,),
+        ...                            max_epochs=1, device="cpu", random_state=0).fit(X)
+        >>> est.complexity_corrected_score(X[:2]).shape
+        (2,)
+        """
+        self._require_images("complexity_corrected_score")
+        images = self._check_input(X)
+        return complexity_corrected_score(self._log_likelihood(images), images)

@@ -27,15 +27,38 @@ from torch import Tensor
 
 from .base import DensityFlow, Standardization
 
-__all__ = ["VECTOR_FLOWS", "VectorFlow"]
+__all__ = ["VECTOR_FLOWS", "VectorFlow", "zuko_flow"]
 
 #: Names accepted by :class:`VectorFlow` for its ``flow`` argument.
 VECTOR_FLOWS = ("affine", "spline", "autoregressive")
 
 
-def _zuko_flow(
+def zuko_flow(
     n_features: int, flow: str, n_layers: int, hidden_features: Sequence[int]
 ) -> zuko.flows.Flow:
+    """Build the zuko flow of one of the :data:`VECTOR_FLOWS` kinds.
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension of the vectors.
+    flow : {"affine", "spline", "autoregressive"}
+        RealNVP, a neural spline coupling flow, or MAF (see the module docstring).
+    n_layers : int
+        Number of transforms.
+    hidden_features : sequence of int
+        Hidden widths of the MLP inside each transform.
+
+    Returns
+    -------
+    flow : zuko.flows.Flow
+        Unconditional: ``flow()`` is the distribution.
+
+    Examples
+    --------
+    >>> zuko_flow(3, "spline", 2, (8,))().sample((4,)).shape
+    torch.Size([4, 3])
+    """
     hidden = tuple(int(h) for h in hidden_features)
     if flow == "affine":
         return zuko.flows.RealNVP(n_features, transforms=n_layers, hidden_features=hidden)
@@ -101,7 +124,7 @@ class VectorFlow(DensityFlow):
         if scale is None:
             scale = torch.ones(n_features)
         self.standardization = Standardization(loc, scale)
-        self.flow = _zuko_flow(self.n_latent, flow, n_layers, hidden_features)
+        self.flow = zuko_flow(self.n_latent, flow, n_layers, hidden_features)
 
     def latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Map ``(n, d)`` data to latent points and ``log |det dz/dx|``.
