@@ -9,6 +9,7 @@ only describe their network and their loss.
 from __future__ import annotations
 
 import math
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._device import seeded, torch_seed
+from ._limits import InsufficientMemoryError
 from ._parameters import check_early_stopping, check_training_parameters, validation_split
 
 __all__ = [
@@ -316,6 +318,36 @@ def _interrupted(history: TrainingHistory, loop: _Loop, early_stopping: bool, de
     )
 
 
+# How the allocators of PyTorch's backends word a failed allocation.
+_OUT_OF_MEMORY_MESSAGES = (
+    "out of memory", "can't allocate memory", "cannot allocate memory",
+    "could not allocate", "not enough memory", "failed to allocate",
+)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    if isinstance(exc, (MemoryError, out_of_memory)):
+        return True
+    message = str(exc).lower()
+    return any(words in message for words in _OUT_OF_MEMORY_MESSAGES)
+
+
+def _out_of_memory(
+    exc: BaseException, desc: str, batch_size: int, device: torch.device
+) -> MemoryError:
+    """One clear error, with a hint, for an allocation that failed during training."""
+    # The frames of the failed step hold its tensors; the traceback is kept for
+    # the report, the memory is given back.
+    traceback.clear_frames(exc.__traceback__)
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return InsufficientMemoryError(
+        f"{desc}: training ran out of memory on {device} ({first_line}). Pass a smaller "
+        f"batch_size (now {batch_size}), or smaller images: a smaller crop or image_size "
+        "when loading them."
+    )
+
+
 def fit_module(
     module: torch.nn.Module,
     data: torch.Tensor | Sequence[torch.Tensor],
@@ -385,6 +417,10 @@ def fit_module(
     RuntimeError
         When the loss becomes NaN or infinite (the best weights so far are
         restored first).
+    MemoryError
+        When an allocation fails during training (torch's out-of-memory
+        errors become one ``InsufficientMemoryError``, also a ValueError,
+        with a hint; the original is its ``__cause__``).
 
     Examples
     --------
@@ -424,6 +460,10 @@ def fit_module(
                         early_stopping=early_stopping, patience=options["patience"])
     except KeyboardInterrupt:
         _interrupted(history, loop, early_stopping, desc)
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        raise _out_of_memory(exc, desc, options["batch_size"], device) from exc
     finally:
         bar.close()
         if early_stopping:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .._validation import PathLike, check_image_size
 from ..images import preprocess_images
+from .._limits import check_allocation, check_regular_file
 from ._download import (
     ChecksumMismatchError,
     _check_sha256,
@@ -30,6 +31,7 @@ from ._download import (
     download_file,
     file_sha256,
 )
+from ._hdf5_storage import check_stored
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
@@ -68,6 +70,7 @@ _MAX_BLOCK_BYTES = 256 * 2**20
 @contextmanager
 def _open_galaxy10(path: Path) -> Iterator[h5py.File]:
     """Open a Galaxy10 HDF5 file and check its layout, with errors naming the file."""
+    check_regular_file(path, "Galaxy10 file")
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -118,6 +121,9 @@ def _check_layout(handle: h5py.File, path: Path) -> None:
                 f"{str(path)!r}: {key!r} has shape {handle[key].shape}; expected "
                 f"({n_images},), one value per image."
             )
+    file_bytes = os.path.getsize(path)
+    for key in _REQUIRED_KEYS:
+        check_stored(handle[key], path, file_bytes)
 
 
 def _read(dataset: h5py.Dataset, selection: object, path: Path) -> np.ndarray:
@@ -132,10 +138,23 @@ def _read(dataset: h5py.Dataset, selection: object, path: Path) -> np.ndarray:
         ) from None
 
 
+def _file_labels(handle: h5py.File, path: Path) -> np.ndarray:
+    """The ``ans`` of a file as int64 labels 0-9, with errors naming the file and rows."""
+    ans = _read(handle["ans"], (), path)
+    where = f"{str(path)!r}: 'ans'"
+    if ans.dtype.kind == "f" and np.isnan(ans).any():
+        rows = np.flatnonzero(np.isnan(ans))
+        raise ValueError(
+            f"{where} holds NaN at {rows.size} row(s), first {rows[:5].tolist()}; every "
+            "image needs a label 0-9."
+        )
+    return _galaxy10_labels(ans, where)
+
+
 def _check_galaxy10_file(path: Path) -> None:
     """Raise unless ``path`` is a readable Galaxy10 file with valid labels."""
     with _open_galaxy10(path) as handle:
-        _galaxy10_labels(_read(handle["ans"], (), path), f"{str(path)!r}: 'ans'")
+        _file_labels(handle, path)
 
 
 def _download_galaxy10(
@@ -326,6 +345,11 @@ def _read_images(
         check_image_size(image_size, "image_size") if image_size is not None
         else (window[0].stop - window[0].start, window[1].stop - window[1].start)
     )
+    check_allocation(
+        rows.size * out_height * out_width * 3 * 4,
+        f"{rows.size:,} images of {out_height}x{out_width}x3 float32 from {str(source)!r}",
+        "Choose fewer classes, or a smaller crop or image_size.",
+    )
     images = np.empty((rows.size, out_height, out_width, 3), dtype=np.float32)
     block_rows = _rows_per_block(dataset, window)
     # h5py reads slices fast but lists of rows slowly, so each read is the span
@@ -409,8 +433,14 @@ def load_galaxy10_decals(
     OSError
         The file is not a readable HDF5 file (truncated or corrupt).
     ValueError
-        The file lacks a Galaxy10 key or has the wrong layout, ``classes``,
-        ``crop`` or ``image_size`` is invalid, or no image has the requested classes.
+        The file is not a regular file, lacks a Galaxy10 key, has the wrong
+        layout, declares more data than it stores (see
+        :func:`~galaxysim.datasets._hdf5_storage.check_stored`) or NaN labels;
+        ``classes``, ``crop`` or ``image_size`` is invalid; or no image has the
+        requested classes.
+    InsufficientMemoryError
+        (a MemoryError and a ValueError) The result would not fit in the
+        memory available; checked before it is allocated.
 
     See Also
     --------
@@ -455,7 +485,7 @@ def load_galaxy10_decals(
         dataset = handle["images"]
         height, width = dataset.shape[1:3]
         _check_crop_fits(crop, height, width, repr(str(source)))
-        ans = _galaxy10_labels(_read(handle["ans"], (), source), f"{str(source)!r}: 'ans'")
+        ans = _file_labels(handle, source)
         rows = np.flatnonzero(np.isin(ans, labels_wanted))
         if rows.size == 0:
             found = np.unique(ans).tolist()

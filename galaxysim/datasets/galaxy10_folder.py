@@ -17,7 +17,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import PathLike, check_image_size
-from ..images import load_image, preprocess_images
+from ..images import load_image
+from .._limits import check_allocation, check_regular_file
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
@@ -26,9 +27,32 @@ from ._galaxy10_meta import (
     _check_classes,
     _relabel,
 )
-from .galaxy10 import _check_crop_fits
-
 __all__ = ["load_galaxy10_folder"]
+
+
+def _check_inside(filename: str, labels: Path, line: int) -> None:
+    """Raise unless ``filename`` names a file inside the folder of ``labels``.
+
+    labels.csv comes with the folder, maybe from someone else: an absolute
+    name, a ``..`` or a symlink that leads out of the folder would read files
+    the folder does not hold, so the resolved path must stay inside it.
+    """
+    where = f"{str(labels)!r}, line {line}"
+    if not filename:
+        raise ValueError(f"{where}: the filename is empty.")
+    name = Path(filename)
+    if name.is_absolute() or name.drive or name.root:
+        raise ValueError(
+            f"{where}: the filename {filename!r} is an absolute path; expected a path "
+            "relative to the folder."
+        )
+    folder = labels.parent.resolve()
+    target = (folder / name).resolve()
+    if target != folder and folder not in target.parents:
+        raise ValueError(
+            f"{where}: the filename {filename!r} leads outside the folder {str(folder)!r} "
+            f"(to {str(target)!r}); labels.csv may only list files inside its folder."
+        )
 
 
 def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
@@ -61,8 +85,12 @@ def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
                     f"{len(columns)}."
                 )
             filename, raw = row[name_at].strip(), row[ans_at].strip()
-            if not filename:
-                raise ValueError(f"{str(labels)!r}, line {line}: the filename is empty.")
+            _check_inside(filename, labels, line)
+            if raw.lower() in ("nan", "-nan", "+nan", ""):
+                raise ValueError(
+                    f"{str(labels)!r}, line {line}: ans is {raw or 'empty'!r}, a missing "
+                    "label; every image needs an integer label 0-9."
+                )
             try:
                 label = int(raw)
             except ValueError:
@@ -153,7 +181,7 @@ def load_galaxy10_folder(
             f"{str(labels)!r} lists no images of classes {list(labels_wanted)}."
         )
     paths = [folder / name for name, _ in entries]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -184,11 +212,12 @@ def _labels_file(folder: PathLike) -> tuple[Path, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a folder.")
     labels = folder / "labels.csv"
-    if not labels.is_file():
+    if not os.path.lexists(labels):
         raise FileNotFoundError(
             f"folder {str(folder)!r} has no labels.csv; expected a CSV with the columns "
             "'filename' and 'ans'."
         )
+    check_regular_file(labels, "labels file")
     return folder, labels
 
 
@@ -200,11 +229,14 @@ def _load_listed_images(
     """Read, crop and resize the files one at a time into one float32 array."""
     images = None
     for i, image_path in enumerate(paths):
-        image = load_image(image_path)
-        _check_crop_fits(crop, *image.shape[:2], repr(str(image_path)))
-        processed = preprocess_images(image[np.newaxis], crop=crop, image_size=image_size,
-                                      name=str(image_path))[0]
+        # load_image crops and resizes while decoding, and accepts regular files only.
+        processed = load_image(image_path, image_size=image_size, crop=crop)
         if images is None:
+            check_allocation(
+                len(paths) * processed.nbytes,
+                f"{len(paths):,} images of shape {processed.shape} (float32)",
+                "Choose fewer classes, or a smaller crop or image_size.",
+            )
             images = np.empty((len(paths), *processed.shape), dtype=np.float32)
         elif processed.shape != images.shape[1:]:
             raise ValueError(

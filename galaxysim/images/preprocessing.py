@@ -88,8 +88,6 @@ def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
     >>> resize(np.ones((8, 8, 3), dtype=np.float32), 4).shape
     (4, 4, 3)
     """
-    from PIL import Image
-
     batch, single = _as_batch(images, "images")
     height, width = check_image_size(image_size)
     batch = check_images(batch, name="images")
@@ -98,15 +96,32 @@ def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
         out = batch
     else:
         out = np.empty((n, height, width, C), dtype=np.float32)
-        # Pillow's float mode ("F") resizes one channel at a time at full precision.
         for i in range(n):
-            for c in range(C):
-                channel = Image.fromarray(batch[i, :, :, c], mode="F")
-                out[i, :, :, c] = np.asarray(
-                    channel.resize((width, height), Image.Resampling.LANCZOS)
-                )
-        np.clip(out, 0.0, 1.0, out=out)
+            out[i] = _resize_one(batch[i], (height, width))
     return out[0] if single else out
+
+
+def _resize_one(
+    image: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
+    """Lanczos-resize one float32 ``(H, W, C)`` image, or its ``box`` (left, top, right, bottom).
+
+    ``box`` may hold fractions of a pixel: :func:`~galaxysim.images.load_image`
+    uses it to cut a crop out of a JPEG decoded at a reduced scale.
+    """
+    from PIL import Image
+
+    height, width = size
+    out = np.empty((height, width, image.shape[2]), dtype=np.float32)
+    # Pillow's float mode ("F") resizes one channel at a time at full precision.
+    for c in range(image.shape[2]):
+        channel = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode="F")
+        out[:, :, c] = np.asarray(
+            channel.resize((width, height), Image.Resampling.LANCZOS, box=box)
+        )
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def preprocess_images(
