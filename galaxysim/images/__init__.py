@@ -8,13 +8,12 @@ Pillow and Galaxy10 store them, float32 in [0, 1].
   :func:`resize`, :func:`preprocess_images`, :class:`ImagePreprocessor`.
 """
 
-from .io import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, load_image, load_images
+from .io import IMAGE_EXTENSIONS, load_image, load_images
 from .preprocessing import ImagePreprocessor, center_crop, preprocess_images, resize
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImagePreprocessor",
-    "MAX_IMAGE_PIXELS",
     "center_crop",
     "load_image",
     "load_images",
