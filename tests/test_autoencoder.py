@@ -433,3 +433,11 @@ def test_benchmark_quick_mode_reports_finite_numbers(capsys):
     assert speed and all(float(row[3]) > 0 and np.isfinite(float(row[6])) for row in speed)
     rate = float(by_name["autoencoder latent"][2])
     assert 0 <= rate <= 1 and 0 <= float(by_name["PCA"][2]) <= 1
+
+
+def test_codes_of_a_batch_and_of_single_images_agree_as_documented(images):
+    """The docs promise agreement to about 1e-7 (float32 convolutions), not bit equality."""
+    embedder = AutoencoderEmbedder(**TINY, random_state=0).fit(images)
+    batch = embedder.transform(images)
+    alone = np.concatenate([embedder.transform(images[i : i + 1]) for i in range(len(images))])
+    np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-6)

@@ -317,3 +317,11 @@ def test_benchmark_quick_mode_prints_a_finite_table():
     numbers = [float(cell) for row in rows[1:] for cell in row.strip("| ").split(" | ")[2:]
                if cell.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()]
     assert numbers and all(math.isfinite(n) for n in numbers)
+
+
+def test_vector_scores_of_a_batch_and_of_single_samples_agree_as_documented():
+    """The docs promise agreement to float64 rounding for vector flows."""
+    x = np.random.default_rng(0).normal(size=(64, 3))
+    est = FlowDensityEstimator(max_epochs=2, hidden_features=(8,), device="cpu", random_state=0).fit(x)
+    alone = np.concatenate([est.score_samples(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(alone, est.score_samples(x), rtol=1e-12, atol=1e-12)

@@ -223,7 +223,7 @@ class DensityFlow(nn.Module, abc.ABC):
         """Put the trained network in eval mode at its scoring precision; return it.
 
         Vector flows train in float32 and score in float64, so that a score
-        does not depend on the batch it was computed in.
+        depends on the batch it was computed in only at float64 rounding.
         """
         return self.double().eval()
 

@@ -132,7 +132,8 @@ class FlowDensityEstimator(
     dequantization noise of image training too.
 
     Vector flows are trained in float32 and then kept in float64, so that
-    scores are float64 and do not depend on how samples are batched. The
+    scores are float64 and depend on how samples are batched only at float64
+    rounding (about 1e-14). The
     image flow stays in float32; its scores are returned as float64.
 
     Image likelihoods are those of the 8-bit image: the flow models
