@@ -1,11 +1,15 @@
-"""Query latency of one embedding against many stored ones, with sklearn NearestNeighbors.
+"""Query latency of one embedding against many stored ones, through NeighborSearch.
 
 A ranker answers a query with a nearest-neighbour search over the stored
-embeddings of its collection. This measures, for 10^4, 10^5 and 10^6 stored
-64-d embeddings, how long ``NearestNeighbors(algorithm=...)`` takes to build
-its index and to answer one query (the 10 nearest neighbours of a single
-64-d vector, the shape of one ``rank`` call), for ``brute``, ``kd_tree`` and
-``ball_tree``, and says where a query stops being interactive (over 100 ms).
+embeddings of its collection, always through
+:class:`galaxysim.ranking.search.NeighborSearch`. This measures, for 10^4,
+10^5 and 10^6 stored 64-d embeddings, how long
+``NeighborSearch(algorithm=...)`` takes to build its index and to answer one
+query (the 10 nearest neighbours of a single 64-d vector, the shape of one
+``rank`` call), for the exact backends ``brute``, ``kd_tree`` and
+``ball_tree`` (scikit-learn's NearestNeighbors methods), and says where a
+query stops being interactive (over 100 ms). A new backend (faiss) joins the
+table by adding its name to ``ALGORITHMS``.
 
 Two kinds of stored embeddings, because trees depend on the data's shape:
 
@@ -37,8 +41,9 @@ import time
 from datetime import date
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
+
+from galaxysim.ranking.search import NeighborSearch
 
 ALGORITHMS = ("brute", "kd_tree", "ball_tree")
 DATA_KINDS = ("gaussian", "low-dim")
@@ -65,13 +70,13 @@ def make_embeddings(kind: str, n: int, dim: int, rng: np.random.Generator) -> np
 def measure(stored: np.ndarray, queries: np.ndarray, algorithm: str) -> dict[str, float]:
     """Build time and median single-query latency of one index."""
     start = time.perf_counter()
-    index = NearestNeighbors(n_neighbors=N_NEIGHBORS, algorithm=algorithm).fit(stored)
+    index = NeighborSearch(algorithm).fit(stored)
     build = time.perf_counter() - start
-    index.kneighbors(queries[:1])  # warm-up: first-call overheads are not search cost
+    index.kneighbors(queries[:1], N_NEIGHBORS)  # warm-up: first-call overheads are not search cost
     times = []
     for query in queries[1:]:
         start = time.perf_counter()
-        index.kneighbors(query[np.newaxis])
+        index.kneighbors(query[np.newaxis], N_NEIGHBORS)
         times.append(time.perf_counter() - start)
         if len(times) >= 3 and statistics.median(times) > SLOW_QUERY_SECONDS:
             break

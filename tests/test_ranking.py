@@ -14,6 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from galaxysim.images import ImagePreprocessor
+from galaxysim.metrics import percentile_rank
+from galaxysim.ranking.search import NeighborSearch
 from galaxysim.ranking import SimilarityRanker
 from galaxysim.symmetry import dihedral_views
 from galaxysim.ranking import Ranking
@@ -76,9 +78,27 @@ def test_rank_finds_the_query_itself_first(fitted, data):
     assert ranking.similarity[0] == 100.0
     assert np.all(np.diff(ranking.similarity) < 0)
     assert np.all(np.diff(ranking.distances) >= 0)
-    assert list(ranking.label_names) == ["bar"] * 5
+    assert list(ranking.class_names) == ["bar"] * 5
     assert ranking.warning is None
     assert 0 <= ranking.query_typicality <= 100
+
+
+def test_search_seam_and_query_percentiles(fitted, data):
+    X, _ = data
+    assert isinstance(fitted.search_, NeighborSearch) and fitted.search_.n_samples_fit_ == 40
+    np.testing.assert_array_equal(fitted.nn_distance_, fitted.search_.kneighbors(None, 1)[0][:, 0])
+    query = X[7] * 0.8
+    ranking = fitted.rank(query)
+    Z = fitted.transform(query[None])
+    nn = np.linalg.norm(fitted.embedding_ - Z, axis=1).min()
+    assert ranking.query_isolation == pytest.approx(percentile_rank([nn], fitted.nn_distance_)[0])
+    expected = percentile_rank([ranking.query_log_density], fitted.log_density_)[0]
+    assert ranking.query_typicality == expected
+
+
+def test_parameters_after_density_are_keyword_only():
+    with pytest.raises(TypeError):
+        SimilarityRanker(None, None, 5)
 
 
 def test_rank_the_whole_collection_orders_classes(fitted, data):
@@ -201,11 +221,11 @@ def test_bad_input_and_parameters(fitted, data):
         SimilarityRanker(_pca(), False, method="likelihood").fit(X)
     with pytest.raises(ValueError, match="n_neighbors"):
         SimilarityRanker(_pca(), False, n_neighbors=0).fit(X)
-    with pytest.raises(ValueError, match="y must have one label per sample"):
+    with pytest.raises(ValueError, match="y has 5 labels but there are 40"):
         SimilarityRanker(_pca(), False).fit(X, y[:5])
     with pytest.raises(ValueError, match="at least 2"):
         SimilarityRanker(_pca(), False).fit(X[:1])
-    with pytest.raises(ValueError, match="target_names"):
+    with pytest.raises(ValueError, match="1 target_names"):
         SimilarityRanker(_pca(), False, target_names=["a"]).fit(X, y)
     with pytest.raises(TypeError, match="embedder must have fit and transform"):
         SimilarityRanker(object(), False).fit(X)
@@ -251,7 +271,7 @@ def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         ranking.to_csv(path)
     assert ranking.to_csv(path, overwrite=True) == path
-    fig = ranking.plot(n=4)
+    fig = ranking.plot(n_neighbors=4)
     assert len([ax for ax in fig.axes if ax.images]) == 5
     assert fig.axes[0].get_title() == "query" and fig.axes[1].get_title().startswith("#1")
     html = ranking._repr_html_()
@@ -259,7 +279,7 @@ def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
     bare = fitted.rank(X[2])
     with pytest.raises(ValueError, match="needs the collection's images"):
         bare.plot()
-    assert len([ax for ax in bare.plot(X, n=3).axes if ax.images]) == 3
+    assert len([ax for ax in bare.plot(X, n_neighbors=3).axes if ax.images]) == 3
 
 
 @parametrize_with_checks([SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)])

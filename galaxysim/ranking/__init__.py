@@ -1,11 +1,14 @@
-"""Similarity ranking: :class:`SimilarityRanker` and its answer, :class:`Ranking`.
+"""Similarity ranking: :class:`SimilarityRanker`, its search and its answer, :class:`Ranking`.
 
 * :mod:`~galaxysim.ranking.ranker`: the estimator that composes an embedder,
   a density and a neighbour search.
+* :mod:`~galaxysim.ranking.search`: :class:`NeighborSearch`, the one way
+  neighbours are found (pluggable backends).
 * :mod:`~galaxysim.ranking.result`: :class:`Ranking`, what people read, plot and save.
 """
 
 from .ranker import SimilarityRanker
 from .result import Ranking
+from .search import NeighborSearch
 
-__all__ = ["Ranking", "SimilarityRanker"]
+__all__ = ["NeighborSearch", "Ranking", "SimilarityRanker"]

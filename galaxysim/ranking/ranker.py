@@ -3,9 +3,9 @@
 :class:`SimilarityRanker` composes an embedder (by default the
 :class:`~galaxysim.embedders.AutoencoderEmbedder`), a density on the
 embedding (by default the :class:`~galaxysim.flows.FlowDensityEstimator`) and
-scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`. It holds no model
-code of its own. Its answer, a :class:`~galaxysim.ranking_result.Ranking`,
-is the object people read, plot and save.
+a :class:`~galaxysim.ranking.search.NeighborSearch` over the embeddings. It
+holds no model or search code of its own. Its answer, a
+:class:`~galaxysim.ranking.Ranking`, is the object people read, plot and save.
 """
 
 from __future__ import annotations
@@ -16,41 +16,25 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.neighbors import NearestNeighbors
-from scipy.sparse import issparse
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import check_image_shape, check_images, check_positive_int
+from .._validation import check_image_shape, check_images, check_labels, check_positive_int
+from .._validation import is_image_input
+from ..metrics import percentile_rank
 from ..symmetry import dihedral_views
-from .result import Ranking
+from .result import Ranking, make_ranking
+from .search import NeighborSearch, check_n_neighbors, closest_values
 
 __all__ = ["SimilarityRanker"]
 
 _METHODS = ("embedding", "likelihood")
 _INVARIANCES = (None, "dihedral")
-#: Below this typicality percentile (or above this isolation percentile) a
-#: query is flagged as unlike the collection.
-OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
-
-
-def _default_embedder():
-    from ..embedders import AutoencoderEmbedder
-
-    return AutoencoderEmbedder()
-
-
-def _default_density():
-    from ..flows import FlowDensityEstimator
-
-    return FlowDensityEstimator()
 
 
 def _is_fitted(estimator: Any) -> bool:
     try:
         check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    except TypeError:
+    except (NotFittedError, TypeError):
         return False
     return True
 
@@ -83,7 +67,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         another number.
     metric : str, default="euclidean"
         Distance in the embedding, any metric of
-        :class:`~sklearn.neighbors.NearestNeighbors`.
+        :class:`~sklearn.neighbors.NearestNeighbors` (for the default exact
+        search).
     method : {"embedding", "likelihood"}, default="embedding"
         ``"embedding"``: distance between embeddings. ``"likelihood"``:
         closeness of each galaxy's log-likelihood to the query's, the original
@@ -95,8 +80,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         and each galaxy's distance is the smallest over them. None compares
         the query as given.
     neighbors_params : dict, optional
-        Extra keyword arguments for :class:`~sklearn.neighbors.NearestNeighbors`
-        (for example ``{"algorithm": "ball_tree"}``).
+        Extra keyword arguments for the
+        :class:`~galaxysim.ranking.search.NeighborSearch` (for example
+        ``{"algorithm": "ball_tree"}``, or ``{"leaf_size": 10}`` for
+        :class:`~sklearn.neighbors.NearestNeighbors`).
     image_shape : tuple (H, W, C), optional
         Shape of one image, for flattened ``(n, H*W*C)`` input. Without it
         2-D input is passed to the embedder as plain feature vectors (then
@@ -119,8 +106,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         The ``y`` given to ``fit``.
     classes_ : ndarray or None
         Sorted unique labels.
-    nearest_neighbors_ : NearestNeighbors
-        The index over ``embedding_``.
+    search_ : NeighborSearch
+        The nearest-neighbour search over ``embedding_``.
     nn_distance_ : ndarray of shape (n_samples,)
         Distance from each fitted galaxy to its nearest other galaxy: the
         reference for how isolated a query is.
@@ -134,6 +121,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     See Also
     --------
     Ranking : The result of :meth:`rank`.
+    galaxysim.ranking.search.NeighborSearch : The search behind :meth:`kneighbors`.
     galaxysim.metrics.same_class_rate : The leave-one-out version of :meth:`score`.
 
     Examples
@@ -157,6 +145,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self,
         embedder: Any = None,
         density: Any = None,
+        *,
         n_neighbors: int = 10,
         metric: str = "euclidean",
         method: str = "embedding",
@@ -179,10 +168,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     def _validate_input(self, X: Any, name: str = "X", *, fitting: bool = False) -> np.ndarray:
         """Images as float32 (n, H, W, C), or vectors as float (n, d)."""
         if fitting:
-            ndim = 2 if issparse(X) else np.asarray(X).ndim
-            treat_as_vectors = issparse(X) or not (
-                ndim in (3, 4) or (ndim == 2 and self.image_shape is not None)
-            )
+            treat_as_vectors = not is_image_input(X, self.image_shape)
         else:
             treat_as_vectors = self.image_shape_ is None
         if treat_as_vectors:
@@ -214,6 +200,17 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         if self.image_shape is not None:
             check_image_shape(self.image_shape)
 
+    def _check_y(self, y: Any, n_samples: int) -> np.ndarray | None:
+        if y is None:
+            return None
+        if self.target_names is None:
+            return check_labels(y, n_samples=n_samples)
+        n_names = len(self.target_names)
+        try:
+            return check_labels(y, n_samples=n_samples, n_classes=n_names)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{error} There are {n_names} target_names.") from None
+
     @staticmethod
     def _fingerprint(data: np.ndarray) -> str:
         return hashlib.sha1(np.ascontiguousarray(data).view(np.uint8)).hexdigest()
@@ -243,40 +240,20 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 "invariance='dihedral' needs images (n, H, W, C) or image_shape; got 2-D "
                 "input without image_shape. Pass invariance=None for feature vectors."
             )
-        labels = None
-        if y is not None:
-            labels = np.asarray(y)
-            if labels.ndim != 1 or len(labels) != len(data):
-                raise ValueError(
-                    f"y must have one label per sample ({len(data)}), got shape {labels.shape}."
-                )
-            if self.target_names is not None:
-                n_names = len(self.target_names)
-                if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= n_names:
-                    raise ValueError(
-                        f"With target_names ({n_names} names), y must hold integer labels in "
-                        f"[0, {n_names - 1}]; got {labels.dtype} values."
-                    )
-        embedder = _default_embedder() if self.embedder is None else self.embedder
+        labels = self._check_y(y, len(data))
+        embedder = self.embedder
+        if embedder is None:
+            from ..embedders import AutoencoderEmbedder
+
+            embedder = AutoencoderEmbedder()
         if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
             raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
         self.embedder_ = embedder if _is_fitted(embedder) else clone(embedder).fit(data)
         self.embedding_ = self._embed(data)
-
-        if self.density is False:
-            self.density_ = None
-            self.log_density_ = None
-        else:
-            density = _default_density() if self.density is None else self.density
-            if not hasattr(density, "score_samples"):
-                raise TypeError(f"density must have fit and score_samples, got {type(density).__name__}.")
-            self.density_ = clone(density).fit(self.embedding_)
-            self.log_density_ = np.asarray(self.density_.score_samples(self.embedding_), dtype=np.float64)
-
-        self.nearest_neighbors_ = NearestNeighbors(
-            n_neighbors=1, metric=self.metric, **(self.neighbors_params or {})
-        ).fit(self.embedding_)
-        self.nn_distance_ = self.nearest_neighbors_.kneighbors(return_distance=True)[0][:, 0]
+        self._fit_density()
+        self.search_ = NeighborSearch(metric=self.metric, **(self.neighbors_params or {}))
+        self.search_.fit(self.embedding_)
+        self.nn_distance_ = self.search_.kneighbors(None, 1)[0][:, 0]
         self.labels_ = labels
         self.classes_ = None if labels is None else np.unique(labels)
         self.n_samples_fit_ = len(data)
@@ -284,6 +261,21 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self.image_shape_ = tuple(int(s) for s in data.shape[1:]) if is_images else None
         self._fit_fingerprint = self._fingerprint(data)
         return self
+
+    def _fit_density(self) -> None:
+        if self.density is False:
+            self.density_ = None
+            self.log_density_ = None
+            return
+        density = self.density
+        if density is None:
+            from ..flows import FlowDensityEstimator
+
+            density = FlowDensityEstimator()
+        if not hasattr(density, "score_samples"):
+            raise TypeError(f"density must have fit and score_samples, got {type(density).__name__}.")
+        self.density_ = clone(density).fit(self.embedding_)
+        self.log_density_ = self._log_density(self.embedding_)
 
     # -------------------------------------------------------------- internals
     def _embed(self, data: np.ndarray) -> np.ndarray:
@@ -310,58 +302,16 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
     def _check_k(self, n_neighbors: int | None, exclude_self: bool = False) -> int:
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        k = check_positive_int(k, "n_neighbors")
-        limit = self.n_samples_fit_ - (1 if exclude_self else 0)
-        if k > limit:
-            raise ValueError(
-                f"n_neighbors={k} exceeds the {limit} galaxies available in the fitted collection."
-            )
-        return k
+        return check_n_neighbors(k, self.n_samples_fit_, exclude_self=exclude_self)
 
     def _search(
-        self, data: np.ndarray, k: int, exclude_self: bool = False, view_embeddings: list[np.ndarray] | None = None
+        self, view_embeddings: list[np.ndarray], k: int, exclude_self: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (distances, indices) for each query under method and invariance."""
-        if view_embeddings is None:
-            view_embeddings = self._embed_views(data)
+        """Top-k (distances, indices) of each query, given its embedding in each view."""
         if self.method == "likelihood":
             query_ll = np.stack([self._log_density(Z) for Z in view_embeddings], axis=1)
-            out_d = np.empty((len(data), k))
-            out_i = np.empty((len(data), k), dtype=np.intp)
-            # Chunks keep the (queries x collection) gap matrix small.
-            for start in range(0, len(data), 64):
-                rows = np.arange(start, min(start + 64, len(data)))
-                gaps = np.abs(self.log_density_[None, None, :] - query_ll[rows, :, None]).min(axis=1)
-                if exclude_self:
-                    gaps[np.arange(len(rows)), rows] = np.inf
-                order = np.argsort(gaps, axis=1, kind="stable")[:, :k]
-                out_i[rows] = order
-                out_d[rows] = np.take_along_axis(gaps, order, axis=1)
-            return out_d, out_i
-        # Embedding distance: the true top-k under the minimum over views lies in
-        # the union of each view's own top-k, so k per view is enough.
-        index = self.nearest_neighbors_
-        k_view = min(k + (1 if exclude_self else 0), self.n_samples_fit_)
-        candidates_d, candidates_i = [], []
-        for Z in view_embeddings:
-            dist, idx = index.kneighbors(Z, n_neighbors=k_view)
-            candidates_d.append(dist)
-            candidates_i.append(idx)
-        dist = np.concatenate(candidates_d, axis=1)
-        idx = np.concatenate(candidates_i, axis=1)
-        out_d = np.empty((len(data), k))
-        out_i = np.empty((len(data), k), dtype=np.intp)
-        for row in range(len(data)):
-            best: dict[int, float] = {}
-            for d, i in zip(dist[row], idx[row]):
-                if exclude_self and i == row:
-                    continue
-                if d < best.get(i, np.inf):
-                    best[i] = d
-            ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))[:k]
-            out_i[row] = [i for i, _ in ranked]
-            out_d[row] = [d for _, d in ranked]
-        return out_d, out_i
+            return closest_values(self.log_density_, query_ll, k, exclude_self=exclude_self)
+        return self.search_.kneighbors_views(view_embeddings, k, exclude_self=exclude_self)
 
     def _log_density(self, Z: np.ndarray) -> np.ndarray:
         return np.asarray(self.density_.score_samples(Z), dtype=np.float64)
@@ -419,26 +369,29 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             Only when ``return_distance``.
         indices : ndarray of shape (n_queries, n_neighbors)
             Indices into the fitted collection, most similar first.
+
+        Examples
+        --------
+        >>> from sklearn.decomposition import PCA
+        >>> Z = np.random.default_rng(0).normal(size=(20, 5))
+        >>> ranker = SimilarityRanker(PCA(3), False, invariance=None, n_neighbors=2).fit(Z)
+        >>> ranker.kneighbors(Z[:3], return_distance=False)[:, 0].tolist()
+        [0, 1, 2]
         """
         check_is_fitted(self)
         if X is None:
+            if self.method == "likelihood" or self.invariance is not None:
+                raise ValueError(
+                    "kneighbors() without X needs the fitted images, which the ranker does not "
+                    "keep; pass them as X (they are then not excluded from their own lists), "
+                    "or use method='embedding' with invariance=None."
+                )
             k = self._check_k(n_neighbors, exclude_self=True)
-            dist, idx = self._search_fitted(k)
+            dist, idx = self.search_.kneighbors(None, k)
         else:
             data = self._validate_input(X)
-            k = self._check_k(n_neighbors)
-            dist, idx = self._search(data, k)
+            dist, idx = self._search(self._embed_views(data), self._check_k(n_neighbors))
         return (dist, idx) if return_distance else idx
-
-    def _search_fitted(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.method == "likelihood" or self.invariance is not None:
-            raise ValueError(
-                "kneighbors() without X needs the fitted images, which the ranker does not "
-                "keep; pass them as X (they are then not excluded from their own lists), "
-                "or use method='embedding' with invariance=None."
-            )
-        dist, idx = self.nearest_neighbors_.kneighbors(n_neighbors=k)
-        return dist, idx
 
     def rank(
         self,
@@ -468,87 +421,60 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Returns
         -------
         ranking : Ranking, or list of Ranking for a batch of queries
+
+        Examples
+        --------
+        >>> from sklearn.decomposition import PCA
+        >>> Z = np.random.default_rng(0).normal(size=(20, 5))
+        >>> ranker = SimilarityRanker(PCA(3), False, invariance=None).fit(Z)
+        >>> ranking = ranker.rank(Z[4], n_neighbors=3)
+        >>> int(ranking.indices[0]), ranking.similarity.tolist()[0]
+        (4, 100.0)
         """
         check_is_fitted(self)
         single = np.ndim(query) == (3 if self.image_shape_ is not None else 1)
         batch = np.asarray(query)[np.newaxis] if single else query
         data = self._validate_input(batch, name="query")
         k = self._check_k(n_neighbors)
-        if images is not None and len(images) != self.n_samples_fit_:
-            raise ValueError(
-                f"images has {len(images)} entries but the ranker was fitted on "
-                f"{self.n_samples_fit_} galaxies."
-            )
-        if names is not None and len(names) != self.n_samples_fit_:
-            raise ValueError(
-                f"names has {len(names)} entries but the ranker was fitted on "
-                f"{self.n_samples_fit_} galaxies."
-            )
-        view_embeddings = self._embed_views(data)
-        dist, idx = self._search(data, k, view_embeddings=view_embeddings)
-        query_Z = view_embeddings[0]
-        query_ll = None if self.density_ is None else self._log_density(query_Z)
-        # Isolation: how far the query is from its nearest galaxy, as a
-        # percentile of the collection's own nearest-neighbour distances.
-        nn_dist = self.nearest_neighbors_.kneighbors(query_Z, n_neighbors=1)[0][:, 0]
-        rankings = []
-        for row in range(len(data)):
-            rankings.append(
-                self._make_ranking(
-                    row, dist[row], idx[row], data, query_ll, nn_dist[row], images, names
+        for name, values in (("images", images), ("names", names)):
+            if values is not None and len(values) != self.n_samples_fit_:
+                raise ValueError(
+                    f"{name} has {len(values)} entries but the ranker was fitted on "
+                    f"{self.n_samples_fit_} galaxies."
                 )
+        view_embeddings = self._embed_views(data)
+        dist, idx = self._search(view_embeddings, k)
+        query_ll, typicality, isolation = self._query_statistics(view_embeddings[0])
+        rankings = [
+            make_ranking(
+                idx[row], dist[row],
+                n_collection=self.n_samples_fit_,
+                method=self.method,
+                query_isolation=isolation[row],
+                query_log_density=query_ll[row],
+                query_typicality=typicality[row],
+                log_density=self.log_density_,
+                labels=self.labels_,
+                target_names=self.target_names,
+                names=names,
+                images=images,
+                query_image=data[row] if data.ndim == 4 else None,
             )
+            for row in range(len(data))
+        ]
         return rankings[0] if single else rankings
 
-    def _make_ranking(self, row, dist, idx, data, query_ll, nn_dist, images, names) -> Ranking:
-        n = self.n_samples_fit_
-        positions = np.arange(1, len(idx) + 1)
-        # 100 for the closest galaxy of the collection, 0 for the farthest.
-        similarity = 100.0 * (n - positions) / max(n - 1, 1)
-        typicality = None
-        query_log_density = None
-        if query_ll is not None:
-            query_log_density = float(query_ll[row])
-            typicality = float(100.0 * np.mean(self.log_density_ <= query_log_density))
-        isolation = float(100.0 * np.mean(self.nn_distance_ < nn_dist))
-        warning = None
-        reasons = []
-        if typicality is not None and typicality < OUT_OF_DISTRIBUTION_PERCENTILE:
-            reasons.append(
-                f"its log-density is lower than that of {100 - typicality:.1f}% of the collection"
-            )
-        if isolation > 100.0 - OUT_OF_DISTRIBUTION_PERCENTILE:
-            reasons.append(
-                f"it is farther from its nearest galaxy than {isolation:.1f}% of the collection "
-                "are from theirs"
-            )
-        if reasons:
-            warning = "The query is unlike the collection: " + "; ".join(reasons) + "."
-        labels = None if self.labels_ is None else self.labels_[idx]
-        label_names = None
-        if labels is not None and self.target_names is not None:
-            label_names = np.asarray(self.target_names, dtype=object)[labels.astype(np.intp)]
-        thumbnails = None
-        query_image = None
-        if images is not None:
-            thumbnails = np.asarray(images)[idx]
-            query_image = data[row] if data.ndim == 4 else None
-        return Ranking(
-            indices=np.asarray(idx),
-            distances=np.asarray(dist, dtype=np.float64),
-            similarity=similarity,
-            log_density=None if self.log_density_ is None else self.log_density_[idx],
-            labels=labels,
-            label_names=label_names,
-            names=None if names is None else np.asarray(names, dtype=object)[idx],
-            method=self.method,
-            query_log_density=query_log_density,
-            query_typicality=typicality,
-            query_isolation=isolation,
-            warning=warning,
-            query_image=query_image,
-            neighbor_images=thumbnails,
-        )
+    def _query_statistics(self, Z: np.ndarray) -> tuple[list, list, list]:
+        """Per query: log-density, typicality and isolation (None without a density)."""
+        # Isolation: how far the query is from its nearest galaxy, as a
+        # percentile of the collection's own nearest-neighbour distances.
+        nn_dist = self.search_.kneighbors(Z, 1)[0][:, 0]
+        isolation = [float(p) for p in percentile_rank(nn_dist, self.nn_distance_)]
+        if self.density_ is None:
+            return [None] * len(Z), [None] * len(Z), isolation
+        query_ll = self._log_density(Z)
+        typicality = percentile_rank(query_ll, self.log_density_)
+        return [float(v) for v in query_ll], [float(p) for p in typicality], isolation
 
     def score(self, X: Any, y: Any) -> float:
         """Mean share of each query's neighbours that share its label.
@@ -574,12 +500,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         if self.labels_ is None:
             raise ValueError("score needs the collection's labels: fit the ranker with y.")
         data = self._validate_input(X)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(data):
-            raise ValueError(f"y must have one label per sample ({len(data)}), got shape {y.shape}.")
+        y = check_labels(y, n_samples=len(data))
         exclude_self = len(data) == self.n_samples_fit_ and self._fingerprint(data) == self._fit_fingerprint
         k = self._check_k(None, exclude_self=exclude_self)
-        _, idx = self._search(data, k, exclude_self=exclude_self)
+        _, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return float(np.mean(self.labels_[idx] == y[:, None]))
 
     def __sklearn_tags__(self):  # noqa: D105

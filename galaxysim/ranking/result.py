@@ -7,31 +7,22 @@ a warning when the query is unlike the collection.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Ranking"]
+from .._validation import PathLike, check_image, check_positive_int
+from ..plotting import plot_image_grid, png_data_uri
 
+__all__ = ["OUT_OF_DISTRIBUTION_PERCENTILE", "Ranking", "make_ranking", "out_of_distribution_warning"]
 
-def _png_data_uri(image: np.ndarray, size: int = 64) -> str:
-    from PIL import Image
-
-    pixels = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-    if pixels.shape[-1] == 1:
-        pixels = np.repeat(pixels, 3, axis=-1)
-    img = Image.fromarray((pixels * 255 + 0.5).astype(np.uint8))
-    img = img.resize((size, size), Image.Resampling.NEAREST) if max(img.size) < size else img
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+#: Below this typicality percentile (or above this isolation percentile) a
+#: query is flagged as unlike the collection.
+OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
 
 
 @dataclass
@@ -56,8 +47,9 @@ class Ranking:
         Log-density of each galaxy's embedding (None without a density).
     labels : ndarray of shape (k,) or None
         Label of each galaxy, when the ranker was fitted with ``y``.
-    label_names : ndarray of shape (k,) or None
-        Class name of each galaxy, when the ranker knows ``target_names``.
+    class_names : ndarray of shape (k,) or None
+        Class name of each galaxy, when the ranker knows ``target_names``
+        (the ``class_name`` column of the table).
     names : ndarray of shape (k,) or None
         An identifier of each galaxy (a file name), when ``rank`` was given
         ``names``.
@@ -97,7 +89,7 @@ class Ranking:
     query_isolation: float
     log_density: np.ndarray | None = None
     labels: np.ndarray | None = None
-    label_names: np.ndarray | None = None
+    class_names: np.ndarray | None = None
     names: np.ndarray | None = None
     query_log_density: float | None = None
     query_typicality: float | None = None
@@ -109,7 +101,7 @@ class Ranking:
         return len(self.indices)
 
     _PER_GALAXY = (
-        "indices", "distances", "similarity", "log_density", "labels", "label_names", "names",
+        "indices", "distances", "similarity", "log_density", "labels", "class_names", "names",
         "neighbor_images",
     )
 
@@ -123,9 +115,16 @@ class Ranking:
         Returns
         -------
         ranking : Ranking
+
+        Examples
+        --------
+        >>> r = Ranking(indices=np.array([4, 2, 7]), distances=np.array([0.1, 0.3, 0.4]),
+        ...             similarity=np.array([100.0, 50.0, 0.0]), method="embedding",
+        ...             query_isolation=10.0)
+        >>> r.head(2).indices
+        array([4, 2])
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}.")
+        n = check_positive_int(n, "n")
         cut = {
             name: None if getattr(self, name) is None else getattr(self, name)[:n]
             for name in self._PER_GALAXY
@@ -147,8 +146,8 @@ class Ranking:
             columns["log_density"] = [float(v) for v in self.log_density]
         if self.labels is not None:
             columns["label"] = [v.item() if isinstance(v, np.generic) else v for v in self.labels]
-        if self.label_names is not None:
-            columns["class_name"] = [str(v) for v in self.label_names]
+        if self.class_names is not None:
+            columns["class_name"] = [str(v) for v in self.class_names]
         return columns
 
     def to_frame(self) -> Any:
@@ -160,6 +159,15 @@ class Ranking:
             A DataFrame when pandas is installed, otherwise a dict of
             columns (rank, index, distance, similarity, and log_density,
             label, class_name when known).
+
+        Examples
+        --------
+        >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
+        ...             similarity=np.array([100.0, 0.0]), method="embedding",
+        ...             query_isolation=10.0, class_names=np.array(["bar", "ring"]))
+        >>> table = r.to_frame()
+        >>> list(table["class_name"]), [float(d) for d in table["distance"]]
+        (['bar', 'ring'], [0.1, 0.3])
         """
         columns = self._columns()
         try:
@@ -168,7 +176,7 @@ class Ranking:
             return columns
         return pd.DataFrame(columns)
 
-    def to_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def to_csv(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Write the table of :meth:`to_frame` as CSV.
 
         Parameters
@@ -182,6 +190,16 @@ class Ranking:
         Returns
         -------
         path : pathlib.Path
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
+        ...             similarity=np.array([100.0, 0.0]), method="embedding", query_isolation=10.0)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = r.to_csv(Path(folder) / "ranking.csv")
+        ...     print(path.read_text().splitlines()[:2])
+        ['rank,index,distance,similarity', '1,4,0.1,100.0']
         """
         path = Path(path)
         if path.exists() and not overwrite:
@@ -199,23 +217,31 @@ class Ranking:
         captions = []
         for i in range(n):
             text = f"#{i + 1}  {self.similarity[i]:.1f}%"
-            if self.label_names is not None:
-                text += f"\n{self.label_names[i]}"
+            if self.class_names is not None:
+                text += f"\n{self.class_names[i]}"
             elif self.labels is not None:
                 text += f"\nlabel {self.labels[i]}"
             captions.append(text)
         return captions
 
-    def plot(self, images: np.ndarray | None = None, n: int = 16, *, query: np.ndarray | None = None, n_cols: int = 6):
-        """Draw the query and its ``n`` most similar galaxies.
+    def plot(
+        self,
+        images: np.ndarray | None = None,
+        n_neighbors: int = 16,
+        *,
+        query: np.ndarray | None = None,
+        n_cols: int = 6,
+    ):
+        """Draw the query and its ``n_neighbors`` most similar galaxies.
 
         Parameters
         ----------
         images : ndarray of shape (n_collection, H, W, C), optional
             The fitted collection's images (indexed with ``indices``). Not
             needed when the ranking already holds thumbnails.
-        n : int, default=16
-            How many neighbours to draw.
+        n_neighbors : int, default=16
+            How many neighbours to draw (all of the ranking when it holds
+            fewer).
         query : ndarray of shape (H, W, C), optional
             The query image, when the ranking does not hold it.
         n_cols : int, default=6
@@ -225,13 +251,16 @@ class Ranking:
         -------
         fig : matplotlib.figure.Figure
             Captions give rank, similarity percentile and class.
-        """
-        from .._validation import check_image
-        from ..plotting import plot_image_grid
 
-        n = min(int(n), len(self))
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}.")
+        Examples
+        --------
+        >>> r = Ranking(indices=np.array([1, 0]), distances=np.array([0.0, 0.5]),
+        ...             similarity=np.array([100.0, 0.0]), method="embedding", query_isolation=10.0)
+        >>> fig = r.plot(np.zeros((2, 8, 8, 3)), n_neighbors=1, query=np.ones((8, 8, 3)))
+        >>> [ax.get_title() for ax in fig.axes if ax.images]
+        ['query', '#1  100.0%']
+        """
+        n = min(check_positive_int(n_neighbors, "n_neighbors"), len(self))
         if images is not None:
             neighbours = np.asarray(images)[self.indices[:n]]
         elif self.neighbor_images is not None:
@@ -261,7 +290,7 @@ class Ranking:
         for i in range(len(self)):
             cells = []
             if has_images:
-                cells.append(f'<td><img src="{_png_data_uri(self.neighbor_images[i])}" width="64"></td>')
+                cells.append(f'<td><img src="{png_data_uri(self.neighbor_images[i])}" width="64"></td>')
             for values in columns.values():
                 value = values[i]
                 text = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -269,7 +298,7 @@ class Ranking:
             rows.append("<tr>" + "".join(cells) + "</tr>")
         header = [f"<b>Ranking</b> ({html.escape(self.method)}, {len(self)} galaxies)"]
         if self.query_image is not None:
-            header.append(f'<br>query: <img src="{_png_data_uri(self.query_image)}" width="64">')
+            header.append(f'<br>query: <img src="{png_data_uri(self.query_image)}" width="64">')
         if self.query_typicality is not None:
             header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
         header.append(f"; isolation: {self.query_isolation:.1f} percentile")
@@ -279,3 +308,126 @@ class Ranking:
             "<div>" + "".join(header)
             + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
+
+
+def out_of_distribution_warning(
+    typicality: float | None,
+    isolation: float,
+    percentile: float = OUT_OF_DISTRIBUTION_PERCENTILE,
+) -> str | None:
+    """The warning for a query unlike the collection, or None for a usual one.
+
+    Parameters
+    ----------
+    typicality : float or None
+        Percentile of the query's log-density among the collection's (None
+        without a density).
+    isolation : float
+        Percentile of the query's nearest-galaxy distance among the
+        collection's own nearest-neighbour distances.
+    percentile : float, default=OUT_OF_DISTRIBUTION_PERCENTILE
+        A typicality below it, or an isolation above ``100 - percentile``,
+        flags the query.
+
+    Returns
+    -------
+    warning : str or None
+
+    Examples
+    --------
+    >>> out_of_distribution_warning(40.0, 50.0) is None
+    True
+    >>> out_of_distribution_warning(0.0, 100.0).startswith("The query is unlike the collection")
+    True
+    """
+    reasons = []
+    if typicality is not None and typicality < percentile:
+        reasons.append(
+            f"its log-density is lower than that of {100 - typicality:.1f}% of the collection"
+        )
+    if isolation > 100.0 - percentile:
+        reasons.append(
+            f"it is farther from its nearest galaxy than {isolation:.1f}% of the collection "
+            "are from theirs"
+        )
+    if not reasons:
+        return None
+    return "The query is unlike the collection: " + "; ".join(reasons) + "."
+
+
+def make_ranking(
+    indices: np.ndarray,
+    distances: np.ndarray,
+    *,
+    n_collection: int,
+    method: str,
+    query_isolation: float,
+    query_log_density: float | None = None,
+    query_typicality: float | None = None,
+    log_density: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    target_names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    images: np.ndarray | None = None,
+    query_image: np.ndarray | None = None,
+) -> Ranking:
+    """Build the :class:`Ranking` of one query from its search result.
+
+    Per-galaxy values of the whole collection (``log_density``, ``labels``,
+    ``names``, ``images``) are picked at ``indices``; the similarity
+    percentile and the out-of-distribution warning are derived here.
+
+    Parameters
+    ----------
+    indices, distances : ndarray of shape (k,)
+        The query's neighbours in the collection, most similar first.
+    n_collection : int
+        Size of the collection (the similarity percentile is relative to it).
+    method : str
+        The ranking method.
+    query_isolation : float
+    query_log_density, query_typicality : float, optional
+    log_density, labels : ndarray of shape (n_collection,), optional
+    target_names : sequence of str, optional
+        Class names of the integer ``labels``.
+    names : sequence of str of length n_collection, optional
+    images : ndarray of shape (n_collection, H, W, C), optional
+        Thumbnails of the neighbours are kept when given; so is
+        ``query_image``.
+    query_image : ndarray of shape (H, W, C), optional
+
+    Returns
+    -------
+    ranking : Ranking
+
+    Examples
+    --------
+    >>> r = make_ranking(np.array([2, 0]), np.array([0.0, 1.5]), n_collection=3,
+    ...                  method="embedding", query_isolation=50.0, labels=np.array([0, 1, 1]),
+    ...                  target_names=["bar", "ring"])
+    >>> r.similarity.tolist(), r.class_names.tolist()
+    ([100.0, 50.0], ['ring', 'bar'])
+    """
+    positions = np.arange(1, len(indices) + 1)
+    # 100 for the closest galaxy of the collection, 0 for the farthest.
+    similarity = 100.0 * (n_collection - positions) / max(n_collection - 1, 1)
+    picked_labels = None if labels is None else labels[indices]
+    class_names = None
+    if picked_labels is not None and target_names is not None:
+        class_names = np.asarray(target_names, dtype=object)[picked_labels.astype(np.intp)]
+    return Ranking(
+        indices=np.asarray(indices),
+        distances=np.asarray(distances, dtype=np.float64),
+        similarity=similarity,
+        log_density=None if log_density is None else log_density[indices],
+        labels=picked_labels,
+        class_names=class_names,
+        names=None if names is None else np.asarray(names, dtype=object)[indices],
+        method=method,
+        query_log_density=query_log_density,
+        query_typicality=query_typicality,
+        query_isolation=query_isolation,
+        warning=out_of_distribution_warning(query_typicality, query_isolation),
+        query_image=None if images is None else query_image,
+        neighbor_images=None if images is None else np.asarray(images)[indices],
+    )
