@@ -11,6 +11,7 @@ from ._version import __version__
 from .embedders import AutoencoderEmbedder
 from .flows import FlowDensityEstimator
 from .images import ImagePreprocessor
+from .persistence import load_model, save_model
 from .ranking import Ranking, SimilarityRanker
 
 __all__ = [
@@ -19,5 +20,7 @@ __all__ = [
     "ImagePreprocessor",
     "SimilarityRanker",
     "Ranking",
+    "load_model",
+    "save_model",
     "__version__",
 ]

@@ -273,20 +273,8 @@ class AutoencoderEmbedder(
 
         seed = torch_seed(self.random_state)
         with seeded(seed):
-            network = ConvAutoencoder(
-                channels,
-                height,
-                width,
-                latent_dim=self.latent_dim,
-                n_stages=self.n_stages,
-                n_blocks=self.n_blocks,
-                base_channels=self.base_channels,
-                channel_growth=float(self.channel_growth),
-            )
+            network = self._new_network((height, width, channels))
         _check_training_memory(network, images, self.batch_size, device)
-        # The images arrive channels-last (a view of (n, H, W, C)); convolutions run
-        # faster in that layout than in NCHW, on the CPU by 15-30% (see the benchmark).
-        network = network.to(memory_format=torch.channels_last)
         history = self._fit_module(
             network,
             _as_nchw(images),
@@ -304,6 +292,29 @@ class AutoencoderEmbedder(
         self.device_ = device
         self.network_ = network
         return self
+
+    def _new_network(self, image_shape: tuple[int, int, int]) -> ConvAutoencoder:
+        """An untrained network for images of ``image_shape``, from the parameters."""
+        height, width, channels = image_shape
+        network = ConvAutoencoder(
+            channels,
+            height,
+            width,
+            latent_dim=self.latent_dim,
+            n_stages=self.n_stages,
+            n_blocks=self.n_blocks,
+            base_channels=self.base_channels,
+            channel_growth=float(self.channel_growth),
+        )
+        # The images arrive channels-last (a view of (n, H, W, C)); convolutions run
+        # faster in that layout than in NCHW, on the CPU by 15-30% (see the benchmark).
+        return network.to(memory_format=torch.channels_last)
+
+    def _empty_module(self, name: str) -> torch.nn.Module:
+        """The untrained network of fitted attribute ``name``, for loading saved weights."""
+        if name != "network_":
+            raise KeyError(f"{type(self).__name__} has no network called {name!r}.")
+        return self._new_network(tuple(self.image_shape_))
 
     # -- inference ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from .vector import VectorFlow
 if TYPE_CHECKING:
     from .estimator import FlowDensityEstimator
 
-__all__ = ["FlowFactory", "image_network", "jammy_network", "zuko_network"]
+__all__ = ["FlowFactory", "empty_network", "image_network", "jammy_network", "zuko_network"]
 
 # ActNorm layers of the image flow are initialised on this many training images.
 _N_INIT_IMAGES = 256
@@ -92,3 +92,26 @@ def image_network(
         init_idx = rng.choice(train_idx, size=n_init, replace=False)
         module.initialize(levels[np.sort(init_idx)])
     return module, levels
+
+
+def empty_network(est: "FlowDensityEstimator") -> DensityFlow:
+    """The untrained network of a fitted estimator, at its scoring precision.
+
+    Built from the parameters and the fitted shapes alone, without data, so
+    that saved weights can be loaded into it (:mod:`galaxysim.persistence`);
+    the weights overwrite every parameter and buffer, data-initialised ones
+    included.
+    """
+    if est.image_shape_ is not None:
+        module: DensityFlow = MultiscaleImageFlow(
+            est.image_shape_, n_levels=est.n_levels, n_steps=est.n_layers,
+            hidden_features=tuple(est.hidden_features),
+        )
+    elif est.backend == "jammy":
+        module = JammyFlow(est.n_features_in_, jammy_layers(est.flow, est.n_layers))
+    else:
+        module = VectorFlow(
+            est.n_features_in_, flow=est.flow, n_layers=est.n_layers,
+            hidden_features=tuple(est.hidden_features),
+        )
+    return module.for_inference()

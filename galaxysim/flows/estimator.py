@@ -33,7 +33,7 @@ from .._validation import (
     input_ndim,
     is_image_input,
 )
-from ._networks import FlowFactory, image_network, jammy_network, zuko_network
+from ._networks import FlowFactory, empty_network, image_network, jammy_network, zuko_network
 from .base import DensityFlow
 from .jammy import jammy_layers
 from .ood import LikelihoodScoresMixin
@@ -308,6 +308,12 @@ class FlowDensityEstimator(
             data[val_idx if held_out else train_idx]
         )
         return self
+
+    def _empty_module(self, name: str) -> DensityFlow:
+        """The untrained network of fitted attribute ``name``, for loading saved weights."""
+        if name != "flow_":
+            raise KeyError(f"{type(self).__name__} has no network called {name!r}.")
+        return empty_network(self)
 
     def _training_data(self, X: Any, images: bool) -> np.ndarray:
         """Validate the training input: float64 vectors or float32 (n, H, W, C) images."""

@@ -251,8 +251,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self.embedder_ = embedder if _is_fitted(embedder) else clone(embedder).fit(data)
         self.embedding_ = self._embed(data)
         self._fit_density()
-        self.search_ = NeighborSearch(metric=self.metric, **(self.neighbors_params or {}))
-        self.search_.fit(self.embedding_)
+        self._rebuild_after_loading()
         self.nn_distance_ = self.search_.kneighbors(None, 1)[0][:, 0]
         self.labels_ = labels
         self.classes_ = None if labels is None else np.unique(labels)
@@ -261,6 +260,14 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self.image_shape_ = tuple(int(s) for s in data.shape[1:]) if is_images else None
         self._fit_fingerprint = self._fingerprint(data)
         return self
+
+    # The index is rebuilt from ``embedding_`` rather than stored in model files.
+    _rebuilt_after_loading = ("search_",)
+
+    def _rebuild_after_loading(self) -> None:
+        """Index ``embedding_`` for neighbour search (after fitting, or loading a model file)."""
+        self.search_ = NeighborSearch(metric=self.metric, **(self.neighbors_params or {}))
+        self.search_.fit(self.embedding_)
 
     def _fit_density(self) -> None:
         if self.density is False:

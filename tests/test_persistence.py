@@ -1,0 +1,220 @@
+"""Tests of galaxysim.persistence: weights-only model files that never run code."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+
+from galaxysim import (
+    AutoencoderEmbedder,
+    FlowDensityEstimator,
+    ImagePreprocessor,
+    SimilarityRanker,
+    load_model,
+    save_model,
+)
+from galaxysim.datasets import make_galaxies, make_milky_way
+from galaxysim.persistence import FORMAT, ModelFileError
+
+TINY_AE = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2,
+               device="cpu", random_state=0)
+TINY_FLOW = dict(hidden_features=(8,), max_epochs=2, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def galaxies():
+    return make_galaxies(60, image_size=16, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def ranker(galaxies):
+    X, y = galaxies
+    return SimilarityRanker(
+        AutoencoderEmbedder(**TINY_AE), FlowDensityEstimator(**TINY_FLOW),
+        target_names=["a", "b", "c", "d", "e"],
+    ).fit(X, y)
+
+
+def _rewrite(path, edit_header=None, edit_tensors=None, out=None):
+    """Copy a model file with its JSON header and/or tensors changed, as a tamperer would."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    header = json.loads(metadata[FORMAT])
+    if edit_header is not None:
+        edit_header(header)
+    if edit_tensors is not None:
+        edit_tensors(tensors)
+    target = out or path
+    save_file(tensors, str(target), metadata={FORMAT: json.dumps(header)})
+    return target
+
+
+def test_ranker_round_trip_gives_identical_rankings(ranker, galaxies, tmp_path):
+    X, y = galaxies
+    loaded = load_model(save_model(ranker, tmp_path / "r.safetensors"), expected=SimilarityRanker)
+    query = make_milky_way(16)
+    before, after = ranker.rank(query, n_neighbors=60), loaded.rank(query, n_neighbors=60)
+    np.testing.assert_array_equal(after.indices, before.indices)
+    np.testing.assert_array_equal(after.distances, before.distances)
+    np.testing.assert_array_equal(after.log_density, before.log_density)
+    assert after.query_typicality == before.query_typicality
+    assert loaded.score(X, y) == ranker.score(X, y)
+    np.testing.assert_array_equal(loaded.embedder_.history_.train_loss,
+                                  ranker.embedder_.history_.train_loss)
+    assert loaded.get_params()["target_names"] == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("flow", ["affine", "spline", "autoregressive"])
+def test_vector_flows_round_trip_exactly(flow, tmp_path):
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    est = FlowDensityEstimator(flow=flow, **TINY_FLOW).fit(X)
+    loaded = load_model(save_model(est, tmp_path / "f.safetensors"))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=3), est.sample(5, random_state=3))
+    np.testing.assert_array_equal(loaded.typicality(X), est.typicality(X))
+
+
+def test_image_flow_and_autoencoder_round_trip_exactly(galaxies, tmp_path):
+    X, _ = galaxies
+    flow = FlowDensityEstimator(n_layers=1, n_levels=1, hidden_features=(4,), max_epochs=1,
+                                device="cpu", random_state=0).fit(X[:, :8, :8])
+    loaded = load_model(save_model(flow, tmp_path / "i.safetensors"))
+    np.testing.assert_array_equal(loaded.score_samples(X[:5, :8, :8]),
+                                  flow.score_samples(X[:5, :8, :8]))
+    np.testing.assert_array_equal(loaded.sample(2, random_state=0), flow.sample(2, random_state=0))
+    ae = AutoencoderEmbedder(**TINY_AE).fit(X)
+    ae_loaded = load_model(save_model(ae, tmp_path / "a.safetensors"), expected=AutoencoderEmbedder)
+    np.testing.assert_array_equal(ae_loaded.transform(X), ae.transform(X))
+    np.testing.assert_array_equal(ae_loaded.inverse_transform(ae.transform(X[:3])),
+                                  ae.inverse_transform(ae.transform(X[:3])))
+
+
+def test_sklearn_pipelines_and_unfitted_estimators_round_trip(galaxies, tmp_path):
+    X, y = galaxies
+    embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(5, random_state=0))
+    ranker = SimilarityRanker(embedder, False, invariance=None).fit(X, y)
+    loaded = load_model(save_model(ranker, tmp_path / "p.safetensors"))
+    np.testing.assert_array_equal(loaded.transform(X), ranker.transform(X))
+    fresh = load_model(save_model(AutoencoderEmbedder(latent_dim=7), tmp_path / "u.safetensors"))
+    assert fresh.get_params() == AutoencoderEmbedder(latent_dim=7).get_params()
+
+
+def test_loading_leaves_the_callers_random_streams_alone(ranker, tmp_path):
+    path = save_model(ranker, tmp_path / "r.safetensors")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_model(path)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_model_saved_from_a_gpu_loads_on_the_cpu(ranker, tmp_path):
+    def from_cuda(header):
+        header["model"]["state"]["embedder_"]["state"]["device_"] = {"device": "cuda:0"}
+
+    path = _rewrite(save_model(ranker, tmp_path / "r.safetensors"), edit_header=from_cuda)
+    loaded = load_model(path)
+    if not torch.cuda.is_available():
+        assert loaded.embedder_.device_ == torch.device("cpu")
+    assert loaded.embedder_.network_.encoder[0].weight.device.type in ("cpu", "cuda")
+
+
+def test_a_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda h: h.update(format_version=99), "version 99"),
+        (lambda h: h.update(format="other"), "not a galaxysim model"),
+        (lambda h: h["model"].update(estimator="posix.system"), "not one galaxysim loads"),
+        (lambda h: h["model"]["state"].update(latent_dim=2), "do not match|needs"),
+        (lambda h: h["model"]["state"].update(history_={"pickle": "x"}), "unknown kind"),
+    ],
+)
+def test_tampered_headers_are_refused(edit, match, galaxies, tmp_path):
+    X, _ = galaxies
+    path = save_model(AutoencoderEmbedder(**TINY_AE).fit(X), tmp_path / "a.safetensors")
+    with pytest.raises(ModelFileError, match=match):
+        load_model(_rewrite(path, edit_header=edit))
+
+
+def test_tampered_weights_are_refused(galaxies, tmp_path):
+    X, _ = galaxies
+    path = save_model(AutoencoderEmbedder(**TINY_AE).fit(X), tmp_path / "a.safetensors")
+    name = next(n for n in safe_open(str(path), framework="pt").keys() if n.endswith("weight"))
+
+    def reshape(tensors):
+        tensors[name] = torch.zeros(3)
+
+    with pytest.raises(ModelFileError, match="shape"):
+        load_model(_rewrite(path, edit_tensors=reshape, out=tmp_path / "b.safetensors"))
+
+    def add(tensors):
+        tensors["extra"] = torch.zeros(2)
+
+    with pytest.raises(ModelFileError, match="no part of the model uses"):
+        load_model(_rewrite(path, edit_tensors=add, out=tmp_path / "c.safetensors"))
+
+
+def test_truncated_foreign_and_missing_files_get_clear_errors(ranker, tmp_path):
+    path = save_model(ranker, tmp_path / "r.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="damaged|truncated"):
+        load_model(tmp_path / "cut.safetensors")
+    (tmp_path / "short").write_bytes(b"abc")
+    with pytest.raises(ModelFileError, match="too short"):
+        load_model(tmp_path / "short")
+    (tmp_path / "huge").write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ModelFileError, match="header claims"):
+        load_model(tmp_path / "huge")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelFileError, match="not a galaxysim model"):
+        load_model(tmp_path / "foreign.safetensors")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "nowhere.safetensors")
+    with pytest.raises(ModelFileError, match="expected"):
+        load_model(path, expected=FlowDensityEstimator)
+
+
+def test_saving_refuses_to_overwrite_and_leaves_nothing_on_failure(ranker, tmp_path):
+    path = save_model(ranker, tmp_path / "r.safetensors")
+    with pytest.raises(FileExistsError):
+        save_model(ranker, path)
+    save_model(ranker, path, overwrite=True)
+    from sklearn.neighbors import KernelDensity
+
+    with pytest.raises(TypeError, match="KernelDensity"):
+        save_model(KernelDensity(), tmp_path / "kde.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.safetensors"]
+
+
+def test_jammy_flow_round_trips_exactly(tmp_path):
+    pytest.importorskip("jammy_flows")
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    est = FlowDensityEstimator(backend="jammy", flow="gt", n_layers=1, max_epochs=1,
+                               device="cpu", random_state=0).fit(X)
+    loaded = load_model(save_model(est, tmp_path / "j.safetensors"))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
