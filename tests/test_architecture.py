@@ -19,7 +19,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 # Largest module (lines) and function (lines of code: no docstring, comment or
 # blank line). The guide says "about 500" and "about 60".
-MAX_MODULE_LINES = 540
+MAX_MODULE_LINES = 520
 MAX_FUNCTION_CODE_LINES = 60
 
 # Layers, bottom to top: a module may import from its own layer or below.

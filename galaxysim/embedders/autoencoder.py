@@ -18,21 +18,21 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
-from .._validation import check_image_shape, check_images, check_positive_int, input_ndim, is_image_input
-from .._limits import check_allocation, format_bytes
+from .._validation import (
+    check_image_shape,
+    check_images,
+    check_positive_int,
+    input_ndim,
+    is_image_input,
+)
 from ..symmetry import random_dihedral
-from .conv_autoencoder import ConvAutoencoder, reconstruction_loss, saved_activation_bytes
+from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruction_loss
 
 __all__ = ["AutoencoderEmbedder"]
 
 # Images per forward pass at inference: larger than a training batch because no
 # activations are kept for a backward pass.
 _INFERENCE_BATCH = 256
-# A training step on the CPU peaks at 1.14 times the activations autograd keeps
-# (saved_activation_bytes; measured from 128 to 512 pixels): the gradients alive
-# during backward and the allocator's slack. 1.25 leaves room for that and for
-# other backends' workspaces without refusing work that would fit.
-_ACTIVATION_SAFETY = 1.25
 
 
 @documents_training_parameters
@@ -274,7 +274,7 @@ class AutoencoderEmbedder(
         seed = torch_seed(self.random_state)
         with seeded(seed):
             network = self._new_network((height, width, channels))
-        _check_training_memory(network, images, self.batch_size, device)
+        check_training_memory(network, images, self.batch_size, device)
         history = self._fit_module(
             network,
             _as_nchw(images),
@@ -471,34 +471,6 @@ class AutoencoderEmbedder(
         True
         """
         return -float(np.mean(self.reconstruction_error(X)))
-
-
-
-def _check_training_memory(
-    network: ConvAutoencoder, images: np.ndarray, batch_size: int, device: torch.device
-) -> None:
-    """Refuse, before training, a batch whose activations cannot fit on ``device``."""
-    height, width, channels = images.shape[1:]
-    batch = min(batch_size, len(images))
-    activations = _ACTIVATION_SAFETY * batch * saved_activation_bytes(
-        network, (height, width, channels)
-    )
-    # Weights, their gradients and Adam's two moments.
-    weights = 4 * sum(p.numel() * p.element_size() for p in network.parameters())
-    need, available, where = activations + weights, None, "memory"
-    if device.type == "cuda":
-        available, where = torch.cuda.mem_get_info(device)[0], "free GPU memory"
-    else:
-        need += images.nbytes  # the validation split copies the training images
-    check_allocation(
-        need,
-        f"Training on batches of {batch} images of {height}x{width}x{channels} "
-        f"({format_bytes(activations)} of activations for backward)",
-        f"Pass a smaller batch_size (now {batch_size}), or smaller images: a smaller "
-        "crop or image_size when loading them; or a smaller network (n_blocks, "
-        "base_channels).",
-        available=available, where=where,
-    )
 
 
 def _scale_features(table: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
