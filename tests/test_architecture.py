@@ -28,7 +28,8 @@ LAYERS = {
     "_loop": 1, "_training": 1, "symmetry": 1, "metrics": 1, "images": 1, "plotting": 1,
     "datasets": 2, "embedders": 2, "flows": 2,
     "ranking": 3,
-    "app": 4, "__main__": 4, "__init__": 4,
+    "persistence": 4,
+    "app": 5, "__main__": 5, "__init__": 5,
 }
 
 # Concepts that must be defined exactly once in the package.
