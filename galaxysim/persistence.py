@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._atomic import atomic_write
 from ._limits import check_regular_file
 from ._loop import TrainingHistory
 from ._validation import PathLike
@@ -203,21 +202,8 @@ def save_model(estimator: Any, path: PathLike, *, overwrite: bool = False) -> Pa
         "model": encoder.value(estimator, "model"),
     }
     payload = save(encoder.tensors, metadata={FORMAT: json.dumps(header)})
-    _write_atomically(path, payload)
+    atomic_write(path, payload)
     return path
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- reading

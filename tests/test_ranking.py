@@ -285,3 +285,28 @@ def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
 @parametrize_with_checks([SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_a_query_of_a_one_channel_collection_may_be_given_as_h_w():
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 8, 8)).astype(np.float32)
+    ranker = SimilarityRanker(_pca(), False, invariance=None, n_neighbors=3).fit(X)
+    as_2d = ranker.rank(X[4])
+    as_3d = ranker.rank(X[4][..., None])
+    np.testing.assert_array_equal(as_2d.indices, as_3d.indices)
+    assert as_2d.indices[0] == 4
+
+
+def test_ranking_csv_neutralises_spreadsheet_formulas(fitted, data, tmp_path):
+    import csv as csv_module
+
+    X, _ = data
+    names = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tx", "plain"] + [f"g{i}" for i in range(34)]
+    fitted.rank(X[0], n_neighbors=40, names=names).to_csv(tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as handle:
+        table = list(csv_module.DictReader(handle))
+    written = {row["name"] for row in table}
+    assert {"'" + name for name in names[:5]} <= written
+    assert "plain" in written
+    assert not any(name.startswith(("=", "+", "-", "@", "\t")) for name in written)
+    assert any(float(row["log_density"]) < 0 for row in table)  # numbers keep their sign

@@ -439,7 +439,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         (4, 100.0)
         """
         check_is_fitted(self)
-        single = np.ndim(query) == (3 if self.image_shape_ is not None else 1)
+        single = self._is_single_query(query)
         batch = np.asarray(query)[np.newaxis] if single else query
         data = self._validate_input(batch, name="query")
         k = self._check_k(n_neighbors)
@@ -470,6 +470,14 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             for row in range(len(data))
         ]
         return rankings[0] if single else rankings
+
+    def _is_single_query(self, query: Any) -> bool:
+        """One image (H, W, C), or (H, W) for a collection of one-channel images."""
+        shape = np.shape(query)
+        if self.image_shape_ is None:
+            return len(shape) == 1
+        one_channel = self.image_shape_[-1] == 1 and shape == self.image_shape_[:2]
+        return len(shape) == 3 or one_channel
 
     def _query_statistics(self, Z: np.ndarray) -> tuple[list, list, list]:
         """Per query: log-density, typicality and isolation (None without a density)."""

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_open
 from .._validation import PathLike, check_image, check_positive_int
 from ..plotting import plot_image_grid, png_data_uri
 
@@ -191,6 +192,13 @@ class Ranking:
         -------
         path : pathlib.Path
 
+        Notes
+        -----
+        The file appears complete or not at all. Text cells that a
+        spreadsheet would run as a formula (starting with ``=``, ``+``,
+        ``-``, ``@``, a tab or a carriage return, as a file name from
+        someone else may) are written with a leading apostrophe.
+
         Examples
         --------
         >>> import tempfile
@@ -206,8 +214,9 @@ class Ranking:
             raise FileExistsError(f"path {str(path)!r} exists; pass overwrite=True to replace it.")
         if not path.parent.is_dir():
             raise FileNotFoundError(f"The folder of path {str(path)!r} does not exist.")
-        columns = self._columns()
-        with open(path, "w", newline="") as fh:
+        columns = {name: [_csv_cell(value) for value in values]
+                   for name, values in self._columns().items()}
+        with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(list(columns))
             writer.writerows(zip(*columns.values()))
@@ -431,3 +440,18 @@ def make_ranking(
         query_image=None if images is None else query_image,
         neighbor_images=None if images is None else np.asarray(images)[indices],
     )
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise text that a spreadsheet would run as a formula (a file name such as ``=cmd``).
+
+    The text gets a leading apostrophe, the convention spreadsheets read as
+    "this is text"; numbers are written as they are.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
