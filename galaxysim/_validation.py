@@ -26,6 +26,7 @@ __all__ = [
     "check_positive_float",
     "check_fraction",
     "input_ndim",
+    "is_fitted",
     "is_image_input",
 ]
 
@@ -119,6 +120,18 @@ def is_image_input(X: Any, image_shape: Any = None) -> bool:
         return False
     ndim = input_ndim(X)
     return ndim in (3, 4) or (ndim == 2 and image_shape is not None) or ndim < 0
+
+
+def is_fitted(estimator: Any) -> bool:
+    """Whether scikit-learn's ``check_is_fitted`` accepts ``estimator`` (False for non-estimators)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except (NotFittedError, TypeError):
+        return False
+    return True
 
 
 def input_ndim(X: Any) -> int:

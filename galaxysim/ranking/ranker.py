@@ -15,11 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import check_image_shape, check_images, check_labels, check_positive_int
-from .._validation import is_image_input
+from .._validation import is_fitted, is_image_input
 from ..metrics import percentile_rank
 from ..symmetry import dihedral_views
 from .result import Ranking, make_ranking
@@ -29,14 +28,6 @@ __all__ = ["SimilarityRanker"]
 
 _METHODS = ("embedding", "likelihood")
 _INVARIANCES = (None, "dihedral")
-
-
-def _is_fitted(estimator: Any) -> bool:
-    try:
-        check_is_fitted(estimator)
-    except (NotFittedError, TypeError):
-        return False
-    return True
 
 
 class SimilarityRanker(TransformerMixin, BaseEstimator):
@@ -248,7 +239,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             embedder = AutoencoderEmbedder()
         if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
             raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
-        self.embedder_ = embedder if _is_fitted(embedder) else clone(embedder).fit(data)
+        self.embedder_ = embedder if is_fitted(embedder) else clone(embedder).fit(data)
         self.embedding_ = self._embed(data)
         self._fit_density()
         self._rebuild_after_loading()
