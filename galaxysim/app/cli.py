@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
+from .._validation import PathLike
 from .._version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -24,7 +24,7 @@ class CLIError(Exception):
     """An error to report to the user in one line."""
 
 
-def prepare_output_dir(path: str | Path, *, force: bool = False) -> Path:
+def prepare_output_dir(path: PathLike, *, force: bool = False) -> Path:
     """Create ``path``; refuse a non-empty folder unless ``force``.
 
     With ``force`` the files the command writes replace those of the same
@@ -60,34 +60,27 @@ def _build_ranker(args: argparse.Namespace):
     verbose = 0 if args.quiet else 1
     embedder = AutoencoderEmbedder(
         latent_dim=args.latent_dim,
-        n_stages=args.stages,
-        n_blocks=args.blocks,
-        base_channels=args.channels,
-        max_epochs=args.epochs,
+        n_stages=args.n_stages,
+        n_blocks=args.n_blocks,
+        base_channels=args.base_channels,
+        max_epochs=args.max_epochs,
         random_state=args.random_state,
         verbose=verbose,
     )
     density = FlowDensityEstimator(
-        flow="affine", n_layers=4, max_epochs=args.flow_epochs,
+        flow="affine", n_layers=4, max_epochs=args.flow_max_epochs,
         random_state=args.random_state, verbose=verbose,
     )
-    return SimilarityRanker(
-        embedder, density, n_neighbors=args.k, method=args.method,
-        invariance=None if args.no_invariance else "dihedral",
-    )
+    return SimilarityRanker(embedder, density, **_ranking_params(args))
 
 
-def _load_query(path: str, image_shape: tuple[int, ...], crop: int | None, framing: str):
-    from ..datasets import load_milky_way
-    from ..images import center_crop, load_image, resize
-
-    if crop is not None:
-        return resize(center_crop(load_image(path), crop), image_shape[:2])
-    if image_shape[0] != image_shape[1]:
-        return resize(load_image(path), image_shape[:2])
-    # The framing of load_milky_way fits any galaxy picture: it scales the
-    # picture so the galaxy fills the frame as a Galaxy10 galaxy fills its crop.
-    return load_milky_way(size=image_shape[0], path=path, framing=framing)
+def _ranking_params(args: argparse.Namespace) -> dict:
+    """The SimilarityRanker parameters set on the command line."""
+    return {
+        "n_neighbors": args.n_neighbors,
+        "method": args.method,
+        "invariance": None if args.no_invariance else "dihedral",
+    }
 
 
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
@@ -111,13 +104,12 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
         if saved.image_shape_ != tuple(images.shape[1:]):
             raise CLIError(
                 f"--model was fitted on images of shape {saved.image_shape_}, but --data gives "
-                f"{tuple(images.shape[1:])}; match --crop/--size to the model."
+                f"{tuple(images.shape[1:])}; match --crop/--image-size to the model."
             )
         # The fitted embedder is reused as it is; the density and the index are
         # refitted on this collection's embeddings (seconds).
         ranker = clone(saved).set_params(
-            embedder=saved.embedder_, n_neighbors=args.k, method=args.method,
-            invariance=None if args.no_invariance else "dihedral", target_names=names,
+            embedder=saved.embedder_, target_names=names, **_ranking_params(args)
         )
     start = time.perf_counter()
     ranker.fit(images, labels)
@@ -125,24 +117,22 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from .collections import TARGET_CLASS, default_query, make_builtin_collection
     from .outputs import write_ranking_outputs
-    from ..datasets import SYNTHETIC_CLASSES, load_milky_way, make_galaxies, make_milky_way
 
     out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
-    X, y = make_galaxies(args.n_samples, image_size=args.image_size, random_state=args.random_state)
-    try:
-        query = load_milky_way(size=args.image_size)
-        query_name = "Milky Way (NASA/JPL-Caltech/R. Hurt illustration)"
-    except ImportError:
-        query = make_milky_way(image_size=args.image_size)
-        query_name = "Milky Way (built-in drawing)"
-    print(f"galaxysim {__version__} demo: {len(X)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
-    ranker, fit_seconds = _fit_or_reuse(args, X, y, SYNTHETIC_CLASSES)
+    collection = make_builtin_collection(
+        args.n_samples, image_size=args.image_size, random_state=args.random_state
+    )
+    query, query_name = default_query(args.image_size)
+    print(f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
+    ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
     files = write_ranking_outputs(
-        out, ranker, X, query, labels=y, target_names=SYNTHETIC_CLASSES,
-        target_label=SYNTHETIC_CLASSES.index("Barred Spiral"), query_name=query_name,
-        n_show=16, random_state=args.random_state,
+        out, ranker, collection.images, query, labels=collection.target,
+        target_names=collection.target_names,
+        target_label=collection.target_names.index(TARGET_CLASS), query_name=query_name,
+        n_neighbors=16, random_state=args.random_state,
         title="galaxysim demo: the Milky Way challenge on built-in galaxies",
         notes="Synthetic galaxies of the five Galaxy10 spiral and edge-on classes, ranked by "
         "similarity to the Milky Way. The Milky Way is a barred spiral, so a good ranking "
@@ -151,28 +141,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     _print_outputs(files, time.perf_counter() - start)
     return 0
-
-
-def _load_collection(args: argparse.Namespace):
-    """Images, labels (or None), class names (or None) and file names of --data."""
-    from ..datasets import load_galaxy10_decals, load_galaxy10_folder
-    from ..images import load_images, preprocess_images
-
-
-    data = Path(args.data)
-    if not data.exists():
-        raise CLIError(f"--data {str(data)!r} does not exist.")
-    classes = _parse_classes(args.classes)
-    if data.is_dir():
-        if (data / "labels.csv").is_file():
-            bunch = load_galaxy10_folder(data, classes=classes, crop=args.crop, size=args.size)
-            names = [os.path.relpath(name, data) for name in bunch.filenames]
-            return bunch.images, bunch.target, list(bunch.target_names), names
-        images, names = load_images(data)
-        return preprocess_images(images, crop=args.crop, size=args.size), None, None, names
-    bunch = load_galaxy10_decals(data, classes=classes, crop=args.crop, size=args.size, verbose=not args.quiet)
-    names = [f"row {i}" for i in bunch.indices]  # the row in the h5 file
-    return bunch.images, bunch.target, list(bunch.target_names), names
 
 
 def _parse_classes(values):
@@ -186,28 +154,40 @@ def _parse_classes(values):
     return parsed
 
 
+def _parse_framing(text: str) -> str | float:
+    if text in ("galaxy10", "full"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise CLIError(f"--query-framing must be 'galaxy10', 'full' or a number, got {text!r}.") from None
+
+
 def _run_rank(args: argparse.Namespace) -> int:
+    from .collections import TARGET_CLASS, load_collection, load_query
     from .outputs import write_ranking_outputs
 
-    framing = args.query_framing
-    if framing not in ("galaxy10", "full"):
-        try:
-            framing = float(framing)
-        except ValueError:
-            raise CLIError(f"--query-framing must be 'galaxy10', 'full' or a number, got {framing!r}.") from None
+    framing = _parse_framing(args.query_framing)
     out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
-    images, labels, target_names, names = _load_collection(args)
-    query = _load_query(args.query, images.shape[1:], args.query_crop, framing)
-    print(f"galaxysim {__version__} rank: {len(images)} galaxies from {args.data}; query {args.query}")
-    ranker, fit_seconds = _fit_or_reuse(args, images, labels, target_names)
+    collection = load_collection(
+        args.data, classes=_parse_classes(args.classes), crop=args.crop,
+        image_size=args.image_size, verbose=not args.quiet, name="--data",
+    )
+    query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
+                          framing=framing)
+    print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
+    ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+    target_names = collection.target_names
     target_label = None
-    if target_names is not None and "Barred Spiral" in target_names:
-        target_label = target_names.index("Barred Spiral")
+    if target_names is not None and TARGET_CLASS in target_names:
+        target_label = target_names.index(TARGET_CLASS)
+    query_name = Path(args.query).name
     files = write_ranking_outputs(
-        out, ranker, images, query, labels=labels, target_names=target_names,
-        target_label=target_label, names=names, query_name=Path(args.query).name, n_show=args.k,
-        random_state=args.random_state, title=f"galaxysim ranking for {Path(args.query).name}",
+        out, ranker, collection.images, query, labels=collection.target,
+        target_names=target_names, target_label=target_label, names=collection.names,
+        query_name=query_name, n_neighbors=args.n_neighbors, random_state=args.random_state,
+        title=f"galaxysim ranking for {query_name}",
         extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
     )
     _print_outputs(files, time.perf_counter() - start)
@@ -240,31 +220,32 @@ def _print_outputs(files: dict, seconds: float) -> None:
     print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {Path(files['report']).parent} in {seconds:.0f} s")
 
 
-def _add_model_options(parser: argparse.ArgumentParser, *, epochs: int) -> None:
+def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, quiet: str) -> None:
+    if out is None:
+        parser.add_argument("--out", required=True, help="output folder")
+    else:
+        parser.add_argument("--out", default=out, help="output folder (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    parser.add_argument("--quiet", action="store_true", help=quiet)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--latent-dim", type=_positive_int, default=32, help="embedding size (default: %(default)s)")
     # A light autoencoder by default, so that a CPU finishes in minutes; the
-    # original study's 6 blocks of 16 channels is --blocks 6 --channels 16.
-    group.add_argument("--stages", type=_positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
-    group.add_argument("--blocks", type=_positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
-    group.add_argument("--channels", type=_positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
-    group.add_argument("--epochs", type=_positive_int, default=epochs, help="autoencoder epochs at most (default: %(default)s)")
-    group.add_argument("--flow-epochs", type=_positive_int, default=50, help="flow epochs at most (default: %(default)s)")
+    # original study's 6 blocks of 16 channels is --n-blocks 6 --base-channels 16.
+    group.add_argument("--n-stages", type=_positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
+    group.add_argument("--n-blocks", type=_positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
+    group.add_argument("--base-channels", type=_positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
+    group.add_argument("--max-epochs", type=_positive_int, default=30, help="autoencoder epochs at most (default: %(default)s)")
+    group.add_argument("--flow-max-epochs", type=_positive_int, default=50, help="flow epochs at most (default: %(default)s)")
     group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
     group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
-    group.add_argument("--k", type=_positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
+    group.add_argument("--n-neighbors", type=_positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``galaxysim`` command."""
-    parser = argparse.ArgumentParser(
-        prog="galaxysim",
-        description="Find the galaxies that look most like a given galaxy.",
-    )
-    parser.add_argument("--version", action="version", version=f"galaxysim {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_demo_parser(sub) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the Milky Way challenge on built-in data",
@@ -272,14 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
         "ranking.csv, neighbours.png, latent.png, training.png, generated.png, summary.json, "
         "report.html and model.joblib into a folder.",
     )
-    demo.add_argument("--out", default="galaxysim-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_output_options(demo, out="galaxysim-demo", quiet="no progress bars")
     demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
     demo.add_argument("--image-size", type=_positive_int, default=64, help="image side in pixels (default: %(default)s)")
-    _add_model_options(demo, epochs=30)
+    _add_model_options(demo)
     demo.set_defaults(handler=_run_demo)
 
+
+def _add_rank_parser(sub) -> None:
     rank = sub.add_parser(
         "rank",
         help="rank a collection (Galaxy10 h5 or a folder of images) by similarity to a query image",
@@ -288,13 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rank.add_argument("--data", required=True, help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels)")
     rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
-    rank.add_argument("--out", required=True, help="output folder")
-    rank.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
-    rank.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_output_options(rank, out=None, quiet="no progress bars")
     rank.add_argument("--model", help="a model.joblib written earlier: reuse its trained embedder instead of training one")
     rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
     rank.add_argument("--crop", type=_positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
-    rank.add_argument("--size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
+    rank.add_argument("--image-size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
     rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
     rank.add_argument(
         "--query-framing", default="galaxy10",
@@ -302,9 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
         "diameter as a fraction of the side",
     )
-    _add_model_options(rank, epochs=30)
+    _add_model_options(rank)
     rank.set_defaults(handler=_run_rank)
 
+
+def _add_evaluate_parser(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="compare every ranking method and baseline on one collection",
@@ -315,18 +296,63 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default="builtin", help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)")
     evaluate.add_argument("--query", help="query image (default: the Milky Way)")
     evaluate.add_argument("--methods", nargs="+", help="methods to run (default: all)")
-    evaluate.add_argument("--out", default="galaxysim-evaluation", help="output folder (default: %(default)s)")
-    evaluate.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    _add_output_options(evaluate, out="galaxysim-evaluation", quiet="no progress output")
     evaluate.add_argument("--quick", action="store_true", help="tiny models and data (seconds), for a smoke test")
     evaluate.add_argument("--n-samples", type=_positive_int, default=None, help="use at most this many galaxies")
     evaluate.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
-    evaluate.add_argument("--quiet", action="store_true", help="no progress output")
     evaluate.set_defaults(handler=_run_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``galaxysim`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        With the subcommands ``demo``, ``rank`` and ``evaluate``; the
+        model options are spelled like the estimators' parameters
+        (``--n-stages``, ``--max-epochs``, ``--n-neighbors``...).
+
+    Examples
+    --------
+    >>> from galaxysim.app.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--n-neighbors", "8"])
+    >>> args.n_neighbors, args.max_epochs, args.image_size
+    (8, 30, 64)
+    """
+    parser = argparse.ArgumentParser(
+        prog="galaxysim",
+        description="Find the galaxies that look most like a given galaxy.",
+    )
+    parser.add_argument("--version", action="version", version=f"galaxysim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_parser(sub)
+    _add_rank_parser(sub)
+    _add_evaluate_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``galaxysim``; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 for an error (printed in one line to stderr), 2
+        without a command, 130 when interrupted.
+
+    Examples
+    --------
+    >>> from galaxysim.app.cli import main
+    >>> main([])  # doctest: +ELLIPSIS
+    usage: galaxysim ...
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -10,15 +10,15 @@ demo`` and ``galaxysim rank`` use it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .._validation import PathLike
 from ..metrics import summarize_ranking
 from ..plotting import plot_image_grid, plot_latent_map, plot_training_curves
-from ..ranking import SimilarityRanker
+from ..ranking import Ranking, SimilarityRanker
 from .report import write_html_report
 
 __all__ = ["write_ranking_outputs"]
@@ -29,8 +29,110 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _training_histories(ranker: SimilarityRanker) -> dict[str, dict]:
+    """Loss histories of the ranker's fitted models that kept one."""
+    return {
+        name: model.history_
+        for name, model in (("embedder", ranker.embedder_), ("density", ranker.density_))
+        if model is not None and getattr(model, "history_", None) is not None
+    }
+
+
+def _generated_images(ranker: SimilarityRanker, n_generate: int,
+                      random_state: int | None) -> np.ndarray | None:
+    """Embeddings sampled from the density and decoded; None when either cannot."""
+    density, embedder = ranker.density_, ranker.embedder_
+    if density is None or not hasattr(density, "sample") or not hasattr(embedder, "inverse_transform"):
+        return None
+    sampled = np.asarray(density.sample(n_generate, random_state=random_state))
+    generated = np.clip(embedder.inverse_transform(sampled), 0.0, 1.0)
+    if generated.ndim == 2 and ranker.image_shape_ is not None:
+        generated = generated.reshape((len(generated), *ranker.image_shape_))
+    return generated
+
+
+def _write_figures(
+    out: Path, ranker: SimilarityRanker, ranking: Ranking, query: np.ndarray, *,
+    labels: np.ndarray | None, target_names: Sequence[str] | None, query_name: str,
+    n_neighbors: int, n_generate: int, random_state: int | None,
+) -> dict[str, Path]:
+    """neighbours.png, latent.png, and training.png and generated.png where possible."""
+    files = {"neighbours": _save(ranking.plot(n_neighbors=n_neighbors), out / "neighbours.png")}
+    query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
+    files["latent"] = _save(
+        plot_latent_map(
+            ranker.embedding_, labels, target_names=target_names, query=query_embedding,
+            query_label=query_name,
+        ),
+        out / "latent.png",
+    )
+    histories = _training_histories(ranker)
+    if histories:
+        files["training"] = _save(plot_training_curves(histories), out / "training.png")
+    generated = _generated_images(ranker, n_generate, random_state)
+    if generated is not None:
+        files["generated"] = _save(
+            plot_image_grid(generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"),
+            out / "generated.png",
+        )
+    return files
+
+
+def _summaries(
+    ranker: SimilarityRanker, ranking: Ranking, *, labels: np.ndarray | None,
+    target_names: Sequence[str] | None, target_label: int | None, query_name: str,
+    extra_summary: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report's summary rows (for people) and summary.json's record (for programs)."""
+    summary: dict[str, Any] = {
+        "query": query_name,
+        "galaxies in the collection": ranker.n_samples_fit_,
+        "method": ranker.method,
+        "invariance": str(ranker.invariance),
+        "query isolation (percentile)": round(ranking.query_isolation, 1),
+    }
+    if ranking.query_typicality is not None:
+        summary["query typicality (percentile)"] = round(ranking.query_typicality, 1)
+    if ranking.warning:
+        summary["warning"] = ranking.warning
+    record: dict[str, Any] = {"query": query_name, "n_galaxies": ranker.n_samples_fit_,
+                              "method": ranker.method, "invariance": ranker.invariance,
+                              "query_typicality": ranking.query_typicality,
+                              "query_isolation": ranking.query_isolation, "warning": ranking.warning}
+    if labels is not None and target_names is not None:
+        figures = summarize_ranking(np.asarray(labels)[ranking.indices], target_names, target_label)
+        record.update(figures)
+        summary.update(_class_summary(figures, target_names, target_label))
+    if extra_summary:
+        summary.update(extra_summary)
+        record.update(extra_summary)
+    return summary, record
+
+
+def _class_summary(figures: dict[str, Any], target_names: Sequence[str],
+                   target_label: int | None) -> dict[str, str]:
+    """Summary rows, in words, of :func:`~galaxysim.metrics.summarize_ranking`'s figures."""
+    rows = {}
+    for key, value in figures.items():
+        if key.startswith("precision_at_"):
+            rows[f"{target_names[target_label]} share in top {key.rsplit('_', 1)[1]}"] = f"{value:.0%}"
+    if "chance" in figures:
+        rows[f"{target_names[target_label]} share of the collection"] = f"{figures['chance']:.0%}"
+    for name, profile in figures["class_rank_profile"].items():
+        rows[f"mean rank of {name}"] = f"{profile['mean_rank']:.0f} (n={profile['count']})"
+    return rows
+
+
+_CAPTIONS = {
+    "neighbours": "Query and its most similar galaxies",
+    "latent": "Embedding map",
+    "training": "Training curves",
+    "generated": "Generated galaxies",
+}
+
+
 def write_ranking_outputs(
-    out: str | os.PathLike,
+    out: PathLike,
     ranker: SimilarityRanker,
     images: np.ndarray,
     query: np.ndarray,
@@ -40,15 +142,14 @@ def write_ranking_outputs(
     target_label: int | None = None,
     names: Sequence[str] | None = None,
     query_name: str = "query",
-    n_show: int = 16,
+    n_neighbors: int = 16,
     n_generate: int = 16,
-    n_neighbors: int | None = None,
     random_state: int | None = 0,
     title: str = "galaxysim ranking",
     notes: str | None = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Rank the collection for ``query`` and write every output into ``out``.
+    """Rank the whole collection for ``query`` and write every output into ``out``.
 
     Parameters
     ----------
@@ -70,13 +171,12 @@ def write_ranking_outputs(
         An identifier per galaxy (file names) for the CSV.
     query_name : str, default="query"
         How the query is called in figures.
-    n_show : int, default=16
-        Neighbours drawn in ``neighbours.png``.
+    n_neighbors : int, default=16
+        Neighbours drawn in ``neighbours.png``. ``ranking.csv`` always ranks
+        the whole collection.
     n_generate : int, default=16
         Galaxies drawn in ``generated.png`` (sampled from the density on the
         embedding and decoded by the embedder; skipped when either cannot).
-    n_neighbors : int, optional
-        Rows of ``ranking.csv``; default the whole collection.
     random_state : int, optional
         Seed for sampling.
     title, notes : str
@@ -105,6 +205,8 @@ def write_ranking_outputs(
     >>> sorted(files)
     ['latent', 'model', 'neighbours', 'ranking_csv', 'report', 'summary']
     """
+    import joblib
+
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"out {str(out)!r} is not an existing folder.")
@@ -113,86 +215,25 @@ def write_ranking_outputs(
         raise ValueError(
             f"images has {len(images)} entries but the ranker was fitted on {ranker.n_samples_fit_}."
         )
-    k = ranker.n_samples_fit_ if n_neighbors is None else n_neighbors
-    ranking = ranker.rank(query, n_neighbors=k, images=images, names=names)
-    files: dict[str, Path] = {}
-
-    files["ranking_csv"] = ranking.to_csv(out / "ranking.csv", overwrite=True)
-    files["neighbours"] = _save(ranking.plot(n=n_show), out / "neighbours.png")
-
-    query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
-    files["latent"] = _save(
-        plot_latent_map(
-            ranker.embedding_, labels, target_names=target_names, query=query_embedding,
-            query_label=query_name,
-        ),
-        out / "latent.png",
+    ranking = ranker.rank(query, n_neighbors=ranker.n_samples_fit_, images=images, names=names)
+    files = {"ranking_csv": ranking.to_csv(out / "ranking.csv", overwrite=True)}
+    figures = _write_figures(
+        out, ranker, ranking, query, labels=labels, target_names=target_names,
+        query_name=query_name, n_neighbors=n_neighbors, n_generate=n_generate,
+        random_state=random_state,
     )
-    histories = {
-        name: model.history_
-        for name, model in (("embedder", ranker.embedder_), ("density", ranker.density_))
-        if model is not None and getattr(model, "history_", None) is not None
-    }
-    if histories:
-        files["training"] = _save(plot_training_curves(histories), out / "training.png")
-
-    density, embedder = ranker.density_, ranker.embedder_
-    if density is not None and hasattr(density, "sample") and hasattr(embedder, "inverse_transform"):
-        sampled = np.asarray(density.sample(n_generate, random_state=random_state))
-        generated = np.clip(embedder.inverse_transform(sampled), 0.0, 1.0)
-        if generated.ndim == 2 and ranker.image_shape_ is not None:
-            generated = generated.reshape((len(generated), *ranker.image_shape_))
-        files["generated"] = _save(
-            plot_image_grid(generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"),
-            out / "generated.png",
-        )
-
-    summary: dict[str, Any] = {
-        "query": query_name,
-        "galaxies in the collection": ranker.n_samples_fit_,
-        "method": ranker.method,
-        "invariance": str(ranker.invariance),
-        "query isolation (percentile)": round(ranking.query_isolation, 1),
-    }
-    if ranking.query_typicality is not None:
-        summary["query typicality (percentile)"] = round(ranking.query_typicality, 1)
-    if ranking.warning:
-        summary["warning"] = ranking.warning
-    record: dict[str, Any] = {"query": query_name, "n_galaxies": ranker.n_samples_fit_,
-                              "method": ranker.method, "invariance": ranker.invariance,
-                              "query_typicality": ranking.query_typicality,
-                              "query_isolation": ranking.query_isolation, "warning": ranking.warning}
-    if labels is not None and target_names is not None and k == ranker.n_samples_fit_:
-        ranked_labels = np.asarray(labels)[ranking.indices]
-        figures = summarize_ranking(ranked_labels, target_names, target_label)
-        record.update(figures)
-        for key, value in figures.items():
-            if key.startswith("precision_at_"):
-                summary[f"{target_names[target_label]} share in top {key.rsplit('_', 1)[1]}"] = f"{value:.0%}"
-        if "chance" in figures:
-            summary[f"{target_names[target_label]} share of the collection"] = f"{figures['chance']:.0%}"
-        for name, profile in figures["class_rank_profile"].items():
-            summary[f"mean rank of {name}"] = f"{profile['mean_rank']:.0f} (n={profile['count']})"
-    if extra_summary:
-        summary.update(extra_summary)
-        record.update(extra_summary)
+    files.update(figures)
+    summary, record = _summaries(
+        ranker, ranking, labels=labels, target_names=target_names, target_label=target_label,
+        query_name=query_name, extra_summary=extra_summary,
+    )
     files["summary"] = out / "summary.json"
     files["summary"].write_text(json.dumps(record, indent=2, default=str))
-
-    figure_captions = {
-        "Query and its most similar galaxies": files["neighbours"],
-        "Embedding map": files["latent"],
-    }
-    if "training" in files:
-        figure_captions["Training curves"] = files["training"]
-    if "generated" in files:
-        figure_captions["Generated galaxies"] = files["generated"]
     files["report"] = write_html_report(
-        out / "report.html", title=title, summary=summary, figures=figure_captions,
+        out / "report.html", title=title, summary=summary,
+        figures={_CAPTIONS[kind]: path for kind, path in figures.items()},
         ranking=ranking, notes=notes,
     )
-    import joblib
-
     files["model"] = out / "model.joblib"
     joblib.dump(ranker, files["model"])
     return files

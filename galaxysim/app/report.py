@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import os
 from pathlib import Path
 from typing import Mapping
 
+from .._validation import PathLike
+from ..plotting import png_data_uri
 from ..ranking import Ranking
 
 __all__ = ["write_html_report"]
@@ -24,16 +24,16 @@ img.figure { max-width: 100%; border: 1px solid #ddd; }
 
 
 def _embed_png(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img class="figure" src="data:image/png;base64,{data}" alt="{html.escape(Path(path).name)}">'
+    uri = png_data_uri(Path(path).read_bytes())
+    return f'<img class="figure" src="{uri}" alt="{html.escape(Path(path).name)}">'
 
 
 def write_html_report(
-    path: str | os.PathLike,
+    path: PathLike,
     *,
     title: str,
     summary: Mapping[str, object],
-    figures: Mapping[str, str | os.PathLike],
+    figures: Mapping[str, PathLike],
     ranking: Ranking | None = None,
     n_rows: int = 50,
     notes: str | None = None,

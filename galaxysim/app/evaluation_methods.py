@@ -1,0 +1,239 @@
+"""The ranking methods of the evaluation: their registry and how each is built.
+
+Each method (:data:`METHODS`, described in :data:`METHOD_DESCRIPTIONS`) is a
+set of :class:`~galaxysim.ranking.SimilarityRanker` parameters made by a
+builder from shared models (:class:`_Models`), so that every method is
+measured through one ranking code path:
+
+* ``"pixels"``: raw pixels, flattened; Euclidean distance.
+* ``"pca"``: PCA of the flattened pixels to ``latent_dim`` components.
+* ``"pca-whitened"``: the same PCA with unit-variance components. The flow
+  below standardises its input, so this is the baseline that tells the
+  flow's non-linear warping apart from a mere rescaling of PCA.
+* ``"autoencoder"``: the codes of an :class:`~galaxysim.embedders.AutoencoderEmbedder`.
+* ``"autoencoder+dihedral"``: the same autoencoder, comparing the query (and,
+  for the same-class rate, every galaxy) in its 8 rotations and flips.
+* ``"flow-latent"``: a :class:`~galaxysim.flows.FlowDensityEstimator` fitted
+  on the PCA vectors; distances in its Gaussianised latent space. Fitting it
+  on PCA rather than on the autoencoder makes the comparison with the
+  ``"pca"`` and ``"pca-whitened"`` rows measure what the flow alone adds.
+* ``"likelihood"``: closeness of log-likelihood under a flow fitted on the
+  autoencoder codes, the original study's flow approach
+  (``SimilarityRanker(method="likelihood")``).
+
+The three autoencoder methods share one trained autoencoder; each one's fit
+time includes its full training time, so every fit time is what building that
+method alone would cost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+
+from ..images import ImagePreprocessor
+
+__all__ = ["METHODS", "METHOD_DESCRIPTIONS"]
+
+#: Human-readable description of every method, in the table's order.
+METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
+    "pixels": "raw pixels, flattened; Euclidean distance (baseline)",
+    "pca": "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)",
+    "pca-whitened": (
+        "the same PCA with every component scaled to unit variance (baseline: what the "
+        "flow's standardisation alone does to PCA)"
+    ),
+    "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
+    "autoencoder+dihedral": (
+        "the same autoencoder; the query compared in its 8 rotations and flips, "
+        "smallest distance kept"
+    ),
+    "flow-latent": (
+        "FlowDensityEstimator (affine coupling) fitted on the PCA vectors; Euclidean "
+        "distance in its Gaussianised latent space"
+    ),
+    "likelihood": (
+        "closeness of log-likelihood under a FlowDensityEstimator fitted on the "
+        "autoencoder codes (the original study's flow approach)"
+    ),
+})
+#: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in the table's order.
+METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
+_BASELINES = ("pixels", "pca", "pca-whitened")
+_AUTOENCODER_METHODS = ("autoencoder", "autoencoder+dihedral", "likelihood")
+_PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
+_FLOW_METHODS = ("flow-latent", "likelihood")
+
+# Small models for quick=True: a smoke test of every code path in seconds.
+_QUICK_AUTOENCODER = {"n_blocks": 1, "base_channels": 8, "max_epochs": 3, "batch_size": 32}
+_QUICK_FLOW = {"n_layers": 2, "hidden_features": (32,), "max_epochs": 5, "batch_size": 64}
+
+
+# ------------------------------------------------------------------------ the methods
+
+
+@dataclass
+class _Models:
+    """Builds the models of the methods, training the shared autoencoder once."""
+
+    X: np.ndarray
+    latent_dim: int
+    autoencoder_params: dict[str, Any]
+    flow_params: dict[str, Any]
+    random_state: int | None
+    _autoencoder: Any = None
+    autoencoder_seconds: float = 0.0
+
+    def autoencoder(self) -> Any:
+        from ..embedders import AutoencoderEmbedder
+
+        if self._autoencoder is None:
+            model = AutoencoderEmbedder(latent_dim=self.latent_dim, random_state=self.random_state)
+            model.set_params(**self.autoencoder_params)
+            start = time.perf_counter()
+            self._autoencoder = model.fit(self.X)
+            self.autoencoder_seconds = time.perf_counter() - start
+        return self._autoencoder
+
+    def flow(self) -> Any:
+        from ..flows import FlowDensityEstimator
+
+        return FlowDensityEstimator(flow="affine", random_state=self.random_state).set_params(
+            **self.flow_params
+        )
+
+    def pca(self, whiten: bool = False) -> Any:
+        return make_pipeline(
+            ImagePreprocessor(crop=None, flatten=True),
+            PCA(self.latent_dim, whiten=whiten, random_state=self.random_state),
+        )
+
+
+def _pixels(models: _Models) -> tuple[dict[str, Any], float]:
+    return {"embedder": ImagePreprocessor(crop=None, flatten=True)}, 0.0
+
+
+def _pca(models: _Models) -> tuple[dict[str, Any], float]:
+    return {"embedder": models.pca()}, 0.0
+
+
+def _pca_whitened(models: _Models) -> tuple[dict[str, Any], float]:
+    return {"embedder": models.pca(whiten=True)}, 0.0
+
+
+def _autoencoder(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder = models.autoencoder()
+    return {"embedder": embedder}, models.autoencoder_seconds
+
+
+def _autoencoder_dihedral(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder = models.autoencoder()
+    return {"embedder": embedder, "invariance": "dihedral"}, models.autoencoder_seconds
+
+
+def _flow_latent(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder = models.pca()
+    embedder.steps.append(("flowdensityestimator", models.flow()))
+    return {"embedder": embedder}, 0.0
+
+
+def _likelihood(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder = models.autoencoder()
+    return (
+        {"embedder": embedder, "density": models.flow(), "method": "likelihood"},
+        models.autoencoder_seconds,
+    )
+
+
+# Each builder returns the SimilarityRanker parameters of its method and the
+# seconds already spent training shared models it reuses.
+_BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = MappingProxyType({
+    "pixels": _pixels,
+    "pca": _pca,
+    "pca-whitened": _pca_whitened,
+    "autoencoder": _autoencoder,
+    "autoencoder+dihedral": _autoencoder_dihedral,
+    "flow-latent": _flow_latent,
+    "likelihood": _likelihood,
+})
+
+
+# ------------------------------------------------------------------------ validation
+
+
+def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
+    if methods is None:
+        return list(METHODS)
+    if isinstance(methods, str):
+        methods = [methods]
+    try:
+        chosen = list(methods)
+    except TypeError:
+        raise TypeError(
+            f"methods must be None or a sequence of method names, got {type(methods).__name__}."
+        ) from None
+    if not chosen:
+        raise ValueError(f"methods is empty; choose from {list(METHODS)}.")
+    for name in chosen:
+        if not isinstance(name, str):
+            raise TypeError(f"methods must hold method names (str), got {name!r}.")
+    unknown = [name for name in chosen if name not in _BUILDERS]
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    repeated = sorted({name for name in chosen if chosen.count(name) > 1})
+    if repeated:
+        raise ValueError(f"methods lists {repeated} more than once.")
+    # Rows keep the canonical order, baselines first, whatever order was asked.
+    return [name for name in METHODS if name in chosen]
+
+
+def _check_params(params: Any, name: str) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{name} must be a dict of estimator parameters, got {type(params).__name__}.")
+    return dict(params)
+
+
+def _n_stages_for(side: int, default: int = 5) -> int:
+    """The autoencoder's default number of halvings, or fewer where ``side`` needs it.
+
+    The autoencoder needs sides divisible by ``2**n_stages``; the largest
+    valid number up to its default keeps the default architecture wherever
+    the image size allows it.
+    """
+    stages = default
+    while stages > 0 and side % 2**stages:
+        stages -= 1
+    return stages
+
+
+
+def _model_params(
+    methods: Sequence[str], image_shape: Sequence[int], *, quick: bool,
+    autoencoder_params: Any, flow_params: Any, verbose: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The autoencoder's and the flows' parameters: defaults, quick presets, then the user's."""
+    autoencoder: dict[str, Any] = {}
+    if set(_AUTOENCODER_METHODS) & set(methods):
+        from ..embedders import AutoencoderEmbedder
+
+        default_stages = AutoencoderEmbedder().n_stages
+        autoencoder["n_stages"] = _n_stages_for(math.gcd(*image_shape[:2]), default_stages)
+    flow: dict[str, Any] = {}
+    if quick:
+        autoencoder.update(_QUICK_AUTOENCODER)
+        flow.update(_QUICK_FLOW)
+    autoencoder.update(_check_params(autoencoder_params, "autoencoder_params"))
+    flow.update(_check_params(flow_params, "flow_params"))
+    if verbose:
+        autoencoder.setdefault("verbose", 1)
+        flow.setdefault("verbose", 1)
+    return autoencoder, flow
