@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._limits import check_regular_file
 from .._validation import PathLike, check_image_size
-from ..images import load_image
-from .._limits import check_allocation, check_regular_file
+from ..images import load_images
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
@@ -190,7 +190,7 @@ def load_galaxy10_folder(
         )
     ans = np.array([label for _, label in entries], dtype=np.int64)
     return Bunch(
-        images=_load_listed_images(paths, crop, image_size),
+        images=load_images(paths, image_size, crop=crop)[0],
         target=_relabel(ans, labels_wanted),
         target_names=np.array([GALAXY10_CLASSES[label] for label in labels_wanted]),
         ans=ans,
@@ -219,30 +219,3 @@ def _labels_file(folder: PathLike) -> tuple[Path, Path]:
         )
     check_regular_file(labels, "labels file")
     return folder, labels
-
-
-def _load_listed_images(
-    paths: list[Path],
-    crop: int | Sequence[int] | None,
-    image_size: int | Sequence[int] | None,
-) -> np.ndarray:
-    """Read, crop and resize the files one at a time into one float32 array."""
-    images = None
-    for i, image_path in enumerate(paths):
-        # load_image crops and resizes while decoding, and accepts regular files only.
-        processed = load_image(image_path, image_size=image_size, crop=crop)
-        if images is None:
-            check_allocation(
-                len(paths) * processed.nbytes,
-                f"{len(paths):,} images of shape {processed.shape} (float32)",
-                "Choose fewer classes, or a smaller crop or image_size.",
-            )
-            images = np.empty((len(paths), *processed.shape), dtype=np.float32)
-        elif processed.shape != images.shape[1:]:
-            raise ValueError(
-                f"{str(image_path)!r} gives an image of shape {processed.shape}, but "
-                f"{str(paths[0])!r} gave {images.shape[1:]}; pass crop= or image_size= so all "
-                "images end up the same size."
-            )
-        images[i] = processed
-    return images

@@ -401,8 +401,8 @@ def load_images(
         elif image.shape != images.shape[1:]:
             raise ValueError(
                 f"The images have different sizes: {str(path)!r} is {image.shape[:2]}, "
-                f"{str(paths[0])!r} is {images.shape[1:3]}; pass image_size=(height, width) "
-                "to resize them to one size."
+                f"{str(paths[0])!r} is {images.shape[1:3]}; pass crop= or "
+                "image_size=(height, width) so that all images end up the same size."
             )
         images[i] = image
     return images, [p.name for p in paths]
