@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .._validation import PathLike, check_positive_int
 from .._version import __version__
-from ._filelock import FileLock, LockHeldError
+from .._filelock import FileLock, LockHeldError
 
 __all__ = [
     "DownloadError",

@@ -78,7 +78,7 @@ class FileLock:
     Examples
     --------
     >>> import os, tempfile
-    >>> from galaxysim.datasets._filelock import FileLock, LockHeldError
+    >>> from galaxysim._filelock import FileLock, LockHeldError
     >>> where = os.path.join(tempfile.mkdtemp(), "data.h5.lock")
     >>> with FileLock(where):
     ...     try:
