@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._validation import PathLike
+from ._validation import PathLike
 
 try:
     import fcntl
