@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak_memory import reset_peak, status_bytes  # noqa: E402
+
 REAL_CLASS_COUNTS = (1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873)
 SEED_CLASSES = (5, 6, 7, 8, 9)
 IMAGE_SHAPE = (256, 256, 3)
@@ -87,28 +90,6 @@ def write_file(path: Path, n_images: int, seed: int = 0) -> np.ndarray:
     return ans
 
 
-def _status_bytes(field: str) -> int | None:
-    """A memory figure (``VmRSS``, ``VmHWM``) of this process from /proc, in bytes."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (Linux >= 4.0), so imports do not count."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _child(method: str, path: str) -> None:
     """Run one method in this (fresh) process and print its memory figures as JSON."""
     import resource
@@ -118,8 +99,8 @@ def _child(method: str, path: str) -> None:
     from galaxysim.datasets.galaxy10 import load_galaxy10_decals
     from galaxysim.images import preprocess_images
 
-    after_imports = _status_bytes("VmRSS")
-    reset = _reset_peak()
+    after_imports = status_bytes("VmRSS")
+    reset = reset_peak()
     start = time.perf_counter()
     output_bytes = 0
     if method == "loader":
@@ -139,7 +120,7 @@ def _child(method: str, path: str) -> None:
     # ru_maxrss (KiB on Linux) covers the whole process, imports included;
     # VmHWM after the reset covers only the work measured here.
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak_since = _status_bytes("VmHWM") if reset else None
+    peak_since = status_bytes("VmHWM") if reset else None
     above = None
     if peak_since is not None and after_imports is not None:
         above = peak_since - after_imports

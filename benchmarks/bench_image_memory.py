@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak_memory import reset_peak, status_bytes  # noqa: E402
+
 SIDE, QUICK_SIDE, CROP = 8000, 2000, 32
 N_PNG = 3
 CASES = {
@@ -63,26 +66,6 @@ def write_images(folder: Path, side: int) -> dict[str, list[Path]]:
     return paths
 
 
-def _status_bytes(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _run_case(case: str, paths: list[Path]) -> np.ndarray:
     from galaxysim.images import load_image, load_images, preprocess_images
 
@@ -99,13 +82,13 @@ def _child(case: str, paths: list[str]) -> None:
     """Run one case in this (fresh) process and print its memory figures as JSON."""
     import galaxysim.images  # noqa: F401  (imports are not part of the measurement)
 
-    after_imports = _status_bytes("VmRSS") or 0
-    reset = _reset_peak()
+    after_imports = status_bytes("VmRSS") or 0
+    reset = reset_peak()
     start = time.perf_counter()
     result = _run_case(case, [Path(p) for p in paths])
     seconds = time.perf_counter() - start
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = _status_bytes("VmHWM") if reset else None
+    peak = status_bytes("VmHWM") if reset else None
     above = (peak if peak is not None else maxrss) - after_imports
     print(json.dumps({"above_imports_bytes": above, "maxrss_bytes": maxrss,
                       "output_shape": list(result.shape), "seconds": seconds}))

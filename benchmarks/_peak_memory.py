@@ -1,0 +1,30 @@
+"""Peak-memory readings for the memory benchmarks (Linux /proc; None elsewhere).
+
+A benchmark child process calls :func:`reset_peak` after its imports, runs one
+case, and reads :func:`status_bytes` ``("VmHWM")``: the peak resident memory of
+the case alone.
+"""
+
+from __future__ import annotations
+
+
+def status_bytes(field: str) -> int | None:
+    """A memory figure (``VmRSS``, ``VmHWM``) of this process from /proc, in bytes."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak() -> bool:
+    """Reset this process's peak RSS (Linux >= 4.0), so that imports do not count."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
