@@ -149,3 +149,14 @@ def test_memory_report_is_well_formed(tmp_path, monkeypatch, capsys):
     for row in rows:
         assert all(math.isfinite(float(cell.replace(",", ""))) for cell in row[1:])
     assert not any(tmp_path.iterdir())  # the generated file is removed
+
+
+def test_image_memory_quick_measures_both_ways(capsys):
+    bench = _load("bench_image_memory")
+    results = bench.main(["--quick"])
+    assert set(results) == set(bench.CASES)
+    for kind in ("png", "jpeg"):
+        before = results[f"{kind}_before"]["above_imports_bytes"]
+        after = results[f"{kind}_after"]["above_imports_bytes"]
+        assert after < before  # cropping while decoding needs less than decoding whole
+    assert len(_markdown_rows(capsys.readouterr().out)) == len(bench.CASES)
