@@ -207,9 +207,30 @@ def plot_latent_map(
     ax.set_xlabel(f"PC 1 ({100 * share[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * share[1]:.0f}% of variance)")
     if labels is not None or query is not None:
-        ax.legend(fontsize=7, markerscale=2)
+        ax.legend(handles=_legend_markers(ax, query_label if query is not None else None),
+                  fontsize=7)
     ax.set_title("Embedding of the collection (first two principal components)")
     return fig
+
+
+def _legend_markers(ax, query_label: str | None) -> list:
+    """Legend entries of one size: class dots, and the query's star no larger than text.
+
+    The plotted markers differ in size (small dots, a large star for the
+    query); scaling them alike in the legend would make the star cover the
+    other entries, so the legend draws its own markers.
+    """
+    from matplotlib.lines import Line2D
+
+    entries = []
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        if label == query_label:
+            entries.append(Line2D([], [], linestyle="", marker="*", markersize=10,
+                                  markerfacecolor="black", markeredgecolor="gold", label=label))
+        else:
+            entries.append(Line2D([], [], linestyle="", marker="o", markersize=5,
+                                  color=handle.get_facecolor()[0], label=label))
+    return entries
 
 
 def plot_training_curves(histories: dict[str, dict]):

@@ -63,3 +63,16 @@ def test_training_curves_one_panel_per_model():
         plot_training_curves({})
     with pytest.raises(ValueError, match="train_loss"):
         plot_training_curves({"m": {"val_loss": [1.0]}})
+
+
+def test_latent_map_legend_star_is_the_size_of_the_other_entries():
+    from galaxysim.plotting import plot_latent_map
+
+    Z = np.random.default_rng(0).normal(size=(60, 4))
+    fig = plot_latent_map(Z, labels=np.arange(60) % 3, target_names=["a", "b", "c"],
+                          query=Z[:1], query_label="Milky Way")
+    legend = fig.axes[0].get_legend()
+    texts = [text.get_text() for text in legend.get_texts()]
+    assert texts == ["a", "b", "c", "Milky Way"]
+    sizes = [handle.get_markersize() for handle in legend.legend_handles]
+    assert max(sizes) <= 2 * min(sizes) and max(sizes) <= 12
