@@ -1,4 +1,5 @@
 """Choose the size of a normalizing flow by held-out log-likelihood with GridSearchCV.
+===================================================================================
 
 Synthetic galaxy images are flattened, reduced to a few principal components
 and modelled by a :class:`~galaxysim.flows.FlowDensityEstimator` in a

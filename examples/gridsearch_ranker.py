@@ -1,8 +1,11 @@
 """Tune a SimilarityRanker with GridSearchCV when labels exist.
+============================================================
 
 SimilarityRanker.score(X, y) is the mean share of each image's nearest
 galaxies that share its class, so GridSearchCV can choose the embedding size
 (or any nested parameter) of the whole ranker by cross-validation.
+
+Run::
 
     python examples/gridsearch_ranker.py           # built-in galaxies
     python examples/gridsearch_ranker.py --quick   # a tiny run (seconds)

@@ -1,8 +1,9 @@
 """The Milky Way challenge: which Galaxy10 galaxies look most like the Milky Way?
+==============================================================================
 
 Ranks the galaxies of the five spiral and edge-on Galaxy10 DECaLS classes by
 similarity to the NASA/JPL-Caltech/R. Hurt (SSC/Caltech) illustration of the
-Milky Way, and reports how many barred spirals come first.
+Milky Way, and reports how many barred spirals come first. Run::
 
     python examples/milky_way_challenge.py                      # built-in galaxies
     python examples/milky_way_challenge.py --data Galaxy10_DECals.h5 --out results

@@ -1,4 +1,7 @@
 """galaxysim estimators in one scikit-learn pipeline: preprocess, embed, model the density.
+========================================================================================
+
+Run::
 
     python examples/pipeline.py           # built-in galaxies
     python examples/pipeline.py --quick   # a tiny run (seconds)

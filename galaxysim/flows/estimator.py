@@ -115,7 +115,7 @@ class FlowDensityEstimator(
         ``(H, W, C)`` when fitted on images, else None.
     n_features_in_ : int
         Features per sample (``H*W*C`` for images).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names, when fitted on a DataFrame with string column names.
     device_ : torch.device
         Where the flow lives.

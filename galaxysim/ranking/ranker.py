@@ -408,11 +408,11 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         n_neighbors : int, optional
             How many galaxies to return; defaults to ``self.n_neighbors``. Use
             ``n_samples_fit_`` to rank the whole collection.
-        images : ndarray of shape (n_samples_fit_, H, W, C), optional
+        images : ndarray of shape (``n_samples_fit_``, H, W, C), optional
             The fitted collection's images; when given, the ranking keeps
             thumbnails of the query and its neighbours for ``plot`` and
             notebooks.
-        names : sequence of str of length n_samples_fit_, optional
+        names : sequence of str of length ``n_samples_fit_``, optional
             An identifier per galaxy of the collection (such as its file
             name), carried into the ranking's table.
 
