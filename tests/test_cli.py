@@ -3,13 +3,11 @@ import json
 import subprocess
 import sys
 
-import joblib
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from galaxysim import __version__
+from galaxysim import SimilarityRanker, __version__, load_model
 from galaxysim.app.cli import main
 
 
@@ -26,7 +24,7 @@ def test_no_command_prints_help(capsys):
 
 
 TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1", "--flow-max-epochs", "2", "--latent-dim", "4", "--quiet"]
-OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png", "summary.json", "report.html", "model.joblib"}
+OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png", "summary.json", "report.html", "model.safetensors"}
 
 
 def test_demo_writes_every_output(tmp_path, capsys):
@@ -42,7 +40,7 @@ def test_demo_writes_every_output(tmp_path, capsys):
     assert set(summary["class_rank_profile"]) == {"Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge", "Edge-on with Bulge"}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 4 and "Barred Spiral" in html
-    ranker = joblib.load(out / "model.joblib")
+    ranker = load_model(out / "model.safetensors", expected=SimilarityRanker)
     assert ranker.n_samples_fit_ == 60
     assert Image.open(out / "neighbours.png").size[0] > 300
     assert "wrote" in capsys.readouterr().out
@@ -75,14 +73,14 @@ def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
     assert rows[0]["name"] == "g003.png"  # the query is in the collection
     assert "class_name" in rows[0]
     again = tmp_path / "again"
-    assert main([*args[:6], str(again), "--crop", "32", "--query-framing", "full", "--model", str(out / "model.joblib"), *TINY]) == 0
-    first = joblib.load(out / "model.joblib")
-    second = joblib.load(again / "model.joblib")
+    assert main([*args[:6], str(again), "--crop", "32", "--query-framing", "full", "--model", str(out / "model.safetensors"), *TINY]) == 0
+    first = load_model(out / "model.safetensors")
+    second = load_model(again / "model.safetensors")
     np.testing.assert_allclose(first.embedding_, second.embedding_, atol=1e-6)  # embedder reused, not retrained
     with open(again / "ranking.csv", newline="") as fh:
         assert "class_name" in next(csv.DictReader(fh))  # class names carried with a reused model
     wrong = tmp_path / "wrong"
-    assert main([*args[:6], str(wrong), "--crop", "16", "--model", str(out / "model.joblib"), *TINY]) == 1
+    assert main([*args[:6], str(wrong), "--crop", "16", "--model", str(out / "model.safetensors"), *TINY]) == 1
     assert "match --crop/--image-size" in capsys.readouterr().err
 
 
@@ -107,7 +105,8 @@ def test_rank_errors_are_one_line(tmp_path, capsys):
     bad_model.write_bytes(b"not a pickle")
     query = tmp_path / "data" / "g000.png"
     assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--out", str(tmp_path / "o3"), "--crop", "32", "--model", str(bad_model), *TINY]) == 1
-    assert "could not be loaded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "could not be loaded" in err and "--trust-pickle" in err and len(err.splitlines()) == 1
 
 
 def test_rank_on_the_real_samples(tmp_path, galaxy10_samples, milky_way_png):

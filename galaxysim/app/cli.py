@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .._validation import PathLike
 from .._version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -22,24 +21,6 @@ __all__ = ["main", "build_parser"]
 
 class CLIError(Exception):
     """An error to report to the user in one line."""
-
-
-def prepare_output_dir(path: PathLike, *, force: bool = False) -> Path:
-    """Create ``path``; refuse a non-empty folder unless ``force``.
-
-    With ``force`` the files the command writes replace those of the same
-    name; nothing else in the folder is touched.
-    """
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {str(out)!r} exists and is not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise CLIError(
-            f"--out {str(out)!r} is not empty; choose another folder or pass --force "
-            "to replace the files this command writes there."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _positive_int(text: str) -> int:
@@ -83,6 +64,53 @@ def _ranking_params(args: argparse.Namespace) -> dict:
     }
 
 
+_PICKLE_REFUSED = (
+    "it is not a galaxysim model file (.safetensors). Loading a pickle (joblib) file runs "
+    "whatever code it contains, so one from someone else can take over this computer; "
+    "pass --trust-pickle only for a file you made yourself or fully trust"
+)
+
+
+_PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether the file starts as a pickle of protocol 2 or later does."""
+    with open(path, "rb") as stream:
+        start = stream.read(2)
+    return len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5
+
+
+def _load_ranker(path: Path, *, trust_pickle: bool):
+    """The fitted SimilarityRanker in ``path``; a pickle only with ``trust_pickle``."""
+    from ..persistence import load_model
+    from ..ranking import SimilarityRanker
+
+    if not trust_pickle or path.suffix == ".safetensors":
+        try:
+            saved = load_model(path, expected=SimilarityRanker)
+        except ValueError as exc:
+            reason = str(exc)
+            if path.suffix == ".safetensors" and _is_pickle(path):
+                reason = ("it is a pickle named like a model file; a pickle runs code when "
+                          "loaded, so it is never loaded under a .safetensors name")
+            elif _is_pickle(path) or path.suffix in _PICKLE_SUFFIXES:
+                reason = _PICKLE_REFUSED
+            raise CLIError(f"--model {str(path)!r} could not be loaded: {reason}.") from None
+    else:
+        import joblib
+
+        print(f"galaxysim: warning: --trust-pickle: loading the pickle {str(path)!r}, which can "
+              "run any code it contains.", file=sys.stderr)
+        try:
+            saved = joblib.load(path)
+        except Exception as exc:  # joblib raises many kinds for a corrupt file
+            raise CLIError(f"--model {str(path)!r} could not be loaded: {exc}") from None
+    if not isinstance(saved, SimilarityRanker) or not hasattr(saved, "embedder_"):
+        raise CLIError(f"--model {str(path)!r} does not hold a fitted SimilarityRanker.")
+    return saved
+
+
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     """Fit a new ranker, or reuse the embedder of the one saved in --model."""
     from sklearn.base import clone
@@ -90,17 +118,7 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     names = list(target_names) if target_names is not None else None
     ranker = _build_ranker(args).set_params(target_names=names)
     if getattr(args, "model", None):
-        import joblib
-
-        model_path = Path(args.model)
-        if not model_path.is_file():
-            raise CLIError(f"--model {str(model_path)!r} does not exist.")
-        try:
-            saved = joblib.load(model_path)
-        except Exception as exc:  # joblib raises many kinds for a corrupt file
-            raise CLIError(f"--model {str(model_path)!r} could not be loaded: {exc}") from None
-        if not hasattr(saved, "embedder_"):
-            raise CLIError(f"--model {str(model_path)!r} does not hold a fitted SimilarityRanker.")
+        saved = _load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
         if saved.image_shape_ != tuple(images.shape[1:]):
             raise CLIError(
                 f"--model was fitted on images of shape {saved.image_shape_}, but --data gives "
@@ -118,28 +136,37 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
 
 def _run_demo(args: argparse.Namespace) -> int:
     from .collections import TARGET_CLASS, default_query, make_builtin_collection
+    from .output_folder import staged_output
     from .outputs import write_ranking_outputs
+    from .provenance import run_provenance
 
-    out = prepare_output_dir(args.out, force=args.force)
     start = time.perf_counter()
-    collection = make_builtin_collection(
-        args.n_samples, image_size=args.image_size, random_state=args.random_state
-    )
-    query, query_name = default_query(args.image_size)
-    print(f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
-    ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
-    files = write_ranking_outputs(
-        out, ranker, collection.images, query, labels=collection.target,
-        target_names=collection.target_names,
-        target_label=collection.target_names.index(TARGET_CLASS), query_name=query_name,
-        n_neighbors=16, random_state=args.random_state,
-        title="galaxysim demo: the Milky Way challenge on built-in galaxies",
-        notes="Synthetic galaxies of the five Galaxy10 spiral and edge-on classes, ranked by "
-        "similarity to the Milky Way. The Milky Way is a barred spiral, so a good ranking "
-        "puts Barred Spiral first and the edge-on classes last.",
-        extra_summary={"fit seconds": round(fit_seconds, 1)},
-    )
-    _print_outputs(files, time.perf_counter() - start)
+    with staged_output(args.out, force=args.force) as staging:
+        collection = make_builtin_collection(
+            args.n_samples, image_size=args.image_size, random_state=args.random_state
+        )
+        query, query_name = default_query(args.image_size)
+        provenance = run_provenance(
+            args.argv, random_state=args.random_state,
+            data={"generator": "galaxysim.datasets.make_galaxies", "n_samples": args.n_samples,
+                  "image_size": args.image_size, "random_state": args.random_state},
+            query={"generator": "galaxysim.app.collections.default_query",
+                   "image_size": args.image_size, "name": query_name},
+        )
+        print(f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
+        ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+        files = write_ranking_outputs(
+            staging, ranker, collection.images, query, labels=collection.target,
+            target_names=collection.target_names,
+            target_label=collection.target_names.index(TARGET_CLASS), query_name=query_name,
+            n_neighbors=16, random_state=args.random_state,
+            title="galaxysim demo: the Milky Way challenge on built-in galaxies",
+            notes="Synthetic galaxies of the five Galaxy10 spiral and edge-on classes, ranked by "
+            "similarity to the Milky Way. The Milky Way is a barred spiral, so a good ranking "
+            "puts Barred Spiral first and the edge-on classes last.",
+            extra_summary={"fit seconds": round(fit_seconds, 1)}, provenance=provenance,
+        )
+    _print_outputs(args.out, files, time.perf_counter() - start)
     return 0
 
 
@@ -163,61 +190,91 @@ def _parse_framing(text: str) -> str | float:
         raise CLIError(f"--query-framing must be 'galaxy10', 'full' or a number, got {text!r}.") from None
 
 
+def _check_rank_inputs(args: argparse.Namespace) -> None:
+    """Refuse unusable inputs before any lock, hashing or training."""
+    from .._limits import check_regular_file
+    from .collections import check_source
+    from .output_folder import check_not_an_input
+
+    data = check_source(args.data, "--data")
+    check_regular_file(args.query, "--query")
+    if args.model:
+        check_regular_file(args.model, "--model")
+    if args.classes and data.is_dir() and not (data / "labels.csv").is_file():
+        raise CLIError(
+            f"--classes needs labelled images, but --data {str(args.data)!r} is a folder "
+            "without labels.csv; drop --classes or add a labels.csv (columns filename, ans)."
+        )
+    check_not_an_input(args.out, data=args.data, model=args.model)
+
+
 def _run_rank(args: argparse.Namespace) -> int:
     from .collections import TARGET_CLASS, load_collection, load_query
+    from .output_folder import staged_output
     from .outputs import write_ranking_outputs
+    from .provenance import run_provenance
 
     framing = _parse_framing(args.query_framing)
-    out = prepare_output_dir(args.out, force=args.force)
+    _check_rank_inputs(args)
     start = time.perf_counter()
-    collection = load_collection(
-        args.data, classes=_parse_classes(args.classes), crop=args.crop,
-        image_size=args.image_size, verbose=not args.quiet, name="--data",
-    )
-    query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
-                          framing=framing)
-    print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
-    ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
-    target_names = collection.target_names
-    target_label = None
-    if target_names is not None and TARGET_CLASS in target_names:
-        target_label = target_names.index(TARGET_CLASS)
-    query_name = Path(args.query).name
-    files = write_ranking_outputs(
-        out, ranker, collection.images, query, labels=collection.target,
-        target_names=target_names, target_label=target_label, names=collection.names,
-        query_name=query_name, n_neighbors=args.n_neighbors, random_state=args.random_state,
-        title=f"galaxysim ranking for {query_name}",
-        extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
-    )
-    _print_outputs(files, time.perf_counter() - start)
+    with staged_output(args.out, force=args.force) as staging:
+        provenance = run_provenance(args.argv, random_state=args.random_state, data=args.data,
+                                    query=args.query, model=args.model)
+        collection = load_collection(
+            args.data, classes=_parse_classes(args.classes), crop=args.crop,
+            image_size=args.image_size, verbose=not args.quiet, name="--data",
+        )
+        query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
+                              framing=framing)
+        print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
+        ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+        target_names = collection.target_names
+        target_label = None
+        if target_names is not None and TARGET_CLASS in target_names:
+            target_label = target_names.index(TARGET_CLASS)
+        query_name = Path(args.query).name
+        files = write_ranking_outputs(
+            staging, ranker, collection.images, query, labels=collection.target,
+            target_names=target_names, target_label=target_label, names=collection.names,
+            query_name=query_name, n_neighbors=args.n_neighbors, random_state=args.random_state,
+            title=f"galaxysim ranking for {query_name}",
+            extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
+            provenance=provenance,
+        )
+    _print_outputs(args.out, files, time.perf_counter() - start)
     return 0
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from .collections import check_source
     from .evaluation import run_evaluation
+    from .output_folder import check_not_an_input, staged_output
 
-    if args.data != "builtin" and not Path(args.data).exists():
-        raise CLIError(f"--data {args.data!r} does not exist (give a path or 'builtin').")
-    out = prepare_output_dir(args.out, force=args.force)
+    if args.data != "builtin":
+        if not Path(args.data).exists():
+            raise CLIError(f"--data {args.data!r} does not exist (give a path or 'builtin').")
+        check_source(args.data, "--data")
+        check_not_an_input(args.out, data=args.data)
     start = time.perf_counter()
-    table = run_evaluation(
-        args.data, out, query=args.query, methods=args.methods, quick=args.quick,
-        n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
-    )
+    with staged_output(args.out, force=args.force) as staging:
+        table = run_evaluation(
+            args.data, staging, query=args.query, methods=args.methods, quick=args.quick,
+            n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
+        )
     print(table.to_markdown())
-    print(f"wrote evaluation.csv, evaluation.md and evaluation.png to {out} in {time.perf_counter() - start:.0f} s")
+    print(f"wrote evaluation.csv, evaluation.md and evaluation.png to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 
 
-def _print_outputs(files: dict, seconds: float) -> None:
-    summary = json.loads(Path(files["summary"]).read_text())
+def _print_outputs(out: str, files: dict, seconds: float) -> None:
+    """Print the key figures and what was written, read back from the final folder."""
+    summary = json.loads((Path(out) / "summary.json").read_text())
     for key in ("precision_at_10", "precision_at_50", "chance"):
         if key in summary:
             print(f"  {key}: {summary[key]:.2f}")
     if summary.get("warning"):
         print(f"  warning: {summary['warning']}")
-    print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {Path(files['report']).parent} in {seconds:.0f} s")
+    print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {out} in {seconds:.0f} s")
 
 
 def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, quiet: str) -> None:
@@ -225,7 +282,11 @@ def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, qui
         parser.add_argument("--out", required=True, help="output folder")
     else:
         parser.add_argument("--out", default=out, help="output folder (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="replace a non-empty --out folder: its old contents are removed once this run's "
+        "outputs are complete (a failed or interrupted run leaves it untouched)",
+    )
     parser.add_argument("--quiet", action="store_true", help=quiet)
 
 
@@ -251,7 +312,7 @@ def _add_demo_parser(sub) -> None:
         help="run the Milky Way challenge on built-in data",
         description="Run the Milky Way challenge on built-in synthetic galaxies and write "
         "ranking.csv, neighbours.png, latent.png, training.png, generated.png, summary.json, "
-        "report.html and model.joblib into a folder.",
+        "report.html and model.safetensors into a folder.",
     )
     _add_output_options(demo, out="galaxysim-demo", quiet="no progress bars")
     demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
@@ -270,7 +331,12 @@ def _add_rank_parser(sub) -> None:
     rank.add_argument("--data", required=True, help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels)")
     rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
     _add_output_options(rank, out=None, quiet="no progress bars")
-    rank.add_argument("--model", help="a model.joblib written earlier: reuse its trained embedder instead of training one")
+    rank.add_argument("--model", help="a model.safetensors written earlier: reuse its trained embedder instead of training one")
+    rank.add_argument(
+        "--trust-pickle", action="store_true",
+        help="let --model be a pickle (joblib) file; loading one runs any code in it, so only "
+        "for a file you made yourself or fully trust",
+    )
     rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
     rank.add_argument("--crop", type=_positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
     rank.add_argument("--image-size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
@@ -355,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = ["galaxysim", *(sys.argv[1:] if argv is None else argv)]
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
@@ -363,10 +430,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("galaxysim: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, TypeError, OSError, ImportError, KeyError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"galaxysim: error: {message}", file=sys.stderr)
+    except (CLIError, ValueError, TypeError, OSError, ImportError, KeyError, MemoryError) as exc:
+        print(f"galaxysim: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's message, or what the error is when it has none."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    if isinstance(exc, MemoryError):
+        return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
+    return type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

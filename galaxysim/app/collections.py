@@ -25,6 +25,7 @@ from ..datasets import SEED_CLASSES
 __all__ = [
     "TARGET_CLASS",
     "Collection",
+    "check_source",
     "default_query",
     "load_collection",
     "load_query",
@@ -171,6 +172,43 @@ def _galaxy10_file(path: Path, classes: Any, crop: Any, image_size: Any, verbose
     )
 
 
+def check_source(data: PathLike, name: str = "data") -> Path:
+    """Return ``data`` as a Path if it is a folder or a regular file, else raise.
+
+    Checked with :func:`os.stat` only, so a FIFO or a device is refused
+    without being opened (reading one would block or never end).
+
+    Raises
+    ------
+    TypeError
+        ``data`` is not a path.
+    FileNotFoundError
+        Nothing is at ``data``.
+    ValueError
+        ``data`` is a FIFO, a device or a socket.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from galaxysim.app.collections import check_source
+    >>> fifo = os.path.join(tempfile.mkdtemp(), "pipe")
+    >>> os.mkfifo(fifo)
+    >>> check_source(fifo, "--data")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --data '...pipe' is a FIFO (named pipe); expected a regular file.
+    """
+    from .._limits import check_regular_file
+
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(data).__name__}.")
+    path = Path(data)
+    if path.is_dir():
+        return path
+    check_regular_file(path, name)
+    return path
+
+
 def load_collection(
     data: PathLike,
     *,
@@ -217,6 +255,8 @@ def load_collection(
         ``labels.csv``.
     TypeError
         ``data`` is not a path.
+    ValueError
+        ``data`` is neither a folder nor a regular file (a FIFO, a device).
 
     Examples
     --------
@@ -232,11 +272,7 @@ def load_collection(
     >>> collection.images.shape, collection.labelled, collection.names
     ((3, 16, 16, 3), False, ['g0.png', 'g1.png', 'g2.png'])
     """
-    if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(data).__name__}.")
-    path = Path(data)
-    if not path.exists():
-        raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
+    path = check_source(data, name)
     if not path.is_dir():
         return _galaxy10_file(path, classes, crop, image_size, verbose)
     if (path / "labels.csv").is_file():

@@ -3,8 +3,10 @@
 :func:`write_ranking_outputs` turns a fitted :class:`SimilarityRanker`, its
 collection and a query into the files a person looks at: ``ranking.csv``,
 ``neighbours.png``, ``latent.png``, ``training.png``, ``generated.png``,
-``summary.json``, ``report.html`` and ``model.joblib``. Both ``galaxysim
-demo`` and ``galaxysim rank`` use it.
+``summary.json``, ``report.html`` and ``model.safetensors`` (a weights-only
+model file, see :mod:`galaxysim.persistence`). Both ``galaxysim demo`` and
+``galaxysim rank`` use it, writing into a staged folder
+(:mod:`galaxysim.app.output_folder`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from .._validation import PathLike
 from ..metrics import summarize_ranking
+from ..persistence import save_model
 from ..plotting import plot_image_grid, plot_latent_map, plot_training_curves
 from ..ranking import Ranking, SimilarityRanker
 from .report import write_html_report
@@ -148,6 +151,7 @@ def write_ranking_outputs(
     title: str = "galaxysim ranking",
     notes: str | None = None,
     extra_summary: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Rank the whole collection for ``query`` and write every output into ``out``.
 
@@ -183,6 +187,9 @@ def write_ranking_outputs(
         Report title and an introductory paragraph.
     extra_summary : dict, optional
         More rows for the summary (for example fit time).
+    provenance : dict, optional
+        Stored under ``"provenance"`` in ``summary.json`` (see
+        :func:`~galaxysim.app.provenance.run_provenance`).
 
     Returns
     -------
@@ -193,20 +200,17 @@ def write_ranking_outputs(
     --------
     >>> import numpy as np, tempfile
     >>> from sklearn.decomposition import PCA
-    >>> from sklearn.neighbors import KernelDensity
     >>> from sklearn.pipeline import make_pipeline
     >>> from galaxysim.images import ImagePreprocessor
     >>> from galaxysim.ranking import SimilarityRanker
     >>> from galaxysim.app.outputs import write_ranking_outputs
     >>> X = np.random.default_rng(0).random((30, 8, 8, 3))
     >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
-    >>> ranker = SimilarityRanker(embedder, KernelDensity(), n_neighbors=5).fit(X)
+    >>> ranker = SimilarityRanker(embedder, False, n_neighbors=5).fit(X)
     >>> files = write_ranking_outputs(tempfile.mkdtemp(), ranker, X, X[0])
     >>> sorted(files)
     ['latent', 'model', 'neighbours', 'ranking_csv', 'report', 'summary']
     """
-    import joblib
-
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"out {str(out)!r} is not an existing folder.")
@@ -227,6 +231,8 @@ def write_ranking_outputs(
         ranker, ranking, labels=labels, target_names=target_names, target_label=target_label,
         query_name=query_name, extra_summary=extra_summary,
     )
+    if provenance is not None:
+        record["provenance"] = provenance
     files["summary"] = out / "summary.json"
     files["summary"].write_text(json.dumps(record, indent=2, default=str))
     files["report"] = write_html_report(
@@ -234,6 +240,5 @@ def write_ranking_outputs(
         figures={_CAPTIONS[kind]: path for kind, path in figures.items()},
         ranking=ranking, notes=notes,
     )
-    files["model"] = out / "model.joblib"
-    joblib.dump(ranker, files["model"])
+    files["model"] = save_model(ranker, out / "model.safetensors", overwrite=True)
     return files

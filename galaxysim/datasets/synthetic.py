@@ -40,6 +40,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._limits import check_allocation
 from .._validation import check_fraction, check_positive_int
 from ._galaxy_models import (
     _REFERENCE_SIZE,
@@ -71,6 +72,9 @@ _MAX_ARMS = 4
 # Canvas pixels drawn at once; about twenty float32 arrays of this many
 # values are alive at a time, so a chunk needs well under 100 MB.
 _CHUNK_PIXELS = 1 << 20
+# Canvas-sized float32 arrays alive at once while a chunk is drawn and blurred
+# (flux, its spectrum, the stretch's temporaries): a generous count.
+_WORKING_COPIES = 8
 
 # Relative RGB flux of the stellar populations.
 _BULGE_RGB = np.array([1.0, 0.78, 0.52], dtype=np.float32)
@@ -339,6 +343,9 @@ def make_galaxies(
     ------
     TypeError, ValueError
         If an argument has the wrong type or value.
+    galaxysim._limits.InsufficientMemoryError
+        Before drawing, if the images would not fit in the memory available
+        (a MemoryError and a ValueError).
 
     See Also
     --------
@@ -366,6 +373,11 @@ def make_galaxies(
 
     canvas = _Canvas.around(image_size, _PSF_SIGMA_PX[1] * image_size / _REFERENCE_SIZE)
     chunk = max(1, _CHUNK_PIXELS // canvas.side**2)
+    check_allocation(
+        4.0 * 3 * (n_samples * image_size**2 + _WORKING_COPIES * min(chunk, n_samples) * canvas.side**2),
+        f"{n_samples} galaxies of {image_size}x{image_size} pixels",
+        "Ask for fewer or smaller images (n_samples, image_size).",
+    )
     X = np.empty((n_samples, image_size, image_size, 3), dtype=np.float32)
     for start in range(0, n_samples, chunk):
         stop = min(start + chunk, n_samples)
