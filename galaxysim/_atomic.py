@@ -11,10 +11,25 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Iterator
 
 __all__ = ["atomic_open", "atomic_write"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _file_mode() -> int:
+    """The mode :func:`open` would give a new file (0o666 less the umask).
+
+    A temporary file is created private (0o600); the finished file gets the
+    mode the user expects of any new file instead.
+    """
+    with _UMASK_LOCK:  # reading the umask means setting it for a moment
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -55,6 +70,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, _file_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

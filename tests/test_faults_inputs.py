@@ -308,3 +308,18 @@ def test_out_of_memory_during_training_becomes_one_clear_error(error):
 def test_available_memory_is_read():
     available = _limits.available_memory_bytes()
     assert available is None or available > 0
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from galaxysim._atomic import atomic_write
+
+    previous = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not [p for p in tmp_path.iterdir() if p.name != "a.txt"]  # no temporary left
