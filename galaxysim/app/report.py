@@ -18,14 +18,30 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #f2f2f2; }
+table.summary th { text-align: left; white-space: nowrap; }
+table.summary td { text-align: left; max-width: 60em; }
+td img { image-rendering: pixelated; }
 .warning { color: #8b0000; font-weight: bold; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
 """
 
+# What each of the command line's figures shows, for its alt text (keyed by
+# the file's stem); any other figure is described by its caption.
+_FIGURE_DESCRIPTIONS = {
+    "neighbours": "The query galaxy followed by a grid of the collection's most similar "
+    "galaxies, most similar first, each labelled with its rank, similarity and class.",
+    "latent": "Scatter plot of the collection's embeddings on their first two principal "
+    "components, coloured by class, with the query marked by a star.",
+    "training": "Loss curves of the models' training and validation per epoch, the best "
+    "epoch marked by a dotted line.",
+    "generated": "A grid of galaxies sampled from the flow density on the embedding and "
+    "decoded by the autoencoder.",
+}
 
-def _embed_png(path: Path) -> str:
+def _embed_png(path: Path, caption: str) -> str:
     uri = png_data_uri(Path(path).read_bytes())
-    return f'<img class="figure" src="{uri}" alt="{html.escape(Path(path).name)}">'
+    alt = _FIGURE_DESCRIPTIONS.get(Path(path).stem, f"Figure: {caption}.")
+    return f'<img class="figure" src="{uri}" alt="{html.escape(alt)}">'
 
 
 def write_html_report(
@@ -84,7 +100,7 @@ def write_html_report(
         parts.append(f"<p>{html.escape(notes)}</p>")
     if ranking is not None and ranking.warning:
         parts.append(f'<p class="warning">{html.escape(ranking.warning)}</p>')
-    parts.append("<h2>Summary</h2><table>")
+    parts.append('<h2>Summary</h2><table class="summary">')
     for key, value in summary.items():
         parts.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>")
     parts.append("</table>")
@@ -92,7 +108,7 @@ def write_html_report(
         figure = Path(figure)
         if not figure.is_file():
             raise FileNotFoundError(f"figures[{caption!r}] = {str(figure)!r} does not exist.")
-        parts.append(f"<h2>{html.escape(caption)}</h2>{_embed_png(figure)}")
+        parts.append(f"<h2>{html.escape(caption)}</h2>{_embed_png(figure, caption)}")
     if ranking is not None:
         shown = ranking.head(n_rows)
         parts.append(f"<h2>Top {len(shown)} of the ranking</h2>")

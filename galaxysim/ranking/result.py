@@ -299,7 +299,11 @@ class Ranking:
         for i in range(len(self)):
             cells = []
             if has_images:
-                cells.append(f'<td><img src="{png_data_uri(self.neighbor_images[i])}" width="64"></td>')
+                alt = f"Galaxy ranked {i + 1}" + (
+                    f", {self.class_names[i]}" if self.class_names is not None else ""
+                )
+                cells.append(f'<td><img src="{png_data_uri(self.neighbor_images[i])}" '
+                             f'alt="{html.escape(alt)}" width="64"></td>')
             for values in columns.values():
                 value = values[i]
                 text = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -307,7 +311,8 @@ class Ranking:
             rows.append("<tr>" + "".join(cells) + "</tr>")
         header = [f"<b>Ranking</b> ({html.escape(self.method)}, {len(self)} galaxies)"]
         if self.query_image is not None:
-            header.append(f'<br>query: <img src="{png_data_uri(self.query_image)}" width="64">')
+            header.append(f'<br>query: <img src="{png_data_uri(self.query_image)}" '
+                          'alt="The query galaxy" width="64">')
         if self.query_typicality is not None:
             header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
         header.append(f"; isolation: {self.query_isolation:.1f} percentile")
