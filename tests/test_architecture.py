@@ -28,7 +28,7 @@ LAYERS = {
     "_loop": 1, "_training": 1, "symmetry": 1, "metrics": 1, "images": 1, "plotting": 1,
     "datasets": 2, "embedders": 2, "flows": 2,
     "ranking": 3,
-    "persistence": 4,
+    "persistence": 4, "scale": 4,
     "app": 5, "__main__": 5, "__init__": 5,
 }
 

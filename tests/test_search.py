@@ -105,8 +105,8 @@ def test_errors_name_the_argument(points):
     Z, Q = points
     with pytest.raises(NotFittedError):
         NeighborSearch().kneighbors(Q, 1)
-    with pytest.raises(ValueError, match="algorithm must be one of"):
-        NeighborSearch("faiss-ivf").fit(Z)
+    with pytest.raises(ValueError, match="algorithm must be 'auto' or one of"):
+        NeighborSearch("faiss-pq").fit(Z)
     with pytest.raises(TypeError, match="NearestNeighbors.*no_such_param"):
         NeighborSearch(no_such_param=1).fit(Z)
     with pytest.raises(ValueError, match="embeddings must be a non-empty 2-D"):
@@ -164,3 +164,48 @@ def test_check_n_neighbors():
         check_n_neighbors(3, 3, exclude_self=True)
     with pytest.raises(TypeError, match="n_neighbors must be an integer"):
         check_n_neighbors(True, 3)
+
+
+def test_without_faiss_auto_stays_exact_and_faiss_names_the_extra(monkeypatch, points):
+    import sys
+
+    from galaxysim.ranking import search as search_module
+
+    Z, _ = points
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now fails
+    monkeypatch.setattr(search_module, "AUTO_EXACT_BELOW", 10)
+    assert NeighborSearch("auto").fit(Z).algorithm_ == "exact"
+    for algorithm in ("faiss-flat", "faiss-hnsw", "faiss-ivf"):
+        with pytest.raises(ImportError, match=r'pip install "galaxysim\[faiss\]"'):
+            NeighborSearch(algorithm).fit(Z)
+
+
+def test_exact_search_saves_and_loads_without_pickles(tmp_path, points):
+    Z, Q = points
+    search = NeighborSearch("ball_tree", leaf_size=5).fit(Z)
+    folder = search.save(tmp_path / "exact")
+    assert sorted(p.name for p in folder.iterdir()) == ["embeddings.npy", "search.json"]
+    loaded = NeighborSearch.load(folder)
+    assert loaded.get_params() == search.get_params()
+    for a, b in zip(loaded.kneighbors(Q, 4), search.kneighbors(Q, 4)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.estimate_recall(n_queries=10, n_neighbors=3) == 1.0
+    with pytest.raises(TypeError, match="callable"):
+        NeighborSearch(metric=lambda a, b: 0.0).fit(Z).save(tmp_path / "callable")
+
+
+def test_ranker_search_parameter(points):
+    from sklearn.decomposition import PCA
+
+    from galaxysim.ranking import SimilarityRanker
+
+    Z, _ = points
+    ranker = SimilarityRanker(PCA(2), False, invariance=None).fit(Z)
+    assert ranker.search == "auto" and ranker.search_.algorithm_ == "exact"
+    tree = SimilarityRanker(PCA(2), False, invariance=None, neighbors_params={"algorithm": "kd_tree"})
+    assert tree.fit(Z).search_.algorithm_ == "kd_tree"
+    with pytest.raises(ValueError, match="search must be 'auto' or one of"):
+        SimilarityRanker(PCA(2), False, invariance=None, search="annoy").fit(Z)
+    with pytest.raises(ValueError, match="disagree"):
+        SimilarityRanker(PCA(2), False, invariance=None, search="exact",
+                         neighbors_params={"algorithm": "kd_tree"}).fit(Z)

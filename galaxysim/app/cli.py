@@ -15,22 +15,14 @@ from pathlib import Path
 from typing import Sequence
 
 from .._version import __version__
+from .arguments import positive_int
+from .indexed import add_embed_parser, add_index_parser
 
 __all__ = ["main", "build_parser"]
 
 
 class CLIError(Exception):
     """An error to report to the user in one line."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _build_ranker(args: argparse.Namespace):
@@ -64,61 +56,16 @@ def _ranking_params(args: argparse.Namespace) -> dict:
     }
 
 
-_PICKLE_REFUSED = (
-    "it is not a galaxysim model file (.safetensors). Loading a pickle (joblib) file runs "
-    "whatever code it contains, so one from someone else can take over this computer; "
-    "pass --trust-pickle only for a file you made yourself or fully trust"
-)
-
-
-_PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-
-
-def _is_pickle(path: Path) -> bool:
-    """Whether the file starts as a pickle of protocol 2 or later does."""
-    with open(path, "rb") as stream:
-        start = stream.read(2)
-    return len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5
-
-
-def _load_ranker(path: Path, *, trust_pickle: bool):
-    """The fitted SimilarityRanker in ``path``; a pickle only with ``trust_pickle``."""
-    from ..persistence import load_model
-    from ..ranking import SimilarityRanker
-
-    if not trust_pickle or path.suffix == ".safetensors":
-        try:
-            saved = load_model(path, expected=SimilarityRanker)
-        except ValueError as exc:
-            reason = str(exc)
-            if path.suffix == ".safetensors" and _is_pickle(path):
-                reason = ("it is a pickle named like a model file; a pickle runs code when "
-                          "loaded, so it is never loaded under a .safetensors name")
-            elif _is_pickle(path) or path.suffix in _PICKLE_SUFFIXES:
-                reason = _PICKLE_REFUSED
-            raise CLIError(f"--model {str(path)!r} could not be loaded: {reason}.") from None
-    else:
-        import joblib
-
-        print(f"galaxysim: warning: --trust-pickle: loading the pickle {str(path)!r}, which can "
-              "run any code it contains.", file=sys.stderr)
-        try:
-            saved = joblib.load(path)
-        except Exception as exc:  # joblib raises many kinds for a corrupt file
-            raise CLIError(f"--model {str(path)!r} could not be loaded: {exc}") from None
-    if not isinstance(saved, SimilarityRanker) or not hasattr(saved, "embedder_"):
-        raise CLIError(f"--model {str(path)!r} does not hold a fitted SimilarityRanker.")
-    return saved
-
-
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     """Fit a new ranker, or reuse the embedder of the one saved in --model."""
     from sklearn.base import clone
 
+    from .models import load_ranker
+
     names = list(target_names) if target_names is not None else None
     ranker = _build_ranker(args).set_params(target_names=names)
     if getattr(args, "model", None):
-        saved = _load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
+        saved = load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
         if saved.image_shape_ != tuple(images.shape[1:]):
             raise CLIError(
                 f"--model was fitted on images of shape {saved.image_shape_}, but --data gives "
@@ -215,6 +162,13 @@ def _run_rank(args: argparse.Namespace) -> int:
     from .provenance import run_provenance
 
     framing = _parse_framing(args.query_framing)
+    if args.index is not None:
+        from .indexed import rank_with_index
+
+        args.query_framing_value = framing
+        return rank_with_index(args)
+    if args.data is None:
+        raise CLIError("rank needs --data (the collection), or --index with --model.")
     _check_rank_inputs(args)
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
@@ -298,17 +252,17 @@ def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, qui
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--latent-dim", type=_positive_int, default=32, help="embedding size (default: %(default)s)")
+    group.add_argument("--latent-dim", type=positive_int, default=32, help="embedding size (default: %(default)s)")
     # A light autoencoder by default, so that a CPU finishes in minutes; the
     # original study's 6 blocks of 16 channels is --n-blocks 6 --base-channels 16.
-    group.add_argument("--n-stages", type=_positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
-    group.add_argument("--n-blocks", type=_positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
-    group.add_argument("--base-channels", type=_positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
-    group.add_argument("--max-epochs", type=_positive_int, default=30, help="autoencoder epochs at most (default: %(default)s)")
-    group.add_argument("--flow-max-epochs", type=_positive_int, default=50, help="flow epochs at most (default: %(default)s)")
+    group.add_argument("--n-stages", type=positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
+    group.add_argument("--n-blocks", type=positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
+    group.add_argument("--base-channels", type=positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
+    group.add_argument("--max-epochs", type=positive_int, default=30, help="autoencoder epochs at most (default: %(default)s)")
+    group.add_argument("--flow-max-epochs", type=positive_int, default=50, help="flow epochs at most (default: %(default)s)")
     group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
     group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
-    group.add_argument("--n-neighbors", type=_positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
+    group.add_argument("--n-neighbors", type=positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 
@@ -321,8 +275,8 @@ def _add_demo_parser(sub) -> None:
         "report.html and model.safetensors into a folder.",
     )
     _add_output_options(demo, out="galaxysim-demo", quiet="no progress bars")
-    demo.add_argument("--n-samples", type=_positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
-    demo.add_argument("--image-size", type=_positive_int, default=64, help="image side in pixels (default: %(default)s)")
+    demo.add_argument("--n-samples", type=positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
+    demo.add_argument("--image-size", type=positive_int, default=64, help="image side in pixels (default: %(default)s)")
     _add_model_options(demo)
     demo.set_defaults(handler=_run_demo)
 
@@ -334,7 +288,8 @@ def _add_rank_parser(sub) -> None:
         description="Fit (or load) a model on a collection and rank it by similarity to a "
         "query image; writes the same files as the demo.",
     )
-    rank.add_argument("--data", required=True, help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels)")
+    rank.add_argument("--data", help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels); with --index, only the neighbours' images are read from it")
+    rank.add_argument("--index", help="an index built by 'galaxysim index': answer from it, embedding only the query (needs --model)")
     rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
     _add_output_options(rank, out=None, quiet="no progress bars")
     rank.add_argument("--model", help="a model.safetensors written earlier: reuse its trained embedder instead of training one")
@@ -344,9 +299,9 @@ def _add_rank_parser(sub) -> None:
         "for a file you made yourself or fully trust",
     )
     rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
-    rank.add_argument("--crop", type=_positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
-    rank.add_argument("--image-size", type=_positive_int, default=None, help="resize after cropping (default: keep)")
-    rank.add_argument("--query-crop", type=_positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
+    rank.add_argument("--crop", type=positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
+    rank.add_argument("--image-size", type=positive_int, default=None, help="resize after cropping (default: keep)")
+    rank.add_argument("--query-crop", type=positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
     rank.add_argument(
         "--query-framing", default="galaxy10",
         help="'galaxy10' (default): scale the query so its galaxy fills the frame as a Galaxy10 "
@@ -370,7 +325,7 @@ def _add_evaluate_parser(sub) -> None:
     evaluate.add_argument("--methods", nargs="+", help="methods to run (default: all)")
     _add_output_options(evaluate, out="galaxysim-evaluation", quiet="no progress output")
     evaluate.add_argument("--quick", action="store_true", help="tiny models and data (seconds), for a smoke test")
-    evaluate.add_argument("--n-samples", type=_positive_int, default=None, help="use at most this many galaxies")
+    evaluate.add_argument("--n-samples", type=positive_int, default=None, help="use at most this many galaxies")
     evaluate.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
     evaluate.set_defaults(handler=_run_evaluate)
 
@@ -412,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_rank_parser(sub)
     _add_evaluate_parser(sub)
+    add_embed_parser(sub)
+    add_index_parser(sub)
     _add_info_parser(sub)
     return parser
 

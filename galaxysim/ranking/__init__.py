@@ -3,7 +3,8 @@
 * :mod:`~galaxysim.ranking.ranker`: the estimator that composes an embedder,
   a density and a neighbour search.
 * :mod:`~galaxysim.ranking.search`: :class:`NeighborSearch`, the one way
-  neighbours are found (pluggable backends).
+  neighbours are found (pluggable backends: exact, and faiss's flat, HNSW
+  and IVF indices with the ``galaxysim[faiss]`` extra).
 * :mod:`~galaxysim.ranking.result`: :class:`Ranking`, what people read, plot and save.
 """
 

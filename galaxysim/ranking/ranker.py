@@ -17,17 +17,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import check_image_shape, check_images, check_labels, check_positive_int
-from .._validation import is_fitted, is_image_input
+from .._validation import check_images, check_labels, is_fitted, is_image_input
 from ..metrics import percentile_rank
 from ..symmetry import dihedral_views
+from ._checks import check_ranker_labels, check_ranker_params
 from .result import Ranking, make_ranking
 from .search import NeighborSearch, check_n_neighbors, closest_values
 
 __all__ = ["SimilarityRanker"]
-
-_METHODS = ("embedding", "likelihood")
-_INVARIANCES = (None, "dihedral")
 
 
 class SimilarityRanker(TransformerMixin, BaseEstimator):
@@ -58,8 +55,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         another number.
     metric : str, default="euclidean"
         Distance in the embedding, any metric of
-        :class:`~sklearn.neighbors.NearestNeighbors` (for the default exact
-        search).
+        :class:`~sklearn.neighbors.NearestNeighbors` for the exact search
+        (``"euclidean"`` only for the faiss backends).
     method : {"embedding", "likelihood"}, default="embedding"
         ``"embedding"``: distance between embeddings. ``"likelihood"``:
         closeness of each galaxy's log-likelihood to the query's, the original
@@ -75,6 +72,11 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         :class:`~galaxysim.ranking.search.NeighborSearch` (for example
         ``{"algorithm": "ball_tree"}``, or ``{"leaf_size": 10}`` for
         :class:`~sklearn.neighbors.NearestNeighbors`).
+    search : {"auto", "exact", "faiss-flat", "faiss-hnsw", "faiss-ivf"}, default="auto"
+        The search backend (any ``algorithm`` of
+        :class:`~galaxysim.ranking.search.NeighborSearch`). ``"auto"``: exact
+        below 100,000 galaxies or without faiss, else ``"faiss-hnsw"``
+        (:func:`~galaxysim.ranking.search.choose_algorithm`).
     image_shape : tuple (H, W, C), optional
         Shape of one image, for flattened ``(n, H*W*C)`` input. Without it
         2-D input is passed to the embedder as plain feature vectors (then
@@ -142,6 +144,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         method: str = "embedding",
         invariance: str | None = "dihedral",
         neighbors_params: dict | None = None,
+        search: str = "auto",
         image_shape: Sequence[int] | None = None,
         target_names: Sequence[str] | None = None,
     ) -> None:
@@ -152,6 +155,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self.method = method
         self.invariance = invariance
         self.neighbors_params = neighbors_params
+        self.search = search
         self.image_shape = image_shape
         self.target_names = target_names
 
@@ -177,30 +181,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return images
 
     def _check_params(self) -> None:
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
-        if self.invariance not in _INVARIANCES:
-            raise ValueError(f"invariance must be 'dihedral' or None, got {self.invariance!r}.")
-        check_positive_int(self.n_neighbors, "n_neighbors")
-        if self.neighbors_params is not None and not isinstance(self.neighbors_params, dict):
-            raise TypeError(
-                f"neighbors_params must be a dict or None, got {type(self.neighbors_params).__name__}."
-            )
-        if self.density is False and self.method == "likelihood":
-            raise ValueError("method='likelihood' needs a density; density=False turns it off.")
-        if self.image_shape is not None:
-            check_image_shape(self.image_shape)
+        check_ranker_params(self)
 
     def _check_y(self, y: Any, n_samples: int) -> np.ndarray | None:
-        if y is None:
-            return None
-        if self.target_names is None:
-            return check_labels(y, n_samples=n_samples)
-        n_names = len(self.target_names)
-        try:
-            return check_labels(y, n_samples=n_samples, n_classes=n_names)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"{error} There are {n_names} target_names.") from None
+        return check_ranker_labels(y, n_samples, self.target_names)
 
     @staticmethod
     def _fingerprint(data: np.ndarray) -> str:
@@ -257,7 +241,11 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
     def _rebuild_after_loading(self) -> None:
         """Index ``embedding_`` for neighbour search (after fitting, or loading a model file)."""
-        self.search_ = NeighborSearch(metric=self.metric, **(self.neighbors_params or {}))
+        if not hasattr(self, "search"):  # a model file from before ``search``: exact
+            self.search = "exact"
+        params = dict(self.neighbors_params or {})
+        algorithm = params.pop("algorithm", self.search)
+        self.search_ = NeighborSearch(algorithm, metric=self.metric, **params)
         self.search_.fit(self.embedding_)
 
     def _fit_density(self) -> None:

@@ -6,9 +6,16 @@ itself is done by a *backend*, chosen by name with ``algorithm``:
 * ``"exact"``: scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`,
   which picks brute force or a tree itself; ``"brute"``, ``"kd_tree"`` and
   ``"ball_tree"`` force its choice (all exact, same results).
+* ``"faiss-flat"``, ``"faiss-hnsw"``, ``"faiss-ivf"``: faiss indices
+  (:mod:`~galaxysim.ranking._faiss`, the ``galaxysim[faiss]`` extra); flat is
+  exact, HNSW and IVF are approximate and report their recall
+  (:meth:`NeighborSearch.estimate_recall`).
+* ``"auto"``: ``"exact"`` below :data:`AUTO_EXACT_BELOW` embeddings, for
+  metrics other than euclidean, with backend parameters, or without faiss;
+  ``"faiss-hnsw"`` otherwise.
 
-A new backend (an approximate faiss index, say) is one class with ``fit``,
-``kneighbors`` and ``kneighbors_fitted`` (see :class:`_ExactBackend`) and one
+A new backend is one class with ``fit``, ``kneighbors``,
+``kneighbors_fitted`` and ``reconstruct`` (see :class:`_ExactBackend`) and one
 entry in ``_BACKENDS``; everything above it (the merge over the symmetric
 views of a query, leaving each galaxy out of its own list, argument checks)
 is written once, here, for all backends.
@@ -27,8 +34,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_positive_int
+from ._faiss import FAISS_BACKENDS, faiss_available
+from ._recall import recall_at_k
+from ._search_io import read_search, write_search
 
-__all__ = ["NeighborSearch", "check_n_neighbors", "closest_values"]
+__all__ = ["AUTO_EXACT_BELOW", "NeighborSearch", "check_n_neighbors", "choose_algorithm",
+           "closest_values"]
+
+#: ``algorithm="auto"`` searches exactly below this many embeddings.
+AUTO_EXACT_BELOW = 100_000
 
 
 class _ExactBackend:
@@ -51,8 +65,13 @@ class _ExactBackend:
             ) from None
 
     def fit(self, embeddings: np.ndarray) -> "_ExactBackend":
+        self.embeddings = embeddings  # kept for save() and reconstruct()
         self.index.fit(embeddings)
         return self
+
+    def reconstruct(self, start: int, stop: int) -> np.ndarray:
+        """The fitted embeddings ``start .. stop - 1``."""
+        return np.asarray(self.embeddings[start:stop])
 
     def kneighbors(self, queries: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices) of the ``n_neighbors`` nearest fitted points of each query."""
@@ -66,8 +85,26 @@ class _ExactBackend:
 #: Search backends by the name ``NeighborSearch(algorithm=...)`` takes.
 #: Each is called as ``backend(algorithm, metric, **params)``.
 _BACKENDS: dict[str, type] = {
-    name: _ExactBackend for name in ("exact", "brute", "kd_tree", "ball_tree")
+    **{name: _ExactBackend for name in ("exact", "brute", "kd_tree", "ball_tree")},
+    **FAISS_BACKENDS,
 }
+
+
+def choose_algorithm(n_samples: int, metric: Any = "euclidean", params: dict | None = None) -> str:
+    """The backend ``algorithm="auto"`` uses for a collection of ``n_samples``.
+
+    ``"faiss-hnsw"`` from :data:`AUTO_EXACT_BELOW` embeddings on, when faiss
+    is installed, the metric is euclidean and no backend parameters were
+    given (those are for the exact backends); ``"exact"`` otherwise.
+
+    Examples
+    --------
+    >>> choose_algorithm(2_000)
+    'exact'
+    """
+    if n_samples < AUTO_EXACT_BELOW or metric != "euclidean" or params:
+        return "exact"
+    return "faiss-hnsw" if faiss_available() else "exact"
 
 
 def check_n_neighbors(n_neighbors: Any, n_samples: int, *, exclude_self: bool = False) -> int:
@@ -156,21 +193,32 @@ class NeighborSearch(BaseEstimator):
 
     Parameters
     ----------
-    algorithm : {"exact", "brute", "kd_tree", "ball_tree"}, default="exact"
+    algorithm : str, default="exact"
         The search backend. ``"exact"``: scikit-learn's
         :class:`~sklearn.neighbors.NearestNeighbors`, which chooses its own
-        method; the other names force NearestNeighbors' method of that name.
+        method; ``"brute"``, ``"kd_tree"``, ``"ball_tree"`` force
+        NearestNeighbors' method of that name. ``"faiss-flat"`` (exact, in
+        float32), ``"faiss-hnsw"`` and ``"faiss-ivf"`` (approximate) need
+        faiss (``pip install "galaxysim[faiss]"``) and the euclidean metric.
+        ``"auto"``: see :func:`choose_algorithm`.
     metric : str or callable, default="euclidean"
         Distance between embeddings, as the backend understands it (any
-        metric of NearestNeighbors for ``"exact"``).
+        metric of NearestNeighbors for the exact backends, ``"euclidean"``
+        for faiss).
     **params
-        Passed to the backend (for the exact ones: NearestNeighbors keyword
-        arguments such as ``leaf_size`` or ``n_jobs``).
+        Passed to the backend: NearestNeighbors keyword arguments such as
+        ``leaf_size`` for the exact ones; ``M``, ``ef_construction``,
+        ``ef_search`` for ``"faiss-hnsw"``; ``nlist``, ``nprobe``, ``pq``,
+        ``train_size``, ``random_state`` for ``"faiss-ivf"``.
 
     Attributes
     ----------
     backend_ : object
         The fitted backend.
+    algorithm_ : str
+        The backend used (what ``"auto"`` chose).
+    recall_ : float
+        Set by :meth:`estimate_recall`.
     n_samples_fit_ : int
         Number of fitted embeddings.
     n_features_in_ : int
@@ -240,15 +288,66 @@ class NeighborSearch(BaseEstimator):
         >>> NeighborSearch().fit(np.zeros((4, 2))).n_samples_fit_
         4
         """
-        if not isinstance(self.algorithm, str) or self.algorithm not in _BACKENDS:
+        if not isinstance(self.algorithm, str) or self.algorithm not in {*_BACKENDS, "auto"}:
             raise ValueError(
-                f"algorithm must be one of {sorted(_BACKENDS)}, got {self.algorithm!r}."
+                f"algorithm must be 'auto' or one of {sorted(_BACKENDS)}, got {self.algorithm!r}."
             )
         array = _check_embeddings(embeddings, "embeddings")
-        backend = _BACKENDS[self.algorithm](self.algorithm, self.metric, **self.params)
+        algorithm = self.algorithm
+        if algorithm == "auto":
+            algorithm = choose_algorithm(len(array), self.metric, self.params)
+        backend = _BACKENDS[algorithm](algorithm, self.metric, **self.params)
         self.backend_ = backend.fit(array)
+        self.algorithm_ = algorithm
         self.n_samples_fit_, self.n_features_in_ = array.shape
         return self
+
+    def save(self, path: Any, *, overwrite: bool = False) -> Any:
+        """Write the fitted search into the folder ``path`` (created if needed).
+
+        The folder holds ``search.json`` and either faiss's own index file or
+        the embeddings as ``.npy``; nothing in it is a pickle. Returns the
+        folder as a :class:`~pathlib.Path`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = NeighborSearch().fit(np.eye(3)).save(folder, overwrite=True)
+        >>> NeighborSearch.load(folder).kneighbors(None, 1)[1].ravel().tolist()
+        [1, 0, 0]
+        """
+        check_is_fitted(self, "backend_")
+        return write_search(self, path, overwrite)
+
+    @classmethod
+    def load(cls, path: Any) -> "NeighborSearch":
+        """Read a search written by :meth:`save` (an exact one is indexed again)."""
+        return read_search(cls, path, _BACKENDS)
+
+    def estimate_recall(
+        self, embeddings: Any = None, *, n_queries: int = 100, n_neighbors: int = 10,
+        random_state: Any = 0,
+    ) -> float:
+        """Share of the true ``n_neighbors`` nearest that the backend finds (recall@k).
+
+        ``n_queries`` fitted points, drawn with ``random_state``, are searched
+        (each left out of its own list) and compared with an exact search.
+        The truth is computed from ``embeddings`` (the fitted array) when
+        given, else from the vectors the index stores (for ``pq``, these are
+        already compressed, so the loss of compression is not counted).
+        1.0 for the exact backends. Sets ``recall_``.
+
+        Examples
+        --------
+        >>> NeighborSearch().fit(np.eye(4)).estimate_recall(n_neighbors=2)
+        1.0
+        """
+        check_is_fitted(self, "backend_")
+        if embeddings is not None:
+            embeddings = _check_embeddings(embeddings, "embeddings", self.n_features_in_)
+        self.recall_ = recall_at_k(self, embeddings, n_queries, n_neighbors, random_state)
+        return self.recall_
 
     def kneighbors(
         self, queries: Any = None, n_neighbors: int = 1, *, exclude_self: bool = False

@@ -1,0 +1,92 @@
+"""galaxysim embed, index and rank --index: a collection embedded once, then queried from its index."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from galaxysim.app.cli import main
+
+pytest.importorskip("zarr")
+
+TINY = ["--n-samples", "60", "--image-size", "16", "--n-stages", "2", "--max-epochs", "1",
+        "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """A Galaxy10-layout h5 of 50 galaxies, 16 pixels a side (the demo model's size)."""
+    import h5py
+
+    from galaxysim.datasets import make_galaxies
+
+    images, labels = make_galaxies(50, image_size=16, random_state=1)
+    path = tmp_path_factory.mktemp("data") / "galaxies.h5"
+    with h5py.File(path, "w") as handle:
+        handle["images"] = (images * 255).round().astype(np.uint8)
+        handle["ans"] = labels + 5
+        for key in ("ra", "dec", "redshift", "pxscale"):
+            handle[key] = np.zeros(len(images))
+    return path, images
+
+
+def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
+    from galaxysim import load_model
+
+    data, images = collection
+    model = demo / "model.safetensors"
+    embeddings = tmp_path / "embeddings.zarr"
+    assert main(["embed", "--data", str(data), "--model", str(model), "--out", str(embeddings),
+                 "--crop", "16", "--chunk-size", "16", "--quiet"]) == 0
+    index = tmp_path / "index"
+    assert main(["index", "--embeddings", str(embeddings), "--out", str(index),
+                 "--search", "exact"]) == 0
+    query = tmp_path / "query.png"
+    from PIL import Image
+
+    Image.fromarray((images[7] * 255).round().astype(np.uint8)).save(query)
+    out = tmp_path / "ranked"
+    assert main(["rank", "--index", str(index), "--model", str(model), "--query", str(query),
+                 "--data", str(data), "--crop", "16", "--query-framing", "full",
+                 "--n-neighbors", "5", "--out", str(out)]) == 0
+    with open(out / "ranking.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 and rows[0]["index"] == "7"  # the query's own galaxy comes first
+    assert (out / "neighbours.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_neighbors"] == 5 and "provenance" in summary
+    # The same neighbours as the ranker that embeds the whole collection itself.
+    ranker = load_model(model)
+    from galaxysim.images import load_image
+
+    expected = ranker.set_params(n_neighbors=5).fit(images).kneighbors(
+        load_image(query)[None])[1][0]
+    assert [int(row["index"]) for row in rows] == list(expected)
+
+
+def test_rank_index_needs_a_model_and_refuses_pickles(demo, tmp_path):
+    query = tmp_path / "q.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(query)
+    assert main(["rank", "--index", str(tmp_path), "--query", str(query),
+                 "--out", str(tmp_path / "o")]) == 1
+    evil = tmp_path / "evil.joblib"
+    evil.write_bytes(b"\x80\x04junk")
+    assert main(["rank", "--index", str(tmp_path), "--model", str(evil), "--query", str(query),
+                 "--out", str(tmp_path / "o")]) == 1
+
+
+def test_rank_without_data_or_index_is_one_line(tmp_path, capsys):
+    assert main(["rank", "--query", "q.png", "--out", str(tmp_path / "o")]) == 1
+    assert "--data" in capsys.readouterr().err

@@ -1,0 +1,163 @@
+"""The faiss backends of NeighborSearch: same answers as exact (flat), sane recall, files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from galaxysim.ranking import search as search_module
+from galaxysim.ranking.search import NeighborSearch, choose_algorithm
+
+faiss = pytest.importorskip("faiss")
+
+APPROXIMATE = [("faiss-hnsw", {}), ("faiss-ivf", {}), ("faiss-ivf", {"pq": 8, "nprobe": 32})]
+
+
+def _clustered(n, d=16, seed=0):
+    """A mixture of 20 clusters on an 8-d subspace, with a little noise: no exact ties."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((d, 8)))[0].T
+    centres = 3 * rng.standard_normal((20, 8))
+    coords = centres[rng.integers(0, 20, n)] + rng.standard_normal((n, 8))
+    return coords @ basis + 0.05 * rng.standard_normal((n, d))
+
+
+@pytest.fixture(scope="module")
+def data():
+    Z = _clustered(3_000)
+    return Z[:2_900], Z[2_900:]
+
+
+def test_flat_returns_the_exact_neighbours(data):
+    Z, Q = data
+    exact = NeighborSearch("exact").fit(Z)
+    flat = NeighborSearch("faiss-flat").fit(Z)
+    d_exact, i_exact = exact.kneighbors(Q, 10)
+    d_flat, i_flat = flat.kneighbors(Q, 10)
+    np.testing.assert_array_equal(i_flat, i_exact)
+    np.testing.assert_allclose(d_flat, d_exact, rtol=1e-4, atol=1e-4)  # float32 precision
+    assert d_flat.dtype == np.float64 and i_flat.dtype == np.intp
+    np.testing.assert_array_equal(flat.kneighbors(None, 5)[1], exact.kneighbors(None, 5)[1])
+    assert flat.estimate_recall(n_queries=50) == 1.0
+
+
+@pytest.mark.parametrize("algorithm, params", APPROXIMATE)
+def test_approximate_backends_report_a_sane_recall(data, algorithm, params):
+    Z, Q = data
+    search = NeighborSearch(algorithm, **params).fit(Z)
+    recall = search.estimate_recall(n_queries=200, n_neighbors=10, random_state=1)
+    assert search.recall_ == recall
+    assert recall >= (0.5 if "pq" in params else 0.9)
+    # Against the original embeddings (the compression of pq is then counted).
+    assert 0.3 <= search.estimate_recall(Z, n_queries=50) <= 1.0
+    _, idx = search.kneighbors(Q, 10)
+    _, truth = NeighborSearch().fit(Z).kneighbors(Q, 10)
+    found = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, truth)])
+    assert found >= (0.5 if "pq" in params else 0.9)
+
+
+@pytest.mark.parametrize("algorithm", ["faiss-flat", "faiss-hnsw", "faiss-ivf"])
+def test_fitted_set_query_leaves_each_point_out(data, algorithm):
+    Z, _ = data
+    dist, idx = NeighborSearch(algorithm).fit(Z).kneighbors(None, 3)
+    assert idx.shape == (len(Z), 3)
+    assert not np.any(idx == np.arange(len(Z))[:, None])
+    assert np.all(np.diff(dist, axis=1) >= 0) and np.all(dist > 0)
+
+
+@pytest.mark.parametrize("algorithm", ["faiss-flat", "faiss-hnsw", "faiss-ivf"])
+def test_view_merge_works_for_faiss(data, algorithm):
+    Z, Q = data
+    mirrored = Q[:, ::-1].copy()
+    search = NeighborSearch(algorithm).fit(Z)
+    dist, idx = search.kneighbors_views([Q, mirrored], 5)
+    _, single = NeighborSearch().fit(Z).kneighbors_views([Q, mirrored], 5)
+    assert np.mean(idx == single) >= 0.9
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    assert all(len(set(row)) == 5 for row in idx)
+
+
+def test_ivf_small_collections_and_missing_candidates():
+    Z = _clustered(200)
+    search = NeighborSearch("faiss-ivf", nlist=20, nprobe=1).fit(Z)
+    dist, idx = search.kneighbors(Z[:5], 150)  # one list cannot hold 150: the search widens
+    assert np.all(idx >= 0) and np.all(np.isfinite(dist))
+    np.testing.assert_array_equal(idx, NeighborSearch().fit(Z).kneighbors(Z[:5], 150)[1])
+
+
+@pytest.mark.parametrize("algorithm, params", [("faiss-flat", {}), *APPROXIMATE, ("exact", {})])
+def test_save_load_round_trip(tmp_path, data, algorithm, params):
+    Z, Q = data
+    search = NeighborSearch(algorithm, **params).fit(Z)
+    folder = search.save(tmp_path / "index")
+    loaded = NeighborSearch.load(folder)
+    assert loaded.get_params() == search.get_params() and loaded.algorithm_ == search.algorithm_
+    assert (loaded.n_samples_fit_, loaded.n_features_in_) == (len(Z), Z.shape[1])
+    for a, b in zip(loaded.kneighbors(Q, 7), search.kneighbors(Q, 7)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        search.save(folder)
+    search.save(folder, overwrite=True)
+
+
+def test_load_refuses_missing_corrupt_and_inconsistent_files(tmp_path, data):
+    Z, _ = data
+    folder = NeighborSearch("faiss-flat").fit(Z).save(tmp_path / "a")
+    header = json.loads((folder / "search.json").read_text())
+    header["n_samples"] = 5
+    (folder / "search.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="holds 2900 vectors of 16 values; search.json says 5"):
+        NeighborSearch.load(folder)
+    (folder / "index.faiss").write_bytes(b"not an index")
+    with pytest.raises(ValueError, match="faiss index cannot be read"):
+        NeighborSearch.load(folder)
+    (folder / "index.faiss").unlink()
+    with pytest.raises(FileNotFoundError, match="saved faiss index"):
+        NeighborSearch.load(folder)
+    (folder / "search.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        NeighborSearch.load(folder)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        NeighborSearch.load(tmp_path / "nothing")
+    exact = NeighborSearch().fit(Z).save(tmp_path / "b")
+    np.save(exact / "embeddings.npy", Z[:10])
+    with pytest.raises(ValueError, match=r"shape \(10, 16\)"):
+        NeighborSearch.load(exact)
+    np.save(exact / "embeddings.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="cannot be read"):
+        NeighborSearch.load(exact)
+
+
+def test_faiss_errors(data):
+    Z, _ = data
+    with pytest.raises(ValueError, match="metric='euclidean' only"):
+        NeighborSearch("faiss-hnsw", metric="manhattan").fit(Z)
+    with pytest.raises(TypeError, match="unknown.*leaf_size"):
+        NeighborSearch("faiss-flat", leaf_size=3).fit(Z)
+    with pytest.raises(ValueError, match="M must be a positive int"):
+        NeighborSearch("faiss-hnsw", M=0).fit(Z)
+    with pytest.raises(ValueError, match="pq=5 must divide"):
+        NeighborSearch("faiss-ivf", pq=5).fit(Z)
+
+
+def test_auto_picks_hnsw_for_large_collections(monkeypatch):
+    assert choose_algorithm(99_999) == "exact"
+    assert choose_algorithm(100_000) == "faiss-hnsw"
+    assert choose_algorithm(100_000, "manhattan") == "exact"
+    assert choose_algorithm(100_000, params={"leaf_size": 5}) == "exact"
+    monkeypatch.setattr(search_module, "AUTO_EXACT_BELOW", 100)
+    assert NeighborSearch("auto").fit(_clustered(150)).algorithm_ == "faiss-hnsw"
+    assert NeighborSearch("auto").fit(_clustered(99)).algorithm_ == "exact"
+
+
+def test_ranker_uses_the_faiss_backends(data):
+    from sklearn.decomposition import PCA
+
+    from galaxysim.ranking import SimilarityRanker
+
+    Z, Q = data
+    exact = SimilarityRanker(PCA(8), False, invariance=None).fit(Z)
+    flat = SimilarityRanker(PCA(8), False, invariance=None, search="faiss-flat").fit(Z)
+    assert exact.search_.algorithm_ == "exact" and flat.search_.algorithm_ == "faiss-flat"
+    np.testing.assert_array_equal(flat.kneighbors(Q)[1], exact.kneighbors(Q)[1])
+    np.testing.assert_allclose(flat.nn_distance_, exact.nn_distance_, rtol=1e-4, atol=1e-4)
