@@ -126,11 +126,21 @@ def _class_summary(figures: dict[str, Any], target_names: Sequence[str],
     return rows
 
 
+# Each figure's caption in the report, and what it shows (its alt text).
 _CAPTIONS = {
-    "neighbours": "Query and its most similar galaxies",
-    "latent": "Embedding map",
-    "training": "Training curves",
-    "generated": "Generated galaxies",
+    "neighbours": ("Query and its most similar galaxies",
+                   "The query galaxy followed by a grid of the collection's most similar "
+                   "galaxies, most similar first, each labelled with its rank, similarity and "
+                   "class."),
+    "latent": ("Embedding map",
+               "Scatter plot of the collection's embeddings on their first two principal "
+               "components, coloured by class, with the query marked by a star."),
+    "training": ("Training curves",
+                 "Loss curves of the models' training and validation per epoch, the best "
+                 "epoch marked by a dotted line."),
+    "generated": ("Generated galaxies",
+                  "A grid of galaxies sampled from the flow density on the embedding and "
+                  "decoded by the autoencoder."),
 }
 
 
@@ -237,7 +247,7 @@ def write_ranking_outputs(
     files["summary"].write_text(json.dumps(record, indent=2, default=str))
     files["report"] = write_html_report(
         out / "report.html", title=title, summary=summary,
-        figures={_CAPTIONS[kind]: path for kind, path in figures.items()},
+        figures={_CAPTIONS[kind][0]: (path, _CAPTIONS[kind][1]) for kind, path in figures.items()},
         ranking=ranking, notes=notes,
     )
     files["model"] = save_model(ranker, out / "model.safetensors", overwrite=True)

@@ -25,22 +25,8 @@ td img { image-rendering: pixelated; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
 """
 
-# What each of the command line's figures shows, for its alt text (keyed by
-# the file's stem); any other figure is described by its caption.
-_FIGURE_DESCRIPTIONS = {
-    "neighbours": "The query galaxy followed by a grid of the collection's most similar "
-    "galaxies, most similar first, each labelled with its rank, similarity and class.",
-    "latent": "Scatter plot of the collection's embeddings on their first two principal "
-    "components, coloured by class, with the query marked by a star.",
-    "training": "Loss curves of the models' training and validation per epoch, the best "
-    "epoch marked by a dotted line.",
-    "generated": "A grid of galaxies sampled from the flow density on the embedding and "
-    "decoded by the autoencoder.",
-}
-
-def _embed_png(path: Path, caption: str) -> str:
+def _embed_png(path: Path, alt: str) -> str:
     uri = png_data_uri(Path(path).read_bytes())
-    alt = _FIGURE_DESCRIPTIONS.get(Path(path).stem, f"Figure: {caption}.")
     return f'<img class="figure" src="{uri}" alt="{html.escape(alt)}">'
 
 
@@ -49,7 +35,7 @@ def write_html_report(
     *,
     title: str,
     summary: Mapping[str, object],
-    figures: Mapping[str, PathLike],
+    figures: Mapping[str, PathLike | tuple[PathLike, str]],
     ranking: Ranking | None = None,
     n_rows: int = 50,
     notes: str | None = None,
@@ -69,7 +55,9 @@ def write_html_report(
     summary : mapping
         ``{label: value}`` rows of the summary table.
     figures : mapping
-        ``{caption: PNG path}``, drawn in order.
+        ``{caption: PNG path}`` or ``{caption: (PNG path, description)}``,
+        drawn in order. The description (what the figure shows) becomes the
+        image's alt text; without one the caption does.
     ranking : Ranking, optional
         Its first ``n_rows`` rows become a table (with thumbnails when the
         ranking holds them).
@@ -104,11 +92,12 @@ def write_html_report(
     for key, value in summary.items():
         parts.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>")
     parts.append("</table>")
-    for caption, figure in figures.items():
+    for caption, entry in figures.items():
+        figure, alt = entry if isinstance(entry, tuple) else (entry, f"Figure: {caption}.")
         figure = Path(figure)
         if not figure.is_file():
             raise FileNotFoundError(f"figures[{caption!r}] = {str(figure)!r} does not exist.")
-        parts.append(f"<h2>{html.escape(caption)}</h2>{_embed_png(figure, caption)}")
+        parts.append(f"<h2>{html.escape(caption)}</h2>{_embed_png(figure, alt)}")
     if ranking is not None:
         shown = ranking.head(n_rows)
         parts.append(f"<h2>Top {len(shown)} of the ranking</h2>")
