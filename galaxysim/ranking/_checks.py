@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Sequence
 
 import numpy as np
 
 from .._validation import check_image_shape, check_labels, check_positive_int
 
-__all__ = ["check_ranker_labels", "check_ranker_params"]
+__all__ = ["check_ranker_labels", "check_ranker_params", "fingerprint", "is_single_query"]
 
 _METHODS = ("embedding", "likelihood")
 _INVARIANCES = (None, "dihedral")
@@ -56,3 +57,28 @@ def check_ranker_labels(y: Any, n_samples: int, target_names: Sequence[str] | No
     except (TypeError, ValueError) as error:
         raise type(error)(f"{error} There are {n_names} target_names.") from None
 
+
+def is_single_query(query: Any, image_shape: tuple[int, ...] | None) -> bool:
+    """One query rather than a batch: (H, W, C), or (H, W) for one-channel images.
+
+    Examples
+    --------
+    >>> is_single_query(np.zeros((8, 8)), (8, 8, 1)), is_single_query(np.zeros((2, 8, 8, 1)), (8, 8, 1))
+    (True, False)
+    """
+    shape = np.shape(query)
+    if image_shape is None:
+        return len(shape) == 1
+    one_channel = image_shape[-1] == 1 and shape == tuple(image_shape[:2])
+    return len(shape) == 3 or one_channel
+
+
+def fingerprint(data: np.ndarray) -> str:
+    """A hash of an array's bytes: tells the fitted collection apart from other input.
+
+    Examples
+    --------
+    >>> fingerprint(np.zeros(3)) == fingerprint(np.zeros(3))
+    True
+    """
+    return hashlib.sha1(np.ascontiguousarray(data).view(np.uint8)).hexdigest()

@@ -10,7 +10,6 @@ holds no model or search code of its own. Its answer, a
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._validation import check_images, check_labels, is_fitted, is_image_input
 from ..metrics import percentile_rank
 from ..symmetry import dihedral_views
-from ._checks import check_ranker_labels, check_ranker_params
+from ._checks import check_ranker_labels, check_ranker_params, fingerprint, is_single_query
 from .result import Ranking, make_ranking
 from .search import NeighborSearch, check_n_neighbors, closest_values
 
@@ -186,10 +185,6 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     def _check_y(self, y: Any, n_samples: int) -> np.ndarray | None:
         return check_ranker_labels(y, n_samples, self.target_names)
 
-    @staticmethod
-    def _fingerprint(data: np.ndarray) -> str:
-        return hashlib.sha1(np.ascontiguousarray(data).view(np.uint8)).hexdigest()
-
     # -------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> "SimilarityRanker":
         """Embed the collection, fit the density and index the embeddings.
@@ -204,6 +199,13 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : SimilarityRanker
+
+        Examples
+        --------
+        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
+        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> SimilarityRanker(pixels, False, invariance=None).fit(X).n_samples_fit_
+        20
         """
         self._check_params()
         data = self._validate_input(X, fitting=True)
@@ -233,7 +235,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         self.n_samples_fit_ = len(data)
         self.n_features_in_ = int(np.prod(data.shape[1:]))
         self.image_shape_ = tuple(int(s) for s in data.shape[1:]) if is_images else None
-        self._fit_fingerprint = self._fingerprint(data)
+        self._fit_fingerprint = fingerprint(data)
         return self
 
     # The index is rebuilt from ``embedding_`` rather than stored in model files.
@@ -313,6 +315,13 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Returns
         -------
         embedding : ndarray of shape (n, n_components), float64
+
+        Examples
+        --------
+        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
+        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> SimilarityRanker(pixels, False, invariance=None).fit(X).transform(X[:2]).shape
+        (2, 48)
         """
         check_is_fitted(self)
         return self._embed(self._validate_input(X))
@@ -327,6 +336,14 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Returns
         -------
         log_density : ndarray of shape (n,), float64
+
+        Examples
+        --------
+        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
+        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> from sklearn.neighbors import KernelDensity
+        >>> SimilarityRanker(pixels, KernelDensity(), invariance=None).fit(X).score_samples(X[:2]).shape
+        (2,)
         """
         check_is_fitted(self)
         if self.density_ is None:
@@ -418,7 +435,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         (4, 100.0)
         """
         check_is_fitted(self)
-        single = self._is_single_query(query)
+        single = is_single_query(query, self.image_shape_)
         batch = np.asarray(query)[np.newaxis] if single else query
         data = self._validate_input(batch, name="query")
         k = self._check_k(n_neighbors)
@@ -449,14 +466,6 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             for row in range(len(data))
         ]
         return rankings[0] if single else rankings
-
-    def _is_single_query(self, query: Any) -> bool:
-        """One image (H, W, C), or (H, W) for a collection of one-channel images."""
-        shape = np.shape(query)
-        if self.image_shape_ is None:
-            return len(shape) == 1
-        one_channel = self.image_shape_[-1] == 1 and shape == self.image_shape_[:2]
-        return len(shape) == 3 or one_channel
 
     def _query_statistics(self, Z: np.ndarray) -> tuple[list, list, list]:
         """Per query: log-density, typicality and isolation (None without a density)."""
@@ -489,18 +498,21 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Returns
         -------
         score : float
+
+        Examples
+        --------
+        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
+        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> y = np.arange(20) % 2
+        >>> 0 <= SimilarityRanker(pixels, False, invariance=None).fit(X, y).score(X, y) <= 1
+        True
         """
         check_is_fitted(self)
         if self.labels_ is None:
             raise ValueError("score needs the collection's labels: fit the ranker with y.")
         data = self._validate_input(X)
         y = check_labels(y, n_samples=len(data))
-        exclude_self = len(data) == self.n_samples_fit_ and self._fingerprint(data) == self._fit_fingerprint
+        exclude_self = len(data) == self.n_samples_fit_ and fingerprint(data) == self._fit_fingerprint
         k = self._check_k(None, exclude_self=exclude_self)
         _, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return float(np.mean(self.labels_[idx] == y[:, None]))
-
-    def __sklearn_tags__(self):  # noqa: D105
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags

@@ -322,7 +322,26 @@ class NeighborSearch(BaseEstimator):
 
     @classmethod
     def load(cls, path: Any) -> "NeighborSearch":
-        """Read a search written by :meth:`save` (an exact one is indexed again)."""
+        """Read a search written by :meth:`save` (an exact one is indexed again).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder :meth:`save` wrote.
+
+        Returns
+        -------
+        search : NeighborSearch
+            Fitted, with the saved algorithm and parameters. Missing, corrupt
+            or inconsistent files raise FileNotFoundError or ValueError.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = NeighborSearch().fit(np.eye(3)).save(tempfile.mkdtemp(), overwrite=True)
+        >>> NeighborSearch.load(folder).n_samples_fit_
+        3
+        """
         return read_search(cls, path, _BACKENDS)
 
     def estimate_recall(
