@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peak_memory import reset_peak, status_bytes  # noqa: E402
+from _shared import reset_peak, status_bytes  # noqa: E402
 
 REAL_CLASS_COUNTS = (1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873)
 SEED_CLASSES = (5, 6, 7, 8, 9)

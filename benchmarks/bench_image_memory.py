@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peak_memory import reset_peak, status_bytes  # noqa: E402
+from _shared import print_report, reset_peak, status_bytes  # noqa: E402
 
 SIDE, QUICK_SIDE, CROP = 8000, 2000, 32
 N_PNG = 3
@@ -141,11 +139,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     side = QUICK_SIDE if args.quick else SIDE
     with tempfile.TemporaryDirectory(prefix="galaxysim_bench_") as folder:
         report, results = run(side, Path(folder))
-    command = "python benchmarks/bench_image_memory.py" + (" --quick" if args.quick else "")
-    print(f"# Image reading memory ({date.today().isoformat()}, {platform.machine()}, "
-          f"Python {platform.python_version()})\n")
-    print(report)
-    print(f"\nCommand: `{command}`")
+    print_report("Image reading memory", report, "bench_image_memory.py", args.quick)
     return results
 
 

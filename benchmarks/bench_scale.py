@@ -28,19 +28,17 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peak_memory import reset_peak, status_bytes  # noqa: E402
+from _shared import print_report, reset_peak, status_bytes  # noqa: E402
 
 CROP, CHUNK = 64, 256
 FULL = {"timed": 4096, "side": 256, "sizes": (4096, 17736)}
@@ -184,11 +182,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     config = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="galaxysim_bench_") as folder:
         report, results = run(config, Path(folder))
-    command = "python benchmarks/bench_scale.py" + (" --quick" if args.quick else "")
-    print(f"# Scale ({date.today().isoformat()}, {platform.machine()}, "
-          f"Python {platform.python_version()})\n")
-    print(report)
-    print(f"\nCommand: `{command}`")
+    print_report("Scale", report, "bench_scale.py", args.quick)
     return results
 
 
