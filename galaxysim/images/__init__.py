@@ -6,17 +6,23 @@ Pillow and Galaxy10 store them, float32 in [0, 1].
 * :mod:`~galaxysim.images.io`: :func:`load_image`, :func:`load_images`.
 * :mod:`~galaxysim.images.preprocessing`: :func:`center_crop`,
   :func:`resize`, :func:`preprocess_images`, :class:`ImagePreprocessor`.
+* :mod:`~galaxysim.images.statistics`: :func:`image_statistics`,
+  :func:`sky_noise` (pixel statistics that tell survey images from drawings).
 """
 
 from .io import IMAGE_EXTENSIONS, load_image, load_images
 from .preprocessing import ImagePreprocessor, center_crop, preprocess_images, resize
+from .statistics import IMAGE_STATISTICS, image_statistics, sky_noise
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "IMAGE_STATISTICS",
     "ImagePreprocessor",
     "center_crop",
+    "image_statistics",
     "load_image",
     "load_images",
     "preprocess_images",
     "resize",
+    "sky_noise",
 ]

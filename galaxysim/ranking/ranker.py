@@ -17,9 +17,9 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import check_images, check_labels, is_fitted, is_image_input
-from ..metrics import percentile_rank
 from ..symmetry import dihedral_views
 from ._checks import check_ranker_labels, check_ranker_params, fingerprint, is_single_query
+from ._query_checks import collection_statistics, fit_pixel_reference, query_statistics
 from .result import Ranking, make_ranking
 from .search import NeighborSearch, check_n_neighbors, closest_values
 
@@ -103,6 +103,9 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     nn_distance_ : ndarray of shape (n_samples,)
         Distance from each fitted galaxy to its nearest other galaxy: the
         reference for how isolated a query is.
+    image_statistics_ : ndarray of shape (n_samples, 8) or None
+        :func:`~galaxysim.images.image_statistics` of each fitted image (None
+        for vectors): the reference for how unusual a query's pixels are.
     n_samples_fit_ : int
         Number of galaxies in the collection.
     n_features_in_ : int
@@ -227,6 +230,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
         self.embedder_ = embedder if is_fitted(embedder) else clone(embedder).fit(data)
         self.embedding_ = self._embed(data)
+        self.image_statistics_ = collection_statistics(data)
         self._fit_density()
         self._rebuild_after_loading()
         self.nn_distance_ = self.search_.kneighbors(None, 1)[0][:, 0]
@@ -239,7 +243,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return self
 
     # The index is rebuilt from ``embedding_`` rather than stored in model files.
-    _rebuilt_after_loading = ("search_",)
+    _rebuilt_after_loading = ("search_", "pixel_reference_")
 
     def _rebuild_after_loading(self) -> None:
         """Index ``embedding_`` for neighbour search (after fitting, or loading a model file)."""
@@ -249,6 +253,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         algorithm = params.pop("algorithm", self.search)
         self.search_ = NeighborSearch(algorithm, metric=self.metric, **params)
         self.search_.fit(self.embedding_)
+        self.pixel_reference_ = fit_pixel_reference(getattr(self, "image_statistics_", None))
 
     def _fit_density(self) -> None:
         if self.density is False:
@@ -447,15 +452,18 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 )
         view_embeddings = self._embed_views(data)
         dist, idx = self._search(view_embeddings, k)
-        query_ll, typicality, isolation = self._query_statistics(view_embeddings[0])
+        checks = query_statistics(self, view_embeddings[0], data)
         rankings = [
             make_ranking(
                 idx[row], dist[row],
                 n_collection=self.n_samples_fit_,
                 method=self.method,
-                query_isolation=isolation[row],
-                query_log_density=query_ll[row],
-                query_typicality=typicality[row],
+                query_isolation=checks["isolation"][row],
+                query_log_density=checks["log_density"][row],
+                query_typicality=checks["typicality"][row],
+                query_pixel_outlyingness=checks["pixel_outlyingness"][row],
+                query_checks=checks["pixel_percentiles"][row],
+                unusual=checks["unusual"][row],
                 log_density=self.log_density_,
                 labels=self.labels_,
                 target_names=self.target_names,
@@ -466,18 +474,6 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             for row in range(len(data))
         ]
         return rankings[0] if single else rankings
-
-    def _query_statistics(self, Z: np.ndarray) -> tuple[list, list, list]:
-        """Per query: log-density, typicality and isolation (None without a density)."""
-        # Isolation: how far the query is from its nearest galaxy, as a
-        # percentile of the collection's own nearest-neighbour distances.
-        nn_dist = self.search_.kneighbors(Z, 1)[0][:, 0]
-        isolation = [float(p) for p in percentile_rank(nn_dist, self.nn_distance_)]
-        if self.density_ is None:
-            return [None] * len(Z), [None] * len(Z), isolation
-        query_ll = self._log_density(Z)
-        typicality = percentile_rank(query_ll, self.log_density_)
-        return [float(v) for v in query_ll], [float(p) for p in typicality], isolation
 
     def score(self, X: Any, y: Any) -> float:
         """Mean share of each query's neighbours that share its label.

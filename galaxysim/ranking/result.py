@@ -17,6 +17,7 @@ import numpy as np
 
 from .._atomic import atomic_open
 from .._validation import PathLike, check_image, check_positive_int
+from ..images import IMAGE_STATISTICS
 from ..plotting import plot_image_grid, png_data_uri
 
 __all__ = ["OUT_OF_DISTRIBUTION_PERCENTILE", "Ranking", "make_ranking", "out_of_distribution_warning"]
@@ -66,9 +67,20 @@ class Ranking:
         collection's own nearest-neighbour distances: near 100 means the
         query is farther from everything than any galaxy is from its closest
         neighbour.
+    query_pixel_outlyingness : float or None
+        Percentile of how unusual the query's pixel statistics
+        (:func:`~galaxysim.images.image_statistics`: noise, colour of the
+        fine detail, background, colour) are among the galaxies' own: near
+        100 means its pixels are unlike those of every galaxy, as for a
+        drawing. It does not depend on the embedder. None for feature
+        vectors, images under 8 pixels, collections under 20 galaxies and
+        rankers saved before it existed.
+    query_checks : dict or None
+        The query's percentile among the collection on each pixel statistic
+        (keys: :data:`~galaxysim.images.IMAGE_STATISTICS`).
     warning : str or None
-        Set when the query looks out of distribution (typicality below 1 or
-        isolation above 99).
+        Set when the query looks out of distribution (typicality below 1,
+        isolation above 99 or pixel outlyingness above 99), saying why.
     query_image, neighbor_images : ndarray or None
         Thumbnails, kept when ``rank`` was given the collection's images.
 
@@ -97,6 +109,8 @@ class Ranking:
     warning: str | None = None
     query_image: np.ndarray | None = field(default=None, repr=False)
     neighbor_images: np.ndarray | None = field(default=None, repr=False)
+    query_pixel_outlyingness: float | None = None
+    query_checks: dict[str, float] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -316,6 +330,8 @@ class Ranking:
         if self.query_typicality is not None:
             header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
         header.append(f"; isolation: {self.query_isolation:.1f} percentile")
+        if self.query_pixel_outlyingness is not None:
+            header.append(f"; pixel outlyingness: {self.query_pixel_outlyingness:.1f} percentile")
         if self.warning:
             header.append(f'<br><span style="color:darkred">{html.escape(self.warning)}</span>')
         return (
@@ -328,8 +344,11 @@ def out_of_distribution_warning(
     typicality: float | None,
     isolation: float,
     percentile: float = OUT_OF_DISTRIBUTION_PERCENTILE,
+    *,
+    pixel_outlyingness: float | None = None,
+    unusual: Sequence[str] = (),
 ) -> str | None:
-    """The warning for a query unlike the collection, or None for a usual one.
+    """The warning for a query unlike the collection, saying why, or None for a usual one.
 
     Parameters
     ----------
@@ -340,8 +359,14 @@ def out_of_distribution_warning(
         Percentile of the query's nearest-galaxy distance among the
         collection's own nearest-neighbour distances.
     percentile : float, default=OUT_OF_DISTRIBUTION_PERCENTILE
-        A typicality below it, or an isolation above ``100 - percentile``,
-        flags the query.
+        A typicality below it, or an isolation or pixel outlyingness above
+        ``100 - percentile``, flags the query.
+    pixel_outlyingness : float, optional
+        Percentile of the query's pixel statistics' distance from the
+        collection's among the galaxies' own (None: not measured).
+    unusual : sequence of str, default=()
+        Names from :data:`~galaxysim.images.IMAGE_STATISTICS` on which the
+        query is most unusual, named in the warning.
 
     Returns
     -------
@@ -353,6 +378,11 @@ def out_of_distribution_warning(
     True
     >>> out_of_distribution_warning(0.0, 100.0).startswith("The query is unlike the collection")
     True
+    >>> print(out_of_distribution_warning(40.0, 50.0, pixel_outlyingness=100.0,
+    ...                                   unusual=["log_noise"]))  # doctest: +NORMALIZE_WHITESPACE
+    The query's pixels are unlike those of every galaxy in the collection (most of all in
+    the level of the pixel noise): it may be a drawing or a processed image, and the
+    similarities may be meaningless.
     """
     reasons = []
     if typicality is not None and typicality < percentile:
@@ -364,9 +394,17 @@ def out_of_distribution_warning(
             f"it is farther from its nearest galaxy than {isolation:.1f}% of the collection "
             "are from theirs"
         )
-    if not reasons:
-        return None
-    return "The query is unlike the collection: " + "; ".join(reasons) + "."
+    sentences = []
+    if reasons:
+        sentences.append("The query is unlike the collection: " + "; ".join(reasons) + ".")
+    if pixel_outlyingness is not None and pixel_outlyingness > 100.0 - percentile:
+        which = " and ".join(IMAGE_STATISTICS.get(name, name) for name in unusual)
+        sentences.append(
+            "The query's pixels are unlike those of every galaxy in the collection"
+            + (f" (most of all in {which})" if which else "")
+            + ": it may be a drawing or a processed image, and the similarities may be meaningless."
+        )
+    return " ".join(sentences) or None
 
 
 def make_ranking(
@@ -378,6 +416,9 @@ def make_ranking(
     query_isolation: float,
     query_log_density: float | None = None,
     query_typicality: float | None = None,
+    query_pixel_outlyingness: float | None = None,
+    query_checks: dict[str, float] | None = None,
+    unusual: Sequence[str] = (),
     log_density: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     target_names: Sequence[str] | None = None,
@@ -400,7 +441,11 @@ def make_ranking(
     method : str
         The ranking method.
     query_isolation : float
-    query_log_density, query_typicality : float, optional
+    query_log_density, query_typicality, query_pixel_outlyingness : float, optional
+    query_checks : dict, optional
+        The query's percentile on each pixel statistic.
+    unusual : sequence of str, default=()
+        The pixel statistics named in the warning.
     log_density, labels : ndarray of shape (n_collection,), optional
     target_names : sequence of str, optional
         Class names of the integer ``labels``.
@@ -441,7 +486,12 @@ def make_ranking(
         query_log_density=query_log_density,
         query_typicality=query_typicality,
         query_isolation=query_isolation,
-        warning=out_of_distribution_warning(query_typicality, query_isolation),
+        query_pixel_outlyingness=query_pixel_outlyingness,
+        query_checks=query_checks,
+        warning=out_of_distribution_warning(
+            query_typicality, query_isolation,
+            pixel_outlyingness=query_pixel_outlyingness, unusual=unusual,
+        ),
         query_image=None if images is None else query_image,
         neighbor_images=None if images is None else np.asarray(images)[indices],
     )
