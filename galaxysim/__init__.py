@@ -1,14 +1,16 @@
 """galaxysim: find the galaxies that look most like a given galaxy.
 
-scikit-learn-style estimators built on PyTorch: a normalizing-flow density
-(:class:`FlowDensityEstimator`), a residual convolutional autoencoder
-(:class:`AutoencoderEmbedder`), and a ranker that combines them with
+scikit-learn-style estimators built on PyTorch: a self-supervised contrastive
+embedder (:class:`ContrastiveEmbedder`, trained on galaxy augmentations,
+:class:`GalaxyAugmentation`), the original study's residual convolutional
+autoencoder (:class:`AutoencoderEmbedder`), a normalizing-flow density
+(:class:`FlowDensityEstimator`), and a ranker that combines them with
 nearest-neighbour search (:class:`SimilarityRanker`), whose answer is a
 :class:`Ranking`.
 """
 
 from ._version import __version__
-from .embedders import AutoencoderEmbedder
+from .embedders import AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation
 from .flows import FlowDensityEstimator
 from .images import ImagePreprocessor
 from .persistence import load_model, save_model
@@ -16,6 +18,8 @@ from .ranking import Ranking, SimilarityRanker
 
 __all__ = [
     "AutoencoderEmbedder",
+    "ContrastiveEmbedder",
+    "GalaxyAugmentation",
     "FlowDensityEstimator",
     "ImagePreprocessor",
     "SimilarityRanker",

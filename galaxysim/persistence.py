@@ -54,12 +54,13 @@ def _known_classes() -> dict[str, type]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .embedders import AutoencoderEmbedder
+    from .embedders import AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation
     from .flows import FlowDensityEstimator
     from .images import ImagePreprocessor
     from .ranking import SimilarityRanker
 
-    classes = (AutoencoderEmbedder, FlowDensityEstimator, SimilarityRanker,
+    classes = (AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation,
+               FlowDensityEstimator, SimilarityRanker,
                ImagePreprocessor, Pipeline, PCA, StandardScaler)
     return {cls.__name__: cls for cls in classes}
 

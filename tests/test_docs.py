@@ -33,6 +33,7 @@ DOCUMENTED_MODULES = (
     "galaxysim.ranking",
     "galaxysim.flows",
     "galaxysim.embedders",
+    "galaxysim.embedders.augment",
     "galaxysim.persistence",
     "galaxysim.symmetry",
 )

@@ -1,5 +1,10 @@
 """Embedders: scikit-learn transformers that map galaxy images to vectors.
 
+* :mod:`~galaxysim.embedders.contrastive`: :class:`ContrastiveEmbedder`,
+  self-supervised (SimCLR or VICReg) on augmented views of the galaxies.
+* :mod:`~galaxysim.embedders.contrastive_network`: its network and losses.
+* :mod:`~galaxysim.embedders.augment`: batched galaxy augmentations in torch
+  and :class:`GalaxyAugmentation`, which composes them.
 * :mod:`~galaxysim.embedders.autoencoder`: :class:`AutoencoderEmbedder`, the
   original study's residual convolutional autoencoder.
 * :mod:`~galaxysim.embedders.conv_autoencoder`: its network, a plain torch module.
@@ -7,7 +12,16 @@
 A new embedder goes here, one module per estimator.
 """
 
+from .augment import GalaxyAugmentation
 from .autoencoder import AutoencoderEmbedder
+from .contrastive import ContrastiveEmbedder
+from .contrastive_network import ContrastiveEncoder
 from .conv_autoencoder import ConvAutoencoder
 
-__all__ = ["AutoencoderEmbedder", "ConvAutoencoder"]
+__all__ = [
+    "AutoencoderEmbedder",
+    "ContrastiveEmbedder",
+    "ContrastiveEncoder",
+    "ConvAutoencoder",
+    "GalaxyAugmentation",
+]

@@ -9,35 +9,27 @@ input.
 from __future__ import annotations
 
 from numbers import Real
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from scipy import sparse
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
-from .._validation import (
-    check_image_shape,
-    check_images,
-    check_positive_int,
-    input_ndim,
-    is_image_input,
-)
+from .._validation import check_positive_int
 from ..symmetry import random_dihedral
+from ._image_input import ImageInputMixin, as_nchw
+from .augment import GalaxyAugmentation
 from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruction_loss
 
 __all__ = ["AutoencoderEmbedder"]
 
-# Images per forward pass at inference: larger than a training batch because no
-# activations are kept for a backward pass.
-_INFERENCE_BATCH = 256
-
-
 @documents_training_parameters
 class AutoencoderEmbedder(
-    TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    ImageInputMixin, TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+    BaseEstimator,
 ):
     """Embed images with a residual convolutional autoencoder.
 
@@ -73,6 +65,12 @@ class AutoencoderEmbedder(
         Train on randomly flipped and 90-degree-rotated images (galaxies have
         no preferred orientation); non-square images are only flipped or
         turned by 180 degrees.
+    augmentation : GalaxyAugmentation, optional
+        Train as a denoising autoencoder: the network sees galaxies changed
+        by this augmentation (after the flips and turns of ``augment``) and
+        must reconstruct them without its photometric part (blur, noise,
+        brightness, colour), under the same geometric part (rotation, scale,
+        shift). None trains on the images as they are.
     image_shape : tuple of int, optional
         ``(H, W, C)`` of one image, for flattened input.
     [training parameters]
@@ -139,6 +137,7 @@ class AutoencoderEmbedder(
         base_channels: int = 16,
         channel_growth: float = 1.0,
         augment: bool = True,
+        augmentation: GalaxyAugmentation | None = None,
         image_shape: tuple[int, ...] | None = None,
         max_epochs: int = 100,
         batch_size: int = 64,
@@ -158,6 +157,7 @@ class AutoencoderEmbedder(
         self.base_channels = base_channels
         self.channel_growth = channel_growth
         self.augment = augment
+        self.augmentation = augmentation
         self.image_shape = image_shape
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -185,47 +185,12 @@ class AutoencoderEmbedder(
             raise ValueError(f"channel_growth must be a number >= 1, got {growth!r}.")
         if not isinstance(self.augment, (bool, np.bool_)):
             raise TypeError(f"augment must be True or False, got {self.augment!r}.")
-        return self._check_training_params()
-
-    @staticmethod
-    def _reject_sparse(X: Any) -> None:
-        if sparse.issparse(X):
+        if self.augmentation is not None and not isinstance(self.augmentation, GalaxyAugmentation):
             raise TypeError(
-                "X is a sparse matrix; AutoencoderEmbedder needs dense images "
-                "(n, H, W, C) or a dense 2-D array."
+                "augmentation must be a GalaxyAugmentation or None, got "
+                f"{type(self.augmentation).__name__}."
             )
-
-    def _fit_input(self, X: Any) -> tuple[np.ndarray, str, tuple[float, float]]:
-        """Validate training input: (images for the network, input format, input range)."""
-        self._reject_sparse(X)
-        image_shape = check_image_shape(self.image_shape) if self.image_shape is not None else None
-        if not is_image_input(X, image_shape):
-            # Sets n_features_in_ (and feature_names_in_) as every sklearn estimator does.
-            table = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
-            input_range = (float(table.min()), float(table.max()))
-            return _scale_features(table, input_range), "features", input_range
-        flattened = input_ndim(X) == 2
-        images = check_images(X, image_shape=image_shape if flattened else None)
-        if image_shape is not None and images.shape[1:] != image_shape:
-            raise ValueError(
-                f"X holds images of shape {images.shape[1:]} but image_shape={image_shape}."
-            )
-        return images, ("flattened" if flattened else "images"), (0.0, 1.0)
-
-    def _input(self, X: Any) -> np.ndarray:
-        """Validate input after fitting: images ``(n, H, W, C)`` for the network."""
-        self._reject_sparse(X)
-        if self.input_format_ == "features":
-            table = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-            return _scale_features(table, self.input_range_)
-        images = check_images(X, image_shape=self.image_shape_ if input_ndim(X) == 2 else None)
-        if images.shape[1:] != tuple(self.image_shape_):
-            raise ValueError(
-                f"X holds images of shape {images.shape[1:]} (height, width, channels), but "
-                f"this {type(self).__name__} was fitted on images of shape "
-                f"{tuple(self.image_shape_)}."
-            )
-        return images
+        return self._check_training_params()
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -277,11 +242,11 @@ class AutoencoderEmbedder(
         check_training_memory(network, images, self.batch_size, device)
         history = self._fit_module(
             network,
-            _as_nchw(images),
+            as_nchw(images),
             reconstruction_loss,
             random_state=seed,
             device=device,
-            augment=random_dihedral if self.augment else None,
+            augment=self._training_augmentation(),
         )
         # Fitted state is set only once training has succeeded.
         self.history_ = history
@@ -292,6 +257,13 @@ class AutoencoderEmbedder(
         self.device_ = device
         self.network_ = network
         return self
+
+    def _training_augmentation(self) -> Callable[..., tuple[torch.Tensor, ...]] | None:
+        """The training loop's augmentation: dihedral turns, then the denoising pair."""
+        if self.augmentation is None:
+            return random_dihedral if self.augment else None
+        return partial(_denoising_pair, augmentation=clone(self.augmentation),
+                       dihedral=bool(self.augment))
 
     def _new_network(self, image_shape: tuple[int, int, int]) -> ConvAutoencoder:
         """An untrained network for images of ``image_shape``, from the parameters."""
@@ -327,16 +299,6 @@ class AutoencoderEmbedder(
         """Number of output features, for ``get_feature_names_out``."""
         return self.network_.latent_dim
 
-    def _batched(
-        self, fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor
-    ) -> torch.Tensor:
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, inputs.shape[0], _INFERENCE_BATCH):
-                batch = inputs[start : start + _INFERENCE_BATCH].to(self.device_)
-                outputs.append(fn(batch).cpu())
-        return torch.cat(outputs)
-
     def transform(self, X: Any) -> np.ndarray:
         """Embed images: their latent codes.
 
@@ -369,7 +331,7 @@ class AutoencoderEmbedder(
             # comes from the float32 convolutions (about 1e-7).
             return torch.sigmoid(self.network_.encode_logits(batch).double())
 
-        return self._batched(codes, _as_nchw(images)).numpy()
+        return self._batched(codes, as_nchw(images)).numpy()
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode latent codes into images.
@@ -437,7 +399,7 @@ class AutoencoderEmbedder(
         (12,)
         """
         check_is_fitted(self)
-        images = _as_nchw(self._input(X))
+        images = as_nchw(self._input(X))
 
         def per_sample(batch: torch.Tensor) -> torch.Tensor:
             return (self.network_(batch) - batch).square().mean(dim=(1, 2, 3))
@@ -473,17 +435,11 @@ class AutoencoderEmbedder(
         return -float(np.mean(self.reconstruction_error(X)))
 
 
-def _scale_features(table: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
-    """Map a (n, d) table to float32 1x1 images with d channels, ``input_range`` to [0, 1]."""
-    low, high = input_range
-    scaled = (table - low) / (high - low if high > low else 1.0)
-    return scaled.astype(np.float32, copy=False)[:, np.newaxis, np.newaxis, :]
-
-
-def _as_nchw(images: np.ndarray) -> torch.Tensor:
-    """View ``(n, H, W, C)`` images as an ``(n, C, H, W)`` tensor without copying.
-
-    The result is channels-last in memory, which the CPU convolutions of
-    PyTorch handle directly.
-    """
-    return torch.from_numpy(images).permute(0, 3, 1, 2)
+def _denoising_pair(
+    batch: tuple[torch.Tensor, ...], generator: torch.Generator, *,
+    augmentation: GalaxyAugmentation, dihedral: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(augmented input, clean target) for one training batch of a denoising autoencoder."""
+    if dihedral:
+        batch = random_dihedral(batch, generator)
+    return augmentation.pair(batch[0], generator)

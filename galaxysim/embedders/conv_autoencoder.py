@@ -239,7 +239,9 @@ def reconstruction_loss(module: nn.Module, batch: tuple[torch.Tensor, ...]) -> t
     module : torch.nn.Module
         The autoencoder.
     batch : tuple of torch.Tensor
-        One tensor of images ``(n, C, H, W)``.
+        Images ``(n, C, H, W)``, or ``(inputs, targets)`` to reconstruct the
+        targets from the inputs (a denoising autoencoder: the inputs are
+        augmented, the targets clean).
 
     Returns
     -------
@@ -251,8 +253,8 @@ def reconstruction_loss(module: nn.Module, batch: tuple[torch.Tensor, ...]) -> t
     >>> float(reconstruction_loss(torch.nn.Identity(), (torch.rand(2, 3, 4, 4),)))
     0.0
     """
-    (images,) = batch
-    return F.mse_loss(module(images), images)
+    inputs, targets = (batch[0], batch[0]) if len(batch) == 1 else batch
+    return F.mse_loss(module(inputs), targets)
 
 
 def _layer_output(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:

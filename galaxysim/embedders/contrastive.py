@@ -1,0 +1,425 @@
+"""ContrastiveEmbedder: self-supervised galaxy embeddings as a scikit-learn transformer.
+
+Two randomly augmented views of every galaxy (rotated, flipped, rescaled,
+shifted, blurred, re-noised, re-coloured by
+:class:`~galaxysim.embedders.augment.GalaxyAugmentation`) are pushed to the
+same point of the embedding and away from the other galaxies (SimCLR), or
+kept close while the embedding keeps its spread (VICReg). What survives the
+augmentations is what a galaxy looks like, not its orientation, size, or the
+noise of the exposure, which is what a similarity search should compare.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .._training import (
+    TorchEstimatorMixin,
+    documents_training_parameters,
+    seeded,
+    torch_seed,
+    validation_split,
+)
+from .._validation import check_positive_float, check_positive_int
+from ..symmetry import dihedral_index_maps
+from ._image_input import ImageInputMixin, as_nchw
+from .augment import GalaxyAugmentation
+from .contrastive_network import ContrastiveEncoder, nt_xent_loss, vicreg_loss
+
+__all__ = ["ContrastiveEmbedder"]
+
+_LOSSES = ("nt-xent", "vicreg")
+# Seed of the fixed augmentation of the validation views (and of ``score``), so
+# that the validation loss of one epoch is comparable with the next.
+_VALIDATION_SEED = 12345
+
+
+@documents_training_parameters
+class ContrastiveEmbedder(
+    ImageInputMixin, TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+    BaseEstimator,
+):
+    """Embed galaxy images by contrastive self-supervised learning.
+
+    ``fit`` trains a :class:`ContrastiveEncoder` on pairs of augmented views
+    of the same galaxies (no labels needed); ``transform`` embeds images as
+    they are, without augmentation, so the same image always gets the same
+    embedding. Galaxies that look alike, whatever their orientation, size
+    or noise, land close together.
+
+    Input can be images ``(n, H, W, C)`` (uint8, or float in [0, 1]),
+    ``(n, H, W)`` (one channel), or flattened ``(n, H*W*C)`` with
+    ``image_shape``. Any other 2-D array ``(n, d)`` is read as ``d`` generic
+    features (a 1x1 image with ``d`` channels, scaled to [0, 1] by the
+    range seen in ``fit``), augmented only by noise, brightness and colour.
+
+    Parameters
+    ----------
+    n_components : int, default=128
+        Size of the embedding (the channels of the encoder's last stage).
+    n_stages : int, default=4
+        Encoder stages, each halving the resolution.
+    base_channels : int, default=32
+        Channels of the first stage, doubling at each stage up to
+        ``n_components``. Cost grows roughly with its square.
+    projection_dim : int, default=64
+        Output size of the projection head used by the loss (dropped after
+        training).
+    loss : {"nt-xent", "vicreg"}, default="nt-xent"
+        ``"nt-xent"``: SimCLR's contrastive loss (Chen et al. 2020).
+        ``"vicreg"``: variance-invariance-covariance regularisation (Bardes
+        et al. 2022), which needs no negative pairs.
+    temperature : float, default=0.2
+        Temperature of ``"nt-xent"``.
+    augmentation : GalaxyAugmentation, optional
+        How the training views are drawn; None means ``GalaxyAugmentation()``,
+        whose defaults suit galaxy crops like Galaxy10's. Its parameters can
+        be tuned as ``augmentation__max_noise`` and so on.
+    dihedral_average : bool, default=False
+        Embed each image in its 8 rotations and flips (4 for non-square
+        images) and average, which makes the embedding exactly invariant to
+        them at 8 times the cost of ``transform``.
+    standardize : bool, default=True
+        Centre each embedding dimension and scale it to unit variance over
+        the training images, so that every dimension counts in a distance
+        (a dimension that hardly varies is divided by a tenth of the typical
+        spread instead, so that its noise is not magnified).
+    image_shape : tuple of int, optional
+        ``(H, W, C)`` of one image, for flattened input.
+    [training parameters]
+
+    Attributes
+    ----------
+    network_ : ContrastiveEncoder
+        The trained network, in eval mode, on ``device_``.
+    history_ : TrainingHistory
+        Training and validation loss per epoch (the validation views are
+        drawn once, with a fixed seed), best epoch, how training ended.
+    embedding_mean_, embedding_scale_ : ndarray of shape (n_components,)
+        Mean and scale (the standard deviation, at least a tenth of the
+        root-mean-square one) of the training embeddings; 0 and 1 when
+        ``standardize=False``.
+    image_shape_ : tuple of int
+        ``(H, W, C)`` of the training images (``(1, 1, d)`` for features).
+    n_features_in_ : int
+        Numbers per input sample, ``H * W * C``.
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a table with string column names.
+    input_format_ : {"images", "flattened", "features"}
+        How the training input was given.
+    input_range_ : tuple of float
+        ``(low, high)`` mapped to [0, 1] before the network.
+    device_ : torch.device
+        Where the network lives.
+
+    See Also
+    --------
+    AutoencoderEmbedder : the original study's autoencoder.
+    galaxysim.embedders.augment.GalaxyAugmentation : the training views.
+
+    Notes
+    -----
+    ``score`` is the negative loss on two views of ``X`` drawn with a fixed
+    seed (higher is better); it compares settings of the same ``loss`` and
+    ``temperature``. To compare those, score the embedding itself, for
+    example with :func:`galaxysim.metrics.same_class_rate` on labelled
+    galaxies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.random.default_rng(0).random((24, 16, 16, 3))
+    >>> embedder = ContrastiveEmbedder(n_components=8, n_stages=2, base_channels=4,
+    ...                                max_epochs=2, batch_size=8, random_state=0)
+    >>> embedder.fit_transform(images).shape
+    (24, 8)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 128,
+        n_stages: int = 4,
+        base_channels: int = 32,
+        projection_dim: int = 64,
+        loss: str = "nt-xent",
+        temperature: float = 0.2,
+        augmentation: GalaxyAugmentation | None = None,
+        dihedral_average: bool = False,
+        standardize: bool = True,
+        image_shape: tuple[int, ...] | None = None,
+        max_epochs: int = 30,
+        batch_size: int = 256,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-4,
+        max_grad_norm: float | None = None,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = True,
+        patience: int = 10,
+        device: str | torch.device = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.n_stages = n_stages
+        self.base_channels = base_channels
+        self.projection_dim = projection_dim
+        self.loss = loss
+        self.temperature = temperature
+        self.augmentation = augmentation
+        self.dihedral_average = dihedral_average
+        self.standardize = standardize
+        self.image_shape = image_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------------
+
+    def _check_params(self) -> torch.device:
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.n_stages, "n_stages")
+        check_positive_int(self.base_channels, "base_channels")
+        check_positive_int(self.projection_dim, "projection_dim")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}.")
+        check_positive_float(self.temperature, "temperature")
+        if self.augmentation is not None and not isinstance(self.augmentation, GalaxyAugmentation):
+            raise TypeError(
+                "augmentation must be a GalaxyAugmentation or None, got "
+                f"{type(self.augmentation).__name__}."
+            )
+        for name in ("dihedral_average", "standardize"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        return self._check_training_params()
+
+    def _augmentation(self, input_format: str) -> GalaxyAugmentation:
+        """The augmentation to train with; generic features get no geometry and no blur."""
+        augmentation = GalaxyAugmentation() if self.augmentation is None else clone(self.augmentation)
+        if input_format == "features":
+            augmentation.set_params(rotation=False, flip=False, scale=(1.0, 1.0),
+                                    max_shift=0.0, max_blur=0.0)
+        return augmentation
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None) -> "ContrastiveEmbedder":
+        """Train the encoder on augmented views of the images.
+
+        Parameters
+        ----------
+        X : array-like
+            Images ``(n, H, W, C)`` or ``(n, H, W)``, uint8 or float in
+            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; or generic
+            2-D features (see the class description).
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : ContrastiveEmbedder
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
+        >>> ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4, max_epochs=1,
+        ...                     batch_size=8, random_state=0).fit(X).history_.n_epochs
+        1
+        """
+        device = self._check_params()
+        images, input_format, input_range = self._fit_input(X)
+        augmentation = self._augmentation(input_format)
+        seed = torch_seed(self.random_state)
+        data = as_nchw(images)
+        train, validation = self._split(data, seed)
+        with seeded(seed):
+            network = self._new_network(images.shape[-1])
+        history = self._fit_module(
+            network, (data[train],), partial(_views_loss, loss=self.loss,
+                                             temperature=float(self.temperature)),
+            random_state=seed, device=device,
+            augment=partial(_two_views, augmentation=augmentation),
+            # The validation views are drawn here, once; the loop must not split the images.
+            validation_fraction=0.0,
+            validation_data=None if validation is None else (
+                _fixed_views(data[validation], augmentation),),
+        )
+        # Fitted state is set only once training has succeeded.
+        self.history_ = history
+        self.input_format_ = input_format
+        self.input_range_ = input_range
+        self.image_shape_ = tuple(int(side) for side in images.shape[1:])
+        self.n_features_in_ = int(np.prod(self.image_shape_))
+        self.device_ = device
+        self.network_ = network
+        self.embedding_mean_ = np.zeros(self.n_components)
+        self.embedding_scale_ = np.ones(self.n_components)
+        if self.standardize:
+            embedding = self._embed(data)
+            self.embedding_mean_ = embedding.mean(axis=0)
+            spread = embedding.std(axis=0)
+            # A dimension that hardly varies is not blown up to unit variance: its
+            # scale is at least a tenth of the typical one, so its noise stays small.
+            typical = float(np.sqrt(np.mean(spread**2)))
+            self.embedding_scale_ = np.maximum(spread, 0.1 * typical) if typical > 0 else np.ones_like(spread)
+        return self
+
+    def _split(self, data: torch.Tensor, seed: int) -> tuple[Any, Any]:
+        """Indices of the training images and of the validation ones (None without)."""
+        n_samples = int(data.shape[0])
+        if n_samples < 2:
+            raise ValueError(
+                f"X has {n_samples} sample(s); contrastive training needs at least 2."
+            )
+        generator = torch.Generator().manual_seed(seed)
+        train, validation = validation_split(
+            n_samples, self.validation_fraction, lambda n: torch.randperm(n, generator=generator)
+        )
+        return train, (validation if len(validation) else None)
+
+    def _new_network(self, in_channels: int) -> ContrastiveEncoder:
+        """An untrained network for images of ``in_channels`` channels, from the parameters."""
+        network = ContrastiveEncoder(
+            in_channels, n_components=self.n_components, n_stages=self.n_stages,
+            base_channels=self.base_channels, projection_dim=self.projection_dim,
+        )
+        return network.to(memory_format=torch.channels_last)
+
+    def _empty_module(self, name: str) -> torch.nn.Module:
+        """The untrained network of fitted attribute ``name``, for loading saved weights."""
+        if name != "network_":
+            raise KeyError(f"{type(self).__name__} has no network called {name!r}.")
+        return self._new_network(int(self.image_shape_[-1]))
+
+    # -- inference ---------------------------------------------------------------------
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a trained network is in place."""
+        return hasattr(self, "network_")
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of output features, for ``get_feature_names_out``."""
+        return self.network_.n_components
+
+    def _embed(self, images: torch.Tensor) -> np.ndarray:
+        """Raw (unstandardised) float64 embeddings of ``(n, C, H, W)`` images."""
+        if not self.dihedral_average:
+            return self._batched(self.network_, images).double().numpy()
+        maps = dihedral_index_maps(*images.shape[-2:], device=self.device_)
+        total = None
+        for index_map in maps:
+
+            def view_embedding(batch: torch.Tensor, index_map: torch.Tensor = index_map) -> torch.Tensor:
+                return self.network_(batch.flatten(2)[..., index_map].reshape(batch.shape))
+
+            part = self._batched(view_embedding, images).double()
+            total = part if total is None else total + part
+        return (total / len(maps)).numpy()
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed images, without augmentation.
+
+        Parameters
+        ----------
+        X : array-like
+            Images laid out as in ``fit``.
+
+        Returns
+        -------
+        embedding : ndarray of shape (n_samples, n_components), dtype float64
+            Standardised with the training mean and scale when
+            ``standardize=True``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
+        >>> embedder = ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4,
+        ...                                max_epochs=1, batch_size=8).fit(X)
+        >>> embedder.transform(X[:3]).shape
+        (3, 4)
+        """
+        check_is_fitted(self)
+        embedding = self._embed(as_nchw(self._input(X)))
+        return (embedding - self.embedding_mean_) / self.embedding_scale_
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative training loss on two fixed augmented views of ``X`` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like
+            Images laid out as in ``fit``, at least 2.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the loss (NT-Xent or VICReg) of ``X``'s views, drawn with a
+            fixed seed so that the same ``X`` always gets the same score.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
+        >>> embedder = ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4,
+        ...                                max_epochs=1, batch_size=8).fit(X)
+        >>> embedder.score(X) < 0
+        True
+        """
+        check_is_fitted(self)
+        images = as_nchw(self._input(X))
+        if images.shape[0] < 2:
+            raise ValueError(f"X has {images.shape[0]} sample(s); score needs at least 2.")
+        views = _fixed_views(images, self._augmentation(self.input_format_))
+        loss = partial(_views_loss, loss=self.loss, temperature=float(self.temperature))
+        with torch.no_grad():
+            return -float(loss(self.network_, (views.to(self.device_),)))
+
+
+def _two_views(
+    batch: tuple[torch.Tensor, ...], generator: torch.Generator, *,
+    augmentation: GalaxyAugmentation,
+) -> tuple[torch.Tensor]:
+    """Training-loop augmentation: images ``(n, C, H, W)`` to views ``(n, 2, C, H, W)``."""
+    (images,) = batch
+    return (torch.stack([augmentation(images, generator), augmentation(images, generator)], 1),)
+
+
+def _fixed_views(images: torch.Tensor, augmentation: GalaxyAugmentation) -> torch.Tensor:
+    """Two views of each image, always the same ones: for validation and ``score``."""
+    generator = torch.Generator().manual_seed(_VALIDATION_SEED)
+    return _two_views((images.float(),), generator, augmentation=augmentation)[0]
+
+
+def _views_loss(
+    module: ContrastiveEncoder, batch: tuple[torch.Tensor, ...], *, loss: str, temperature: float
+) -> torch.Tensor:
+    """The loss of a batch of view pairs ``(n, 2, C, H, W)``, both views in one pass."""
+    (views,) = batch
+    n = views.shape[0]
+    images = views.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    projections = module.project(module(images)).reshape(n, 2, -1)
+    first, second = projections[:, 0], projections[:, 1]
+    if loss == "vicreg":
+        return vicreg_loss(first, second)
+    return nt_xent_loss(first, second, temperature)

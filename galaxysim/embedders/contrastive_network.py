@@ -1,0 +1,208 @@
+"""The network and the losses of the contrastive embedder.
+
+:class:`ContrastiveEncoder` is a plain :class:`torch.nn.Module`: a small
+convolutional encoder whose globally pooled output is the embedding, and a
+projection head used only while training. :func:`nt_xent_loss` (SimCLR) and
+:func:`vicreg_loss` (VICReg) compare the projections of two augmented views of
+the same images. The scikit-learn estimator around them is
+:class:`~galaxysim.embedders.ContrastiveEmbedder`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ContrastiveEncoder", "encoder_channels", "nt_xent_loss", "vicreg_loss"]
+
+
+def encoder_channels(n_stages: int, base_channels: int, n_components: int) -> list[int]:
+    """Channels of each encoder stage: doubling from ``base_channels``, ending at ``n_components``.
+
+    Parameters
+    ----------
+    n_stages : int
+        Number of stages, each halving the resolution.
+    base_channels : int
+        Channels of the first stage.
+    n_components : int
+        Channels of the last stage, which is the size of the embedding.
+
+    Returns
+    -------
+    channels : list of int
+        One entry per stage; no stage is wider than ``n_components``.
+
+    Examples
+    --------
+    >>> encoder_channels(4, 32, 128)
+    [32, 64, 128, 128]
+    >>> encoder_channels(3, 16, 32)
+    [16, 32, 32]
+    """
+    channels = [min(base_channels * 2**stage, n_components) for stage in range(n_stages)]
+    channels[-1] = n_components
+    return channels
+
+
+def _stage(in_channels: int, out_channels: int) -> nn.Sequential:
+    """A stride-2 3x3 convolution and a 3x3 convolution, each with BatchNorm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ContrastiveEncoder(nn.Module):
+    """Convolutional encoder with global average pooling, and a projection head.
+
+    Each stage halves the resolution (a stride-2 convolution) and adds a
+    second convolution, both followed by batch normalisation and ReLU; the
+    last stage is averaged over the image, which makes the embedding
+    independent of where in the frame a feature lies and lets any image size
+    through. The projection head (Linear, BatchNorm, ReLU, Linear) maps the
+    embedding to the space where the loss compares views; as in SimCLR (Chen
+    et al. 2020), the embedding before the head is what is kept.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images.
+    n_components : int, default=128
+        Size of the embedding: the channels of the last stage.
+    n_stages : int, default=4
+        Number of stages.
+    base_channels : int, default=32
+        Channels of the first stage; they double at each stage up to
+        ``n_components``.
+    projection_dim : int, default=64
+        Output size of the projection head (its hidden layer has twice
+        ``n_components`` units).
+
+    Examples
+    --------
+    >>> net = ContrastiveEncoder(3, n_components=16, n_stages=2, base_channels=8)
+    >>> x = torch.rand(4, 3, 16, 16)
+    >>> tuple(net(x).shape), tuple(net.project(net(x)).shape)
+    ((4, 16), (4, 64))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        n_components: int = 128,
+        n_stages: int = 4,
+        base_channels: int = 32,
+        projection_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.n_components = n_components
+        widths = [in_channels, *encoder_channels(n_stages, base_channels, n_components)]
+        self.stages = nn.Sequential(*(_stage(a, b) for a, b in zip(widths[:-1], widths[1:])))
+        self.head = nn.Sequential(
+            nn.Linear(n_components, 2 * n_components, bias=False),
+            nn.BatchNorm1d(2 * n_components),
+            nn.ReLU(inplace=True),
+            nn.Linear(2 * n_components, projection_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding ``(n, n_components)`` of images ``(n, C, H, W)``."""
+        return self.stages(x).mean(dim=(2, 3))
+
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The projection of embeddings through the head, where the loss is computed."""
+        return self.head(embedding)
+
+
+def nt_xent_loss(
+    first: torch.Tensor, second: torch.Tensor, temperature: float = 0.2
+) -> torch.Tensor:
+    """SimCLR's normalised temperature-scaled cross-entropy of two views.
+
+    Each of the ``2n`` projections must pick out the other view of its own
+    image among the ``2n - 1`` others, by cosine similarity divided by
+    ``temperature`` (Chen et al., "A Simple Framework for Contrastive
+    Learning of Visual Representations", ICML 2020).
+
+    Parameters
+    ----------
+    first, second : torch.Tensor
+        Projections ``(n, d)`` of the two views; row ``i`` of each comes from
+        the same image.
+    temperature : float, default=0.2
+        Softmax temperature; lower values weigh the hardest negatives more.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar: the mean cross-entropy over the ``2n`` projections.
+
+    Examples
+    --------
+    >>> z = torch.nn.functional.one_hot(torch.arange(4), 8).float()
+    >>> nt_xent_loss(z, z) < nt_xent_loss(z, z.roll(1, dims=0))
+    tensor(True)
+    """
+    n = first.shape[0]
+    z = F.normalize(torch.cat([first, second]), dim=1)
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, positives)
+
+
+def vicreg_loss(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    invariance: float = 25.0,
+    variance: float = 25.0,
+    covariance: float = 1.0,
+) -> torch.Tensor:
+    """VICReg: invariance, variance and covariance terms of two views.
+
+    The two views of an image are pulled together (mean squared distance);
+    each dimension's standard deviation over the batch is kept above 1 (a
+    hinge), and the dimensions are decorrelated (squared off-diagonal
+    covariances), which together prevent the collapse to one point without
+    negative pairs (Bardes et al., "VICReg", ICLR 2022; the default weights
+    are theirs).
+
+    Parameters
+    ----------
+    first, second : torch.Tensor
+        Projections ``(n, d)`` of the two views, ``n >= 2``.
+    invariance, variance, covariance : float
+        Weights of the three terms.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> z = torch.randn(64, 8, generator=g) * 2
+    >>> vicreg_loss(z, z) < vicreg_loss(z, torch.randn(64, 8, generator=g) * 2)
+    tensor(True)
+    """
+    n, dim = first.shape
+    similarity = F.mse_loss(first, second)
+    spread = 0.0
+    decorrelation = 0.0
+    for z in (first, second):
+        z = z - z.mean(dim=0)
+        std = torch.sqrt(z.var(dim=0) + 1e-4)
+        spread = spread + F.relu(1.0 - std).mean()
+        cov = (z.T @ z) / (n - 1)
+        off_diagonal = cov - torch.diag(torch.diagonal(cov))
+        decorrelation = decorrelation + off_diagonal.pow(2).sum() / dim
+    return invariance * similarity + variance * spread / 2 + covariance * decorrelation
