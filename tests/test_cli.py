@@ -24,7 +24,7 @@ def test_no_command_prints_help(capsys):
 
 
 TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1", "--flow-max-epochs", "2", "--latent-dim", "4", "--quiet"]
-OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png", "summary.json", "report.html", "model.safetensors"}
+OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "reconstructions.png", "generated.png", "summary.json", "report.html", "model.safetensors"}
 
 
 def test_demo_writes_every_output(tmp_path, capsys):
@@ -39,11 +39,29 @@ def test_demo_writes_every_output(tmp_path, capsys):
     assert 0.0 <= summary["precision_at_10"] <= 1.0
     assert set(summary["class_rank_profile"]) == {"Barred Spiral", "Unbarred Tight Spiral", "Unbarred Loose Spiral", "Edge-on without Bulge", "Edge-on with Bulge"}
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64") >= 4 and "Barred Spiral" in html
+    assert html.count("data:image/png;base64") >= 6 and "Barred Spiral" in html
+    assert "Autoencoder output of galaxies and of the query" in html
+    assert summary["embedder"] == "ContrastiveEmbedder"
+    assert "Barred Spiral share in top 10, original study's autoencoder" in summary
     ranker = load_model(out / "model.safetensors", expected=SimilarityRanker)
     assert ranker.n_samples_fit_ == 60
     assert Image.open(out / "neighbours.png").size[0] > 300
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("embedder, name", [("autoencoder", "AutoencoderEmbedder"),
+                                            ("pca", "ImagePreprocessor + PCA")])
+def test_demo_with_another_embedder(tmp_path, embedder, name):
+    out = tmp_path / embedder
+    assert main(["demo", "--out", str(out), "--n-samples", "40", "--image-size", "16",
+                 "--embedder", embedder, *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["embedder"] == name
+    # The autoencoder figures are there whichever embedder ranks; with the autoencoder
+    # ranking, it draws them itself and no second one is trained.
+    assert {"reconstructions.png", "generated.png"} <= {p.name for p in out.iterdir()}
+    study_row = "Barred Spiral share in top 10, original study's autoencoder"
+    assert (study_row in summary) == (embedder != "autoencoder")
 
 
 def _image_folder(folder, n=30, size=32, labelled=True):
@@ -175,7 +193,8 @@ def test_model_flags_are_spelled_like_the_estimator_parameters(capsys):
             args.flow_max_epochs, args.n_neighbors, args.image_size) == (3, 2, 16, 5, 7, 9, 32)
     defaults = parser.parse_args(["demo"])
     assert (defaults.n_stages, defaults.n_blocks, defaults.base_channels, defaults.max_epochs,
-            defaults.flow_max_epochs, defaults.n_neighbors, defaults.image_size) == (5, 1, 8, 30, 50, 16, 64)
+            defaults.flow_max_epochs, defaults.n_neighbors, defaults.image_size) == (5, 1, 8, None, 50, 16, 64)
+    assert defaults.embedder == "contrastive" and defaults.latent_dim is None
     for old in ("--stages", "--blocks", "--channels", "--epochs", "--flow-epochs", "--k"):
         with pytest.raises(SystemExit):
             parser.parse_args(["demo", old, "3"])

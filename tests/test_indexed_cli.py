@@ -12,7 +12,7 @@ from galaxysim.app.cli import main
 
 pytest.importorskip("zarr")
 
-TINY = ["--n-samples", "60", "--image-size", "16", "--n-stages", "2", "--max-epochs", "1",
+TINY = ["--embedder", "autoencoder", "--n-samples", "60", "--image-size", "16", "--n-stages", "2", "--max-epochs", "1",
         "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
 
 
@@ -69,7 +69,8 @@ def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
     ranker = load_model(model)
     from galaxysim.images import load_image
 
-    expected = ranker.set_params(n_neighbors=5).fit(images).kneighbors(
+    # The saved, fitted embedder embeds the collection (fit would retrain an unfitted one).
+    expected = ranker.set_params(n_neighbors=5, embedder=ranker.embedder_).fit(images).kneighbors(
         load_image(query)[None])[1][0]
     assert [int(row["index"]) for row in rows] == list(expected)
 

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from .._version import __version__
 from .arguments import positive_int
+from .building import add_model_options, build_ranker, build_study_ranker, ranking_params
 from .indexed import add_embed_parser, add_index_parser
 
 __all__ = ["main", "build_parser"]
@@ -25,37 +26,6 @@ class CLIError(Exception):
     """An error to report to the user in one line."""
 
 
-def _build_ranker(args: argparse.Namespace):
-    from ..embedders import AutoencoderEmbedder
-    from ..flows import FlowDensityEstimator
-    from ..ranking import SimilarityRanker
-
-    verbose = 0 if args.quiet else 1
-    embedder = AutoencoderEmbedder(
-        latent_dim=args.latent_dim,
-        n_stages=args.n_stages,
-        n_blocks=args.n_blocks,
-        base_channels=args.base_channels,
-        max_epochs=args.max_epochs,
-        random_state=args.random_state,
-        verbose=verbose,
-    )
-    density = FlowDensityEstimator(
-        flow="affine", n_layers=4, max_epochs=args.flow_max_epochs,
-        random_state=args.random_state, verbose=verbose,
-    )
-    return SimilarityRanker(embedder, density, **_ranking_params(args))
-
-
-def _ranking_params(args: argparse.Namespace) -> dict:
-    """The SimilarityRanker parameters set on the command line."""
-    return {
-        "n_neighbors": args.n_neighbors,
-        "method": args.method,
-        "invariance": None if args.no_invariance else "dihedral",
-    }
-
-
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     """Fit a new ranker, or reuse the embedder of the one saved in --model."""
     from sklearn.base import clone
@@ -63,7 +33,7 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     from .models import load_ranker
 
     names = list(target_names) if target_names is not None else None
-    ranker = _build_ranker(args).set_params(target_names=names)
+    ranker = build_ranker(args).set_params(target_names=names)
     if getattr(args, "model", None):
         saved = load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
         if saved.image_shape_ != tuple(images.shape[1:]):
@@ -74,11 +44,22 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
         # The fitted embedder is reused as it is; the density and the index are
         # refitted on this collection's embeddings (seconds).
         ranker = clone(saved).set_params(
-            embedder=saved.embedder_, target_names=names, **_ranking_params(args)
+            embedder=saved.embedder_, target_names=names, **ranking_params(args)
         )
     start = time.perf_counter()
     ranker.fit(images, labels)
     return ranker, time.perf_counter() - start
+
+
+def _fit_study(args: argparse.Namespace, ranker, collection):
+    """The original study's autoencoder and flow, fitted for their figures; None if ranking uses them."""
+    from ..embedders import AutoencoderEmbedder
+
+    if isinstance(ranker.embedder_, AutoencoderEmbedder):
+        return None  # the ranker's own embedder draws the autoencoder figures
+    names = collection.target_names
+    study = build_study_ranker(args).set_params(target_names=list(names) if names else None)
+    return study.fit(collection.images, collection.target)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -102,9 +83,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         )
         print(f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
         ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+        study = _fit_study(args, ranker, collection)
         files = write_ranking_outputs(
             staging, ranker, collection.images, query, labels=collection.target,
-            target_names=collection.target_names,
+            target_names=collection.target_names, study=study,
             target_label=collection.target_names.index(TARGET_CLASS), query_name=query_name,
             n_neighbors=16, random_state=args.random_state,
             title="galaxysim demo: the Milky Way challenge on built-in galaxies",
@@ -250,22 +232,6 @@ def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, qui
     parser.add_argument("--quiet", action="store_true", help=quiet)
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--latent-dim", type=positive_int, default=32, help="embedding size (default: %(default)s)")
-    # A light autoencoder by default, so that a CPU finishes in minutes; the
-    # original study's 6 blocks of 16 channels is --n-blocks 6 --base-channels 16.
-    group.add_argument("--n-stages", type=positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
-    group.add_argument("--n-blocks", type=positive_int, default=1, help="residual blocks per stage (default: %(default)s)")
-    group.add_argument("--base-channels", type=positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
-    group.add_argument("--max-epochs", type=positive_int, default=30, help="autoencoder epochs at most (default: %(default)s)")
-    group.add_argument("--flow-max-epochs", type=positive_int, default=50, help="flow epochs at most (default: %(default)s)")
-    group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
-    group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
-    group.add_argument("--n-neighbors", type=positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
-    group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
-
-
 def _add_demo_parser(sub) -> None:
     demo = sub.add_parser(
         "demo",
@@ -277,7 +243,7 @@ def _add_demo_parser(sub) -> None:
     _add_output_options(demo, out="galaxysim-demo", quiet="no progress bars")
     demo.add_argument("--n-samples", type=positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
     demo.add_argument("--image-size", type=positive_int, default=64, help="image side in pixels (default: %(default)s)")
-    _add_model_options(demo)
+    add_model_options(demo)
     demo.set_defaults(handler=_run_demo)
 
 
@@ -308,7 +274,7 @@ def _add_rank_parser(sub) -> None:
         "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
         "diameter as a fraction of the side",
     )
-    _add_model_options(rank)
+    add_model_options(rank)
     rank.set_defaults(handler=_run_rank)
 
 
@@ -355,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     --------
     >>> from galaxysim.app.cli import build_parser
     >>> args = build_parser().parse_args(["demo", "--n-neighbors", "8"])
-    >>> args.n_neighbors, args.max_epochs, args.image_size
-    (8, 30, 64)
+    >>> args.n_neighbors, args.embedder, args.image_size
+    (8, 'contrastive', 64)
     """
     parser = argparse.ArgumentParser(
         prog="galaxysim",

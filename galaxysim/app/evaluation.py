@@ -31,21 +31,22 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .._validation import PathLike, check_image, check_images, check_labels, check_positive_int
+from .._validation import (
+    PathLike, check_image, check_images, check_labels, check_positive_int, is_fitted,
+)
 from ..metrics import summarize_ranking
 from ..ranking import SimilarityRanker
 from .collections import TARGET_CLASS, Collection, load_collection, load_query, make_builtin_collection
 from .evaluation_methods import (
-    _AUTOENCODER_METHODS,
     _BASELINES,
     _BUILDERS,
-    _FLOW_METHODS,
     _PCA_METHODS,
     METHOD_DESCRIPTIONS,
     METHODS,
     _check_methods,
     _model_params,
     _Models,
+    describe_settings,
 )
 from .evaluation_table import EvaluationTable, plot_evaluation
 
@@ -102,6 +103,7 @@ class _Inputs:
     latent_dim: int
     n_neighbors: int
     ks: tuple[int, ...]
+    train_images: np.ndarray | None = None
 
 
 def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
@@ -151,6 +153,10 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
 def _measure(name: str, models: _Models, inputs: _Inputs) -> dict[str, Any]:
     """Fit one method's ranker on the collection and measure it: one table row."""
     params, shared_seconds = _BUILDERS[name](models)
+    if inputs.train_images is not None and not is_fitted(params["embedder"]):
+        start = time.perf_counter()
+        params["embedder"].fit(inputs.train_images)
+        shared_seconds += time.perf_counter() - start
     ranker = SimilarityRanker(
         **{"density": False, "invariance": None, **params},
         n_neighbors=inputs.n_neighbors,
@@ -214,23 +220,6 @@ def _chance(inputs: _Inputs, class_counts: np.ndarray) -> dict[str, float]:
     }
 
 
-def _settings(inputs: _Inputs, autoencoder: Mapping[str, Any], flow: Mapping[str, Any], *,
-              quick: bool, random_state: int | None) -> dict[str, Any]:
-    """The models' parameters, for the record."""
-    settings: dict[str, Any] = {"latent_dim": inputs.latent_dim, "quick": bool(quick),
-                                "random_state": random_state}
-    if set(_AUTOENCODER_METHODS) & set(inputs.methods):
-        settings["autoencoder"] = _describe_params(autoencoder)
-    if set(_FLOW_METHODS) & set(inputs.methods):
-        settings["flow"] = _describe_params(flow)
-    return settings
-
-
-def _describe_params(params: Mapping[str, Any]) -> str:
-    shown = {k: v for k, v in params.items() if k != "verbose"}
-    return "(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "(defaults)"
-
-
 def evaluate_methods(
     X: Any,
     y: Any,
@@ -244,7 +233,9 @@ def evaluate_methods(
     ks: Sequence[int] = (10, 50),
     quick: bool = False,
     autoencoder_params: Mapping[str, Any] | None = None,
+    contrastive_params: Mapping[str, Any] | None = None,
     flow_params: Mapping[str, Any] | None = None,
+    train_X: Any = None,
     random_state: int | None = 0,
     data_name: str = "collection",
     query_name: str = "query",
@@ -284,7 +275,8 @@ def evaluate_methods(
         most ``n``.
     quick : bool, default=False
         Use tiny models (an autoencoder of one block per stage trained 3
-        epochs, a 2-layer flow trained 5 epochs): a smoke test that runs in
+        epochs, a two-stage contrastive embedder trained 2, a 2-layer flow
+        trained 5): a smoke test that runs in
         seconds on ~200 images of 32 pixels, not a measurement. Without it the
         estimators' defaults are used.
     autoencoder_params : dict, optional
@@ -292,9 +284,16 @@ def evaluate_methods(
         over the defaults (``latent_dim`` and ``random_state`` come from the
         arguments above; ``n_stages`` is lowered from its default where the
         image size is not divisible by ``2**n_stages``).
+    contrastive_params : dict, optional
+        Parameters for :class:`~galaxysim.embedders.ContrastiveEmbedder`,
+        over its defaults (``random_state`` comes from the argument below).
     flow_params : dict, optional
         Parameters for :class:`~galaxysim.flows.FlowDensityEstimator`, over
         the defaults (affine coupling).
+    train_X : array-like of shape (m, H, W, C), optional
+        Images to train every embedder on (the learned ones and PCA), for
+        example a larger unlabelled collection; the rankers still index and
+        are measured on ``X``. Default: ``X`` itself.
     random_state : int or None, default=0
         Seeds PCA, the autoencoder and the flows.
     data_name, query_name : str
@@ -334,11 +333,19 @@ def evaluate_methods(
         X, y, query, target_names=target_names, target_label=target_label, methods=methods,
         latent_dim=latent_dim, n_neighbors=n_neighbors, ks=ks, quick=quick,
     )
-    autoencoder, flow = _model_params(
-        inputs.methods, inputs.images.shape[1:], quick=quick,
-        autoencoder_params=autoencoder_params, flow_params=flow_params, verbose=verbose,
+    if train_X is not None:
+        inputs.train_images = check_images(train_X, min_samples=2, name="train_X")
+        if inputs.train_images.shape[1:] != inputs.images.shape[1:]:
+            raise ValueError(f"train_X holds images of shape {inputs.train_images.shape[1:]}, "
+                             f"X of {inputs.images.shape[1:]}; they must match.")
+    params = _model_params(
+        inputs.methods, inputs.images.shape[1:], quick=quick, verbose=verbose,
+        params={"autoencoder_params": autoencoder_params, "flow_params": flow_params,
+                "contrastive_params": contrastive_params},
     )
-    models = _Models(inputs.images, inputs.latent_dim, autoencoder, flow, random_state)
+    models = _Models(inputs.images if train_X is None else inputs.train_images,
+                     inputs.latent_dim, params["autoencoder"], params["flow"], random_state,
+                     params["contrastive"])
     rows = _measure_all(models, inputs, verbose=verbose)
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
     return EvaluationTable(
@@ -352,7 +359,11 @@ def evaluate_methods(
         image_shape=tuple(int(s) for s in inputs.images.shape[1:]),
         data_name=data_name,
         query_name=query_name,
-        settings=_settings(inputs, autoencoder, flow, quick=quick, random_state=random_state),
+        settings=describe_settings(
+            inputs.methods, params, latent_dim=inputs.latent_dim, quick=quick,
+            random_state=random_state,
+            n_train=None if train_X is None else len(inputs.train_images),
+        ),
     )
 
 
@@ -397,6 +408,7 @@ def run_evaluation(
     n_samples: int | None = None,
     latent_dim: int | None = None,
     autoencoder_params: Mapping[str, Any] | None = None,
+    contrastive_params: Mapping[str, Any] | None = None,
     flow_params: Mapping[str, Any] | None = None,
     random_state: int | None = 0,
     verbose: bool = False,
@@ -436,7 +448,7 @@ def run_evaluation(
         with ``quick``; for ``"builtin"``, the number generated, default 2,000).
     latent_dim : int, optional
         Embedding size; default 32, or 8 with ``quick``.
-    autoencoder_params, flow_params : dict, optional
+    autoencoder_params, contrastive_params, flow_params : dict, optional
         Passed to :func:`evaluate_methods`. Without them the estimators'
         defaults are used, whose autoencoder takes hours to train on a CPU
         for 2,000 images of 64 pixels: on a CPU pass a lighter one (for
@@ -484,7 +496,8 @@ def run_evaluation(
         collection.images, collection.target, query_image,
         target_names=collection.target_names, target_label=TARGET_CLASS, methods=methods,
         latent_dim=latent_dim, ks=tuple(k for k in (10, 50) if k <= len(collection)),
-        quick=quick, autoencoder_params=autoencoder_params, flow_params=flow_params,
+        quick=quick, autoencoder_params=autoencoder_params,
+        contrastive_params=contrastive_params, flow_params=flow_params,
         random_state=random_state, data_name=collection.description, query_name=query_name,
         verbose=verbose,
     )

@@ -10,9 +10,16 @@ measured through one ranking code path:
 * ``"pca-whitened"``: the same PCA with unit-variance components. The flow
   below standardises its input, so this is the baseline that tells the
   flow's non-linear warping apart from a mere rescaling of PCA.
+* ``"contrastive"``: a :class:`~galaxysim.embedders.ContrastiveEmbedder`
+  trained on augmented views of the collection.
+* ``"contrastive+dihedral"``: the same embedder, comparing the query in its
+  8 rotations and flips.
 * ``"autoencoder"``: the codes of an :class:`~galaxysim.embedders.AutoencoderEmbedder`.
 * ``"autoencoder+dihedral"``: the same autoencoder, comparing the query (and,
   for the same-class rate, every galaxy) in its 8 rotations and flips.
+* ``"autoencoder+augmentation"``: an autoencoder trained as a denoising one,
+  reconstructing galaxies from views changed by a
+  :class:`~galaxysim.embedders.GalaxyAugmentation`.
 * ``"flow-latent"``: a :class:`~galaxysim.flows.FlowDensityEstimator` fitted
   on the PCA vectors; distances in its Gaussianised latent space. Fitting it
   on PCA rather than on the autoencoder makes the comparison with the
@@ -21,16 +28,19 @@ measured through one ranking code path:
   autoencoder codes, the original study's flow approach
   (``SimilarityRanker(method="likelihood")``).
 
-The three autoencoder methods share one trained autoencoder; each one's fit
-time includes its full training time, so every fit time is what building that
-method alone would cost.
+The plain autoencoder methods share one trained autoencoder, and the two
+contrastive methods one contrastive embedder; each one's fit time includes
+its full training time, so every fit time is what building that method alone
+would cost. When the models are trained on other images than the ranked
+collection (``train_images``), every embedder, PCA included, is fitted on
+those.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
@@ -40,7 +50,7 @@ from sklearn.pipeline import make_pipeline
 
 from ..images import ImagePreprocessor
 
-__all__ = ["METHODS", "METHOD_DESCRIPTIONS"]
+__all__ = ["METHODS", "METHOD_DESCRIPTIONS", "describe_settings"]
 
 #: Human-readable description of every method, in the table's order.
 METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
@@ -50,10 +60,22 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
         "the same PCA with every component scaled to unit variance (baseline: what the "
         "flow's standardisation alone does to PCA)"
     ),
+    "contrastive": (
+        "ContrastiveEmbedder (SimCLR on galaxy augmentations), standardised embedding; "
+        "Euclidean distance"
+    ),
+    "contrastive+dihedral": (
+        "the same contrastive embedder; the query compared in its 8 rotations and flips, "
+        "smallest distance kept"
+    ),
     "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
     "autoencoder+dihedral": (
         "the same autoencoder; the query compared in its 8 rotations and flips, "
         "smallest distance kept"
+    ),
+    "autoencoder+augmentation": (
+        "AutoencoderEmbedder trained to reconstruct each galaxy from an augmented view "
+        "(GalaxyAugmentation: blur, noise, brightness, colour; any rotation, scale, shift)"
     ),
     "flow-latent": (
         "FlowDensityEstimator (affine coupling) fitted on the PCA vectors; Euclidean "
@@ -67,13 +89,17 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
 #: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in the table's order.
 METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
 _BASELINES = ("pixels", "pca", "pca-whitened")
-_AUTOENCODER_METHODS = ("autoencoder", "autoencoder+dihedral", "likelihood")
+_AUTOENCODER_METHODS = ("autoencoder", "autoencoder+dihedral", "autoencoder+augmentation",
+                        "likelihood")
+_CONTRASTIVE_METHODS = ("contrastive", "contrastive+dihedral")
 _PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
 _FLOW_METHODS = ("flow-latent", "likelihood")
 
 # Small models for quick=True: a smoke test of every code path in seconds.
 _QUICK_AUTOENCODER = {"n_blocks": 1, "base_channels": 8, "max_epochs": 3, "batch_size": 32}
 _QUICK_FLOW = {"n_layers": 2, "hidden_features": (32,), "max_epochs": 5, "batch_size": 64}
+_QUICK_CONTRASTIVE = {"n_components": 16, "n_stages": 2, "base_channels": 8, "max_epochs": 2,
+                      "batch_size": 32}
 
 
 # ------------------------------------------------------------------------ the methods
@@ -88,19 +114,31 @@ class _Models:
     autoencoder_params: dict[str, Any]
     flow_params: dict[str, Any]
     random_state: int | None
-    _autoencoder: Any = None
-    autoencoder_seconds: float = 0.0
+    contrastive_params: dict[str, Any] = field(default_factory=dict)
+    _fitted: dict[str, tuple[Any, float]] = field(default_factory=dict)
 
-    def autoencoder(self) -> Any:
-        from ..embedders import AutoencoderEmbedder
-
-        if self._autoencoder is None:
-            model = AutoencoderEmbedder(latent_dim=self.latent_dim, random_state=self.random_state)
-            model.set_params(**self.autoencoder_params)
+    def _trained(self, key: str, model: Any) -> tuple[Any, float]:
+        """``model`` fitted on ``X`` once per ``key``, and the seconds that took."""
+        if key not in self._fitted:
             start = time.perf_counter()
-            self._autoencoder = model.fit(self.X)
-            self.autoencoder_seconds = time.perf_counter() - start
-        return self._autoencoder
+            model.fit(self.X)
+            self._fitted[key] = (model, time.perf_counter() - start)
+        return self._fitted[key]
+
+    def autoencoder(self, augmentation: bool = False) -> tuple[Any, float]:
+        from ..embedders import AutoencoderEmbedder, GalaxyAugmentation
+
+        model = AutoencoderEmbedder(latent_dim=self.latent_dim, random_state=self.random_state)
+        model.set_params(**self.autoencoder_params)
+        if augmentation:
+            model.set_params(augmentation=GalaxyAugmentation())
+        return self._trained(f"autoencoder{'+augmentation' * augmentation}", model)
+
+    def contrastive(self) -> tuple[Any, float]:
+        from ..embedders import ContrastiveEmbedder
+
+        model = ContrastiveEmbedder(random_state=self.random_state)
+        return self._trained("contrastive", model.set_params(**self.contrastive_params))
 
     def flow(self) -> Any:
         from ..flows import FlowDensityEstimator
@@ -128,14 +166,29 @@ def _pca_whitened(models: _Models) -> tuple[dict[str, Any], float]:
     return {"embedder": models.pca(whiten=True)}, 0.0
 
 
+def _contrastive(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder, seconds = models.contrastive()
+    return {"embedder": embedder}, seconds
+
+
+def _contrastive_dihedral(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder, seconds = models.contrastive()
+    return {"embedder": embedder, "invariance": "dihedral"}, seconds
+
+
 def _autoencoder(models: _Models) -> tuple[dict[str, Any], float]:
-    embedder = models.autoencoder()
-    return {"embedder": embedder}, models.autoencoder_seconds
+    embedder, seconds = models.autoencoder()
+    return {"embedder": embedder}, seconds
 
 
 def _autoencoder_dihedral(models: _Models) -> tuple[dict[str, Any], float]:
-    embedder = models.autoencoder()
-    return {"embedder": embedder, "invariance": "dihedral"}, models.autoencoder_seconds
+    embedder, seconds = models.autoencoder()
+    return {"embedder": embedder, "invariance": "dihedral"}, seconds
+
+
+def _autoencoder_augmentation(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder, seconds = models.autoencoder(augmentation=True)
+    return {"embedder": embedder}, seconds
 
 
 def _flow_latent(models: _Models) -> tuple[dict[str, Any], float]:
@@ -145,11 +198,8 @@ def _flow_latent(models: _Models) -> tuple[dict[str, Any], float]:
 
 
 def _likelihood(models: _Models) -> tuple[dict[str, Any], float]:
-    embedder = models.autoencoder()
-    return (
-        {"embedder": embedder, "density": models.flow(), "method": "likelihood"},
-        models.autoencoder_seconds,
-    )
+    embedder, seconds = models.autoencoder()
+    return {"embedder": embedder, "density": models.flow(), "method": "likelihood"}, seconds
 
 
 # Each builder returns the SimilarityRanker parameters of its method and the
@@ -158,8 +208,11 @@ _BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = Map
     "pixels": _pixels,
     "pca": _pca,
     "pca-whitened": _pca_whitened,
+    "contrastive": _contrastive,
+    "contrastive+dihedral": _contrastive_dihedral,
     "autoencoder": _autoencoder,
     "autoencoder+dihedral": _autoencoder_dihedral,
+    "autoencoder+augmentation": _autoencoder_augmentation,
     "flow-latent": _flow_latent,
     "likelihood": _likelihood,
 })
@@ -218,22 +271,70 @@ def _n_stages_for(side: int, default: int = 5) -> int:
 
 def _model_params(
     methods: Sequence[str], image_shape: Sequence[int], *, quick: bool,
-    autoencoder_params: Any, flow_params: Any, verbose: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The autoencoder's and the flows' parameters: defaults, quick presets, then the user's."""
-    autoencoder: dict[str, Any] = {}
+    params: Mapping[str, Any], verbose: bool,
+) -> dict[str, dict[str, Any]]:
+    """Each model's parameters (``"autoencoder"``, ``"contrastive"``, ``"flow"``).
+
+    The defaults, then the quick presets, then the user's ``params``
+    (``{"autoencoder_params": ..., "contrastive_params": ..., "flow_params": ...}``).
+    """
+    models: dict[str, dict[str, Any]] = {"autoencoder": {}, "contrastive": {}, "flow": {}}
     if set(_AUTOENCODER_METHODS) & set(methods):
         from ..embedders import AutoencoderEmbedder
 
         default_stages = AutoencoderEmbedder().n_stages
-        autoencoder["n_stages"] = _n_stages_for(math.gcd(*image_shape[:2]), default_stages)
-    flow: dict[str, Any] = {}
+        models["autoencoder"]["n_stages"] = _n_stages_for(math.gcd(*image_shape[:2]),
+                                                          default_stages)
     if quick:
-        autoencoder.update(_QUICK_AUTOENCODER)
-        flow.update(_QUICK_FLOW)
-    autoencoder.update(_check_params(autoencoder_params, "autoencoder_params"))
-    flow.update(_check_params(flow_params, "flow_params"))
-    if verbose:
-        autoencoder.setdefault("verbose", 1)
-        flow.setdefault("verbose", 1)
-    return autoencoder, flow
+        models["autoencoder"].update(_QUICK_AUTOENCODER)
+        models["contrastive"].update(_QUICK_CONTRASTIVE)
+        models["flow"].update(_QUICK_FLOW)
+    for kind, chosen in models.items():
+        chosen.update(_check_params(params.get(f"{kind}_params"), f"{kind}_params"))
+        if verbose:
+            chosen.setdefault("verbose", 1)
+    return models
+
+
+def describe_settings(
+    methods: Sequence[str], params: Mapping[str, Mapping[str, Any]], *, latent_dim: int,
+    quick: bool, random_state: int | None, n_train: int | None = None,
+) -> dict[str, Any]:
+    """The settings of an evaluation, for the record: the parameters of the models it used.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        The methods evaluated.
+    params : dict
+        Each model's parameters, as :func:`_model_params` returns them.
+    latent_dim : int
+    quick : bool
+    random_state : int or None
+    n_train : int, optional
+        Number of other images the models were trained on, if any.
+
+    Returns
+    -------
+    settings : dict
+        Only the models that ``methods`` use.
+
+    Examples
+    --------
+    >>> describe_settings(["pca"], {}, latent_dim=8, quick=True, random_state=0)
+    {'latent_dim': 8, 'quick': True, 'random_state': 0}
+    """
+    settings: dict[str, Any] = {"latent_dim": latent_dim, "quick": bool(quick),
+                                "random_state": random_state}
+    if n_train is not None:
+        settings["models trained on"] = f"{n_train} other images"
+    for kind, kind_methods in (("autoencoder", _AUTOENCODER_METHODS),
+                               ("contrastive", _CONTRASTIVE_METHODS), ("flow", _FLOW_METHODS)):
+        if set(kind_methods) & set(methods):
+            settings[kind] = _describe_params(params[kind])
+    return settings
+
+
+def _describe_params(params: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k != "verbose"}
+    return "(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")" if shown else "(defaults)"

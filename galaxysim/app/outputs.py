@@ -2,8 +2,8 @@
 
 :func:`write_ranking_outputs` turns a fitted :class:`SimilarityRanker`, its
 collection and a query into the files a person looks at: ``ranking.csv``,
-``neighbours.png``, ``latent.png``, ``training.png``, ``generated.png``,
-``summary.json``, ``report.html`` and ``model.safetensors`` (a weights-only
+``neighbours.png``, ``latent.png``, ``training.png``, ``reconstructions.png``,
+``generated.png``, ``summary.json``, ``report.html`` and ``model.safetensors`` (a weights-only
 model file, see :mod:`galaxysim.persistence`). Both ``galaxysim demo`` and
 ``galaxysim rank`` use it, writing into a staged folder
 (:mod:`galaxysim.app.output_folder`).
@@ -32,20 +32,54 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _training_histories(ranker: SimilarityRanker) -> dict[str, dict]:
-    """Loss histories of the ranker's fitted models that kept one."""
+def _training_histories(ranker: SimilarityRanker, study: SimilarityRanker | None) -> dict[str, dict]:
+    """Loss histories of the fitted models that kept one, named after their estimators."""
+    models = [ranker.embedder_, ranker.density_]
+    if study is not None:
+        models += [study.embedder_, study.density_]
+    names = ["embedder", "density", "autoencoder (study)", "flow on its codes (study)"]
     return {
-        name: model.history_
-        for name, model in (("embedder", ranker.embedder_), ("density", ranker.density_))
+        f"{name}: {type(model).__name__}": model.history_
+        for name, model in zip(names, models)
         if model is not None and getattr(model, "history_", None) is not None
     }
 
 
-def _generated_images(ranker: SimilarityRanker, n_generate: int,
+def _decoder(ranker: SimilarityRanker, study: SimilarityRanker | None) -> SimilarityRanker | None:
+    """The ranker whose embedder decodes (the study's, else the ranker's own), or None."""
+    for candidate in (study, ranker):
+        if candidate is not None and hasattr(candidate.embedder_, "inverse_transform"):
+            return candidate
+    return None
+
+
+def _reconstructions(decoder: SimilarityRanker, images: np.ndarray, query: np.ndarray, *,
+                     labels: np.ndarray | None, target_names: Sequence[str] | None,
+                     query_name: str, n_galaxies: int = 7) -> Any:
+    """Figure: galaxies and the query (top row) and the embedder's output for each (below)."""
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(len(images), size=min(n_galaxies, len(images)), replace=False))
+    inputs = np.concatenate([np.asarray(images)[chosen], np.asarray(query)[np.newaxis]])
+    outputs = decoder.embedder_.inverse_transform(decoder.embedder_.transform(inputs))
+    outputs = np.clip(np.asarray(outputs).reshape(inputs.shape), 0.0, 1.0)
+    titles = [str(target_names[labels[i]]) if labels is not None and target_names is not None
+              else f"galaxy {i}" for i in chosen]
+    titles = [*titles, "query"] + [""] * len(inputs)
+    pictures = np.concatenate([inputs.astype(np.float32) / (255.0 if inputs.dtype == np.uint8 else 1.0),
+                               outputs])
+    return plot_image_grid(pictures, titles, n_cols=len(inputs),
+                           row_labels=["input", "output"],
+                           suptitle=f"{query_name} and galaxies through the "
+                           f"{type(decoder.embedder_).__name__}: inputs above, outputs below")
+
+
+def _generated_images(decoder: SimilarityRanker | None, n_generate: int,
                       random_state: int | None) -> np.ndarray | None:
     """Embeddings sampled from the density and decoded; None when either cannot."""
-    density, embedder = ranker.density_, ranker.embedder_
-    if density is None or not hasattr(density, "sample") or not hasattr(embedder, "inverse_transform"):
+    if decoder is None:
+        return None
+    density, embedder, ranker = decoder.density_, decoder.embedder_, decoder
+    if density is None or not hasattr(density, "sample"):
         return None
     sampled = np.asarray(density.sample(n_generate, random_state=random_state))
     generated = np.clip(embedder.inverse_transform(sampled), 0.0, 1.0)
@@ -57,9 +91,10 @@ def _generated_images(ranker: SimilarityRanker, n_generate: int,
 def _write_figures(
     out: Path, ranker: SimilarityRanker, ranking: Ranking, query: np.ndarray, *,
     labels: np.ndarray | None, target_names: Sequence[str] | None, query_name: str,
-    n_neighbors: int, n_generate: int, random_state: int | None,
+    n_neighbors: int, n_generate: int, random_state: int | None, study: SimilarityRanker | None,
+    images: np.ndarray,
 ) -> dict[str, Path]:
-    """neighbours.png, latent.png, and training.png and generated.png where possible."""
+    """neighbours.png, latent.png; training, reconstructions and generated where possible."""
     files = {"neighbours": _save(ranking.plot(n_neighbors=n_neighbors), out / "neighbours.png")}
     query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
     files["latent"] = _save(
@@ -69,16 +104,31 @@ def _write_figures(
         ),
         out / "latent.png",
     )
-    histories = _training_histories(ranker)
+    histories = _training_histories(ranker, study)
     if histories:
         files["training"] = _save(plot_training_curves(histories), out / "training.png")
-    generated = _generated_images(ranker, n_generate, random_state)
+    decoder = _decoder(ranker, study)
+    if decoder is not None:
+        files["reconstructions"] = _save(
+            _reconstructions(decoder, images, query, labels=labels, target_names=target_names,
+                             query_name=query_name),
+            out / "reconstructions.png",
+        )
+    generated = _generated_images(decoder, n_generate, random_state)
     if generated is not None:
         files["generated"] = _save(
             plot_image_grid(generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"),
             out / "generated.png",
         )
     return files
+
+
+def _model_name(model: Any) -> str:
+    """The class name of a model, or of each step of a pipeline joined by ' + '."""
+    steps = getattr(model, "steps", None)
+    if steps is not None:
+        return " + ".join(type(step).__name__ for _, step in steps)
+    return type(model).__name__
 
 
 def _summaries(
@@ -90,6 +140,7 @@ def _summaries(
     summary: dict[str, Any] = {
         "query": query_name,
         "galaxies in the collection": ranker.n_samples_fit_,
+        "embedder": _model_name(ranker.embedder_),
         "method": ranker.method,
         "invariance": str(ranker.invariance),
         "query isolation (percentile)": round(ranking.query_isolation, 1),
@@ -99,6 +150,7 @@ def _summaries(
     if ranking.warning:
         summary["warning"] = ranking.warning
     record: dict[str, Any] = {"query": query_name, "n_galaxies": ranker.n_samples_fit_,
+                              "embedder": _model_name(ranker.embedder_),
                               "method": ranker.method, "invariance": ranker.invariance,
                               "query_typicality": ranking.query_typicality,
                               "query_isolation": ranking.query_isolation, "warning": ranking.warning}
@@ -126,6 +178,19 @@ def _class_summary(figures: dict[str, Any], target_names: Sequence[str],
     return rows
 
 
+def _study_summary(study: SimilarityRanker, images: np.ndarray, query: np.ndarray, *,
+                   labels: np.ndarray | None, target_names: Sequence[str] | None,
+                   target_label: int | None) -> dict[str, Any]:
+    """How the study's autoencoder ranks the query, in the summary's words."""
+    if labels is None or target_names is None or target_label is None:
+        return {}
+    ranking = study.rank(query, n_neighbors=study.n_samples_fit_)
+    figures = summarize_ranking(np.asarray(labels)[ranking.indices], target_names, target_label)
+    name = target_names[target_label]
+    return {f"{name} share in top 10, original study's autoencoder":
+            f"{figures['precision_at_10']:.0%}"}
+
+
 # Each figure's caption in the report, and what it shows (its alt text).
 _CAPTIONS = {
     "neighbours": ("Query and its most similar galaxies",
@@ -138,6 +203,10 @@ _CAPTIONS = {
     "training": ("Training curves",
                  "Loss curves of the models' training and validation per epoch, the best "
                  "epoch marked by a dotted line."),
+    "reconstructions": ("Autoencoder output of galaxies and of the query",
+                        "Top row: galaxies of the collection and the query; bottom row: each "
+                        "one encoded and decoded by the autoencoder (the original study's "
+                        "autoencoder output of the target image)."),
     "generated": ("Generated galaxies",
                   "A grid of galaxies sampled from the flow density on the embedding and "
                   "decoded by the autoencoder."),
@@ -162,6 +231,7 @@ def write_ranking_outputs(
     notes: str | None = None,
     extra_summary: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    study: SimilarityRanker | None = None,
 ) -> dict[str, Path]:
     """Rank the whole collection for ``query`` and write every output into ``out``.
 
@@ -200,6 +270,11 @@ def write_ranking_outputs(
     provenance : dict, optional
         Stored under ``"provenance"`` in ``summary.json`` (see
         :func:`~galaxysim.app.provenance.run_provenance`).
+    study : SimilarityRanker, optional
+        The original study's autoencoder and flow, fitted on ``images`` beside
+        ``ranker``: they draw ``reconstructions.png`` and ``generated.png``
+        when ``ranker``'s embedder cannot decode, join the training curves,
+        and their own ranking's figures are added to the summary, to compare.
 
     Returns
     -------
@@ -234,9 +309,13 @@ def write_ranking_outputs(
     figures = _write_figures(
         out, ranker, ranking, query, labels=labels, target_names=target_names,
         query_name=query_name, n_neighbors=n_neighbors, n_generate=n_generate,
-        random_state=random_state,
+        random_state=random_state, study=study, images=images,
     )
     files.update(figures)
+    if study is not None:
+        extra_summary = {**_study_summary(study, images, query, labels=labels,
+                                          target_names=target_names, target_label=target_label),
+                         **(extra_summary or {})}
     summary, record = _summaries(
         ranker, ranking, labels=labels, target_names=target_names, target_label=target_label,
         query_name=query_name, extra_summary=extra_summary,
