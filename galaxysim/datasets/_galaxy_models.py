@@ -187,6 +187,21 @@ def _star_forming_knots(
     return np.where(pink, np.float32(0.0), knots), np.where(pink, knots, np.float32(0.0))
 
 
+def _redden_centre(flux: np.ndarray, radius: np.ndarray, scale, strength) -> np.ndarray:
+    """Give flux (n, 3, H, W) a radial colour gradient: a redder centre, bluer outskirts.
+
+    Old, metal-rich stars crowd galaxy centres and young ones the outer disk,
+    so real galaxies redden inward beyond what their components' colours
+    give. Red is multiplied and blue divided by ``exp(strength * (0.5 - x))``
+    where ``x`` is the radius in units of ``scale`` (capped at 2.5): colours
+    are unchanged half a scale length out. ``strength`` is per galaxy (n,).
+    """
+    tilt = np.exp(_col(strength) * (np.float32(0.5) - np.minimum(radius / _col(scale), 2.5)))
+    flux[:, 0] *= tilt
+    flux[:, 2] /= tilt
+    return flux
+
+
 # --------------------------------------------------------------------------
 # Galaxy models
 # --------------------------------------------------------------------------
@@ -229,6 +244,7 @@ class _SpiralModel:
     disk_rgb: np.ndarray  # (n, 3)
     arm_rgb: np.ndarray  # (n, 3)
     knot_pink_fraction: float = 0.25
+    color_gradient: np.ndarray | None = None  # see _redden_centre
 
 
 @dataclass
@@ -251,6 +267,7 @@ class _EdgeOnModel:
     dust_offset: np.ndarray
     bulge_rgb: np.ndarray  # (n, 3)
     disk_rgb: np.ndarray  # (n, 3)
+    color_gradient: np.ndarray | None = None  # see _redden_centre
 
 
 def _render_spiral(
@@ -294,7 +311,10 @@ def _render_spiral(
     colors = [color for _, _, color in components]
     maps += [knots_blue * knot_scale, knots_pink * knot_scale]
     colors += [np.broadcast_to(_KNOT_BLUE_RGB, (n, 3)), np.broadcast_to(_KNOT_PINK_RGB, (n, 3))]
-    return _colorize(maps, colors)
+    flux = _colorize(maps, colors)
+    if model.color_gradient is None:
+        return flux
+    return _redden_centre(flux, radius, model.disk_scale, model.color_gradient)
 
 
 def _render_edge_on(canvas: _Canvas, model: _EdgeOnModel) -> np.ndarray:
@@ -331,6 +351,83 @@ def _render_edge_on(canvas: _Canvas, model: _EdgeOnModel) -> np.ndarray:
     # deepest where the disk is densest.
     lane = np.exp(-0.5 * ((z - _col(model.dust_offset)) / _col(0.6 * model.thin_height)) ** 2)
     depth = _col(model.dust_depth) * lane * _exponential(np.abs(u), 2.0 * model.disk_scale)
-    return flux * np.exp(-depth[:, np.newaxis] * _DUST_REDDENING)
+    flux *= np.exp(-depth[:, np.newaxis] * _DUST_REDDENING)
+    if model.color_gradient is None:
+        return flux
+    radius = np.sqrt(u**2 + z**2)
+    # The bright inner disk is short next to the scale length along the disk.
+    return _redden_centre(flux, radius, 0.3 * model.disk_scale, model.color_gradient)
 
 
+
+
+# --------------------------------------------------------------------------
+# Neighbours: small, faint galaxies elsewhere in the frame
+# --------------------------------------------------------------------------
+
+# Colours of neighbour galaxies: distant early types (red, orange), nearer
+# disks (whitish, blue).
+_NEIGHBOUR_RGB = np.array(
+    [[1.0, 0.6, 0.4], [1.0, 0.78, 0.58], [0.95, 0.9, 0.85], [0.7, 0.8, 1.0]], dtype=np.float32
+)
+# Half-light radii (frame units) and fluxes (shares of the main galaxy's
+# light) of neighbours; radii below _SMALL_NEIGHBOUR get a smaller stamp.
+_NEIGHBOUR_RADIUS = (0.015, 0.2)
+_SMALL_NEIGHBOUR = 0.05
+_NEIGHBOUR_FLUX = (0.003, 0.08)
+
+
+def _add_neighbours(
+    rng: np.random.Generator, flux: np.ndarray, canvas: _Canvas, per_frame: float
+) -> None:
+    """Add small, faint neighbour galaxies to unblurred canvas flux (n, 3, side, side) in place.
+
+    A Poisson number per image (``per_frame`` on average in the frame)
+    lands anywhere on the canvas, so some hang over the frame's edges or
+    overlap the main galaxy. Each is an elliptical Sersic profile (index
+    0.8-3) of log-uniform half-light radius; its flux, a share of the main
+    galaxy's (about 1), grows with its radius. The PSF blur comes later.
+    """
+    n, _, side, _ = flux.shape
+    counts = rng.poisson(per_frame * (side / canvas.image_size) ** 2, size=n)
+    owner = np.repeat(np.arange(n), counts)
+    m = owner.size
+    half = canvas.image_size / 2.0  # pixels per frame unit
+    radius = np.exp(rng.uniform(*np.log(_NEIGHBOUR_RADIUS), size=m))
+    share = np.exp(rng.uniform(*np.log(_NEIGHBOUR_FLUX), size=m))
+    share *= np.sqrt(radius / _NEIGHBOUR_RADIUS[1])
+    rgb = _jitter_color(rng, _NEIGHBOUR_RGB[rng.integers(0, len(_NEIGHBOUR_RGB), size=m)], m, 0.08)
+    shape = (
+        rng.uniform(0.0, side, size=(2, m)),  # centre row, column (canvas pixels)
+        radius * half,
+        rng.uniform(0.8, 3.0, size=m),  # Sersic index
+        rng.uniform(0.3, 1.0, size=m),  # axis ratio
+        rng.uniform(0.0, np.pi, size=m),  # position angle
+    )
+    small = radius < _SMALL_NEIGHBOUR
+    for group in (small, ~small):
+        if group.any():
+            reach = int(np.ceil(4.0 * (radius[group].max() * half))) + 1
+            chosen = [part[..., group] for part in shape]
+            _stamp(flux, owner[group], share[group, None] * rgb[group], reach, *chosen)
+
+
+def _stamp(flux, owner, rgb_flux, reach, centre, radius_px, index, axis_ratio, angle) -> None:
+    """Add Sersic stamps of total RGB flux ``rgb_flux`` (m, 3) to ``flux`` of their ``owner``."""
+    side = flux.shape[-1]
+    steps = np.arange(-reach, reach + 1)
+    rows = np.floor(centre[0]).astype(np.int64)[:, None] + steps  # (m, S)
+    cols = np.floor(centre[1]).astype(np.int64)[:, None] + steps
+    dy = (rows + 0.5 - centre[0][:, None])[:, :, None]
+    dx = (cols + 0.5 - centre[1][:, None])[:, None, :]
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    u, v = cos * dx + sin * dy, (cos * dy - sin * dx) / axis_ratio[:, None, None]
+    profile = _sersic(np.sqrt(u**2 + v**2).astype(np.float32), radius_px, index)
+    profile /= profile.sum(axis=(1, 2), keepdims=True)
+    inside = ((rows >= 0) & (rows < side))[:, :, None] & ((cols >= 0) & (cols < side))[:, None, :]
+    pixel = (rows * side)[:, :, None] + cols[:, None, :]
+    for channel in range(3):
+        target = (owner * 3 + channel) * side * side
+        index_flat = (target[:, None, None] + pixel)[inside]
+        values = (profile * rgb_flux[:, channel, None, None])[inside]
+        np.add.at(flux.reshape(-1), index_flat, values.astype(np.float32))

@@ -20,7 +20,13 @@ _STRETCH_SOFTENING = 0.03
 _ASINH_NORM = float(np.arcsinh(1.0 / _STRETCH_SOFTENING))
 _STRETCH_SLOPE = 1.0 / (_STRETCH_SOFTENING * _ASINH_NORM)  # d stretch / d flux at 0
 # Expected number of foreground stars in a 64-pixel frame.
-_STARS_PER_FRAME = 0.6
+_STARS_PER_FRAME = 0.45
+# Width of the PSF's wing, in units of the core's standard deviation.
+_PSF_WING_WIDTH = 2.5
+# Correlation between the noise of the three channels on the sky: the
+# sky of Galaxy10 cutouts is grey-grained (JPEG keeps colour at half
+# resolution), with a correlation of about 0.95 between channels.
+_NOISE_CHANNEL_CORRELATION = 0.93
 
 
 # --------------------------------------------------------------------------
@@ -28,12 +34,24 @@ _STARS_PER_FRAME = 0.6
 # --------------------------------------------------------------------------
 
 
-def _gaussian_blur(images: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
-    """Blur each image of a batch (n, C, H, W) by its own Gaussian PSF (sigma in pixels)."""
+def _gaussian_blur(
+    images: np.ndarray, sigma_px: np.ndarray, wing: float = 0.0
+) -> np.ndarray:
+    """Blur each image of a batch (n, C, H, W) by its own PSF (sigma in pixels).
+
+    The PSF is a Gaussian core of standard deviation ``sigma_px`` plus, with
+    a share ``wing`` of the light, a Gaussian _PSF_WING_WIDTH times wider:
+    survey PSFs have extended wings (Moffat-like), which a single Gaussian
+    lacks. Both are applied at once in Fourier space.
+    """
     height, width = images.shape[-2:]
     fy = np.fft.fftfreq(height).astype(np.float32)[:, np.newaxis]
     fx = np.fft.rfftfreq(width).astype(np.float32)[np.newaxis, :]
-    transfer = np.exp(-2.0 * np.pi**2 * _col(sigma_px) ** 2 * (fy**2 + fx**2))
+    exponent = -2.0 * np.pi**2 * _col(sigma_px) ** 2 * (fy**2 + fx**2)
+    transfer = np.exp(exponent)
+    if wing > 0:
+        core = np.float32(1.0 - wing) * transfer
+        transfer = core + np.float32(wing) * np.exp(exponent * np.float32(_PSF_WING_WIDTH**2))
     spectrum = scipy.fft.rfft2(images) * transfer[:, np.newaxis]
     return scipy.fft.irfft2(spectrum, s=(height, width)).astype(np.float32, copy=False)
 
@@ -77,12 +95,15 @@ def _brightness_gain(flux: np.ndarray, target: np.ndarray, n_steps: int = 12) ->
     return scale * np.exp(0.5 * (low + high))
 
 
-def _add_stars(rng: np.random.Generator, light: np.ndarray, sigma_px: np.ndarray) -> None:
+def _add_stars(
+    rng: np.random.Generator, light: np.ndarray, sigma_px: np.ndarray, wing: float = 0.0
+) -> None:
     """Add a Poisson number of foreground stars to ``light`` (n, 3, H, W) in place.
 
-    Stars are few, so each is drawn directly as a Gaussian stamp of its
-    image's PSF instead of going through the FFT blur; a stamp may hang over
-    the edge of the frame.
+    Stars are few, so each is drawn directly as a stamp of its image's PSF
+    (the Gaussian core and, with a share ``wing`` of the light, the wider
+    wing) instead of going through the FFT blur; a stamp may hang over the
+    edge of the frame.
     """
     n, _, height, width = light.shape
     reach = int(np.ceil(3.0 * sigma_px.max()))
@@ -94,12 +115,19 @@ def _add_stars(rng: np.random.Generator, light: np.ndarray, sigma_px: np.ndarray
     # the same at every sampling.
     peak = np.exp(rng.uniform(np.log(0.02), np.log(2.5), size=owner.size))
     colors = _STAR_RGB[rng.integers(0, len(_STAR_RGB), size=owner.size)]
+    if wing > 0:
+        reach = int(np.ceil(3.0 * _PSF_WING_WIDTH * sigma_px.max()))
     steps = np.arange(-reach, reach + 1)
     top, left = np.floor(rows).astype(int), np.floor(cols).astype(int)
-    sigma = sigma_px[owner][:, np.newaxis]
-    profile_y = np.exp(-0.5 * ((top[:, None] + steps + 0.5 - rows[:, None]) / sigma) ** 2)
-    profile_x = np.exp(-0.5 * ((left[:, None] + steps + 0.5 - cols[:, None]) / sigma) ** 2)
-    stamps = peak[:, None, None] * profile_y[:, :, None] * profile_x[:, None, :]
+    dy = (top[:, None] + steps + 0.5 - rows[:, None]) / sigma_px[owner][:, np.newaxis]
+    dx = (left[:, None] + steps + 0.5 - cols[:, None]) / sigma_px[owner][:, np.newaxis]
+    stamps = np.exp(-0.5 * dy**2)[:, :, None] * np.exp(-0.5 * dx**2)[:, None, :]
+    if wing > 0:
+        # The wing's peak relative to the core's, for the same total light.
+        relative = wing / ((1.0 - wing) * _PSF_WING_WIDTH**2)
+        wide = np.float32(0.5 / _PSF_WING_WIDTH**2)
+        stamps += relative * np.exp(-wide * dy**2)[:, :, None] * np.exp(-wide * dx**2)[:, None, :]
+    stamps *= peak[:, None, None]
     # Stamp into a frame with a margin wide enough for every stamp, then crop.
     margin = 2 * reach
     canvas = np.zeros((n, 3, height + 2 * margin, width + 2 * margin), dtype=np.float32)
@@ -129,6 +157,22 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
     return smooth / (1 + 2 * a**2)  # each pass scales the std by sqrt(1 + 2 a^2)
 
 
+def _sky_noise(rng: np.random.Generator, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Unit-variance RGB sky noise (n, 3, H, W), grey-grained as in survey JPEG cutouts.
+
+    A smooth field shared by the three channels (the grain) plus, for the
+    rest of the variance, colour noise drawn on 2 x 2 pixel blocks (JPEG
+    stores colour at half resolution), so that the channels correlate by
+    _NOISE_CHANNEL_CORRELATION.
+    """
+    n, channels, height, width = shape
+    grey = _smooth_noise(rng, (n, 1, height, width))
+    blocks = rng.standard_normal((n, channels, (height + 1) // 2, (width + 1) // 2), dtype=np.float32)
+    colour = blocks.repeat(2, axis=2).repeat(2, axis=3)[:, :, :height, :width]
+    rho = _NOISE_CHANNEL_CORRELATION
+    return np.float32(np.sqrt(rho)) * grey + np.float32(np.sqrt(1.0 - rho)) * colour
+
+
 def _observe(
     rng: np.random.Generator,
     flux: np.ndarray,
@@ -137,28 +181,34 @@ def _observe(
     sigma_px: np.ndarray,
     brightness: np.ndarray,
     sky: np.ndarray,
-    noise: float,
+    noise: float | np.ndarray,
     stars: bool,
+    psf_wing: float = 0.0,
 ) -> np.ndarray:
     """Turn canvas flux (n, 3, side, side) into finished images (n, H, W, 3) in [0, 1].
 
-    ``brightness`` (n,) is the mean stretched galaxy light and ``sky``
-    (n, 3) the sky level; ``stars`` adds foreground stars.
+    ``brightness`` (n,) is the mean stretched galaxy light, ``sky`` (n, 3)
+    the sky level and ``noise`` the sky noise, one level or one per image;
+    ``stars`` adds foreground stars and ``psf_wing`` is the share of the
+    light in the PSF's wing.
     """
-    galaxy = canvas.crop(_gaussian_blur(flux, sigma_px))
+    galaxy = canvas.crop(_gaussian_blur(flux, sigma_px, psf_wing))
     # A 16 x 16 subsample sets the gain to within 0.1 % of the full image's.
     step = max(1, canvas.image_size // 16)
     gain = _brightness_gain(galaxy[:, :, ::step, ::step], brightness)
     light = galaxy * _col(gain)[:, np.newaxis]
     if stars:
-        _add_stars(rng, light, sigma_px)
+        _add_stars(rng, light, sigma_px, psf_wing)
     sky_level = sky.astype(np.float32)[:, :, np.newaxis, np.newaxis]
-    if noise > 0:
+    noise_level = np.broadcast_to(np.asarray(noise, dtype=np.float32), len(flux))
+    if noise_level.any():
         # Noise enters with the light, before the stretch, so it is as strong
         # as asked on the sky and compressed on bright parts, as in survey
         # images. Near zero the stretch multiplies by _STRETCH_SLOPE.
-        flux_noise = np.float32(noise) / (np.float32(_STRETCH_SLOPE) * (1.0 - sky_level))
-        light += flux_noise * _smooth_noise(rng, light.shape)
+        flux_noise = noise_level[:, None, None, None] / (
+            np.float32(_STRETCH_SLOPE) * (1.0 - sky_level)
+        )
+        light += flux_noise * _sky_noise(rng, light.shape)
     images = sky_level + (1.0 - sky_level) * _stretch(light)
     np.clip(images, 0.0, 1.0, out=images)
     return images.transpose(0, 2, 3, 1)

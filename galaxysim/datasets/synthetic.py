@@ -20,12 +20,16 @@ so ``image_size`` changes the sampling, not the field of view. The model has
   Searle 1981) with a yellow inner part, with or without a bulge, and on some
   a reddening dust lane just off the mid-plane.
 
-The light is blurred by a Gaussian point-spread function (in Fourier space,
-on a padded canvas so that nothing wraps around the edges), foreground stars
-and sky noise (Gaussian, correlated between neighbouring pixels as in the
-survey's resampled JPEG cutouts) are added, and the flux goes through an
-asinh stretch (Lupton et al. 2004, as Legacy Surveys colour images do) onto
-a sky level. Noise therefore shows on the sky and fades on bright parts.
+Every galaxy gets a random size factor (all its lengths) and a radial
+colour gradient (a redder centre), drawn alike for all classes. Small, faint
+neighbour galaxies land anywhere on the canvas, some over the frame's edge.
+The light is blurred by a point-spread function with a Gaussian core and a
+wider wing (in Fourier space, on a padded canvas so that nothing wraps
+around), foreground stars and sky noise (grey-grained: correlated between
+neighbouring pixels and between channels, as in the survey's JPEG cutouts;
+its level varies from image to image) are added, and the flux goes through
+an asinh stretch (Lupton et al. 2004, as Legacy Surveys colour images do)
+onto a sky level. Noise therefore shows on the sky and fades on bright parts.
 
 Every galaxy's brightness is scaled so that the mean of its stretched light
 equals a level drawn from one distribution for all classes: the classes
@@ -44,6 +48,7 @@ from .._limits import check_allocation
 from .._validation import check_fraction, check_positive_int
 from ._galaxy_models import (
     _REFERENCE_SIZE,
+    _add_neighbours,
     _Canvas,
     _EdgeOnModel,
     _jitter_color,
@@ -77,17 +82,30 @@ _CHUNK_PIXELS = 1 << 20
 _WORKING_COPIES = 8
 
 # Relative RGB flux of the stellar populations.
-_BULGE_RGB = np.array([1.0, 0.78, 0.52], dtype=np.float32)
-_DISK_RGB = np.array([0.92, 0.88, 0.84], dtype=np.float32)
-_ARM_RGB = np.array([0.62, 0.74, 1.0], dtype=np.float32)
+_BULGE_RGB = np.array([1.0, 0.8, 0.58], dtype=np.float32)
+_DISK_RGB = np.array([0.98, 0.88, 0.76], dtype=np.float32)
+_ARM_RGB = np.array([0.82, 0.86, 1.0], dtype=np.float32)
 
-# Mean stretched galaxy light, as a fraction of the range above the sky;
-# drawn from this interval for every class alike.
-_BRIGHTNESS_RANGE = (0.12, 0.42)
-_SKY_RANGE = (0.09, 0.15)
+# Drawn for every class alike: the mean stretched galaxy light, as a
+# fraction of the range above the sky; a size factor that scales every
+# length of a galaxy (log-normal, clipped); the strength of the radial
+# colour gradient (_galaxy_models._redden_centre); each image's noise level
+# over the ``noise`` argument (log-normal: survey depth varies).
+_BRIGHTNESS_RANGE = (0.1, 0.46)
+_SIZE_SPREAD, _SIZE_RANGE = 0.25, (0.6, 1.7)
+_COLOR_GRADIENT_RANGE = (0.0, 0.12)
+_NOISE_SPREAD = 0.2
+_SKY_RANGE = (0.1, 0.16)
 # PSF standard deviation in pixels at the reference sampling (DECaLS seeing
-# of 1.2-1.5 arcsec at 0.262 arcsec per pixel, softened by the JPEG files).
+# of 1.2-1.5 arcsec at 0.262 arcsec per pixel, softened by the JPEG files),
+# and the share of the light in its wider wing.
 _PSF_SIGMA_PX = (1.5, 2.5)
+_PSF_WING = 0.08
+# Expected number of neighbour galaxies in a 64-pixel frame.
+_NEIGHBOURS_PER_FRAME = 0.3
+# Lengths that the size factor scales.
+_SPIRAL_LENGTHS = ("bulge_radius", "disk_scale", "bar_length", "bar_width", "arm_start", "arm_width")
+_EDGE_ON_LENGTHS = ("disk_scale", "bulge_radius")  # disk heights stay near the PSF
 
 # Class-dependent parameter ranges, one (low, high) per spiral class in the
 # order barred, tight, loose. Lengths are in frame units; *_flux are
@@ -202,7 +220,7 @@ def _sample_spirals(
         center_x=rng.uniform(-1.0, 1.0, n) * pixel,
         center_y=rng.uniform(-1.0, 1.0, n) * pixel,
         position_angle=rng.uniform(0.0, np.pi, n),
-        axis_ratio=rng.uniform(0.5, 1.0, n),  # inclinations up to 60 degrees
+        axis_ratio=rng.uniform(0.42, 1.0, n),  # inclinations up to 65 degrees
         bulge_radius=draw["bulge_radius"],
         bulge_index=draw["bulge_index"],
         bulge_flux=draw["bulge_flux"],
@@ -262,6 +280,16 @@ def _sample_edge_ons(
         disk_rgb=_jitter_color(rng, disk_base, n, 0.05),
     )
 
+def _vary_galaxies(
+    model: Any, lengths: Sequence[str], size: np.ndarray, gradient: np.ndarray
+) -> Any:
+    """Scale a model's ``lengths`` by the size factors and set its colour gradients."""
+    for name in lengths:
+        setattr(model, name, getattr(model, name) * size)
+    model.color_gradient = gradient
+    return model
+
+
 def _draw_galaxies(
     rng: np.random.Generator, labels: np.ndarray, canvas: _Canvas, noise: float
 ) -> np.ndarray:
@@ -269,11 +297,18 @@ def _draw_galaxies(
     n = len(labels)
     pixel = 2.0 / canvas.image_size
     flux = np.empty((n, 3, canvas.side, canvas.side), dtype=np.float32)
+    size = np.clip(np.exp(rng.normal(0.0, _SIZE_SPREAD, n)), *_SIZE_RANGE)
+    gradient = rng.uniform(*_COLOR_GRADIENT_RANGE, size=n)
     spiral = np.isin(labels, _SPIRALS)
     if spiral.any():
-        flux[spiral] = _render_spiral(canvas, _sample_spirals(rng, labels[spiral], pixel), rng)
+        model = _sample_spirals(rng, labels[spiral], pixel)
+        model = _vary_galaxies(model, _SPIRAL_LENGTHS, size[spiral], gradient[spiral])
+        flux[spiral] = _render_spiral(canvas, model, rng)
     if not spiral.all():
-        flux[~spiral] = _render_edge_on(canvas, _sample_edge_ons(rng, labels[~spiral], pixel))
+        model = _sample_edge_ons(rng, labels[~spiral], pixel)
+        model = _vary_galaxies(model, _EDGE_ON_LENGTHS, size[~spiral], gradient[~spiral])
+        flux[~spiral] = _render_edge_on(canvas, model)
+    _add_neighbours(rng, flux, canvas, _NEIGHBOURS_PER_FRAME)
     scale = canvas.image_size / _REFERENCE_SIZE
     return _observe(
         rng,
@@ -282,8 +317,9 @@ def _draw_galaxies(
         sigma_px=rng.uniform(*_PSF_SIGMA_PX, size=n) * scale,
         brightness=rng.uniform(*_BRIGHTNESS_RANGE, size=n),
         sky=rng.uniform(*_SKY_RANGE, size=(n, 1)) + rng.normal(0.0, 0.004, size=(n, 3)),
-        noise=noise,
+        noise=noise * np.exp(rng.normal(0.0, _NOISE_SPREAD, size=n)),
         stars=True,
+        psf_wing=_PSF_WING,
     )
 
 
@@ -306,7 +342,8 @@ def make_galaxies(
     :data:`SYNTHETIC_CLASSES` (Galaxy10's spiral and edge-on classes, labels
     5 to 9 there) on a noisy sky, framed like the central 64 pixels of a
     256-pixel Galaxy10 cutout. Orientation, inclination (spirals), size,
-    structure, colour, blur, sky level and foreground stars vary at random.
+    structure, colour and its gradient, blur, sky level, noise level,
+    foreground stars and neighbour galaxies vary at random.
     The mean brightness is drawn from one distribution for every class, so
     the class cannot be told from the total light. The module docstring
     describes the light model.
@@ -324,10 +361,12 @@ def make_galaxies(
         Side of the square images in pixels, at least 8. The field of view
         is fixed: a larger size samples the same galaxy more finely.
     noise : float, default=0.04
-        Standard deviation of the sky noise per pixel and channel, in
-        [0, 1); the noise is Gaussian and, as in survey cutouts, correlated
-        between neighbouring pixels. Galaxy10 crops have about 0.04; 0 gives
-        clean images.
+        Typical standard deviation of the sky noise per pixel and channel,
+        in [0, 1); each image's level is this times a log-normal factor
+        (median 1, spread 20 %), as survey depth varies. The noise is
+        Gaussian and, as in survey cutouts, correlated between neighbouring
+        pixels and between channels. Galaxy10 crops have about 0.04; 0
+        gives clean images (stars and neighbour galaxies remain).
     random_state : int, RandomState, Generator or None, default=None
         Seed or random number generator. An int gives the same images on
         every call.
