@@ -30,8 +30,8 @@ from galaxysim.app.cli import main
 TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1",
         "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
 DEMO = ["--n-samples", "60", "--image-size", "16", *TINY]
-OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "generated.png",
-           "summary.json", "report.html", "model.safetensors"}
+OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "reconstructions.png",
+           "generated.png", "summary.json", "report.html", "model.safetensors"}
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs the command in a child process that pauses once its figures are written

@@ -26,7 +26,8 @@ TINY = ["--n-samples", "60", "--image-size", "16", "--n-stages", "1", "--n-block
         "--latent-dim", "4", "--quiet"]
 
 HEADINGS = ["Summary", "Query and its most similar galaxies", "Embedding map",
-            "Training curves", "Generated galaxies"]
+            "Training curves", "Autoencoder output of galaxies and of the query",
+            "Generated galaxies"]
 
 # Writes a JSON summary of the loaded page into <pre id="probe">.
 PROBE = """
