@@ -176,3 +176,21 @@ def test_scale_quick_measures_throughput_and_memory(capsys):
     printed = capsys.readouterr().out
     assert len(_markdown_rows(printed)) == 4 + len(bench.QUICK["sizes"])
     assert "python benchmarks/bench_scale.py --quick" in printed
+
+
+def test_contrastive_quick(capsys):
+    bench = _load("bench_contrastive")
+    results = bench.main(["--quick", "--threads", "1"])
+    assert set(results["seconds_per_epoch"]) == {"bare", "estimator", "estimator_standardize"}
+    assert all(math.isfinite(s) and s > 0 for s in results["seconds_per_epoch"].values())
+    assert all(math.isfinite(r) and r > 0 for r in results["ratios"].values())
+    assert all(math.isfinite(v) and v > 0 for v in results["images_per_second"].values())
+    assert 0 < results["augment_share"] < 1
+    rates = results["rates"]
+    assert 2 <= len(rates) <= bench.QUICK.max_epochs + 1  # the untrained network, then each epoch
+    assert all(0.0 <= rate <= 1.0 for rate in rates)
+    assert 0 <= results["epochs_to_converge"] < len(rates)
+    assert math.isfinite(results["converge_minutes"]) and results["converge_minutes"] >= 0
+    printed = capsys.readouterr().out
+    assert len(_markdown_rows(printed)) == 3 + 4 + len(rates)
+    assert "python benchmarks/bench_contrastive.py --quick" in printed

@@ -178,7 +178,8 @@ def vicreg_loss(
     Parameters
     ----------
     first, second : torch.Tensor
-        Projections ``(n, d)`` of the two views, ``n >= 2``.
+        Projections ``(n, d)`` of the two views (with ``n = 1`` the spread
+        terms see no variance).
     invariance, variance, covariance : float
         Weights of the three terms.
 
@@ -198,11 +199,13 @@ def vicreg_loss(
     similarity = F.mse_loss(first, second)
     spread = 0.0
     decorrelation = 0.0
+    # A batch of one image has no spread: its variance and covariance count as 0.
+    dof = max(n - 1, 1)
     for z in (first, second):
         z = z - z.mean(dim=0)
-        std = torch.sqrt(z.var(dim=0) + 1e-4)
+        std = torch.sqrt(z.pow(2).sum(dim=0) / dof + 1e-4)
         spread = spread + F.relu(1.0 - std).mean()
-        cov = (z.T @ z) / (n - 1)
+        cov = (z.T @ z) / dof
         off_diagonal = cov - torch.diag(torch.diagonal(cov))
         decorrelation = decorrelation + off_diagonal.pow(2).sum() / dim
     return invariance * similarity + variance * spread / 2 + covariance * decorrelation
