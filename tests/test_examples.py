@@ -41,3 +41,11 @@ def test_gridsearch_ranker_example():
     results = _load("gridsearch_ranker").main(["--quick"])
     assert results["best_params"]["embedder__latent_dim"] in (2, 4)
     assert 0.0 <= results["best_score"] <= 1.0
+
+
+def test_contrastive_embedder_example(tmp_path, capsys):
+    results = _load("contrastive_embedder").main(["--quick", "--out", str(tmp_path)])
+    assert set(results) == {"contrastive", "pca_whitened"}
+    assert all(0.0 <= rate <= 1.0 for rate in results.values())
+    assert {p.name for p in tmp_path.iterdir()} == {"views.png", "map_contrastive.png", "map_pca.png"}
+    assert "same-class@10" in capsys.readouterr().out
