@@ -1,7 +1,7 @@
 """Rank a collection of galaxies by similarity to a query galaxy.
 
 :class:`SimilarityRanker` composes an embedder (by default the
-:class:`~galaxysim.embedders.AutoencoderEmbedder`), a density on the
+:class:`~galaxysim.embedders.ContrastiveEmbedder`), a density on the
 embedding (by default the :class:`~galaxysim.flows.FlowDensityEstimator`) and
 a :class:`~galaxysim.ranking.search.NeighborSearch` over the embeddings. It
 holds no model or search code of its own. Its answer, a
@@ -38,7 +38,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     embedder : estimator with ``fit`` and ``transform``, default=None
-        Maps images to vectors. None means ``AutoencoderEmbedder()``. An
+        Maps images to vectors. None means ``ContrastiveEmbedder()``, which
+        groups galaxies best (see the evaluation in the documentation). An
         embedder that is already fitted is used as it is (not refitted), so a
         trained model can be reused on a new collection; an unfitted one is
         cloned and fitted on ``X``. It receives images of shape
@@ -223,9 +224,9 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         labels = self._check_y(y, len(data))
         embedder = self.embedder
         if embedder is None:
-            from ..embedders import AutoencoderEmbedder
+            from ..embedders import ContrastiveEmbedder
 
-            embedder = AutoencoderEmbedder()
+            embedder = ContrastiveEmbedder()
         if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
             raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
         self.embedder_ = embedder if is_fitted(embedder) else clone(embedder).fit(data)
