@@ -155,7 +155,7 @@ class ContrastiveEmbedder(
         standardize: bool = True,
         image_shape: tuple[int, ...] | None = None,
         max_epochs: int = 30,
-        batch_size: int = 256,
+        batch_size: int = 128,
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-4,
         max_grad_norm: float | None = None,
