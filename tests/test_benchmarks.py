@@ -181,7 +181,9 @@ def test_scale_quick_measures_throughput_and_memory(capsys):
 def test_contrastive_quick(capsys):
     bench = _load("bench_contrastive")
     results = bench.main(["--quick", "--threads", "1"])
-    assert set(results["seconds_per_epoch"]) == {"bare", "estimator", "estimator_standardize"}
+    assert set(results["seconds_per_epoch"]) == {"bare", "estimator", "estimator_whiten"}
+    assert set(results["ratios"]) == {"estimator", "estimator_whiten"}
+    assert math.isfinite(results["whiten_seconds"])
     assert all(math.isfinite(s) and s > 0 for s in results["seconds_per_epoch"].values())
     assert all(math.isfinite(r) and r > 0 for r in results["ratios"].values())
     assert all(math.isfinite(v) and v > 0 for v in results["images_per_second"].values())
@@ -194,3 +196,16 @@ def test_contrastive_quick(capsys):
     printed = capsys.readouterr().out
     assert len(_markdown_rows(printed)) == 3 + 4 + len(rates)
     assert "python benchmarks/bench_contrastive.py --quick" in printed
+    assert "whiten=None" in printed and f"whiten={bench.WHITEN} (default)" in printed
+    assert "standardi" not in printed
+    # The bare loop and the convergence curve follow the estimator's defaults.
+    defaults = bench.ContrastiveEmbedder().get_params()
+    assert bench.BATCH == defaults["batch_size"] and bench.WHITEN == defaults["whiten"]
+    assert all(bench.NETWORK[name] == defaults[name] for name in bench.NETWORK)
+    # The convergence curve scores the embedding whitened as transform whitens it.
+    images = np.random.default_rng(0).random((20, 32, 32, 3)).astype(np.float32)
+    embedding = bench.BareLoop(images, bench.QUICK).embed()
+    width = min(bench.WHITEN, bench.QUICK.network["n_components"], len(images))
+    assert embedding.shape == (20, width)
+    np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-8)
+    assert np.all(embedding.std(axis=0, ddof=1) <= 1 + 1e-8)

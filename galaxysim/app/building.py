@@ -22,7 +22,7 @@ __all__ = ["EMBEDDERS", "add_model_options", "build_embedder", "build_ranker",
 #: The embedders ``--embedder`` chooses from; the first is the default.
 EMBEDDERS = ("contrastive", "autoencoder", "pca")
 # Embedding sizes when --latent-dim is not given.
-_DEFAULT_DIMS = {"contrastive": 128, "autoencoder": 32, "pca": 32}
+_DEFAULT_DIMS = {"contrastive": 64, "autoencoder": 32, "pca": 32}
 # Training epochs when --max-epochs is not given: enough for the 2,000 built-in
 # galaxies to converge within the demo's few minutes on two CPU cores.
 _DEFAULT_EPOCHS = {"contrastive": 15, "autoencoder": 30}
@@ -44,7 +44,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     """
     group = parser.add_argument_group("model")
     group.add_argument("--embedder", choices=EMBEDDERS, default=EMBEDDERS[0], help="how galaxies are compared: a contrastive self-supervised network (default), the original study's autoencoder, or PCA of the pixels")
-    group.add_argument("--latent-dim", type=positive_int, default=None, help="embedding size (default: 128 contrastive, 32 autoencoder and PCA)")
+    group.add_argument("--latent-dim", type=positive_int, default=None, help="embedding size (default: 64 contrastive (whitened from 128), 32 autoencoder and PCA)")
     group.add_argument("--max-epochs", type=positive_int, default=None, help="training epochs of the embedders at most (default: 15 contrastive, 30 autoencoder)")
     # A light autoencoder by default, so that a CPU finishes in minutes; the
     # original study's 6 blocks of 16 channels is --n-blocks 6 --base-channels 16.
@@ -81,7 +81,7 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
     >>> add_model_options(parser)
     >>> args = parser.parse_args(["--latent-dim", "16"])
     >>> args.quiet = True
-    >>> build_embedder(args).n_components
+    >>> build_embedder(args).whiten
     16
     """
     kind = args.embedder if kind is None else kind
@@ -107,7 +107,10 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
         )
     from ..embedders import ContrastiveEmbedder
 
-    return ContrastiveEmbedder(n_components=dim, max_epochs=epochs,
+    # The network's width stays at its default unless a larger embedding is asked for;
+    # the embedding is its whitened projection on `dim` directions.
+    width = max(ContrastiveEmbedder().n_components, dim)
+    return ContrastiveEmbedder(n_components=width, whiten=dim, max_epochs=epochs,
                                random_state=args.random_state, verbose=_verbose(args))
 
 

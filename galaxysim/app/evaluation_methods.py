@@ -61,7 +61,7 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
         "flow's standardisation alone does to PCA)"
     ),
     "contrastive": (
-        "ContrastiveEmbedder (SimCLR on galaxy augmentations), standardised embedding; "
+        "ContrastiveEmbedder (SimCLR on galaxy augmentations), whitened embedding; "
         "Euclidean distance"
     ),
     "contrastive+dihedral": (

@@ -85,11 +85,15 @@ class ContrastiveEmbedder(
         Embed each image in its 8 rotations and flips (4 for non-square
         images) and average, which makes the embedding exactly invariant to
         them at 8 times the cost of ``transform``.
-    standardize : bool, default=True
-        Centre each embedding dimension and scale it to unit variance over
-        the training images, so that every dimension counts in a distance
-        (a dimension that hardly varies is divided by a tenth of the typical
-        spread instead, so that its noise is not magnified).
+    whiten : int or None, default=64
+        PCA-whiten the embedding: project it on its ``whiten`` principal
+        directions over the training images and scale each to unit
+        variance, so that the weaker directions, which tell similar galaxies
+        apart, count as much as the strongest (as in image retrieval, Jégou
+        & Chum 2012); a direction whose spread is below a tenth of the
+        typical one is divided by that tenth instead, so its noise is not
+        magnified. ``transform`` then returns ``min(whiten, n_components,
+        n_samples)`` numbers. None returns the network's embedding as it is.
     image_shape : tuple of int, optional
         ``(H, W, C)`` of one image, for flattened input.
     [training parameters]
@@ -101,10 +105,12 @@ class ContrastiveEmbedder(
     history_ : TrainingHistory
         Training and validation loss per epoch (the validation views are
         drawn once, with a fixed seed), best epoch, how training ended.
-    embedding_mean_, embedding_scale_ : ndarray of shape (n_components,)
-        Mean and scale (the standard deviation, at least a tenth of the
-        root-mean-square one) of the training embeddings; 0 and 1 when
-        ``standardize=False``.
+    whitening_mean_ : ndarray of shape (n_components,)
+        Mean of the training embeddings (zeros when ``whiten=None``).
+    whitening_components_ : ndarray of shape (n_features_out, n_components)
+        The whitening map: principal directions divided by their spread
+        (the identity when ``whiten=None``); ``transform`` returns
+        ``(embedding - whitening_mean_) @ whitening_components_.T``.
     image_shape_ : tuple of int
         ``(H, W, C)`` of the training images (``(1, 1, d)`` for features).
     n_features_in_ : int
@@ -152,7 +158,7 @@ class ContrastiveEmbedder(
         temperature: float = 0.2,
         augmentation: GalaxyAugmentation | None = None,
         dihedral_average: bool = False,
-        standardize: bool = True,
+        whiten: int | None = 64,
         image_shape: tuple[int, ...] | None = None,
         max_epochs: int = 30,
         batch_size: int = 128,
@@ -174,7 +180,7 @@ class ContrastiveEmbedder(
         self.temperature = temperature
         self.augmentation = augmentation
         self.dihedral_average = dihedral_average
-        self.standardize = standardize
+        self.whiten = whiten
         self.image_shape = image_shape
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -203,9 +209,12 @@ class ContrastiveEmbedder(
                 "augmentation must be a GalaxyAugmentation or None, got "
                 f"{type(self.augmentation).__name__}."
             )
-        for name in ("dihedral_average", "standardize"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        if not isinstance(self.dihedral_average, (bool, np.bool_)):
+            raise TypeError(
+                f"dihedral_average must be True or False, got {self.dihedral_average!r}."
+            )
+        if self.whiten is not None:
+            check_positive_int(self.whiten, "whiten")
         return self._check_training_params()
 
     def _augmentation(self, input_format: str) -> GalaxyAugmentation:
@@ -269,16 +278,9 @@ class ContrastiveEmbedder(
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.device_ = device
         self.network_ = network
-        self.embedding_mean_ = np.zeros(self.n_components)
-        self.embedding_scale_ = np.ones(self.n_components)
-        if self.standardize:
-            embedding = self._embed(data)
-            self.embedding_mean_ = embedding.mean(axis=0)
-            spread = embedding.std(axis=0)
-            # A dimension that hardly varies is not blown up to unit variance: its
-            # scale is at least a tenth of the typical one, so its noise stays small.
-            typical = float(np.sqrt(np.mean(spread**2)))
-            self.embedding_scale_ = np.maximum(spread, 0.1 * typical) if typical > 0 else np.ones_like(spread)
+        self.whitening_mean_, self.whitening_components_ = _whitening(
+            self._embed(data) if self.whiten is not None else None, self.n_components, self.whiten
+        )
         return self
 
     def _split(self, data: torch.Tensor, seed: int) -> tuple[Any, Any]:
@@ -317,7 +319,7 @@ class ContrastiveEmbedder(
     @property
     def _n_features_out(self) -> int:
         """Number of output features, for ``get_feature_names_out``."""
-        return self.network_.n_components
+        return self.whitening_components_.shape[0]
 
     def _embed(self, images: torch.Tensor) -> np.ndarray:
         """Raw (unstandardised) float64 embeddings of ``(n, C, H, W)`` images."""
@@ -344,9 +346,9 @@ class ContrastiveEmbedder(
 
         Returns
         -------
-        embedding : ndarray of shape (n_samples, n_components), dtype float64
-            Standardised with the training mean and scale when
-            ``standardize=True``.
+        embedding : ndarray of shape (n_samples, n_features_out), dtype float64
+            Whitened with the training images' principal directions (see
+            ``whiten``).
 
         Examples
         --------
@@ -359,7 +361,7 @@ class ContrastiveEmbedder(
         """
         check_is_fitted(self)
         embedding = self._embed(as_nchw(self._input(X)))
-        return (embedding - self.embedding_mean_) / self.embedding_scale_
+        return (embedding - self.whitening_mean_) @ self.whitening_components_.T
 
     def score(self, X: Any, y: Any = None) -> float:
         """Negative training loss on two fixed augmented views of ``X`` (higher is better).
@@ -423,3 +425,18 @@ def _views_loss(
     if loss == "vicreg":
         return vicreg_loss(first, second)
     return nt_xent_loss(first, second, temperature)
+
+
+def _whitening(
+    embedding: np.ndarray | None, n_components: int, n_kept: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and the whitening map of training embeddings; the identity for None."""
+    if embedding is None:
+        return np.zeros(n_components), np.eye(n_components)
+    mean = embedding.mean(axis=0)
+    _, singular, directions = np.linalg.svd(embedding - mean, full_matrices=False)
+    kept = min(n_kept, len(singular))
+    spread = singular[:kept] / np.sqrt(max(len(embedding) - 1, 1))
+    typical = float(np.sqrt(np.mean(spread**2)))
+    scale = np.maximum(spread, 0.1 * typical) if typical > 0 else np.ones(kept)
+    return mean, directions[:kept] / scale[:, np.newaxis]
