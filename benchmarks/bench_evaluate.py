@@ -7,8 +7,12 @@ Runs :func:`galaxysim.app.evaluation.evaluate_methods` on
 (b) the real images of ``../shared/data``: the 50 images of the five seed
     classes in ``galaxy10_decals_samples`` (``load_galaxy10_folder``, centre
     crop 64), query the NASA/JPL-Caltech/R. Hurt Milky Way illustration
-    (``load_milky_way(path=...)``, framed like a Galaxy10 spiral). Skipped when
-    the folder is absent.
+    (``load_milky_way(path=...)``, framed like a Galaxy10 spiral). The models
+    are trained on all 100 real images (the ten classes), unlabelled, and the
+    50 seed-class ones are ranked. Skipped when the folder is absent.
+(c) transfer: the same 50 real images and illustration, ranked by models
+    trained only on ``make_galaxies`` (2,000 images): does what is learned on
+    the built-in galaxies carry over to survey images?
 
 and writes, for each, ``evaluation_<name><tag>.csv`` and ``.md`` into
 ``--out`` and ``evaluation_<name><tag>.png`` into ``--out/images``.
@@ -17,8 +21,10 @@ Model presets (``--preset``):
 
 - ``cpu``: an autoencoder small enough to train on two shared CPU cores in a
   few minutes (1 residual block per stage, 8 base channels, 15 epochs at
-  most; latent 32) and flows of 4 affine layers of (64, 64) units, 100
-  epochs at most with early stopping;
+  most; latent 32), the contrastive embedder's defaults (30 epochs at most;
+  on the 100 real images, batches of 32 and 150 epochs, as few images make
+  short epochs) and flows of 4 affine layers of (64, 64) units, 100 epochs
+  at most with early stopping;
 - ``default``: the estimators' defaults (6 blocks per stage, 16 channels, 50
   epochs; flows of (128, 128) units): hours on a CPU, minutes on a GPU.
 
@@ -61,18 +67,26 @@ SHARED = ROOT.parent / "shared" / "data"
 PRESETS = {
     "cpu": {
         "autoencoder": {"n_blocks": 1, "base_channels": 8, "max_epochs": 15, "patience": 3},
+        "contrastive": {},
         "flow": {"hidden_features": (64, 64)},
     },
-    "default": {"autoencoder": {}, "flow": {}},
+    "default": {"autoencoder": {}, "contrastive": {}, "flow": {}},
 }
+# A hundred images make an epoch of a few optimiser steps: smaller batches, more epochs.
+SMALL_COLLECTION = {"contrastive": {"batch_size": 32, "max_epochs": 150, "patience": 30}}
+# The methods of the transfer part: the embedders that can be trained on other images.
+TRANSFER_METHODS = ["pca", "pca-whitened", "contrastive", "contrastive+dihedral", "autoencoder"]
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(args: argparse.Namespace, small: bool = False) -> dict:
     # quick keeps evaluate_methods' own tiny models; only the device is passed on.
-    preset = {"autoencoder": {}, "flow": {}} if args.quick else PRESETS[args.preset]
-    autoencoder = {**preset["autoencoder"], "device": args.device}
-    flow = {**preset["flow"], "device": args.device}
-    return {"autoencoder_params": autoencoder, "flow_params": flow}
+    empty = {"autoencoder": {}, "contrastive": {}, "flow": {}}
+    preset = empty if args.quick else PRESETS[args.preset]
+    extra = SMALL_COLLECTION if small and not args.quick else {}
+    return {
+        f"{kind}_params": {**preset[kind], **extra.get(kind, {}), "device": args.device}
+        for kind in empty
+    }
 
 
 def builtin(args: argparse.Namespace) -> EvaluationTable:
@@ -87,24 +101,57 @@ def builtin(args: argparse.Namespace) -> EvaluationTable:
     )
 
 
-def real(args: argparse.Namespace) -> EvaluationTable | None:
-    """The 50 real seed-class sample images against the Milky Way illustration."""
+def _real_images(args: argparse.Namespace, classes=None):
+    """The real sample images at the evaluation's size and the illustration; None if absent."""
     folder = args.shared / "galaxy10_decals_samples"
     png = args.shared / "milky_way" / "milky_way_artist_impression_256.png"
     if not (folder.is_dir() and png.is_file()):
         print(f"Real images skipped: {folder} or {png} is absent.", file=sys.stderr)
         return None
-    data = load_galaxy10_folder(folder, crop=64)
+    kwargs = {} if classes is None else {"classes": classes}
+    data = load_galaxy10_folder(folder, crop=64, **kwargs)
     images = data.images if args.image_size == 64 else resize(data.images, args.image_size)
-    query = load_milky_way(args.image_size, path=png)
+    return data, images, load_milky_way(args.image_size, path=png)
+
+
+def _real_name(n: int, args: argparse.Namespace) -> str:
+    return (f"the {n} seed-class images of galaxy10_decals_samples (crop 64"
+            + (f", resized to {args.image_size})" if args.image_size != 64 else ")"))
+
+
+_ILLUSTRATION = "Milky Way illustration (NASA/JPL-Caltech/R. Hurt), framed like Galaxy10"
+
+
+def real(args: argparse.Namespace) -> EvaluationTable | None:
+    """The 50 real seed-class images, ranked by models trained on all 100 real images."""
+    loaded, everything = _real_images(args), _real_images(args, classes=range(10))
+    if loaded is None or everything is None:
+        return None
+    data, images, query = loaded
     return evaluate_methods(
-        images, data.target, query,
+        images, data.target, query, train_X=everything[1],
         target_names=list(data.target_names), target_label=TARGET_CLASS, methods=args.methods,
         latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
-        data_name=f"the {len(images)} seed-class images of galaxy10_decals_samples (crop 64"
-        + (f", resized to {args.image_size})" if args.image_size != 64 else ")"),
-        query_name="Milky Way illustration (NASA/JPL-Caltech/R. Hurt), framed like Galaxy10",
-        verbose=args.verbose, **_settings(args),
+        data_name=_real_name(len(images), args), query_name=_ILLUSTRATION,
+        verbose=args.verbose, **_settings(args, small=True),
+    )
+
+
+def transfer(args: argparse.Namespace) -> EvaluationTable | None:
+    """The 50 real seed-class images, ranked by models trained on built-in galaxies only."""
+    loaded = _real_images(args)
+    if loaded is None:
+        return None
+    data, images, query = loaded
+    train, _ = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
+    methods = [m for m in (args.methods or TRANSFER_METHODS) if m in TRANSFER_METHODS]
+    return evaluate_methods(
+        images, data.target, query, train_X=train,
+        target_names=list(data.target_names), target_label=TARGET_CLASS, methods=methods,
+        latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        data_name=_real_name(len(images), args) + f", models trained on make_galaxies"
+        f"({args.n_samples}, image_size={args.image_size}, random_state=0)",
+        query_name=_ILLUSTRATION, verbose=args.verbose, **_settings(args),
     )
 
 
@@ -149,7 +196,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--real-latent-dim", type=int, default=16,
                         help="latent size for the 50 real images (default 16)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None)
-    parser.add_argument("--parts", nargs="+", choices=("builtin", "real"), default=["builtin", "real"])
+    parser.add_argument("--parts", nargs="+", choices=("builtin", "real", "transfer"),
+                        default=["builtin", "real", "transfer"])
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--device", default="auto", help="torch device for the models")
     parser.add_argument("--threads", type=int, default=1,
@@ -180,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
             out = Path(temporary.name)
         machine = machine_description(args.device)
         results: dict = {"command": command, "tables": {}, "files": {}, "seconds": {}}
-        for part, function in (("builtin", builtin), ("real", real)):
+        for part, function in (("builtin", builtin), ("real", real), ("transfer", transfer)):
             if part not in args.parts:
                 continue
             start = time.perf_counter()
