@@ -209,3 +209,14 @@ def test_contrastive_quick(capsys):
     assert embedding.shape == (20, width)
     np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-8)
     assert np.all(embedding.std(axis=0, ddof=1) <= 1 + 1e-8)
+
+
+def test_compare_contrastive_quick(capsys):
+    bench = _load("compare_contrastive")
+    results = bench.main(["--quick", "--threads", "1"])
+    assert set(results) == {"pca-whitened", "nt-xent", "vicreg"}
+    for loss in ("nt-xent", "vicreg"):
+        rates = results[loss]
+        assert set(rates) == {"raw", "standardised", "whitened", "dihedral average"}
+        assert all(0.0 <= rate <= 1.0 for rate in rates.values())
+    assert len(_markdown_rows(capsys.readouterr().out)) == 3
