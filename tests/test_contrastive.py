@@ -201,17 +201,18 @@ def test_one_image_embeds_as_in_a_batch(fitted, images):
 
 
 def _pca_whitening_by_hand(raw: np.ndarray, kept: int) -> tuple[np.ndarray, np.ndarray]:
-    """The top ``kept`` principal components of ``raw`` at unit variance, by numpy's SVD.
+    """The top ``kept`` principal components of ``raw``, whitened with shrinkage, by numpy's SVD.
 
-    Returns the whitened data and each direction's spread; a spread below a
-    tenth of the root-mean-square spread of the kept directions is replaced
-    by that tenth.
+    Returns the whitened data and each kept direction's variance. Each direction
+    is divided by ``sqrt(variance + total variance / n_samples)``: the mean
+    variance times ``n_dimensions / n_samples`` pulls a covariance estimated
+    from few samples towards a multiple of the identity.
     """
     centred = raw - raw.mean(axis=0)
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
-    spread = singular[:kept] / np.sqrt(len(raw) - 1)
-    floor = 0.1 * np.sqrt(np.mean(spread**2))
-    return centred @ directions[:kept].T / np.maximum(spread, floor), spread
+    variance = singular**2 / (len(raw) - 1)
+    shrinkage = variance.sum() / len(raw)
+    return centred @ directions[:kept].T / np.sqrt(variance[:kept] + shrinkage), variance[:kept]
 
 
 def _distances(x: np.ndarray) -> np.ndarray:
@@ -251,22 +252,21 @@ def test_whitened_embedding_of_the_training_images(fitted, raw, images):
     np.testing.assert_allclose(
         (raw_embedding - fitted.whitening_mean_) @ fitted.whitening_components_.T,
         embedding, atol=1e-9)
-    # Centred, and uncorrelated with unit variance on the directions above the floor.
-    whitened, spread = _pca_whitening_by_hand(raw_embedding, 8)
-    varied = spread > 0.1 * np.sqrt(np.mean(spread**2))
-    assert varied.sum() >= 4
+    # Centred and uncorrelated; each direction's variance is v / (v + shrinkage) < 1,
+    # close to 1 for the strong directions, small for the weak ones.
+    whitened, variance = _pca_whitening_by_hand(raw_embedding, 8)
+    shrinkage = np.linalg.svd(raw_embedding - raw_embedding.mean(0), compute_uv=False)
+    shrinkage = (shrinkage**2).sum() / (len(raw_embedding) - 1) / len(raw_embedding)
     covariance = np.cov(embedding, rowvar=False)
     np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-9)
-    np.testing.assert_allclose(covariance[np.ix_(varied, varied)], np.eye(varied.sum()),
-                               atol=1e-8)
+    np.testing.assert_allclose(np.diag(covariance), variance / (variance + shrinkage), atol=1e-8)
     np.testing.assert_allclose(covariance - np.diag(np.diag(covariance)), 0, atol=1e-8)
-    assert np.all(np.diag(covariance)[~varied] < 1)
     # Principal directions are only defined up to sign: compare what is sign-free.
     np.testing.assert_allclose(_distances(embedding), _distances(whitened), atol=1e-8)
     np.testing.assert_allclose(np.abs(embedding), np.abs(whitened), atol=1e-8)
-    # scikit-learn's PCA(whiten=True) agrees on the directions above the floor.
-    reference = PCA(whiten=True).fit_transform(raw_embedding)
-    np.testing.assert_allclose(np.abs(embedding[:, varied]), np.abs(reference[:, varied]),
+    # scikit-learn's PCA finds the same directions, only scaled otherwise.
+    reference = PCA().fit_transform(raw_embedding)
+    np.testing.assert_allclose(np.abs(embedding), np.abs(reference) / np.sqrt(variance + shrinkage),
                                atol=1e-7)
     # Whitening changes the geometry: the raw embedding's distances differ.
     assert not np.allclose(_distances(embedding), _distances(raw_embedding))
@@ -277,10 +277,9 @@ def test_whiten_keeps_the_strongest_directions(raw, images):
     embedding = est.transform(images)
     assert embedding.shape == (40, 3) and est.whitening_components_.shape == (3, 8)
     assert list(est.get_feature_names_out()) == [f"contrastiveembedder{i}" for i in range(3)]
-    # The top three directions of the raw embedding, each at unit variance.
+    # The top three directions of the raw embedding, whitened with shrinkage.
     whitened, _ = _pca_whitening_by_hand(raw.transform(images), 3)
     np.testing.assert_allclose(np.abs(embedding), np.abs(whitened), atol=1e-8)
-    np.testing.assert_allclose(np.cov(embedding, rowvar=False), np.eye(3), atol=1e-8)
     np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-9)
 
 
@@ -292,7 +291,7 @@ def test_whiten_keeps_no_more_directions_than_training_images(images):
     assert np.all(np.isfinite(est.transform(images)))
 
 
-def test_the_floor_limits_the_amplification_of_a_flat_direction():
+def test_shrinkage_limits_the_amplification_of_weak_directions():
     rng = np.random.default_rng(0)
     scales = np.array([3.0, 2.0, 1.0, 1e-3])
     rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))
@@ -300,18 +299,16 @@ def test_the_floor_limits_the_amplification_of_a_flat_direction():
     mean, components = contrastive_module._whitening(embedding, 4, 64)
     assert components.shape == (4, 4)
     whitened = (embedding - mean) @ components.T
+    # Many samples (500 for 4 dimensions): little shrinkage, the strong directions
+    # end near unit variance; the near-constant one is not blown up to it.
     spread = whitened.std(axis=0, ddof=1)
-    np.testing.assert_allclose(spread[:3], 1, atol=1e-10)
-    # The near-constant direction is divided by a tenth of the root-mean-square
-    # spread, 0.1 * sqrt((3^2 + 2^2 + 1^2 + 1e-6) / 4) ~ 0.187, not by its own 1e-3.
-    spreads = np.linalg.svd(embedding - mean, compute_uv=False) / np.sqrt(len(embedding) - 1)
-    floor = 0.1 * np.sqrt(np.mean(spreads**2))
-    assert floor == pytest.approx(0.1 * np.sqrt(14 / 4), rel=0.1)
-    np.testing.assert_allclose(np.linalg.norm(components, axis=1),
-                               1 / np.maximum(spreads, floor), rtol=1e-10)
-    assert spread[3] < 0.01  # ~1e-3 / 0.187, against 1 without the floor
-    # Without the floor the flat direction's noise would be blown up to unit variance.
+    assert np.all(np.abs(spread[:3] - 1) < 0.03) and spread[3] < 0.01
     assert PCA(whiten=True).fit_transform(embedding)[:, 3].std(ddof=1) == pytest.approx(1)
+    # Few samples (8 for 4 dimensions): much more shrinkage, a milder whitening.
+    few = embedding[:8]
+    mean, components = contrastive_module._whitening(few, 4, 64)
+    few_spread = ((few - mean) @ components.T).std(axis=0, ddof=1)
+    assert few_spread[0] < 0.95 and few_spread[2] < spread[2]
     # A constant embedding whitens to zeros rather than to NaN.
     mean, components = contrastive_module._whitening(np.ones((6, 4)), 4, 2)
     assert components.shape == (2, 4) and np.all(np.isfinite(components))

@@ -90,10 +90,12 @@ class ContrastiveEmbedder(
         directions over the training images and scale each to unit
         variance, so that the weaker directions, which tell similar galaxies
         apart, count as much as the strongest (as in image retrieval, Jégou
-        & Chum 2012); a direction whose spread is below a tenth of the
-        typical one is divided by that tenth instead, so its noise is not
-        magnified. ``transform`` then returns ``min(whiten, n_components,
-        n_samples)`` numbers. None returns the network's embedding as it is.
+        & Chum 2012). The variances are shrunk towards their mean in
+        proportion to ``n_components / n_samples`` (Ledoit & Wolf 2004), so
+        that with few training images, whose weak directions are mostly
+        noise, the whitening stays mild. ``transform`` then returns
+        ``min(whiten, n_components, n_samples)`` numbers. None returns the
+        network's embedding as it is.
     image_shape : tuple of int, optional
         ``(H, W, C)`` of one image, for flattened input.
     [training parameters]
@@ -108,8 +110,8 @@ class ContrastiveEmbedder(
     whitening_mean_ : ndarray of shape (n_components,)
         Mean of the training embeddings (zeros when ``whiten=None``).
     whitening_components_ : ndarray of shape (n_features_out, n_components)
-        The whitening map: principal directions divided by their spread
-        (the identity when ``whiten=None``); ``transform`` returns
+        The whitening map: principal directions divided by their shrunk
+        spread (the identity when ``whiten=None``); ``transform`` returns
         ``(embedding - whitening_mean_) @ whitening_components_.T``.
     image_shape_ : tuple of int
         ``(H, W, C)`` of the training images (``(1, 1, d)`` for features).
@@ -430,13 +432,23 @@ def _views_loss(
 def _whitening(
     embedding: np.ndarray | None, n_components: int, n_kept: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and the whitening map of training embeddings; the identity for None."""
+    """The mean and the whitening map of training embeddings; the identity for None.
+
+    Each kept principal direction is divided by ``sqrt(variance + shrinkage)``,
+    the shrinkage being the mean variance times ``n_components / n_samples``:
+    a covariance estimated from few images is pulled towards a multiple of
+    the identity, as Ledoit and Wolf's estimator does, so that the weak
+    directions of a small collection, mostly noise, are not magnified.
+    """
     if embedding is None:
         return np.zeros(n_components), np.eye(n_components)
+    n_samples = len(embedding)
     mean = embedding.mean(axis=0)
     _, singular, directions = np.linalg.svd(embedding - mean, full_matrices=False)
+    variance = singular**2 / max(n_samples - 1, 1)
     kept = min(n_kept, len(singular))
-    spread = singular[:kept] / np.sqrt(max(len(embedding) - 1, 1))
-    typical = float(np.sqrt(np.mean(spread**2)))
-    scale = np.maximum(spread, 0.1 * typical) if typical > 0 else np.ones(kept)
+    # (mean variance over the n_components dimensions) * n_components / n_samples
+    shrinkage = variance.sum() / n_samples
+    scale = np.sqrt(variance[:kept] + shrinkage)
+    scale = np.where(scale > 0, scale, 1.0)
     return mean, directions[:kept] / scale[:, np.newaxis]
