@@ -134,3 +134,11 @@ def test_real_illustration_is_flagged_and_real_galaxies_rarely():
         illustration_flags.append(_pixel_flag(rankings[-1]))
     assert np.mean(held_flags) <= 0.05
     assert np.mean(illustration_flags) >= 0.9
+
+
+def test_a_low_typicality_alone_does_not_warn_but_is_named_with_another_signal():
+    # The collection's log-densities are those of the fitted galaxies themselves, so a
+    # held-out survey galaxy falls below 1 % of them about 5 % of the time.
+    assert out_of_distribution_warning(0.5, 50.0, pixel_outlyingness=50.0) is None
+    text = out_of_distribution_warning(0.5, 99.5, pixel_outlyingness=50.0)
+    assert "log-density is lower" in text and "farther from its nearest galaxy" in text
