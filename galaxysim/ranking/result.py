@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,8 +23,7 @@ from ..plotting import plot_image_grid, png_data_uri
 
 __all__ = ["OUT_OF_DISTRIBUTION_PERCENTILE", "Ranking", "make_ranking", "out_of_distribution_warning"]
 
-#: Below this typicality percentile (or above this isolation percentile) a
-#: query is flagged as unlike the collection.
+#: Above 100 minus this isolation or pixel-outlyingness percentile, a query is unlike the collection.
 OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
 
 
@@ -69,18 +69,16 @@ class Ranking:
         neighbour.
     query_pixel_outlyingness : float or None
         Percentile of how unusual the query's pixel statistics
-        (:func:`~galaxysim.images.image_statistics`: noise, colour of the
-        fine detail, background, colour) are among the galaxies' own: near
-        100 means its pixels are unlike those of every galaxy, as for a
-        drawing. It does not depend on the embedder. None for feature
-        vectors, images under 8 pixels, collections under 20 galaxies and
-        rankers saved before it existed.
+        (:func:`~galaxysim.images.image_statistics`) are among the galaxies'
+        own: near 100 for pixels unlike every galaxy's, as a drawing's; the
+        same for every embedder. None for feature vectors, images under 8
+        pixels, collections under 20 galaxies and rankers saved before it.
     query_checks : dict or None
         The query's percentile among the collection on each pixel statistic
         (keys: :data:`~galaxysim.images.IMAGE_STATISTICS`).
     warning : str or None
-        Set when the query looks out of distribution (typicality below 1,
-        isolation above 99 or pixel outlyingness above 99), saying why.
+        Set when the query looks out of distribution (isolation or pixel
+        outlyingness above 99; a typicality below 1 is named then), saying why.
     query_image, neighbor_images : ndarray or None
         Thumbnails, kept when ``rank`` was given the collection's images.
 
@@ -300,7 +298,8 @@ class Ranking:
             titles.insert(0, "query")
         fig = plot_image_grid(np.stack(panels), titles=titles, n_cols=n_cols, image_size=1.6)
         if self.warning:
-            fig.suptitle(self.warning, fontsize=7, color="darkred")
+            text = textwrap.fill(self.warning, int(15 * fig.get_figwidth()))  # 7 points
+            fig.suptitle(text, fontsize=7, color="darkred")
         return fig
 
     def _repr_html_(self) -> str:
@@ -390,9 +389,8 @@ def out_of_distribution_warning(
     """
     pixels_unusual = pixel_outlyingness is not None and pixel_outlyingness > 100.0 - percentile
     if not (pixels_unusual or isolation > 100.0 - percentile):
-        # A low typicality alone does not warn: the collection's log-densities are
-        # those of the galaxies the density was fitted on, so held-out survey galaxies
-        # fall below 1 % of them about 5 % of the time (docs/ranking.md).
+        # A low typicality alone does not warn: the density was fitted on the collection,
+        # so 5 % of held-out survey galaxies fall below 1 % of it (docs/ranking.md).
         return None
     reasons = []
     if typicality is not None and typicality < percentile:
