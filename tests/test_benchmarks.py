@@ -220,3 +220,17 @@ def test_compare_contrastive_quick(capsys):
         assert set(rates) == {"raw", "standardised", "whitened", "dihedral average"}
         assert all(0.0 <= rate <= 1.0 for rate in rates.values())
     assert len(_markdown_rows(capsys.readouterr().out)) == 3
+
+
+def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
+    from galaxysim.app.cli import main as cli
+
+    out = tmp_path / "demo"
+    assert cli(["demo", "--out", str(out), "--n-samples", "40", "--image-size", "16",
+                "--embedder", "pca", "--latent-dim", "4", "--max-epochs", "1",
+                "--n-stages", "1", "--n-blocks", "1", "--base-channels", "4",
+                "--flow-max-epochs", "1", "--quiet"]) == 0
+    rates = _load("bench_query_warning").main([str(out / "model.safetensors"), "--n-held-out", "10"])
+    assert all(0.0 <= rates[key] <= 1.0 for key in ("warning", "isolation above 99"))
+    assert isinstance(rates["make_milky_way"], bool)
+    assert "held-out galaxies, share flagged" in capsys.readouterr().out
