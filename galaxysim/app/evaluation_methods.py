@@ -327,7 +327,7 @@ def describe_settings(
     settings: dict[str, Any] = {"latent_dim": latent_dim, "quick": bool(quick),
                                 "random_state": random_state}
     if n_train is not None:
-        settings["models trained on"] = f"{n_train} other images"
+        settings["models trained on"] = f"the {n_train} images of train_X"
     for kind, kind_methods in (("autoencoder", _AUTOENCODER_METHODS),
                                ("contrastive", _CONTRASTIVE_METHODS), ("flow", _FLOW_METHODS)):
         if set(kind_methods) & set(methods):
