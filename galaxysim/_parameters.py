@@ -20,7 +20,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from ._device import resolve_device
-from ._validation import check_fraction, check_positive_float, check_positive_int
+from ._validation import check_bool, check_fraction, check_positive_float, check_positive_int
 
 __all__ = [
     "TRAINING_PARAMETERS",
@@ -38,12 +38,6 @@ class _TrainingParameter:
     kind: str
     doc: str
     check: Callable[[Any, str], Any]
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
 
 
 def _check_device(value: Any, name: str) -> torch.device:
@@ -94,7 +88,7 @@ TRAINING_PARAMETERS: tuple[_TrainingParameter, ...] = (
         "early_stopping", "bool",
         "Stop once the validation loss has not improved for ``patience`` epochs, and keep "
         "the weights of the best epoch.",
-        _check_bool,
+        check_bool,
     ),
     _TrainingParameter(
         "patience", "int", "Epochs without improvement tolerated by early stopping.",

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "PathLike",
+    "check_bool",
     "check_images",
     "check_image",
     "check_image_shape",
@@ -36,6 +37,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def _describe(array: np.ndarray) -> str:
     return f"an array of shape {array.shape} and dtype {array.dtype}"
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool, or raise a TypeError naming ``name`` if it is not one."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:

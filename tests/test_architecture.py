@@ -50,6 +50,8 @@ SINGLE_DEFINITIONS = (
     "check_training_parameters",
     "check_early_stopping",
     "check_image_size",
+    "check_bool",
+    "check_augmentation",
 )
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from galaxysim._validation import (
+    check_bool,
     check_fraction,
     check_image,
     check_image_shape,
@@ -144,3 +145,14 @@ def test_scalar_checks():
         check_fraction(1.0, "validation_fraction")
     with pytest.raises(TypeError, match="validation_fraction"):
         check_fraction("0.1", "validation_fraction")
+
+
+@pytest.mark.parametrize("value", [True, False, np.bool_(True)])
+def test_check_bool_accepts_booleans(value):
+    assert check_bool(value, "flag") is bool(value)
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None, 1.0])
+def test_check_bool_names_the_argument(value):
+    with pytest.raises(TypeError, match="flag must be True or False"):
+        check_bool(value, "flag")

@@ -32,7 +32,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._validation import (
-    PathLike, check_image, check_images, check_labels, check_positive_int, is_fitted,
+    PathLike, check_bool, check_image, check_images, check_labels, check_positive_int,
+    is_fitted,
 )
 from ..metrics import summarize_ranking
 from ..ranking import SimilarityRanker
@@ -142,8 +143,7 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
             f"latent_dim={latent_dim} is too large for PCA on {n} images of "
             f"{n_values} values; use at most {min(n, n_values)}."
         )
-    if not isinstance(quick, (bool, np.bool_)):
-        raise TypeError(f"quick must be True or False, got {quick!r}.")
+    check_bool(quick, "quick")
     return _Inputs(chosen, images, labels, query_image, names, target, latent_dim, n_neighbors, ks)
 
 

@@ -18,8 +18,9 @@ from scipy import sparse
 from sklearn.utils.validation import validate_data
 
 from .._validation import check_image_shape, check_images, input_ndim, is_image_input
+from .augment import GalaxyAugmentation
 
-__all__ = ["ImageInputMixin", "as_nchw", "scale_features"]
+__all__ = ["ImageInputMixin", "as_nchw", "check_augmentation", "scale_features"]
 
 # Images per forward pass at inference: larger than a training batch because no
 # activations are kept for a backward pass.
@@ -74,15 +75,35 @@ class ImageInputMixin:
         return images
 
     def _batched(
-        self, fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor
+        self, fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+        device: torch.device | None = None,
     ) -> torch.Tensor:
-        """``fn`` over ``inputs`` in batches on ``device_``, without gradients; on the CPU."""
+        """``fn`` over ``inputs`` in batches on ``device`` (default ``device_``), without
+        gradients; the result on the CPU."""
+        device = self.device_ if device is None else device
         outputs = []
         with torch.no_grad():
             for start in range(0, inputs.shape[0], INFERENCE_BATCH):
-                batch = inputs[start : start + INFERENCE_BATCH].to(self.device_)
+                batch = inputs[start : start + INFERENCE_BATCH].to(device)
                 outputs.append(fn(batch).cpu())
         return torch.cat(outputs)
+
+
+def check_augmentation(augmentation: Any, name: str = "augmentation") -> None:
+    """Raise a TypeError naming ``name`` unless ``augmentation`` is a GalaxyAugmentation or None.
+
+    Examples
+    --------
+    >>> check_augmentation(None)
+    >>> check_augmentation("strong")
+    Traceback (most recent call last):
+    ...
+    TypeError: augmentation must be a GalaxyAugmentation or None, got str.
+    """
+    if augmentation is not None and not isinstance(augmentation, GalaxyAugmentation):
+        raise TypeError(
+            f"{name} must be a GalaxyAugmentation or None, got {type(augmentation).__name__}."
+        )
 
 
 def scale_features(table: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
-from .._parameters import _check_bool
-from .._validation import check_positive_float
+from .._validation import check_bool, check_positive_float
 
 __all__ = [
     "GalaxyAugmentation", "random_affine", "random_blur", "random_brightness", "random_color",
@@ -137,7 +136,7 @@ def random_affine(
     (torch.Size([2, 3, 16, 16]), True)
     """
     images = _check_inputs(images, generator)
-    rotation, flip = _check_bool(rotation, "rotation"), _check_bool(flip, "flip")
+    rotation, flip = check_bool(rotation, "rotation"), check_bool(flip, "flip")
     low, high = _check_scale(scale)
     max_shift = _check_amount(max_shift, "max_shift", _LARGEST["max_shift"])
     if not (rotation or flip or max_shift or low != 1.0 or high != 1.0):
@@ -416,7 +415,7 @@ class GalaxyAugmentation(BaseEstimator):
 
     def _check_parameters(self) -> dict[str, Any]:
         """The parameters, checked (None read as off); raises naming a bad one."""
-        checked = {name: _check_bool(getattr(self, name), name) for name in ("rotation", "flip", "clip")}
+        checked = {name: check_bool(getattr(self, name), name) for name in ("rotation", "flip", "clip")}
         checked["scale"] = _check_scale(self.scale, "scale")
         for name, upper in _LARGEST.items():
             checked[name] = _check_amount(getattr(self, name), name, upper)

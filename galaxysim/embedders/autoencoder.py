@@ -18,9 +18,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
-from .._validation import check_positive_int
+from .._validation import check_bool, check_positive_int
 from ..symmetry import random_dihedral
-from ._image_input import ImageInputMixin, as_nchw
+from ._image_input import ImageInputMixin, as_nchw, check_augmentation
 from .augment import GalaxyAugmentation
 from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruction_loss
 
@@ -183,13 +183,8 @@ class AutoencoderEmbedder(
             raise TypeError(f"channel_growth must be a number >= 1, got {growth!r}.")
         if not (np.isfinite(growth) and growth >= 1):
             raise ValueError(f"channel_growth must be a number >= 1, got {growth!r}.")
-        if not isinstance(self.augment, (bool, np.bool_)):
-            raise TypeError(f"augment must be True or False, got {self.augment!r}.")
-        if self.augmentation is not None and not isinstance(self.augmentation, GalaxyAugmentation):
-            raise TypeError(
-                "augmentation must be a GalaxyAugmentation or None, got "
-                f"{type(self.augmentation).__name__}."
-            )
+        check_bool(self.augment, "augment")
+        check_augmentation(self.augmentation)
         return self._check_training_params()
 
     # -- fitting -------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from .._training import (
     torch_seed,
     validation_split,
 )
-from .._validation import check_positive_float, check_positive_int
+from .._validation import check_bool, check_positive_float, check_positive_int
 from ..symmetry import dihedral_index_maps
-from ._image_input import ImageInputMixin, as_nchw
+from ._image_input import ImageInputMixin, as_nchw, check_augmentation
 from .augment import GalaxyAugmentation
 from .contrastive_network import ContrastiveEncoder, nt_xent_loss, vicreg_loss
 
@@ -206,15 +206,8 @@ class ContrastiveEmbedder(
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}.")
         check_positive_float(self.temperature, "temperature")
-        if self.augmentation is not None and not isinstance(self.augmentation, GalaxyAugmentation):
-            raise TypeError(
-                "augmentation must be a GalaxyAugmentation or None, got "
-                f"{type(self.augmentation).__name__}."
-            )
-        if not isinstance(self.dihedral_average, (bool, np.bool_)):
-            raise TypeError(
-                f"dihedral_average must be True or False, got {self.dihedral_average!r}."
-            )
+        check_augmentation(self.augmentation)
+        check_bool(self.dihedral_average, "dihedral_average")
         if self.whiten is not None:
             check_positive_int(self.whiten, "whiten")
         return self._check_training_params()
@@ -272,7 +265,11 @@ class ContrastiveEmbedder(
             validation_data=None if validation is None else (
                 _fixed_views(data[validation], augmentation),),
         )
-        # Fitted state is set only once training has succeeded.
+        # Fitted state is set only once training and the whitening have succeeded.
+        whitening = _whitening(
+            self._embed(data, network, device) if self.whiten is not None else None,
+            self.n_components, self.whiten,
+        )
         self.history_ = history
         self.input_format_ = input_format
         self.input_range_ = input_range
@@ -280,9 +277,7 @@ class ContrastiveEmbedder(
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.device_ = device
         self.network_ = network
-        self.whitening_mean_, self.whitening_components_ = _whitening(
-            self._embed(data) if self.whiten is not None else None, self.n_components, self.whiten
-        )
+        self.whitening_mean_, self.whitening_components_ = whitening
         return self
 
     def _split(self, data: torch.Tensor, seed: int) -> tuple[Any, Any]:
@@ -323,18 +318,24 @@ class ContrastiveEmbedder(
         """Number of output features, for ``get_feature_names_out``."""
         return self.whitening_components_.shape[0]
 
-    def _embed(self, images: torch.Tensor) -> np.ndarray:
-        """Raw (unstandardised) float64 embeddings of ``(n, C, H, W)`` images."""
+    def _embed(self, images: torch.Tensor, network: ContrastiveEncoder | None = None,
+               device: torch.device | None = None) -> np.ndarray:
+        """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images.
+
+        By ``network`` on ``device``; by default the fitted ``network_`` on ``device_``.
+        """
+        network = self.network_ if network is None else network
+        device = self.device_ if device is None else device
         if not self.dihedral_average:
-            return self._batched(self.network_, images).double().numpy()
-        maps = dihedral_index_maps(*images.shape[-2:], device=self.device_)
+            return self._batched(network, images, device).double().numpy()
+        maps = dihedral_index_maps(*images.shape[-2:], device=device)
         total = None
         for index_map in maps:
 
             def view_embedding(batch: torch.Tensor, index_map: torch.Tensor = index_map) -> torch.Tensor:
-                return self.network_(batch.flatten(2)[..., index_map].reshape(batch.shape))
+                return network(batch.flatten(2)[..., index_map].reshape(batch.shape))
 
-            part = self._batched(view_embedding, images).double()
+            part = self._batched(view_embedding, images, device).double()
             total = part if total is None else total + part
         return (total / len(maps)).numpy()
 

@@ -26,6 +26,7 @@ from .._training import (
     validation_split,
 )
 from .._validation import (
+    check_bool,
     check_image_shape,
     check_images,
     check_positive_float,
@@ -227,8 +228,7 @@ class FlowDensityEstimator(
             raise ValueError("hidden_features must hold at least one width, got an empty sequence.")
         for width in hidden:
             check_positive_int(width, "each entry of hidden_features")
-        if not isinstance(self.standardize, (bool, np.bool_)):
-            raise TypeError(f"standardize must be True or False, got {self.standardize!r}.")
+        check_bool(self.standardize, "standardize")
         if self.image_shape is not None:
             check_image_shape(self.image_shape)
         return self._check_training_params()
