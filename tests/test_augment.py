@@ -17,6 +17,7 @@ from galaxysim.embedders.augment import (
     random_blur,
     random_brightness,
     random_color,
+    random_gamma,
     random_noise,
     random_rotation,
     random_scale,
@@ -25,10 +26,10 @@ from galaxysim.embedders.augment import (
 
 FUNCTIONS = [
     random_affine, random_rotation, random_scale, random_shift,
-    random_blur, random_noise, random_brightness, random_color,
+    random_blur, random_gamma, random_noise, random_brightness, random_color,
 ]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-NO_PHOTOMETRY = dict(max_blur=0, max_noise=0, max_brightness=0, max_color=0)
+NO_PHOTOMETRY = dict(max_blur=0, max_gamma=0, max_noise=0, max_brightness=0, max_color=0)
 NO_GEOMETRY = dict(rotation=False, flip=False, scale=None, max_shift=0)
 
 
@@ -234,6 +235,27 @@ def test_colour_gains_are_independent_per_channel():
     assert torch.equal(random_color(grey, generator=_seed(0), max_change=0.5), grey)
 
 
+def test_gamma_keeps_0_and_1_the_order_of_pixels_and_spans_its_range():
+    ramp = torch.linspace(0, 1, 11).expand(500, 3, 1, 11).contiguous()
+    out = random_gamma(ramp, generator=_seed(0), max_gamma=0.5)
+    assert torch.equal(out[..., 0], torch.zeros(500, 3, 1)) and torch.equal(out[..., -1], torch.ones(500, 3, 1))
+    assert (out.diff(dim=-1) > 0).all()  # a monotone curve: the galaxy's shape is kept
+    # One gamma per image, the same for every band; log(gamma) spans [-0.5, 0.5].
+    gamma = torch.log(out[:, :, 0, 5]) / math.log(0.5)
+    torch.testing.assert_close(gamma, gamma[:, :1].expand(-1, 3))
+    assert gamma.min() >= math.exp(-0.5) - 1e-5 and gamma.max() <= math.exp(0.5) + 1e-5
+    assert gamma.min() < math.exp(-0.45) and gamma.max() > math.exp(0.45)
+    assert (gamma > 1).float().mean().sub(0.5).abs() < 0.1  # as often stronger as weaker
+
+
+def test_gamma_keeps_the_sign_of_negative_pixels_and_zero_is_the_identity():
+    noisy = _images() - 0.5
+    out = random_gamma(noisy, generator=_seed(0), max_gamma=0.3)
+    assert torch.equal(out.sign(), noisy.sign()) and torch.isfinite(out).all()
+    assert torch.equal(random_gamma(noisy, max_gamma=0), noisy)
+    assert torch.equal(random_gamma(noisy, max_gamma=None), noisy)
+
+
 # ---- the estimator -----------------------------------------------------------------------
 
 def test_pair_without_photometry_gives_two_equal_views():
@@ -280,8 +302,8 @@ def test_sklearn_clone_get_and_set_params():
     copy.set_params(max_noise=0.0, rotation=False)
     assert copy.max_noise == 0.0 and copy.rotation is False and augment.max_noise == 0.02
     assert set(augment.get_params()) == {
-        "rotation", "flip", "scale", "max_shift", "max_blur", "max_noise", "max_brightness",
-        "max_color", "clip",
+        "rotation", "flip", "scale", "max_shift", "max_blur", "max_gamma", "max_noise",
+        "max_brightness", "max_color", "clip",
     }
     with pytest.raises(TypeError):
         GalaxyAugmentation(0.1)  # keyword-only
@@ -305,6 +327,8 @@ def test_sklearn_clone_get_and_set_params():
         (dict(max_noise="0.1"), TypeError, "max_noise"),
         (dict(max_brightness=1.5), ValueError, "max_brightness"),
         (dict(max_color=float("inf")), ValueError, "max_color"),
+        (dict(max_gamma=2.5), ValueError, "max_gamma"),
+        (dict(max_gamma=-0.1), ValueError, "max_gamma"),
         (dict(rotation="yes"), TypeError, "rotation"),
         (dict(flip=1), TypeError, "flip"),
         (dict(clip=None), TypeError, "clip"),
@@ -327,6 +351,7 @@ def test_bad_parameters_are_named_at_use(parameters, error, name):
         (lambda x: random_noise(x, max_sigma=float("nan")), ValueError, "max_sigma"),
         (lambda x: random_brightness(x, max_change=2.0), ValueError, "max_change"),
         (lambda x: random_color(x, max_change=-0.1), ValueError, "max_change"),
+        (lambda x: random_gamma(x, max_gamma=float("nan")), ValueError, "max_gamma"),
         (lambda x: random_noise(x, generator=0), TypeError, "generator"),
         (lambda x: GalaxyAugmentation()(x, np.random.default_rng(0)), TypeError, "generator"),
     ],
