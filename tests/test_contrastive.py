@@ -38,7 +38,7 @@ TINY = dict(n_components=8, n_stages=2, base_channels=4, projection_dim=16, max_
             batch_size=16, device="cpu")
 # Every part of the augmentation switched off: the views are the images themselves.
 NO_AUGMENTATION = dict(rotation=False, flip=False, scale=None, max_shift=0.0, max_blur=0.0,
-                       max_noise=0.0, max_brightness=0.0, max_color=0.0)
+                       max_gamma=0.0, max_noise=0.0, max_brightness=0.0, max_color=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -432,9 +432,23 @@ def test_training_without_early_stopping_still_records_the_validation_loss(image
     assert none.history_.val_loss == [] and none.history_.n_epochs == 2
 
 
-@pytest.mark.parametrize("n_images, batch_size", [(10, 16), (40, 7)])
+def test_training_batches_are_even_so_no_batch_is_a_tiny_remainder(images, monkeypatch):
+    sizes = []
+    two_views = contrastive_module._two_views
+
+    def record(batch, generator, **kwargs):
+        sizes.append(batch[0].shape[0])
+        return two_views(batch, generator, **kwargs)
+
+    monkeypatch.setattr(contrastive_module, "_two_views", record)
+    # 36 of the 40 images train; in batches of at most 16: 12, 12, 12 (not 16, 16, 4).
+    ContrastiveEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
+    assert sizes[-3:] == [12, 12, 12]
+
+
+@pytest.mark.parametrize("n_images, batch_size", [(10, 16), (2, 1)])
 def test_vicreg_survives_a_batch_of_one_image(images, n_images, batch_size):
-    # 10 images: 1 held out for validation. 40 images: 36 to train, in batches of 7, 7, ..., 1.
+    # 10 images: 1 held out for validation. 2 images: 1 to train and 1 to validate.
     est = ContrastiveEmbedder(**{**TINY, "batch_size": batch_size}, loss="vicreg",
                               random_state=0).fit(images[:n_images])
     assert np.all(np.isfinite(est.history_.train_loss + est.history_.val_loss))

@@ -229,6 +229,37 @@ def test_augment_sees_every_training_sample_and_not_validation():
     assert sum(seen) == 3 * 90  # 10 of 100 held out for validation
 
 
+@pytest.mark.parametrize(
+    "even_batches, sizes",
+    [(False, [16, 16, 16, 16, 16, 10]), (True, [15, 15, 15, 15, 15, 15])],
+)
+def test_even_batches_spread_the_samples_over_batches_of_nearly_equal_size(even_batches, sizes):
+    seen, validation = [], []
+
+    def record(batch, generator):
+        seen.append(batch[0].shape[0])
+        return batch
+
+    def mse(module, batch):
+        if not module.training:
+            validation.append(batch[0].shape[0])
+        return _mse(module, batch)
+
+    fit_module(_net(), _regression_data(90), mse, max_epochs=1, batch_size=16, learning_rate=0.01,
+               device="cpu", random_state=0, augment=record, early_stopping=False,
+               validation_fraction=0.0, even_batches=even_batches)
+    assert seen == sizes
+    x, y = _regression_data(97)
+    seen.clear()
+    fit_module(_net(), (x[:70], y[:70]), mse, max_epochs=1, batch_size=32, learning_rate=0.01,
+               device="cpu", random_state=0, augment=record, validation_data=(x[70:], y[70:]),
+               even_batches=even_batches)
+    assert sorted(seen) == ([23, 23, 24] if even_batches else [6, 32, 32])
+    assert validation == [27]
+    with pytest.raises(TypeError, match="even_batches"):
+        _fit(even_batches="yes")
+
+
 def test_gradient_clipping_and_weight_decay_change_the_result():
     plain, _ = _fit()
     clipped, _ = _fit(max_grad_norm=1e-3)

@@ -261,7 +261,7 @@ class ContrastiveEmbedder(
             random_state=seed, device=device,
             augment=partial(_two_views, augmentation=augmentation),
             # The validation views are drawn here, once; the loop must not split the images.
-            validation_fraction=0.0,
+            validation_fraction=0.0, even_batches=True,
             validation_data=None if validation is None else (
                 _fixed_views(data[validation], augmentation),),
         )
