@@ -222,6 +222,31 @@ def test_compare_contrastive_quick(capsys):
     assert len(_markdown_rows(capsys.readouterr().out)) == 3
 
 
+def test_compare_augmentations_quick(capsys):
+    bench = _load("compare_augmentations")
+    results = bench.main(["--quick", "--threads", "1"])
+    assert set(results) == {"builtin", "other generator"}  # the real images are full-size only
+    for rates in results.values():
+        assert set(rates) == {"pca-whitened", *bench.SETTINGS}
+        seeds = [rate for setting in bench.SETTINGS for rate in rates[setting]]
+        assert all(0.0 <= rate <= 1.0 for rate in seeds + [rates["pca-whitened"]])
+    assert len(results["other generator"]["defaults"]) == 2  # two embedder seeds
+    assert len(_markdown_rows(capsys.readouterr().out)) == 2  # one row per collection
+
+
+def test_the_other_generator_draws_five_balanced_classes_in_range():
+    bench = _load("compare_augmentations")
+    images, labels = bench.toy_galaxies(50, size=32, seed=0)
+    assert images.shape == (50, 32, 32, 3) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+    assert np.bincount(labels).tolist() == [10] * 5
+    again, _ = bench.toy_galaxies(50, size=32, seed=0)
+    assert np.array_equal(images, again)
+    # Edge-on discs (3, 4) are elongated; the bulge class is brighter at the centre.
+    centre = images[:, 12:20, 12:20].mean(axis=(1, 2, 3))
+    assert centre[labels == 4].mean() > centre[labels == 3].mean()
+
+
 def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
     from galaxysim.app.cli import main as cli
 
