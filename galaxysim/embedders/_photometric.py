@@ -68,12 +68,12 @@ def random_gamma(images: torch.Tensor, *, generator: torch.Generator | None = No
     put; negatives keep their sign) changes the contrast between faint and
     bright parts but not the galaxy's shape, so a contrastive network cannot
     match two views by their pixel-value histogram. Whether that helps
-    depends on the collection. Measured with ``ContrastiveEmbedder``
-    (same-class rate of 10 neighbours, 15 epochs): on 2,000 built-in
-    galaxies 0.69 without and 0.80 with ``max_gamma=0.3``; on the 100 real
-    Galaxy10 images 0.287 without, 0.299 with 0.3 and 0.240 with 0.5; on
-    toy galaxies of another generator, on a black sky, 0.91-0.93 without
-    and 0.80-0.82 with 0.3, as faint arms sink into the noise. So
+    depends on the collection. Measured by ``benchmarks/compare_augmentations.py``
+    (``ContrastiveEmbedder``, 15 epochs, same-class rate of 10 neighbours):
+    on 2,000 built-in galaxies 0.69 without and 0.77 with ``max_gamma=0.3``;
+    on toy galaxies of another generator, on a black sky, 0.89-0.93 without
+    and 0.79-0.81 with; on the 100 real Galaxy10 images about 0.29 either
+    way (0.24 with 0.5, in a separate run). So
     :class:`~galaxysim.embedders.augment.GalaxyAugmentation` leaves it off.
 
     Parameters
