@@ -146,6 +146,22 @@ def test_nt_xent_prefers_matched_pairs_and_has_gradients():
     assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
 
 
+def test_nt_xent_of_more_views_counts_every_other_view_as_a_positive():
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(5, 6, generator=g) for _ in range(3)]
+    z = torch.nn.functional.normalize(torch.cat(views), dim=1)
+    logits = (z @ z.T / 0.3).fill_diagonal_(float("-inf"))
+    log_p = logits.log_softmax(dim=1)
+    expected = 0.0
+    for row in range(15):
+        partners = [(row + 5) % 15, (row + 10) % 15]  # the same image's two other views
+        expected -= float(log_p[row, partners].mean()) / 15
+    assert float(nt_xent_loss(views[0], views[1], 0.3, views[2])) == pytest.approx(expected, rel=1e-5)
+    # Three identical views of orthogonal images: lower than with the third view shuffled.
+    eye = torch.eye(4)
+    assert nt_xent_loss(eye, eye, 0.2, eye) < nt_xent_loss(eye, eye, 0.2, eye.roll(1, dims=0))
+
+
 def test_vicreg_penalises_collapse_and_has_gradients():
     g = torch.Generator().manual_seed(0)
     spread = torch.randn(64, 8, generator=g) * 2
@@ -227,7 +243,7 @@ def raw(images) -> ContrastiveEmbedder:
 
 def test_defaults():
     params = ContrastiveEmbedder().get_params()
-    assert params["whiten"] == 64 and params["batch_size"] == 128
+    assert params["whiten"] == 64 and params["batch_size"] == 128 and params["n_views"] == 2
     assert "standardize" not in params
 
 
@@ -432,15 +448,34 @@ def test_training_without_early_stopping_still_records_the_validation_loss(image
     assert none.history_.val_loss == [] and none.history_.n_epochs == 2
 
 
+@pytest.mark.parametrize("loss", ["nt-xent", "vicreg"])
+def test_more_views_per_galaxy_train_and_score(images, monkeypatch, loss):
+    shapes = []
+    views = contrastive_module._views
+
+    def record(batch, generator, **kwargs):
+        out = views(batch, generator, **kwargs)
+        shapes.append(tuple(out[0].shape[:2]))
+        return out
+
+    monkeypatch.setattr(contrastive_module, "_views", record)
+    est = ContrastiveEmbedder(**TINY, n_views=3, loss=loss, random_state=0).fit(images)
+    assert shapes[0] == (4, 3) and shapes[1][1] == 3  # validation views, then a training batch
+    assert np.all(np.isfinite(est.history_.train_loss + est.history_.val_loss))
+    assert np.isfinite(est.score(images)) and est.transform(images).shape == (40, 8)
+    two = ContrastiveEmbedder(**TINY, loss=loss, random_state=0).fit(images)
+    assert not np.allclose(two.transform(images), est.transform(images))
+
+
 def test_training_batches_are_even_so_no_batch_is_a_tiny_remainder(images, monkeypatch):
     sizes = []
-    two_views = contrastive_module._two_views
+    views = contrastive_module._views
 
     def record(batch, generator, **kwargs):
         sizes.append(batch[0].shape[0])
-        return two_views(batch, generator, **kwargs)
+        return views(batch, generator, **kwargs)
 
-    monkeypatch.setattr(contrastive_module, "_two_views", record)
+    monkeypatch.setattr(contrastive_module, "_views", record)
     # 36 of the 40 images train; in batches of at most 16: 12, 12, 12 (not 16, 16, 4).
     ContrastiveEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
     assert sizes[-3:] == [12, 12, 12]
@@ -494,6 +529,8 @@ def test_verbose_shows_progress(images, capsys):
         ("augmentation", {"max_noise": 0.1}, TypeError),
         ("dihedral_average", "yes", TypeError),
         ("whiten", 0, ValueError),
+        ("n_views", 1, ValueError),
+        ("n_views", 2.0, TypeError),
         ("whiten", -1, ValueError),
         ("whiten", 1.5, TypeError),
         ("whiten", "a", TypeError),

@@ -3,8 +3,8 @@
 :class:`ContrastiveEncoder` is a plain :class:`torch.nn.Module`: a small
 convolutional encoder whose globally pooled output is the embedding, and a
 projection head used only while training. :func:`nt_xent_loss` (SimCLR) and
-:func:`vicreg_loss` (VICReg) compare the projections of two augmented views of
-the same images. The scikit-learn estimator around them is
+:func:`vicreg_loss` (VICReg) compare the projections of two (or more)
+augmented views of the same images. The scikit-learn estimator around them is
 :class:`~galaxysim.embedders.ContrastiveEmbedder`.
 """
 
@@ -123,14 +123,17 @@ class ContrastiveEncoder(nn.Module):
 
 
 def nt_xent_loss(
-    first: torch.Tensor, second: torch.Tensor, temperature: float = 0.2
+    first: torch.Tensor, second: torch.Tensor, temperature: float = 0.2, *more: torch.Tensor
 ) -> torch.Tensor:
-    """SimCLR's normalised temperature-scaled cross-entropy of two views.
+    """SimCLR's normalised temperature-scaled cross-entropy of two or more views.
 
     Each of the ``2n`` projections must pick out the other view of its own
     image among the ``2n - 1`` others, by cosine similarity divided by
     ``temperature`` (Chen et al., "A Simple Framework for Contrastive
-    Learning of Visual Representations", ICML 2020).
+    Learning of Visual Representations", ICML 2020). With ``V > 2`` views
+    each projection has ``V - 1`` partners among the ``V n - 1`` others, and
+    its loss is the mean of their log-probabilities (the multi-positive form
+    of Khosla et al. 2020, with the views of one image as its positives).
 
     Parameters
     ----------
@@ -139,24 +142,35 @@ def nt_xent_loss(
         the same image.
     temperature : float, default=0.2
         Softmax temperature; lower values weigh the hardest negatives more.
+    *more : torch.Tensor
+        Projections ``(n, d)`` of further views of the same images.
 
     Returns
     -------
     loss : torch.Tensor
-        A scalar: the mean cross-entropy over the ``2n`` projections.
+        A scalar: the mean cross-entropy over the ``V n`` projections.
 
     Examples
     --------
     >>> z = torch.nn.functional.one_hot(torch.arange(4), 8).float()
     >>> nt_xent_loss(z, z) < nt_xent_loss(z, z.roll(1, dims=0))
     tensor(True)
+    >>> bool(nt_xent_loss(z, z, 0.2, z) < nt_xent_loss(z, z, 0.2, z.roll(1, dims=0)))
+    True
     """
-    n = first.shape[0]
-    z = F.normalize(torch.cat([first, second]), dim=1)
+    views = (first, second, *more)
+    n, n_views = first.shape[0], len(views)
+    z = F.normalize(torch.cat(views), dim=1)
     logits = z @ z.T / temperature
-    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-    return F.cross_entropy(logits, positives)
+    itself = torch.eye(n_views * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(itself, float("-inf"))
+    if n_views == 2:
+        positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+        return F.cross_entropy(logits, positives)
+    image = torch.arange(n, device=z.device).repeat(n_views)
+    partners = (image[:, None] == image[None, :]) & ~itself
+    log_probability = logits.log_softmax(dim=1).masked_fill(~partners, 0.0)
+    return -(log_probability.sum(dim=1) / (n_views - 1)).mean()
 
 
 def vicreg_loss(
