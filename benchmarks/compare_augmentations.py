@@ -1,4 +1,4 @@
-"""Which augmentation settings of ContrastiveEmbedder group galaxies best, on three kinds of galaxy.
+"""Which view settings of ContrastiveEmbedder group galaxies best, on three kinds of galaxy.
 
 A setting that only helps on ``make_galaxies`` is tuned for the built-in model,
 not for galaxies. So each setting is trained and scored (leave-one-out
@@ -13,11 +13,15 @@ same-class rate of 10 neighbours, ``galaxysim.metrics.same_class_rate``) on:
   (skipped when absent), scored on the 50 of the five seed classes, with three
   seeds (so few images give noisy single figures).
 
-Whitened PCA of the pixels is printed beside each as the baseline.
+The settings are the defaults, a random display stretch
+(``GalaxyAugmentation(max_gamma=0.3)``) and four views per galaxy
+(``n_views=4``). Whitened PCA of the pixels is printed beside each as the
+baseline.
 
 Usage::
 
-    python benchmarks/compare_augmentations.py            # about 10 minutes on 2 cores
+    python benchmarks/compare_augmentations.py            # about 20 minutes on 2 cores
+    python benchmarks/compare_augmentations.py --settings n_views=4   # some of the settings
     python benchmarks/compare_augmentations.py --quick    # seconds
 """
 
@@ -41,8 +45,10 @@ except ImportError:  # imported from elsewhere (the tests load scripts by path)
     from benchmarks._shared import print_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-# The settings compared: GalaxyAugmentation parameters changed from its defaults.
-SETTINGS = {"defaults": {}, "max_gamma=0.3": {"max_gamma": 0.3}}
+# The settings compared: (GalaxyAugmentation parameters, ContrastiveEmbedder parameters)
+# changed from their defaults.
+SETTINGS = {"defaults": ({}, {}), "max_gamma=0.3": ({"max_gamma": 0.3}, {}),
+            "n_views=4": ({}, {"n_views": 4})}
 
 
 def toy_galaxies(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,28 +118,31 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="the settings to compare (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = ({"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2,
               "batch_size": 32} if args.quick else {"max_epochs": args.epochs})
     collections = _collections(args.quick, args.shared)
     results: dict = {}
-    lines = ["| collection | whitened PCA | " + " | ".join(SETTINGS) + " |",
-             "|---|---:|" + "---:|" * len(SETTINGS)]
+    lines = ["| collection | whitened PCA | " + " | ".join(args.settings) + " |",
+             "|---|---:|" + "---:|" * len(args.settings)]
     for name, (train, scored, labels, seeds) in collections.items():
         results[name] = {"pca-whitened": _whitened_pca(train, scored, labels)}
         cells = [f"{results[name]['pca-whitened']:.3f}"]
-        for setting, changes in SETTINGS.items():
+        for setting in args.settings:
+            views, embedder = SETTINGS[setting]
             rates = [same_class_rate(ContrastiveEmbedder(
-                augmentation=GalaxyAugmentation(**changes), random_state=seed, **model,
+                augmentation=GalaxyAugmentation(**views), random_state=seed, **model, **embedder,
             ).fit(train).transform(scored), labels) for seed in seeds]
             results[name][setting] = rates
             cells.append(" / ".join(f"{rate:.3f}" for rate in rates))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     report = (f"Same-class rate of 10 neighbours, leave-one-out (one figure per embedder seed); "
-              f"ContrastiveEmbedder({model}) with GalaxyAugmentation's defaults changed as "
-              f"the column says; {torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines))
-    print_report("Augmentation settings on three kinds of galaxy", report,
+              f"ContrastiveEmbedder({model}) with its or GalaxyAugmentation's defaults changed "
+              f"as the column says; {torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines))
+    print_report("View settings on three kinds of galaxy", report,
                  "compare_augmentations.py", args.quick)
     return results
 
