@@ -352,6 +352,7 @@ def test_bad_parameters_are_named_at_use(parameters, error, name):
         (lambda x: random_brightness(x, max_change=2.0), ValueError, "max_change"),
         (lambda x: random_color(x, max_change=-0.1), ValueError, "max_change"),
         (lambda x: random_gamma(x, max_gamma=float("nan")), ValueError, "max_gamma"),
+        (lambda x: random_gamma(x, max_gamma=2.5), ValueError, "max_gamma"),
         (lambda x: random_noise(x, generator=0), TypeError, "generator"),
         (lambda x: GalaxyAugmentation()(x, np.random.default_rng(0)), TypeError, "generator"),
     ],

@@ -13,6 +13,12 @@ import torch.nn.functional as F
 
 from ._augment_checks import _check_amount, _check_inputs, _uniform
 
+__all__ = ["LARGEST_GAMMA", "random_blur", "random_brightness", "random_color", "random_gamma",
+           "random_noise"]
+
+#: The largest ``max_gamma``: powers from exp(-2) to exp(2), about 0.14 to 7.4.
+LARGEST_GAMMA = 2.0
+
 
 def random_blur(images: torch.Tensor, *, generator: torch.Generator | None = None,
                 max_sigma: float | None = 1.0) -> torch.Tensor:
@@ -82,7 +88,8 @@ def random_gamma(images: torch.Tensor, *, generator: torch.Generator | None = No
         As for :func:`~galaxysim.embedders.augment.random_affine`; the images in [0, 1].
     max_gamma : float or None, default=0.3
         ``log(gamma)`` is uniform in [-max_gamma, max_gamma], one per image
-        (0.3: gamma from 0.74 to 1.35); 0 or None leaves the images unchanged.
+        (0.3: gamma from 0.74 to 1.35); at most 2; 0 or None leaves the
+        images unchanged.
 
     Returns
     -------
@@ -97,7 +104,7 @@ def random_gamma(images: torch.Tensor, *, generator: torch.Generator | None = No
     (0.0, 1.0, True)
     """
     images = _check_inputs(images, generator)
-    max_gamma = _check_amount(max_gamma, "max_gamma")
+    max_gamma = _check_amount(max_gamma, "max_gamma", LARGEST_GAMMA)
     if not max_gamma:
         return images.clone()
     gamma = torch.exp(max_gamma * (2 * _uniform(images, generator, images.shape[0]) - 1))

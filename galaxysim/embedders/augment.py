@@ -5,11 +5,12 @@ autoencoder learns to undo a degradation. As in Stein et al. (2021) and SimCLR,
 the views change only what leaves a galaxy's identity alone: orientation
 (rotation, mirror), apparent size (zoom about 10%) and position (sub-pixel
 jitter), as one affine map and one bilinear resampling reflecting at the edges
-(the sky continues); then seeing (Gaussian PSF blur), the display stretch (a
-random gamma), brightness, colour (an independent gain per band) and sky noise. Each function works on a
-whole batch ``(n, C, H, W)`` on any device, returns a new tensor and draws all
-its randomness from ``generator`` (a :class:`torch.Generator` on the images'
-device; torch's global one when None): the same seed gives the same output.
+(the sky continues); then seeing (Gaussian PSF blur), optionally the display
+stretch (a random gamma), brightness, colour (an independent gain per band)
+and sky noise. Each function works on a whole batch ``(n, C, H, W)`` on any
+device, returns a new tensor and draws all its randomness from ``generator``
+(a :class:`torch.Generator` on the images' device; torch's global one when
+None): the same seed gives the same output.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from sklearn.base import BaseEstimator
 
 from .._validation import check_bool
 from ._augment_checks import _check_amount, _check_inputs, _check_scale, _uniform
-from ._photometric import random_blur, random_brightness, random_color, random_gamma, random_noise
+from ._photometric import (
+    LARGEST_GAMMA, random_blur, random_brightness, random_color, random_gamma, random_noise,
+)
 
 __all__ = [
     "GalaxyAugmentation", "random_affine", "random_blur", "random_brightness", "random_color",
@@ -31,7 +34,7 @@ __all__ = [
 ]
 # The geometric parts, off; the amounts' upper bounds (GalaxyAugmentation's names).
 _NO_GEOMETRY = {"rotation": False, "flip": False, "scale": None, "max_shift": 0.0}
-_LARGEST = {"max_shift": 0.5, "max_blur": math.inf, "max_gamma": 2.0, "max_noise": math.inf,
+_LARGEST = {"max_shift": 0.5, "max_blur": math.inf, "max_gamma": LARGEST_GAMMA, "max_noise": math.inf,
             "max_brightness": 1.0, "max_color": 1.0}
 
 

@@ -140,11 +140,11 @@ class ContrastiveEmbedder(
 
     Notes
     -----
-    ``score`` is the negative loss on ``n_views`` views of ``X`` drawn with a fixed
-    seed (higher is better); it compares settings of the same ``loss``,
-    ``temperature`` and ``n_views``. To compare those, score the embedding itself, for
-    example with :func:`galaxysim.metrics.same_class_rate` on labelled
-    galaxies.
+    ``score`` is the negative loss on ``n_views`` views of ``X`` drawn with
+    a fixed seed (higher is better); it compares settings of the same
+    ``loss``, ``temperature`` and ``n_views``. To compare those, score the
+    embedding itself, for example with
+    :func:`galaxysim.metrics.same_class_rate` on labelled galaxies.
 
     Examples
     --------

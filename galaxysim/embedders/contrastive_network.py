@@ -164,9 +164,6 @@ def nt_xent_loss(
     logits = z @ z.T / temperature
     itself = torch.eye(n_views * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(itself, float("-inf"))
-    if n_views == 2:
-        positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-        return F.cross_entropy(logits, positives)
     image = torch.arange(n, device=z.device).repeat(n_views)
     partners = (image[:, None] == image[None, :]) & ~itself
     log_probability = logits.log_softmax(dim=1).masked_fill(~partners, 0.0)
