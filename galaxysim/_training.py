@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 from typing import Any, Iterator, Sequence, TypeVar
 
 import torch
@@ -33,6 +34,7 @@ __all__ = [
     "documents_training_parameters",
     "fit_module",
     "resolve_device",
+    "resolve_init",
     "seeded",
     "torch_seed",
     "validation_split",
@@ -121,6 +123,36 @@ class TorchEstimatorMixin:
         options.setdefault("desc", type(self).__name__)
         return fit_module(module, data, loss_fn, random_state=random_state, **options)
 
+    def _initial_weights(
+        self, network: torch.nn.Module, module: str, architecture: Sequence[str]
+    ) -> None:
+        """Load the weights of the ``init`` model's ``module`` into the new ``network``.
+
+        ``init`` (a parameter of the estimator) is a model file, a fitted
+        estimator of this class, or one inside a
+        :class:`~sklearn.frozen.FrozenEstimator`. The parameters named in
+        ``architecture`` must be equal in both, and every weight must have
+        the shape the new network needs.
+        """
+        source = resolve_init(self.init, type(self))
+        for name in architecture:
+            mine, theirs = getattr(self, name), getattr(source, name)
+            if mine != theirs:
+                raise ValueError(
+                    f"init was trained with {name}={theirs!r} but this estimator has "
+                    f"{name}={mine!r}; set {name}={theirs!r} to continue from it."
+                )
+        weights = getattr(source, module).state_dict()
+        for name, target in network.state_dict().items():
+            if name not in weights or weights[name].shape != target.shape:
+                found = tuple(weights[name].shape) if name in weights else "nothing"
+                raise ValueError(
+                    f"init's network does not fit this one: {name} is {found} there, "
+                    f"{tuple(target.shape)} here (images with another number of channels?)."
+                )
+        network.load_state_dict({name: tensor.detach().to("cpu")
+                                 for name, tensor in weights.items()})
+
     def __getstate__(self) -> dict[str, Any]:
         getstate = getattr(super(), "__getstate__", None)
         state = dict(getstate() if getstate is not None else self.__dict__)
@@ -157,6 +189,61 @@ class TorchEstimatorMixin:
             setstate(state)
         else:
             self.__dict__.update(state)
+
+
+def resolve_init(init: Any, cls: type) -> Any:
+    """The fitted estimator of class ``cls`` that an ``init`` parameter names.
+
+    Parameters
+    ----------
+    init : str, path-like, estimator or FrozenEstimator
+        A model file written by :func:`galaxysim.save_model` (read without
+        running code), a fitted ``cls``, or one inside a
+        :class:`~sklearn.frozen.FrozenEstimator`.
+    cls : type
+        The estimator class ``init`` must be.
+
+    Returns
+    -------
+    estimator : cls
+        Fitted.
+
+    Raises
+    ------
+    TypeError
+        ``init`` is of another kind or class.
+    ValueError
+        ``init`` is not fitted, or the model file is not one of ``cls``.
+
+    Examples
+    --------
+    >>> from galaxysim.embedders import ContrastiveEmbedder
+    >>> resolve_init(ContrastiveEmbedder(), ContrastiveEmbedder)
+    Traceback (most recent call last):
+    ...
+    ValueError: init is a ContrastiveEmbedder that is not fitted. ...
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    if isinstance(init, FrozenEstimator):
+        init = init.estimator
+    if isinstance(init, (str, os.PathLike)):
+        # The one place below the persistence layer that reads a model file.
+        from .persistence import load_model
+
+        return load_model(init, expected=cls)
+    if not isinstance(init, cls):
+        raise TypeError(
+            f"init must be the path of a saved {cls.__name__} model file or a fitted "
+            f"{cls.__name__} (optionally in a FrozenEstimator); got {type(init).__name__}."
+        )
+    if not init.__sklearn_is_fitted__():
+        raise ValueError(
+            f"init is a {cls.__name__} that is not fitted. If it went through clone "
+            "(GridSearchCV clones parameters), wrap the fitted estimator in "
+            "sklearn.frozen.FrozenEstimator, which clone keeps as it is."
+        )
+    return init
 
 
 def _module_tensors(module: torch.nn.Module) -> Iterator[torch.Tensor]:

@@ -14,7 +14,8 @@ Known classes: galaxysim's estimators (:class:`~galaxysim.AutoencoderEmbedder`,
 :class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker`,
 :class:`~galaxysim.ImagePreprocessor`) and the scikit-learn ones a ranker
 commonly holds (:class:`~sklearn.pipeline.Pipeline`,
-:class:`~sklearn.decomposition.PCA`, :class:`~sklearn.preprocessing.StandardScaler`).
+:class:`~sklearn.decomposition.PCA`, :class:`~sklearn.preprocessing.StandardScaler`, and
+:class:`~sklearn.frozen.FrozenEstimator`, which holds a pre-trained ``init`` model).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ModelFileError(ValueError):
 def _known_classes() -> dict[str, type]:
     """The classes a model file may name, keyed by the name written into the file."""
     from sklearn.decomposition import PCA
+    from sklearn.frozen import FrozenEstimator
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -61,7 +63,7 @@ def _known_classes() -> dict[str, type]:
 
     classes = (AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation,
                FlowDensityEstimator, SimilarityRanker,
-               ImagePreprocessor, Pipeline, PCA, StandardScaler)
+               ImagePreprocessor, Pipeline, PCA, StandardScaler, FrozenEstimator)
     return {cls.__name__: cls for cls in classes}
 
 
@@ -133,7 +135,7 @@ class _Encoder:
 
     def estimator(self, estimator: Any, where: str) -> dict[str, Any]:
         state, modules = {}, {}
-        rebuilt = getattr(estimator, "_rebuilt_after_loading", ())
+        rebuilt = getattr(type(estimator), "_rebuilt_after_loading", ())
         for key, item in vars(estimator).items():
             if key in rebuilt:
                 continue
@@ -270,16 +272,19 @@ class _Decoder:
         estimator = cls.__new__(cls)
         for key, item in dict(node.get("state", {})).items():
             estimator.__dict__[key] = self.value(item, f"{where}.{key}")
+        # A parameter added after the file was written takes its default value.
+        for key, value in _parameter_defaults(cls).items():
+            estimator.__dict__.setdefault(key, value)
         for key, names in dict(node.get("modules", {})).items():
             estimator.__dict__[key] = self._module(estimator, key, list(names), f"{where}.{key}")
-        if getattr(estimator, "_rebuilt_after_loading", ()):
+        if getattr(type(estimator), "_rebuilt_after_loading", ()):
             estimator._rebuild_after_loading()
-        if hasattr(estimator, "_check_training_params"):  # torch estimators: pick the device
+        if hasattr(type(estimator), "_check_training_params"):  # torch estimators: pick the device
             estimator.__setstate__(dict(estimator.__dict__))
         return estimator
 
     def _module(self, estimator: Any, key: str, names: list[str], where: str) -> torch.nn.Module:
-        if not hasattr(estimator, "_empty_module"):
+        if not hasattr(type(estimator), "_empty_module"):
             raise self.fail(f"{where}: a {type(estimator).__name__} holds no network.")
         # An empty network draws random initial weights: keep the caller's generators as they are.
         with torch.random.fork_rng(devices=[]):
@@ -305,6 +310,15 @@ class _Decoder:
             weights[name] = tensor
         module.load_state_dict(weights)
         return module.eval()
+
+
+def _parameter_defaults(cls: type) -> dict[str, Any]:
+    """The constructor parameters of ``cls`` that have a default, with it."""
+    import inspect
+
+    signature = inspect.signature(cls.__init__)
+    return {name: param.default for name, param in signature.parameters.items()
+            if name != "self" and param.default is not inspect.Parameter.empty}
 
 
 def _read_header_length(path: Path, size: int) -> None:

@@ -117,11 +117,20 @@ def _code_lines(lines: list[str], node: ast.AST) -> int:
     )
 
 
+# Upward imports allowed by name, each done lazily inside one function, with the reason.
+ALLOWED_UPWARD = {
+    # resolve_init: an estimator's ``init`` may name a model file, which only persistence reads.
+    ("galaxysim._training", "galaxysim.persistence"),
+}
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_only_point_down(path):
     module = _module_name(path)
     own = LAYERS[_top_part(module)]
     for imported in _imported_modules(path):
+        if (module, imported) in ALLOWED_UPWARD:
+            continue
         if imported == "galaxysim":
             assert own == LAYERS["__init__"], f"{module} imports the top-level package"
             continue

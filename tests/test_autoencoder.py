@@ -441,3 +441,24 @@ def test_codes_of_a_batch_and_of_single_images_agree_as_documented(images):
     batch = embedder.transform(images)
     alone = np.concatenate([embedder.transform(images[i : i + 1]) for i in range(len(images))])
     np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-6)
+
+
+def test_init_continues_from_a_saved_autoencoder(fitted, images, tmp_path):
+    from galaxysim import save_model
+
+    path = save_model(fitted, tmp_path / "pretrained.safetensors")
+    adapted = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0,
+                                  init=str(path)).fit(images)
+    fresh = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
+    # One epoch from the pretrained weights reconstructs better than one from scratch.
+    assert adapted.score(images) > fresh.score(images)
+    assert adapted.history_.train_loss[0] < fresh.history_.train_loss[0]
+
+
+def test_init_of_another_image_size_is_refused(fitted, images):
+    from sklearn.frozen import FrozenEstimator
+
+    with pytest.raises(ValueError, match="does not fit"):
+        AutoencoderEmbedder(**TINY, init=FrozenEstimator(fitted)).fit(images[:, :8, :8])
+    with pytest.raises(ValueError, match="latent_dim=4"):
+        AutoencoderEmbedder(**{**TINY, "latent_dim": 8}, init=FrozenEstimator(fitted)).fit(images)

@@ -711,3 +711,90 @@ def test_autoencoder_rejects_a_bad_augmentation(images):
     for value in ("noise", True, {"max_noise": 0.1}):
         with pytest.raises(TypeError, match="augmentation"):
             AutoencoderEmbedder(**TINY_AE, augmentation=value).fit(images)
+
+
+# --- ContrastiveEmbedder(init=...): continue from a pretrained model ---------------------------
+
+
+def test_init_starts_from_the_pretrained_weights(fitted, images, monkeypatch):
+    from sklearn.frozen import FrozenEstimator
+
+    started = {}
+    original = contrastive_module.ContrastiveEmbedder._fit_module
+
+    def spy(self, network, *args, **kwargs):
+        started.update({k: v.clone() for k, v in network.state_dict().items()})
+        return original(self, network, *args, **kwargs)
+
+    monkeypatch.setattr(contrastive_module.ContrastiveEmbedder, "_fit_module", spy)
+    adapted = ContrastiveEmbedder(**TINY, random_state=1, init=FrozenEstimator(fitted)).fit(images)
+    for name, tensor in fitted.network_.state_dict().items():
+        assert torch.equal(started[name], tensor), name
+    # Training went on from there, and the pretrained model is untouched.
+    assert not torch.equal(adapted.network_.state_dict()["stages.0.0.weight"],
+                           fitted.network_.state_dict()["stages.0.0.weight"])
+    assert fitted.history_.n_epochs == TINY["max_epochs"]
+
+
+def test_init_from_a_model_file_equals_init_from_the_estimator(fitted, images, tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    path = save_model(fitted, tmp_path / "pretrained.safetensors")
+    from_file = ContrastiveEmbedder(**TINY, random_state=1, init=str(path)).fit(images)
+    from_estimator = ContrastiveEmbedder(**TINY, random_state=1,
+                                         init=FrozenEstimator(fitted)).fit(images)
+    np.testing.assert_allclose(from_file.transform(images), from_estimator.transform(images),
+                               atol=1e-6)
+    fresh = ContrastiveEmbedder(**TINY, random_state=1).fit(images)
+    assert not np.allclose(fresh.transform(images), from_file.transform(images), atol=1e-3)
+
+
+def test_init_survives_clone_and_grid_search_when_frozen(fitted, images):
+    from sklearn.frozen import FrozenEstimator
+
+    estimator = ContrastiveEmbedder(**TINY, random_state=0, init=FrozenEstimator(fitted))
+    cloned = clone(estimator)
+    assert cloned.init.estimator is fitted  # FrozenEstimator is kept as it is
+    search = GridSearchCV(estimator, {"temperature": [0.1, 0.5]}, cv=2).fit(images)
+    assert search.best_estimator_.init.estimator is fitted
+    assert np.isfinite(search.best_score_)
+
+
+def test_a_model_fitted_from_init_saves_and_loads(fitted, images, tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    adapted = ContrastiveEmbedder(**TINY, random_state=0, init=FrozenEstimator(fitted)).fit(images)
+    loaded = load_model(save_model(adapted, tmp_path / "adapted.safetensors"))
+    np.testing.assert_array_equal(loaded.transform(images), adapted.transform(images))
+    assert loaded.init.estimator.__sklearn_is_fitted__()
+
+
+@pytest.mark.parametrize(
+    "init, error, match",
+    [
+        ("no-such-model.safetensors", FileNotFoundError, "no-such-model"),
+        (42, TypeError, "init must be"),
+        (PCA(2), TypeError, "init must be"),
+        (ContrastiveEmbedder(), ValueError, "not fitted.*FrozenEstimator"),
+    ],
+)
+def test_bad_init_is_named(images, init, error, match):
+    est = ContrastiveEmbedder(**TINY, init=init)
+    with pytest.raises(error, match=match):
+        est.fit(images)
+    with pytest.raises(NotFittedError):
+        est.transform(images)
+
+
+def test_init_of_another_architecture_is_refused(fitted, images):
+    from sklearn.frozen import FrozenEstimator
+
+    with pytest.raises(ValueError, match="n_components=8"):
+        ContrastiveEmbedder(**{**TINY, "n_components": 16}, init=FrozenEstimator(fitted)).fit(images)
+    with pytest.raises(ValueError, match="channels"):
+        ContrastiveEmbedder(**TINY, init=FrozenEstimator(fitted)).fit(images[..., :1])
+
+
+def test_clone_of_a_bare_fitted_init_explains_frozen_estimator(fitted, images):
+    with pytest.raises(ValueError, match="FrozenEstimator"):
+        clone(ContrastiveEmbedder(**TINY, init=fitted)).fit(images)

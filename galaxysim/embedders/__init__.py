@@ -3,6 +3,8 @@
 * :mod:`~galaxysim.embedders.contrastive`: :class:`ContrastiveEmbedder`,
   self-supervised (SimCLR or VICReg) on augmented views of the galaxies.
 * :mod:`~galaxysim.embedders.contrastive_network`: its network and losses.
+* :mod:`~galaxysim.embedders.dihedral_network`: its group-convolutional network,
+  whose embedding ignores flips and quarter turns (``encoder="dihedral"``).
 * :mod:`~galaxysim.embedders.augment`: batched galaxy augmentations in torch
   and :class:`GalaxyAugmentation`, which composes them.
 * :mod:`~galaxysim.embedders.autoencoder`: :class:`AutoencoderEmbedder`, the
@@ -17,11 +19,13 @@ from .autoencoder import AutoencoderEmbedder
 from .contrastive import ContrastiveEmbedder
 from .contrastive_network import ContrastiveEncoder
 from .conv_autoencoder import ConvAutoencoder
+from .dihedral_network import DihedralEncoder
 
 __all__ = [
     "AutoencoderEmbedder",
     "ContrastiveEmbedder",
     "ContrastiveEncoder",
     "ConvAutoencoder",
+    "DihedralEncoder",
     "GalaxyAugmentation",
 ]

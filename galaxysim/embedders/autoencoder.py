@@ -26,6 +26,9 @@ from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruc
 
 __all__ = ["AutoencoderEmbedder"]
 
+# The parameters that decide the network's shape: an ``init`` model must share them.
+_ARCHITECTURE = ("latent_dim", "n_stages", "n_blocks", "base_channels", "channel_growth")
+
 @documents_training_parameters
 class AutoencoderEmbedder(
     ImageInputMixin, TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -73,6 +76,14 @@ class AutoencoderEmbedder(
         shift). None trains on the images as they are.
     image_shape : tuple of int, optional
         ``(H, W, C)`` of one image, for flattened input.
+    init : str, path-like, AutoencoderEmbedder or FrozenEstimator, optional
+        Start training from the weights of an earlier model instead of
+        random ones: a model file written by :func:`galaxysim.save_model`,
+        or a fitted AutoencoderEmbedder (inside
+        :class:`sklearn.frozen.FrozenEstimator` so that clone and
+        GridSearchCV keep it fitted). Its ``latent_dim``, ``n_stages``,
+        ``n_blocks``, ``base_channels`` and ``channel_growth``, and the size
+        and channels of its images, must equal this estimator's.
     [training parameters]
 
     Attributes
@@ -139,6 +150,7 @@ class AutoencoderEmbedder(
         augment: bool = True,
         augmentation: GalaxyAugmentation | None = None,
         image_shape: tuple[int, ...] | None = None,
+        init: Any = None,
         max_epochs: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -159,6 +171,7 @@ class AutoencoderEmbedder(
         self.augment = augment
         self.augmentation = augmentation
         self.image_shape = image_shape
+        self.init = init
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -234,6 +247,8 @@ class AutoencoderEmbedder(
         seed = torch_seed(self.random_state)
         with seeded(seed):
             network = self._new_network((height, width, channels))
+        if self.init is not None:
+            self._initial_weights(network, "network_", _ARCHITECTURE)
         check_training_memory(network, images, self.batch_size, device)
         history = self._fit_module(
             network,

@@ -14,7 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ContrastiveEncoder", "encoder_channels", "nt_xent_loss", "vicreg_loss"]
+__all__ = [
+    "ContrastiveEncoder",
+    "encoder_channels",
+    "nt_xent_loss",
+    "projection_head",
+    "vicreg_loss",
+]
 
 
 def encoder_channels(n_stages: int, base_channels: int, n_components: int) -> list[int]:
@@ -44,6 +50,37 @@ def encoder_channels(n_stages: int, base_channels: int, n_components: int) -> li
     channels = [min(base_channels * 2**stage, n_components) for stage in range(n_stages)]
     channels[-1] = n_components
     return channels
+
+
+def projection_head(n_components: int, projection_dim: int) -> nn.Sequential:
+    """SimCLR's projection head: Linear, BatchNorm, ReLU, Linear.
+
+    The contrastive loss is computed on its output; the embedding before it
+    is what is kept (Chen et al. 2020).
+
+    Parameters
+    ----------
+    n_components : int
+        Size of the embedding it takes (its hidden layer has twice as many units).
+    projection_dim : int
+        Size of its output.
+
+    Returns
+    -------
+    head : torch.nn.Sequential
+
+    Examples
+    --------
+    >>> head = projection_head(16, 8)
+    >>> tuple(head(torch.rand(4, 16)).shape)
+    (4, 8)
+    """
+    return nn.Sequential(
+        nn.Linear(n_components, 2 * n_components, bias=False),
+        nn.BatchNorm1d(2 * n_components),
+        nn.ReLU(inplace=True),
+        nn.Linear(2 * n_components, projection_dim),
+    )
 
 
 def _stage(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -106,12 +143,7 @@ class ContrastiveEncoder(nn.Module):
         self.n_components = n_components
         widths = [in_channels, *encoder_channels(n_stages, base_channels, n_components)]
         self.stages = nn.Sequential(*(_stage(a, b) for a, b in zip(widths[:-1], widths[1:])))
-        self.head = nn.Sequential(
-            nn.Linear(n_components, 2 * n_components, bias=False),
-            nn.BatchNorm1d(2 * n_components),
-            nn.ReLU(inplace=True),
-            nn.Linear(2 * n_components, projection_dim),
-        )
+        self.head = projection_head(n_components, projection_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding ``(n, n_components)`` of images ``(n, C, H, W)``."""
