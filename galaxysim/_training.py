@@ -198,7 +198,8 @@ def resolve_init(init: Any, cls: type) -> Any:
     ----------
     init : str, path-like, estimator or FrozenEstimator
         A model file written by :func:`galaxysim.save_model` (read without
-        running code), a fitted ``cls``, or one inside a
+        running code) that holds a ``cls`` or a SimilarityRanker whose
+        embedder is one, a fitted ``cls``, or one inside a
         :class:`~sklearn.frozen.FrozenEstimator`.
     cls : type
         The estimator class ``init`` must be.
@@ -229,9 +230,19 @@ def resolve_init(init: Any, cls: type) -> Any:
         init = init.estimator
     if isinstance(init, (str, os.PathLike)):
         # The one place below the persistence layer that reads a model file.
-        from .persistence import load_model
+        from .persistence import ModelFileError, load_model
 
-        return load_model(init, expected=cls)
+        model = load_model(init)
+        # A saved ranker (what `galaxysim demo` and `rank` write) holds its fitted embedder.
+        model = getattr(model, "embedder_", model)
+        if isinstance(model, FrozenEstimator):
+            model = model.estimator
+        if not isinstance(model, cls):
+            raise ModelFileError(
+                f"init {str(init)!r} holds a {type(model).__name__}, not a {cls.__name__} "
+                f"(nor a SimilarityRanker whose embedder is one)."
+            )
+        return model
     if not isinstance(init, cls):
         raise TypeError(
             f"init must be the path of a saved {cls.__name__} model file or a fitted "

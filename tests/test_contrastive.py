@@ -798,3 +798,18 @@ def test_init_of_another_architecture_is_refused(fitted, images):
 def test_clone_of_a_bare_fitted_init_explains_frozen_estimator(fitted, images):
     with pytest.raises(ValueError, match="FrozenEstimator"):
         clone(ContrastiveEmbedder(**TINY, init=fitted)).fit(images)
+
+
+def test_init_from_a_saved_ranker_takes_its_embedder(fitted, images, tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    ranker = SimilarityRanker(FrozenEstimator(fitted), False, invariance=None).fit(images)
+    path = save_model(ranker, tmp_path / "ranker.safetensors")
+    from_ranker = ContrastiveEmbedder(**TINY, random_state=1, init=path).fit(images)
+    from_embedder = ContrastiveEmbedder(**TINY, random_state=1,
+                                        init=FrozenEstimator(fitted)).fit(images)
+    np.testing.assert_allclose(from_ranker.transform(images), from_embedder.transform(images),
+                               atol=1e-6)
+    pca_path = save_model(PCA(2).fit(images.reshape(len(images), -1)), tmp_path / "pca.safetensors")
+    with pytest.raises(ValueError, match="holds a PCA, not a ContrastiveEmbedder"):
+        ContrastiveEmbedder(**TINY, init=pca_path).fit(images)
