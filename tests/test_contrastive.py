@@ -238,7 +238,13 @@ def _distances(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def raw(images) -> ContrastiveEmbedder:
-    return ContrastiveEmbedder(**TINY, whiten=None, random_state=0).fit(images)
+    return ContrastiveEmbedder(**TINY, whiten=None, normalize=False, random_state=0).fit(images)
+
+
+@pytest.fixture(scope="module")
+def unnormalized(images) -> ContrastiveEmbedder:
+    """The default embedder without the final normalisation: the whitened embedding."""
+    return ContrastiveEmbedder(**TINY, normalize=False, random_state=0).fit(images)
 
 
 def test_defaults():
@@ -258,7 +264,8 @@ def test_whiten_none_returns_the_raw_network_embedding(raw, images):
     assert len(raw.get_feature_names_out()) == 8
 
 
-def test_whitened_embedding_of_the_training_images(fitted, raw, images):
+def test_whitened_embedding_of_the_training_images(unnormalized, raw, images):
+    fitted = unnormalized
     embedding = fitted.transform(images)  # the default, whiten=64: min(64, 8, 40) = 8 columns
     assert embedding.shape == (40, 8)
     assert fitted.whitening_mean_.shape == (8,) and fitted.whitening_components_.shape == (8, 8)
@@ -288,8 +295,18 @@ def test_whitened_embedding_of_the_training_images(fitted, raw, images):
     assert not np.allclose(_distances(embedding), _distances(raw_embedding))
 
 
+def test_normalize_scales_the_whitened_embedding_to_unit_length(fitted, unnormalized, images):
+    normalized, whitened = fitted.transform(images), unnormalized.transform(images)
+    np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(
+        normalized, whitened / np.linalg.norm(whitened, axis=1, keepdims=True), atol=1e-12)
+    # Euclidean distances then rank neighbours as cosine similarities of the whitened ones.
+    cosine = (whitened / np.linalg.norm(whitened, axis=1, keepdims=True)) @ normalized.T
+    np.testing.assert_allclose(_distances(normalized) ** 2, 2 - 2 * cosine, atol=1e-9)
+
+
 def test_whiten_keeps_the_strongest_directions(raw, images):
-    est = ContrastiveEmbedder(**TINY, whiten=3, random_state=0).fit(images)
+    est = ContrastiveEmbedder(**TINY, whiten=3, normalize=False, random_state=0).fit(images)
     embedding = est.transform(images)
     assert embedding.shape == (40, 3) and est.whitening_components_.shape == (3, 8)
     assert list(est.get_feature_names_out()) == [f"contrastiveembedder{i}" for i in range(3)]
@@ -341,7 +358,8 @@ def test_whiten_accepts_numpy_integers(images, fitted):
 
 
 def test_dihedral_average_is_invariant_to_turns_and_flips(images):
-    est = ContrastiveEmbedder(**TINY, dihedral_average=True, random_state=0).fit(images)
+    est = ContrastiveEmbedder(**TINY, dihedral_average=True, normalize=False,
+                              random_state=0).fit(images)
     base = est.transform(images)
     # Whitened over the averaged embedding, the one transform returns.
     np.testing.assert_allclose(base.mean(axis=0), 0, atol=1e-9)
@@ -427,7 +445,8 @@ def test_training_learns_to_group_shapes():
 
 
 def test_vicreg_trains_to_finite_embeddings(images):
-    est = ContrastiveEmbedder(**{**TINY, "max_epochs": 3}, loss="vicreg", random_state=0)
+    est = ContrastiveEmbedder(**{**TINY, "max_epochs": 3}, loss="vicreg", normalize=False,
+                              random_state=0)
     est.fit(images)
     history = est.history_
     assert np.all(np.isfinite(history.train_loss + history.val_loss))
@@ -536,6 +555,7 @@ def test_verbose_shows_progress(images, capsys):
         ("whiten", "a", TypeError),
         ("whiten", True, TypeError),
         ("whiten", False, TypeError),
+        ("normalize", "yes", TypeError),
         ("n_components", 0, ValueError),
         ("n_stages", 0, ValueError),
         ("projection_dim", 2.5, TypeError),

@@ -113,6 +113,13 @@ class ContrastiveEmbedder(
         noise, the whitening stays mild. ``transform`` then returns
         ``min(whiten, n_components, n_samples)`` numbers. None returns the
         network's embedding as it is.
+    normalize : bool, default=True
+        Scale each (whitened) embedding to unit length, so that the
+        Euclidean distance between two galaxies ranks them as the cosine
+        similarity does: the direction of an embedding says what a galaxy
+        looks like, its length mostly how clearly (bright, large, sharp) it
+        is seen. Whitening followed by this normalisation is the usual
+        recipe of image retrieval (Jégou & Chum 2012).
     image_shape : tuple of int, optional
         ``(H, W, C)`` of one image, for flattened input.
     init : str, path-like, ContrastiveEmbedder or FrozenEstimator, optional
@@ -192,6 +199,7 @@ class ContrastiveEmbedder(
         n_views: int = 2,
         dihedral_average: bool = False,
         whiten: int | None = 64,
+        normalize: bool = True,
         image_shape: tuple[int, ...] | None = None,
         init: Any = None,
         max_epochs: int = 30,
@@ -217,6 +225,7 @@ class ContrastiveEmbedder(
         self.n_views = n_views
         self.dihedral_average = dihedral_average
         self.whiten = whiten
+        self.normalize = normalize
         self.image_shape = image_shape
         self.init = init
         self.max_epochs = max_epochs
@@ -250,6 +259,7 @@ class ContrastiveEmbedder(
         check_bool(self.dihedral_average, "dihedral_average")
         if self.whiten is not None:
             check_positive_int(self.whiten, "whiten")
+        check_bool(self.normalize, "normalize")
         return self._check_training_params()
 
     def _augmentation(self, input_format: str) -> GalaxyAugmentation:
@@ -395,7 +405,7 @@ class ContrastiveEmbedder(
         -------
         embedding : ndarray of shape (n_samples, n_features_out), dtype float64
             Whitened with the training images' principal directions (see
-            ``whiten``).
+            ``whiten``), each row of unit length with ``normalize``.
 
         Examples
         --------
@@ -408,7 +418,11 @@ class ContrastiveEmbedder(
         """
         check_is_fitted(self)
         embedding = self._embed(as_nchw(self._input(X)))
-        return (embedding - self.whitening_mean_) @ self.whitening_components_.T
+        embedding = (embedding - self.whitening_mean_) @ self.whitening_components_.T
+        if self.normalize:
+            length = np.linalg.norm(embedding, axis=1, keepdims=True)
+            embedding = embedding / np.where(length > 0, length, 1.0)
+        return embedding
 
     def score(self, X: Any, y: Any = None) -> float:
         """Negative training loss on fixed augmented views of ``X`` (higher is better).
