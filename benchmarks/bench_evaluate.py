@@ -73,7 +73,7 @@ PRESETS = {
     "default": {"autoencoder": {}, "contrastive": {}, "flow": {}},
 }
 # The methods of the transfer part: the embedders that can be trained on other images.
-TRANSFER_METHODS = ["pca", "pca-whitened", "contrastive", "contrastive+dihedral", "autoencoder"]
+TRANSFER_METHODS = ["pca", "pca-whitened", "contrastive", "contrastive-conv", "autoencoder"]
 
 
 def _settings(args: argparse.Namespace) -> dict:

@@ -11,9 +11,10 @@ measured through one ranking code path:
   below standardises its input, so this is the baseline that tells the
   flow's non-linear warping apart from a mere rescaling of PCA.
 * ``"contrastive"``: a :class:`~galaxysim.embedders.ContrastiveEmbedder`
-  trained on augmented views of the collection.
-* ``"contrastive+dihedral"``: the same embedder, comparing the query in its
-  8 rotations and flips.
+  (its defaults: the group-convolutional encoder, whose embedding ignores
+  flips and quarter turns) trained on augmented views of the collection.
+* ``"contrastive-conv"``: the same with the plain convolutional encoder
+  (``encoder="conv"``, the default before 0.2).
 * ``"autoencoder"``: the codes of an :class:`~galaxysim.embedders.AutoencoderEmbedder`.
 * ``"autoencoder+dihedral"``: the same autoencoder, comparing the query (and,
   for the same-class rate, every galaxy) in its 8 rotations and flips.
@@ -28,8 +29,8 @@ measured through one ranking code path:
   autoencoder codes, the original study's flow approach
   (``SimilarityRanker(method="likelihood")``).
 
-The plain autoencoder methods share one trained autoencoder, and the two
-contrastive methods one contrastive embedder; each one's fit time includes
+The plain autoencoder methods share one trained autoencoder; the two
+contrastive methods train one embedder each. Each one's fit time includes
 its full training time, so every fit time is what building that method alone
 would cost. When the models are trained on other images than the ranked
 collection (``train_images``), every embedder, PCA included, is fitted on
@@ -61,12 +62,13 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
         "flow's standardisation alone does to PCA)"
     ),
     "contrastive": (
-        "ContrastiveEmbedder (SimCLR on galaxy augmentations), whitened embedding; "
-        "Euclidean distance"
+        "ContrastiveEmbedder (SimCLR on galaxy augmentations; its defaults: the "
+        "group-convolutional encoder, invariant to flips and quarter turns), whitened and "
+        "normalised embedding; Euclidean distance"
     ),
-    "contrastive+dihedral": (
-        "the same contrastive embedder; the query compared in its 8 rotations and flips, "
-        "smallest distance kept"
+    "contrastive-conv": (
+        "the same with the plain convolutional encoder (encoder='conv', the default "
+        "before 0.2)"
     ),
     "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
     "autoencoder+dihedral": (
@@ -91,7 +93,7 @@ METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
 _BASELINES = ("pixels", "pca", "pca-whitened")
 _AUTOENCODER_METHODS = ("autoencoder", "autoencoder+dihedral", "autoencoder+augmentation",
                         "likelihood")
-_CONTRASTIVE_METHODS = ("contrastive", "contrastive+dihedral")
+_CONTRASTIVE_METHODS = ("contrastive", "contrastive-conv")
 _PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
 _FLOW_METHODS = ("flow-latent", "likelihood")
 
@@ -134,11 +136,14 @@ class _Models:
             model.set_params(augmentation=GalaxyAugmentation())
         return self._trained(f"autoencoder{'+augmentation' * augmentation}", model)
 
-    def contrastive(self) -> tuple[Any, float]:
+    def contrastive(self, encoder: str | None = None) -> tuple[Any, float]:
         from ..embedders import ContrastiveEmbedder
 
         model = ContrastiveEmbedder(random_state=self.random_state)
-        return self._trained("contrastive", model.set_params(**self.contrastive_params))
+        model.set_params(**self.contrastive_params)
+        if encoder is not None:
+            model.set_params(encoder=encoder)
+        return self._trained(f"contrastive-{model.encoder}", model)
 
     def flow(self) -> Any:
         from ..flows import FlowDensityEstimator
@@ -171,9 +176,9 @@ def _contrastive(models: _Models) -> tuple[dict[str, Any], float]:
     return {"embedder": embedder}, seconds
 
 
-def _contrastive_dihedral(models: _Models) -> tuple[dict[str, Any], float]:
-    embedder, seconds = models.contrastive()
-    return {"embedder": embedder, "invariance": "dihedral"}, seconds
+def _contrastive_conv(models: _Models) -> tuple[dict[str, Any], float]:
+    embedder, seconds = models.contrastive(encoder="conv")
+    return {"embedder": embedder}, seconds
 
 
 def _autoencoder(models: _Models) -> tuple[dict[str, Any], float]:
@@ -209,7 +214,7 @@ _BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = Map
     "pca": _pca,
     "pca-whitened": _pca_whitened,
     "contrastive": _contrastive,
-    "contrastive+dihedral": _contrastive_dihedral,
+    "contrastive-conv": _contrastive_conv,
     "autoencoder": _autoencoder,
     "autoencoder+dihedral": _autoencoder_dihedral,
     "autoencoder+augmentation": _autoencoder_augmentation,
