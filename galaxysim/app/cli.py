@@ -134,7 +134,7 @@ def _check_rank_inputs(args: argparse.Namespace) -> None:
             f"--classes needs labelled images, but --data {str(args.data)!r} is a folder "
             "without labels.csv; drop --classes or add a labels.csv (columns filename, ans)."
         )
-    check_not_an_input(args.out, data=args.data, model=args.model)
+    check_not_an_input(args.out, data=args.data, query=args.query, model=args.model)
 
 
 def _run_rank(args: argparse.Namespace) -> int:
@@ -185,20 +185,27 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .collections import check_source
     from .evaluation import run_evaluation
     from .output_folder import check_not_an_input, staged_output
+    from .provenance import run_provenance
 
+    data = None
     if args.data != "builtin":
         if not Path(args.data).exists():
             raise CLIError(f"--data {args.data!r} does not exist (give a path or 'builtin').")
-        check_source(args.data, "--data")
-        check_not_an_input(args.out, data=args.data)
+        data = check_source(args.data, "--data")
+    check_not_an_input(args.out, data=data, query=args.query)
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
         table = run_evaluation(
             args.data, staging, query=args.query, methods=args.methods, quick=args.quick,
             n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
         )
+        provenance = run_provenance(
+            args.argv, random_state=args.random_state, query=args.query,
+            data=data or {"generator": "galaxysim.datasets.make_galaxies"},
+        )
+        (staging / "summary.json").write_text(json.dumps({"provenance": provenance}, indent=2))
     print(table.to_markdown())
-    print(f"wrote evaluation.csv, evaluation.md and evaluation.png to {args.out} in {time.perf_counter() - start:.0f} s")
+    print(f"wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -284,7 +291,7 @@ def _add_evaluate_parser(sub) -> None:
         help="compare every ranking method and baseline on one collection",
         description="Run every ranking method (raw pixels, PCA, autoencoder, autoencoder with "
         "dihedral invariance, the flow's latent space, likelihood closeness) on one collection "
-        "and write evaluation.csv, evaluation.md and evaluation.png.",
+        "and write evaluation.csv, evaluation.md, evaluation.png and summary.json (provenance).",
     )
     evaluate.add_argument("--data", default="builtin", help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)")
     evaluate.add_argument("--query", help="query image (default: the Milky Way)")

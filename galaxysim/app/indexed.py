@@ -51,9 +51,11 @@ def _run_embed(args: argparse.Namespace) -> int:
     from ..scale import embed_collection
     from .collections import check_source
     from .models import load_ranker
+    from .output_folder import check_not_an_input
 
     check_source(args.data, "--data")
     check_regular_file(args.model, "--model")
+    check_not_an_input(args.out, data=args.data, model=args.model)
     ranker = load_ranker(Path(args.model), trust_pickle=False)
     start = time.perf_counter()
     with _dask_client(args) as client:
@@ -69,6 +71,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _run_index(args: argparse.Namespace) -> int:
     from ..ranking import NeighborSearch
+    from .output_folder import check_not_an_input
 
     try:
         import zarr
@@ -77,6 +80,7 @@ def _run_index(args: argparse.Namespace) -> int:
     path = Path(args.embeddings)
     if not path.is_dir():
         raise FileNotFoundError(f"--embeddings {str(path)!r} is not a zarr array folder.")
+    check_not_an_input(args.out, embeddings=path)
     start = time.perf_counter()
     embeddings = np.asarray(zarr.open_array(str(path), mode="r")[:], dtype=np.float64)
     if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
@@ -164,13 +168,15 @@ def rank_with_index(args: argparse.Namespace) -> int:
     from ..ranking.result import make_ranking
     from .collections import load_query
     from .models import load_ranker
-    from .output_folder import check_not_an_input, staged_output
+    from .output_folder import check_not_an_input, check_out_folder, staged_output
 
     if args.model is None:
         raise ValueError("rank --index needs --model: the model whose embedder made the index.")
     check_regular_file(args.query, "--query")
     check_regular_file(args.model, "--model")
-    check_not_an_input(args.out, data=args.data, model=args.model)
+    check_not_an_input(args.out, data=args.data, query=args.query, model=args.model,
+                       index=args.index)
+    check_out_folder(args.out, force=args.force)
     start = time.perf_counter()
     ranker = load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
     search = NeighborSearch.load(args.index)
