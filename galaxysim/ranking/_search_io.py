@@ -36,6 +36,7 @@ FORMAT = "galaxysim.NeighborSearch"
 VERSION = 1
 _JSON = "search.json"
 _MAX_JSON_BYTES = 1 << 20
+_MAX_JOBS = 1024
 
 
 def _check_folder_for_writing(folder: Path, overwrite: bool) -> None:
@@ -102,6 +103,9 @@ def _read_header(folder: Path, known: set[str]) -> dict[str, Any]:
             raise ValueError(f"{str(path)!r}: {key} must be a positive int, got {header[key]!r}.")
     if {"algorithm", "metric"} & set(header["params"]):
         raise ValueError(f"{str(path)!r}: params may not hold 'algorithm' or 'metric'.")
+    n_jobs = header["params"].get("n_jobs")
+    if isinstance(n_jobs, int) and abs(n_jobs) > _MAX_JOBS:  # joblib would start that many threads
+        raise ValueError(f"{str(path)!r}: n_jobs must be at most {_MAX_JOBS} in size, got {n_jobs!r}.")
     return header
 
 

@@ -43,7 +43,6 @@ __all__ = ["AUTO_EXACT_BELOW", "NeighborSearch", "check_n_neighbors", "choose_al
 
 #: ``algorithm="auto"`` searches exactly below this many embeddings.
 AUTO_EXACT_BELOW = 100_000
-_MAX_JOBS = 1024
 
 
 class _ExactBackend:
@@ -57,10 +56,6 @@ class _ExactBackend:
         from sklearn.neighbors import NearestNeighbors
 
         algorithm = "auto" if algorithm == "exact" else algorithm
-        n_jobs = params.get("n_jobs")
-        if isinstance(n_jobs, int) and abs(n_jobs) > _MAX_JOBS:
-            # joblib would try to start that many threads (a saved search.json can ask).
-            raise ValueError(f"n_jobs must be at most {_MAX_JOBS} in size, got {n_jobs!r}.")
         try:
             self.index = NearestNeighbors(algorithm=algorithm, metric=metric, **params)
         except TypeError as error:
