@@ -1,14 +1,16 @@
 """The ``galaxysim`` command.
 
 ``galaxysim demo --out DIR`` runs the Milky Way challenge on the built-in
-synthetic galaxies and writes its results into DIR. Errors print one line and
-exit with status 1 (2 for bad command-line usage), never a traceback.
+synthetic galaxies and writes its results into DIR. Every error prints one
+line and exits with status 1 (2 for bad command-line usage, 130 for Ctrl-C),
+never a traceback; set ``GALAXYSIM_DEBUG=1`` to see the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -378,19 +380,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("galaxysim: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, TypeError, OSError, ImportError, KeyError, MemoryError) as exc:
+    except Exception as exc:  # every error ends in one line; GALAXYSIM_DEBUG=1 shows the traceback
+        if os.environ.get("GALAXYSIM_DEBUG"):
+            raise
         print(f"galaxysim: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 
 
+# Errors whose message says what went wrong in the user's terms.
+_EXPECTED = (CLIError, ValueError, TypeError, OSError, ImportError, KeyError, MemoryError)
+# Errors whose own message does not say what they mean for a command.
+_MEANINGS = (
+    (RecursionError, "an input is nested too deeply to be read"),
+    (OverflowError, "a number given or read is too large"),
+)
+
+
 def _one_line(exc: BaseException) -> str:
-    """The first line of an error's message, or what the error is when it has none."""
-    text = str(exc).strip()
-    if text:
-        return text.splitlines()[0]
-    if isinstance(exc, MemoryError):
-        return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
-    return type(exc).__name__
+    """The first line of an error's message, said in the user's terms where it is not."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    for kind, meaning in _MEANINGS:
+        if isinstance(exc, kind):
+            return f"{meaning} ({type(exc).__name__}: {text})" if text else f"{meaning}."
+    if isinstance(exc, _EXPECTED):
+        if text:
+            return text
+        if isinstance(exc, MemoryError):
+            return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
+        return type(exc).__name__
+    # Not one galaxysim expects: name it, so that it can be reported.
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

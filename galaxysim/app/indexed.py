@@ -69,12 +69,33 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_embeddings(path: Path) -> np.ndarray:
+    """The whole embedding store, checked: 2-D, fits in memory, every row written."""
+    from .._limits import check_allocation
+    from ..datasets.chunks import open_zarr_array
+
+    array = open_zarr_array(path, what="--embeddings")
+    if array.ndim != 2 or array.dtype.kind not in "fiu":
+        raise ValueError(f"--embeddings {str(path)!r} must hold (n, d) embeddings, got shape "
+                         f"{array.shape} of {array.dtype}.")
+    check_allocation(8 * array.shape[0] * array.shape[1], f"--embeddings {str(path)!r}",
+                     "Index it on a larger machine.")
+    embeddings = np.asarray(array[:], dtype=np.float64)
+    unwritten = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if unwritten.size:
+        raise ValueError(
+            f"--embeddings {str(path)!r} has {unwritten.size:,} rows never written (first: row "
+            f"{unwritten[0]}); run the same galaxysim embed again to finish it."
+        )
+    return embeddings
+
+
 def _run_index(args: argparse.Namespace) -> int:
     from ..ranking import NeighborSearch
     from .output_folder import check_not_an_input
 
     try:
-        import zarr
+        import zarr  # noqa: F401
     except ImportError:
         raise ImportError("--embeddings needs zarr: pip install \"galaxysim[dask]\".") from None
     path = Path(args.embeddings)
@@ -82,10 +103,7 @@ def _run_index(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--embeddings {str(path)!r} is not a zarr array folder.")
     check_not_an_input(args.out, embeddings=path)
     start = time.perf_counter()
-    embeddings = np.asarray(zarr.open_array(str(path), mode="r")[:], dtype=np.float64)
-    if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
-        raise ValueError(f"--embeddings {str(path)!r} must hold finite (n, d) embeddings, "
-                         f"got shape {embeddings.shape}.")
+    embeddings = _read_embeddings(path)
     search = NeighborSearch(algorithm=args.search).fit(embeddings)
     search.save(args.out, overwrite=args.force)
     print(f"galaxysim {__version__} index: {search.algorithm_} index of {len(embeddings):,} embeddings "
