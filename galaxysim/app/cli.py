@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .._version import __version__
-from .arguments import positive_int
+from .arguments import positive_int, resolve_n_neighbors
 from .building import add_model_options, build_ranker, build_study_ranker, ranking_params
 from .indexed import add_embed_parser, add_index_parser
 
@@ -70,6 +70,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .outputs import write_ranking_outputs
     from .provenance import run_provenance
 
+    resolve_n_neighbors(args, args.n_samples, "--n-samples")
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
         collection = make_builtin_collection(
@@ -112,7 +113,21 @@ def _parse_classes(values):
     return parsed
 
 
-def _parse_framing(text: str) -> str | float:
+def _check_rank_options(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other, or that nothing would read."""
+    if args.query_crop is not None and args.query_framing is not None:
+        raise CLIError("--query-crop and --query-framing both say how to frame the query; "
+                       "give one of them.")
+    if args.trust_pickle and args.model is None:
+        raise CLIError("--trust-pickle applies to a --model file, and none was given.")
+    if args.index is not None and args.classes:
+        raise CLIError("--classes selects images to fit on; with --index nothing is fitted, so "
+                       "drop --classes (the index holds the collection it was built from).")
+
+
+def _parse_framing(text: str | None) -> str | float:
+    if text is None:
+        return "galaxy10"
     if text in ("galaxy10", "full"):
         return text
     try:
@@ -145,6 +160,7 @@ def _run_rank(args: argparse.Namespace) -> int:
     from .outputs import write_ranking_outputs
     from .provenance import run_provenance
 
+    _check_rank_options(args)
     framing = _parse_framing(args.query_framing)
     if args.index is not None:
         from .indexed import rank_with_index
@@ -162,6 +178,7 @@ def _run_rank(args: argparse.Namespace) -> int:
             args.data, classes=_parse_classes(args.classes), crop=args.crop,
             image_size=args.image_size, verbose=not args.quiet, name="--data",
         )
+        resolve_n_neighbors(args, len(collection), f"--data {args.data!r}")
         query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
                               framing=framing)
         print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
@@ -278,7 +295,7 @@ def _add_rank_parser(sub) -> None:
     rank.add_argument("--image-size", type=positive_int, default=None, help="resize after cropping (default: keep)")
     rank.add_argument("--query-crop", type=positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
     rank.add_argument(
-        "--query-framing", default="galaxy10",
+        "--query-framing", default=None,
         help="'galaxy10' (default): scale the query so its galaxy fills the frame as a Galaxy10 "
         "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
         "diameter as a fraction of the side",

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._version import __version__
-from .arguments import positive_int
+from .arguments import positive_int, resolve_n_neighbors
 
 __all__ = ["add_embed_parser", "add_index_parser", "rank_with_index"]
 
@@ -198,6 +198,7 @@ def rank_with_index(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     ranker = load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
     search = NeighborSearch.load(args.index)
+    resolve_n_neighbors(args, search.n_samples_fit_, f"--index {args.index!r}")
     query, query_name = load_query(args.query, ranker.image_shape_, crop=args.query_crop,
                                    framing=args.query_framing_value)
     distances, indices = search.kneighbors_views(
