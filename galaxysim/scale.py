@@ -455,10 +455,10 @@ def embed_collection(
     model, data = _model_and_bytes(embedder)
     dim = _embed(model, chunks.piece(0, 1).read(), n_threads).shape[1]
     out = Path(out).expanduser().absolute()
+    pieces = chunks.pieces(chunk_size)
     lock = _lock_store(out)
     try:
         array = _open_output(out, _fingerprint(chunks, chunk_size, dim, data), overwrite)
-        pieces = chunks.pieces(chunk_size)
         done = _done_chunks(out, array, pieces, client)
         todo = [(i, p) for i, p in enumerate(pieces) if i not in done]
         n_done = chunks.n_images - sum(p.stop - p.start for _, p in todo)

@@ -316,3 +316,12 @@ def test_zarr_metadata_nested_100000_deep_is_one_clear_error(tmp_path, images, p
     meta.write_text(text.rstrip()[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(ValueError, match="nested more than 64 levels"):
         embed_collection(source, pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
+
+
+def test_a_zarr_array_declaring_a_trillion_images_is_refused_before_listing_them(tmp_path, pca):
+    source = tmp_path / "declared.zarr"
+    zarr.open_array(str(source), mode="w", shape=(10**12, SIDE, SIDE, 3), dtype="uint8",
+                    chunks=(7, SIDE, SIDE, 3))[:7] = 1
+    with pytest.raises(MemoryError, match="chunks of .*larger chunk_size"):
+        embed_collection(source, pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
+    assert not (tmp_path / "emb.zarr").exists()

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._json_input import read_json
-from .._limits import check_regular_file
+from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
 from ..images import load_images, preprocess_images
 from ..images.io import _list_folder
@@ -33,6 +33,8 @@ from .galaxy10 import _check_crop_fits, _crop_window, _open_galaxy10, _read
 
 __all__ = ["ChunkPiece", "ImageChunks", "image_chunks", "open_zarr_array"]
 
+# Memory of one ChunkPiece in the list of a collection's pieces, generously.
+_PIECE_BYTES = 1024
 # zarr metadata files: JSON that zarr parses without a depth limit.
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
 
@@ -180,7 +182,15 @@ class ImageChunks:
         return ChunkPiece(self.kind, self.location, start, stop, self.crop, self.image_size, paths)
 
     def pieces(self, chunk_size: int) -> list[ChunkPiece]:
-        """Consecutive pieces of ``chunk_size`` rows (the last may be shorter)."""
+        """Consecutive pieces of ``chunk_size`` rows (the last may be shorter).
+
+        The number of images comes from the collection's own metadata (a
+        zarr array declares its shape): the list is checked against the
+        memory available before it is made.
+        """
+        n_pieces = -(-self.n_images // chunk_size)
+        check_allocation(_PIECE_BYTES * n_pieces, f"the {n_pieces:,} chunks of {self.location!r}",
+                         "Pass a larger chunk_size, or check the collection's declared size.")
         return [self.piece(start, min(start + chunk_size, self.n_images))
                 for start in range(0, self.n_images, chunk_size)]
 
