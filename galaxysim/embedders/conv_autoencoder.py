@@ -181,8 +181,9 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         factor = 2 ** min(n_stages, 64)  # beyond 2**64 no image side is divisible
         if n_stages > 64 or height % factor or width % factor:
+            power = f" = {factor}" if n_stages <= 64 else ""
             raise ValueError(
-                f"Image sides {height}x{width} must be divisible by 2**n_stages "
+                f"Image sides {height}x{width} must be divisible by 2**n_stages{power} "
                 f"(n_stages={n_stages}); crop or resize the images, or lower n_stages."
             )
         self.latent_dim = latent_dim
