@@ -236,7 +236,9 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _print_outputs(out: str, files: dict, seconds: float) -> None:
     """Print the key figures and what was written, read back from the final folder."""
-    summary = json.loads((Path(out) / "summary.json").read_text())
+    from .._json_input import read_json
+
+    summary = read_json(Path(out) / "summary.json", "summary.json", max_bytes=16 * 2**20)
     for key in ("precision_at_10", "precision_at_50", "chance"):
         if key in summary:
             print(f"  {key}: {summary[key]:.2f}")
