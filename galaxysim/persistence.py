@@ -30,9 +30,11 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write
-from ._limits import check_regular_file
+from ._json_input import check_schema, parse_json
+from ._limits import check_allocation, check_regular_file
 from ._loop import TrainingHistory
-from ._validation import PathLike
+from ._network_shape import network_shape
+from ._validation import PathLike, check_image_shape
 from ._version import __version__
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load_model", "save_model"]
@@ -43,6 +45,11 @@ FORMAT = "galaxysim-model"
 FORMAT_VERSION = 1
 # A safetensors header is JSON; one larger than this is not a model of ours.
 _MAX_HEADER_BYTES = 64 * 2**20
+# The types of the JSON header, and of each estimator in it, before anything reads them.
+_HEADER = {"format": str, "format_version": int, "galaxysim_version": (str, type(None)),
+           "model": (dict, type(None))}
+_ESTIMATOR = {"estimator": str, "state": (dict, type(None)),
+              "modules": {...: [str]}}
 
 
 class ModelFileError(ValueError):
@@ -255,7 +262,8 @@ class _Decoder:
             return reader()
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError,
+                OverflowError, MemoryError) as exc:
             raise self.fail(f"{where} could not be read ({type(exc).__name__}: {exc}).") from None
 
     def _array(self, node: dict[str, Any]) -> np.ndarray:
@@ -263,29 +271,67 @@ class _Decoder:
         return array.T if node.get("order") == "F" else array
 
     def estimator(self, node: dict[str, Any], where: str) -> Any:
-        cls = self.known.get(node.get("estimator"))
+        try:
+            check_schema(node, _ESTIMATOR, where)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
+        cls = self.known.get(node["estimator"])
         if cls is None:
             raise self.fail(
-                f"{where} names the class {node.get('estimator')!r}, which is not one galaxysim "
+                f"{where} names the class {node['estimator']!r}, which is not one galaxysim "
                 f"loads; known classes: {sorted(self.known)}."
             )
         estimator = cls.__new__(cls)
-        for key, item in dict(node.get("state", {})).items():
+        for key, item in (node.get("state") or {}).items():
+            if hasattr(cls, key) or key.startswith("__"):
+                # A class attribute (a method, a property, _rebuilt_after_loading) is
+                # code's, not the file's: an instance value would override it.
+                raise self.fail(f"{where}.{key} names an attribute of the class itself.")
             estimator.__dict__[key] = self.value(item, f"{where}.{key}")
         # A parameter added after the file was written takes its default value.
         for key, value in _parameter_defaults(cls).items():
             estimator.__dict__.setdefault(key, value)
-        for key, names in dict(node.get("modules", {})).items():
-            estimator.__dict__[key] = self._module(estimator, key, list(names), f"{where}.{key}")
+        self._check_params(estimator, where)
+        for key, names in (node.get("modules") or {}).items():
+            estimator.__dict__[key] = self._module(estimator, key, names, f"{where}.{key}")
         if getattr(type(estimator), "_rebuilt_after_loading", ()):
             estimator._rebuild_after_loading()
         if hasattr(type(estimator), "_check_training_params"):  # torch estimators: pick the device
             estimator.__setstate__(dict(estimator.__dict__))
         return estimator
 
+    def _check_params(self, estimator: Any, where: str) -> None:
+        """The checks ``fit`` runs on the parameters, run on the stored ones; image sizes bounded."""
+        from .images.io import MAX_IMAGE_PIXELS
+
+        shape = vars(estimator).get("image_shape_")
+        if shape is not None:
+            try:
+                height, width, _ = check_image_shape(shape, "image_shape_")
+            except (TypeError, ValueError) as exc:
+                raise self.fail(f"{where}: {exc}") from None
+            if MAX_IMAGE_PIXELS is not None and height * width > MAX_IMAGE_PIXELS:
+                raise self.fail(f"{where}: image_shape_ {shape} is larger than any image galaxysim "
+                                f"reads ({MAX_IMAGE_PIXELS:,} pixels).")
+        check = getattr(estimator, "_check_params", None)
+        if check is None or not all(name in vars(estimator) for name in estimator._get_param_names()):
+            return
+        state = vars(estimator)
+        device = state.get("device")
+        if "device" in state:
+            state["device"] = "cpu"  # the device is chosen again below, from what is present
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"{where}: {exc}") from None
+        finally:
+            if "device" in state:
+                state["device"] = device
+
     def _module(self, estimator: Any, key: str, names: list[str], where: str) -> torch.nn.Module:
         if not hasattr(type(estimator), "_empty_module"):
             raise self.fail(f"{where}: a {type(estimator).__name__} holds no network.")
+        shape = self._network_shape(estimator, key, names, where)
         # An empty network draws random initial weights: keep the caller's generators as they are.
         with torch.random.fork_rng(devices=[]):
             try:
@@ -293,23 +339,41 @@ class _Decoder:
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 raise self.fail(f"{where}: its network could not be built ({exc}).") from None
         expected = module.state_dict()
+        if shape is None:
+            self._compare(names, {n: (t.shape, t.dtype) for n, t in expected.items()}, where)
+        weights = {name: self._take(f"{where}.{name}") for name in expected}
+        module.load_state_dict(weights)
+        return module.eval()
+
+    def _network_shape(self, estimator: Any, key: str, names: list[str], where: str) -> Any:
+        """Compare the network the parameters describe with the weights, before building it."""
+        try:
+            shape = network_shape(lambda: estimator._empty_module(key),
+                                  max_parts=8 * len(names) + 256)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self.fail(f"{where}: its network could not be built ({exc}).") from None
+        if shape is not None:
+            self._compare(names, shape.tensors, where)
+            check_allocation(shape.n_bytes, f"the network {where} of {self.source}",
+                             "Load it on a larger machine.")
+        return shape
+
+    def _compare(self, names: list[str], expected: dict[str, tuple], where: str) -> None:
         if sorted(names) != sorted(expected):
             raise self.fail(
                 f"{where}: the stored weights do not match the network its parameters describe "
                 f"({len(names)} stored, {len(expected)} expected); the file was altered or "
                 "written by another version."
             )
-        weights = {}
-        for name, target in expected.items():
-            tensor = self._take(f"{where}.{name}")
-            if tensor.shape != target.shape or tensor.dtype != target.dtype:
+        for name, (shape, dtype) in expected.items():
+            tensor = self.tensors.get(f"{where}.{name}")
+            if tensor is None:
+                raise self.fail(f"the header refers to a tensor {where}.{name!r} the file does not hold.")
+            if tuple(tensor.shape) != tuple(shape) or tensor.dtype != dtype:
                 raise self.fail(
                     f"{where}.{name} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}, "
-                    f"but the network needs {tuple(target.shape)} and {target.dtype}."
+                    f"but the network needs {tuple(shape)} and {dtype}."
                 )
-            weights[name] = tensor
-        module.load_state_dict(weights)
-        return module.eval()
 
 
 def _parameter_defaults(cls: type) -> dict[str, Any]:
@@ -340,6 +404,8 @@ def _open_tensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
     check_regular_file(path, "path")
     _read_header_length(path, path.stat().st_size)
+    check_allocation(path.stat().st_size, f"the model file {str(path)!r}",
+                     "Load it on a larger machine.")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
@@ -352,9 +418,9 @@ def _open_tensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if FORMAT not in metadata:
         raise ModelFileError(f"{str(path)!r} is a safetensors file, but not a galaxysim model.")
     try:
-        header = json.loads(metadata[FORMAT])
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{str(path)!r}: its model description is damaged ({exc}).") from None
+        header = parse_json(metadata[FORMAT], f"the model description of {str(path)!r}")
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
     return header, tensors
 
 
@@ -412,8 +478,12 @@ def load_model(path: PathLike, *, expected: type | tuple[type, ...] | None = Non
     source = repr(str(path))
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{source} is not a galaxysim model file.")
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    try:
+        check_schema(header, _HEADER, f"the model description of {source}")
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
+    version = header["format_version"]
+    if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{source} has model format version {version!r}; this galaxysim "
             f"({__version__}) reads versions up to {FORMAT_VERSION}. Upgrade galaxysim."

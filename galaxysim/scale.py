@@ -6,9 +6,17 @@ writes each chunk's embeddings into its own chunk of a zarr array. Memory
 holds one chunk per process, whatever the size of the collection.
 
 - **Resume.** Each finished chunk leaves a marker file (written atomically
-  after its embeddings), and a rerun with the same source, model and
-  ``chunk_size`` skips the chunks that have one. A run killed mid-chunk
-  leaves that chunk without a marker, so it is embedded again.
+  after its embeddings) holding the SHA-256 of what the chunk read
+  (:meth:`~galaxysim.datasets.chunks.ChunkPiece.digest`), and a rerun with
+  the same model (its SHA-256), ``chunk_size``, crop and size skips the
+  chunks that have one. Before it does, every such chunk of the source is
+  read and hashed again: a source whose content changed since is refused
+  (the store would mix two collections), and a chunk whose embeddings are
+  missing from the store (not finite) is embedded again. A run killed
+  mid-chunk leaves that chunk without a marker, so it is embedded again.
+  Where the source is (a relative or an absolute path) does not matter.
+- **One run per store.** A lock file beside the store (``.<name>.lock``)
+  lets one run at a time write it; a second fails at once.
 - **Dask.** With a ``dask.distributed`` client, the model travels to each
   worker once (its model file's bytes, broadcast with ``client.scatter``)
   and is built there once per worker process; each task then reads its own
@@ -39,8 +47,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ._atomic import atomic_write
+from ._filelock import FileLock, LockHeldError
+from ._json_input import check_schema, read_json
 from ._validation import PathLike, check_positive_int, is_fitted
-from .datasets.chunks import ChunkPiece, ImageChunks, image_chunks
+from .datasets.chunks import ChunkPiece, ImageChunks, image_chunks, open_zarr_array
 from .persistence import load_model, save_model
 
 __all__ = ["ChunkError", "embed_collection"]
@@ -154,17 +164,17 @@ def _marker(out: Path, chunk: int) -> Path:
 
 def _write_piece(chunk: int, piece: ChunkPiece, model: Any, out: str, n_threads: int | None) -> int:
     """Embed one piece, write it into its zarr chunk, then mark the chunk done."""
-    import zarr
-
-    embedding = _embed(model, piece.read(), n_threads)
-    array = zarr.open_array(out, mode="r+")
+    images, digest = piece.read_with_digest()
+    embedding = _embed(model, images, n_threads)
+    array = open_zarr_array(out, mode="r+", what="out")
     if embedding.shape[1] != array.shape[1]:
         raise ValueError(
             f"embedder.transform returned {embedding.shape[1]} features; the output has "
             f"{array.shape[1]}."
         )
     array[piece.start:piece.stop] = embedding
-    atomic_write(_marker(Path(out), chunk), f"{piece.start}:{piece.stop}\n")
+    marker = {"rows": [piece.start, piece.stop], "sha256": digest}
+    atomic_write(_marker(Path(out), chunk), json.dumps(marker))
     return piece.stop - piece.start
 
 
@@ -188,7 +198,8 @@ def _chunk_error(chunk: int, piece: ChunkPiece, exc: BaseException) -> ChunkErro
 
 def _fingerprint(chunks: ImageChunks, chunk_size: int, dim: int, data: bytes) -> dict:
     return {
-        "source": chunks.location, "kind": chunks.kind, "n_images": chunks.n_images,
+        "source": str(Path(chunks.location).resolve()), "kind": chunks.kind,
+        "n_images": chunks.n_images,
         "crop": list(chunks.crop) if chunks.crop else None,
         "image_size": list(chunks.image_size) if chunks.image_size else None,
         "chunk_size": chunk_size, "n_features": dim,
@@ -196,8 +207,29 @@ def _fingerprint(chunks: ImageChunks, chunk_size: int, dim: int, data: bytes) ->
     }
 
 
+# What must agree for a store to be resumed; where the source lies may change
+# (the content of every chunk is compared instead).
+_SAME_JOB = ("kind", "n_images", "crop", "image_size", "chunk_size", "n_features", "model_sha256")
+
+
 def _is_zarr_store(path: Path) -> bool:
     return any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _check_same_job(out: Path, array: Any, fingerprint: dict) -> None:
+    found = array.attrs.get(_ATTRIBUTE)
+    if not isinstance(found, dict):
+        raise ValueError(f"out {str(out)!r} is a zarr array, but not one galaxysim embed wrote.")
+    differences = [f"{key} {found.get(key)!r} there, {fingerprint[key]!r} now"
+                   for key in _SAME_JOB if found.get(key) != fingerprint[key]]
+    if not differences and array.shape == (fingerprint["n_images"], fingerprint["n_features"]) \
+            and array.chunks[0] == fingerprint["chunk_size"]:
+        return
+    differences = differences or [f"its array has shape {array.shape}, chunks {array.chunks}"]
+    raise ValueError(
+        f"out {str(out)!r} holds embeddings of another job ({'; '.join(differences)}); pass "
+        "overwrite=True to replace it, or choose another out."
+    )
 
 
 def _open_output(out: Path, fingerprint: dict, overwrite: bool) -> Any:
@@ -211,14 +243,9 @@ def _open_output(out: Path, fingerprint: dict, overwrite: bool) -> Any:
     if out.exists():
         if not (out.is_dir() and _is_zarr_store(out)):
             raise ValueError(f"out {str(out)!r} exists and is not a zarr store.")
-        found = zarr.open_array(str(out), mode="r").attrs.get(_ATTRIBUTE)
-        if found != fingerprint:
-            raise ValueError(
-                f"out {str(out)!r} holds embeddings of another job "
-                f"({json.dumps(found)}), not of this one ({json.dumps(fingerprint)}); pass "
-                "overwrite=True to replace it, or choose another out."
-            )
-        return zarr.open_array(str(out), mode="r+")
+        array = open_zarr_array(out, mode="r+", what="out")
+        _check_same_job(out, array, fingerprint)
+        return array
     if not out.parent.is_dir():
         raise FileNotFoundError(f"The folder of out {str(out)!r} does not exist.")
     shape = (fingerprint["n_images"], fingerprint["n_features"])
@@ -227,6 +254,64 @@ def _open_output(out: Path, fingerprint: dict, overwrite: bool) -> Any:
     array.attrs[_ATTRIBUTE] = fingerprint
     (out / DONE_FOLDER).mkdir()
     return array
+
+
+# ----------------------------------------------------------------------------- resuming
+
+_MARKER = {"rows": [int], "sha256": str}
+
+
+def _marked_digest(out: Path, chunk: int, piece: ChunkPiece) -> str | None:
+    """The digest a chunk's marker records for these rows; None without a valid marker."""
+    path = _marker(out, chunk)
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path, "a chunk marker", max_bytes=4096)
+        check_schema(record, _MARKER, "a chunk marker")
+    except (OSError, ValueError):
+        return None  # damaged, or written by an older galaxysim: embedded again
+    return record["sha256"] if record["rows"] == [piece.start, piece.stop] else None
+
+
+def _piece_digest(piece: ChunkPiece) -> str:
+    return piece.digest()
+
+
+def _done_chunks(out: Path, array: Any, pieces: list[ChunkPiece], client: Any) -> set[int]:
+    """The chunks embedded from the very images the source holds now; a changed source is refused."""
+    marked = {}
+    for chunk, piece in enumerate(pieces):
+        digest = _marked_digest(out, chunk, piece)
+        # A chunk whose rows are not all written (its zarr chunk lost after the marker) is redone.
+        if digest is not None and np.isfinite(array[piece.start:piece.stop]).all():
+            marked[chunk] = digest
+    checked = [pieces[chunk] for chunk in marked]
+    if client is None:
+        digests = [piece.digest() for piece in checked]
+    else:
+        digests = client.gather(client.map(_piece_digest, checked, pure=False))
+    for (chunk, expected), digest in zip(marked.items(), digests):
+        if digest != expected:
+            piece = pieces[chunk]
+            raise ValueError(
+                f"out {str(out)!r} holds the embeddings of other images: rows {piece.start}:"
+                f"{piece.stop} of the source changed since they were embedded (chunk {chunk}); "
+                "pass overwrite=True to embed the source anew, or choose another out."
+            )
+    return set(marked)
+
+
+def _lock_store(out: Path) -> FileLock:
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"The folder of out {str(out)!r} does not exist.")
+    try:
+        return FileLock(out.with_name(f".{out.name}.lock")).acquire()
+    except LockHeldError as exc:
+        raise ValueError(
+            f"another run is writing into out {str(out)!r} (it holds {str(exc.path)!r}); wait "
+            "for it to end, or choose another out."
+        ) from None
 
 
 # ----------------------------------------------------------------------------- running
@@ -306,7 +391,10 @@ def embed_collection(
     out : str or path-like
         The zarr array to write, shape (n_images, n_features), float64, one
         zarr chunk per input chunk. An existing one written by the same job
-        (same source, crop, image_size, chunk_size and model) is resumed.
+        (same number of images, crop, image_size, chunk_size and model file
+        bytes) is resumed, once every chunk it holds is found to come from
+        the images the source holds now. A lock file beside it
+        (``.<name>.lock``) keeps a second run out while one runs.
     chunk_size : int, default=1024
         Images per chunk: per task, per zarr chunk, and per process in memory.
     client : dask.distributed.Client, optional
@@ -334,7 +422,9 @@ def embed_collection(
     Raises
     ------
     FileNotFoundError, ValueError, TypeError
-        Bad ``source``, ``embedder``, ``out`` or ``chunk_size``.
+        Bad ``source``, ``embedder``, ``out`` or ``chunk_size``; ``out``
+        written by another job, from other images, or being written by
+        another run.
     ChunkError
         Reading or embedding a chunk failed; the message names the chunk and
         its rows. The chunks finished until then stay done.
@@ -365,18 +455,21 @@ def embed_collection(
     model, data = _model_and_bytes(embedder)
     dim = _embed(model, chunks.piece(0, 1).read(), n_threads).shape[1]
     out = Path(out).expanduser().absolute()
-    _open_output(out, _fingerprint(chunks, chunk_size, dim, data), overwrite)
     pieces = chunks.pieces(chunk_size)
-    todo = [(i, p) for i, p in enumerate(pieces) if not _marker(out, i).is_file()]
-    done = chunks.n_images - sum(p.stop - p.start for _, p in todo)
-    with _progress(chunks.n_images, done, verbose) as bar:
-        if client is None:
-            _run_here(todo, model, str(out), n_threads, bar)
-        else:
-            _run_on_dask(todo, client, data, str(out), n_threads, bar)
-    import zarr
-
-    return zarr.open_array(str(out), mode="r")
+    lock = _lock_store(out)
+    try:
+        array = _open_output(out, _fingerprint(chunks, chunk_size, dim, data), overwrite)
+        done = _done_chunks(out, array, pieces, client)
+        todo = [(i, p) for i, p in enumerate(pieces) if i not in done]
+        n_done = chunks.n_images - sum(p.stop - p.start for _, p in todo)
+        with _progress(chunks.n_images, n_done, verbose) as bar:
+            if client is None:
+                _run_here(todo, model, str(out), n_threads, bar)
+            else:
+                _run_on_dask(todo, client, data, str(out), n_threads, bar)
+    finally:
+        lock.release()
+    return open_zarr_array(out, what="out")
 
 
 def _require_zarr() -> None:

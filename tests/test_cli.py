@@ -193,7 +193,7 @@ def test_model_flags_are_spelled_like_the_estimator_parameters(capsys):
             args.flow_max_epochs, args.n_neighbors, args.image_size) == (3, 2, 16, 5, 7, 9, 32)
     defaults = parser.parse_args(["demo"])
     assert (defaults.n_stages, defaults.n_blocks, defaults.base_channels, defaults.max_epochs,
-            defaults.flow_max_epochs, defaults.n_neighbors, defaults.image_size) == (5, 1, 8, None, 50, 16, 64)
+            defaults.flow_max_epochs, defaults.n_neighbors, defaults.image_size) == (5, 1, 8, None, 50, None, 64)
     assert defaults.embedder == "contrastive" and defaults.latent_dim is None
     for old in ("--stages", "--blocks", "--channels", "--epochs", "--flow-epochs", "--k"):
         with pytest.raises(SystemExit):

@@ -121,3 +121,15 @@ def test_docs_build_without_warnings(tmp_path):
     assert "same ranking:" in tutorial  # printed by the last steps, after loading the saved model
     figures = re.findall(r'<img [^>]*src="\.\./(_images/[0-9a-f]+\.png)"', tutorial)
     assert figures and all((html / figure).is_file() for figure in figures)
+
+
+def test_every_test_named_in_reliability_md_exists():
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    named = set(re.findall(r"`(test_[a-z_0-9]+\.py)::(test_[a-z_0-9]+)`", text))
+    assert len(named) > 60
+    missing = []
+    for module, name in sorted(named):
+        source = (ROOT / "tests" / module).read_text()
+        if not re.search(rf"^def {name}\(", source, flags=re.MULTILINE):
+            missing.append(f"{module}::{name}")
+    assert not missing, missing

@@ -101,6 +101,12 @@ def _image_folder(folder: Path, n: int = 12, size: int = 16, labelled: bool = Fa
     return folder / names[0]
 
 
+def _mark_as_earlier_outputs(folder: Path) -> None:
+    """A summary.json with a provenance record, as every run writes: --force may replace it."""
+    record = {"provenance": {"argv": ["galaxysim", "demo"], "versions": {"galaxysim": "0"}}}
+    (folder / "summary.json").write_text(json.dumps(record))
+
+
 def _rank_args(data: Path, query: Path, out: Path, *more: str) -> list[str]:
     return ["rank", "--data", str(data), "--query", str(query), "--out", str(out),
             "--crop", "16", "--query-framing", "full", *more, *TINY]
@@ -208,6 +214,7 @@ def test_a_read_only_out_fails_before_training(tmp_path, capsys, monkeypatch):
     out = tmp_path / "locked"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    _mark_as_earlier_outputs(out)
     parent = tmp_path / "closed"
     parent.mkdir()
     out.chmod(0o555)
@@ -223,7 +230,7 @@ def test_a_read_only_out_fails_before_training(tmp_path, capsys, monkeypatch):
         assert "not writable" in capsys.readouterr().err
         assert main(["demo", "--out", str(parent / "new"), *DEMO]) == 1
         assert "not writable" in capsys.readouterr().err
-        assert os.listdir(out) == ["old.txt"] and os.listdir(parent) == []
+        assert sorted(os.listdir(out)) == ["old.txt", "summary.json"] and os.listdir(parent) == []
     finally:
         out.chmod(0o755)
         parent.chmod(0o755)
@@ -343,6 +350,7 @@ def test_a_killed_run_leaves_nothing_the_next_run_cannot_tidy(tmp_path):
     aside = tmp_path / ".out.galaxysim-old-abcd1234"
     aside.mkdir()
     (aside / "ranking.csv").write_text("previous")
+    _mark_as_earlier_outputs(aside)
     (tmp_path / ".out.galaxysim-tmp-efgh5678").mkdir()
     other = tmp_path / ".out.v2.galaxysim-tmp-ijkl9012"  # another folder's run: not ours
     other.mkdir()
@@ -359,6 +367,7 @@ def test_ctrl_c_is_held_while_the_folders_are_swapped(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "ranking.csv").write_text("previous")
+    _mark_as_earlier_outputs(out)
     replace = os.replace
 
     def interrupted_replace(source, target):

@@ -163,7 +163,7 @@ def test_load_images_errors(tmp_path, rgb_u8):
         load_images([])
     _save(tmp_path / "a.png", rgb_u8)
     _save(tmp_path / "b.png", rgb_u8[:5])
-    with pytest.raises(ValueError, match="different sizes"):
+    with pytest.raises(ValueError, match="different shapes"):
         load_images(tmp_path)
     images, _ = load_images(tmp_path, image_size=8)
     assert images.shape == (2, 8, 8, 3)

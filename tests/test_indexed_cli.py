@@ -91,3 +91,36 @@ def test_rank_index_needs_a_model_and_refuses_pickles(demo, tmp_path):
 def test_rank_without_data_or_index_is_one_line(tmp_path, capsys):
     assert main(["rank", "--query", "q.png", "--out", str(tmp_path / "o")]) == 1
     assert "--data" in capsys.readouterr().err
+
+
+def test_embed_resumes_by_content_not_by_path_and_refuses_other_images(demo, collection, tmp_path,
+                                                                      monkeypatch, capsys):
+    import shutil
+
+    import h5py
+
+    data, images = collection
+    local = tmp_path / "galaxies.h5"
+    shutil.copy(data, local)
+    model = demo / "model.safetensors"
+    monkeypatch.chdir(tmp_path)
+    embed = ["embed", "--model", str(model), "--crop", "16", "--chunk-size", "16", "--quiet"]
+    assert main([*embed, "--data", "galaxies.h5", "--out", "e.zarr"]) == 0  # relative paths
+    (tmp_path / "e.zarr" / ".galaxysim-done" / "2").unlink()  # as if killed in chunk 2
+    capsys.readouterr()
+    assert main([*embed, "--data", str(local), "--out", str(tmp_path / "e.zarr")]) == 0
+    with h5py.File(local, "r+") as handle:  # other galaxies, the same shape
+        handle["images"][...] = handle["images"][:][::-1]
+    (tmp_path / "e.zarr" / ".galaxysim-done" / "3").unlink()
+    capsys.readouterr()
+    assert main([*embed, "--data", str(local), "--out", str(tmp_path / "e.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "embeddings of other images: rows 0:16" in err
+    import zarr
+
+    stored = zarr.open_array(str(tmp_path / "e.zarr"), mode="r")
+    encode = getattr(stored.metadata, "encode_chunk_key", None)
+    (tmp_path / "e.zarr" / (encode((3, 0)) if encode else "3.0")).unlink()  # a chunk lost
+    assert main(["index", "--embeddings", "e.zarr", "--out", "idx"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "rows never written (first: row 48)" in err

@@ -218,3 +218,62 @@ def test_jammy_flow_round_trips_exactly(tmp_path):
                                device="cpu", random_state=0).fit(X)
     loaded = load_model(save_model(est, tmp_path / "j.safetensors"))
     np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _set(path, value):
+    """An edit that sets header[path[0]][path[1]]... to ``value``."""
+    def edit(header):
+        node = header
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return edit
+
+
+EMBEDDER = ("model", "state", "embedder_", "state")
+DENSITY = ("model", "state", "density_", "state")
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        # Network widths and depths far beyond the weights stored: compared before building.
+        (_set((*DENSITY, "hidden_features"), {"tuple": [30000, 30000]}), "needs|do not match"),
+        (_set((*EMBEDDER, "base_channels"), 20000), "needs|do not match"),
+        (_set((*DENSITY, "n_layers"), 1_000_000), "more than .* parts"),
+        (_set((*EMBEDDER, "n_stages"), 100_000), "divisible"),
+        # JSON of the wrong types, wherever it is.
+        (_set(("model", "state", "neighbors_params"), [1, 2]), "neighbors_params must be a dict"),
+        (_set(("model", "state"), [1, 2]), "model: state must be an object"),
+        (_set(("model", "state", "_rebuilt_after_loading"), ["search_"]), "attribute of the class"),
+        (_set(("model", "modules"), [1]), "model: modules must be an object"),
+        (_set(("model", "estimator"), 5), "model: estimator must be a string"),
+        (_set(("model",), [1]), "model must be an object or null"),
+        (_set(("format_version",), "1"), "format_version must be an integer"),
+        (_set((*EMBEDDER, "history_"), {"history": [1]}), "could not be read"),
+        (_set((*EMBEDDER, "latent_dim"), -3), "latent_dim"),
+        (_set(("model", "state", "image_shape_"), {"tuple": [10**6, 10**6, 3]}), "larger than"),
+        (_set(("model", "state", "image_shape_"), {"tuple": [16, 16, 0]}), "image_shape_ must hold positive"),
+    ],
+)
+def test_hostile_headers_are_refused_before_any_network_is_built(edit, match, ranker, tmp_path):
+    path = _rewrite(save_model(ranker, tmp_path / "r.safetensors"), edit_header=edit)
+    before = _peak_rss_bytes()
+    with pytest.raises(ModelFileError, match=match):
+        load_model(path)
+    assert _peak_rss_bytes() - before < 500 * 2**20  # no network of gigabytes was built
+
+
+def test_a_header_nested_100000_deep_is_one_clear_error(tmp_path):
+    deep = '{"format": "galaxysim-model", "model": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "deep.safetensors"), metadata={FORMAT: deep})
+    with pytest.raises(ModelFileError, match="nested more than"):
+        load_model(tmp_path / "deep.safetensors")

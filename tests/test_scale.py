@@ -229,3 +229,99 @@ def test_dask_resumes_and_names_the_failing_chunk(client, tmp_path, images, pca,
     Image.fromarray(images[12]).save(folder / "g012.png")
     result = embed_collection(folder, pca, out, chunk_size=CHUNK, crop=CROP, client=client)
     assert np.array_equal(result[:], _chunked(pca, cropped, tmp_path).astype(np.float64))
+
+
+# ----------------------------------------------------------------------------- resuming safely
+
+
+def _chunk_file(out, chunk):
+    """The file of zarr chunk (chunk, 0) in the store ``out`` (zarr 3 or 2 layout)."""
+    array = zarr.open_array(str(out), mode="r")
+    encode = getattr(array.metadata, "encode_chunk_key", None)
+    return out / (encode((chunk, 0)) if encode else f"{chunk}.0")
+
+
+@pytest.mark.parametrize("kind", ["folder", "h5"])
+def test_a_source_replaced_by_other_images_is_refused_on_resume(tmp_path, images, pca, monkeypatch,
+                                                                kind):
+    writer = {"folder": _write_folder, "h5": _write_h5}[kind]
+    source = writer(tmp_path / ("images" if kind == "folder" else "images.h5"), images)
+    out = tmp_path / "emb.zarr"
+    _counting(monkeypatch, fail_at=3)
+    with pytest.raises(ChunkError):
+        embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    monkeypatch.undo()
+    markers = {p.name: p.read_bytes() for p in (out / DONE_FOLDER).iterdir()}
+    other = images[::-1].copy()  # other galaxies, the same shape and number
+    if kind == "folder":
+        for path in source.iterdir():
+            path.unlink()
+        source.rmdir()
+    writer(source, other)
+    calls = _counting(monkeypatch)
+    with pytest.raises(ValueError, match=r"embeddings of other images: rows 0:5 .*overwrite=True"):
+        embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    assert calls == [] and {p.name: p.read_bytes() for p in (out / DONE_FOLDER).iterdir()} == markers
+    result = embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP, overwrite=True)
+    top = (SIDE - CROP) // 2
+    np.testing.assert_allclose(result[:], pca.transform(other[:, top:top + CROP, top:top + CROP]),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_the_same_source_by_a_relative_or_an_absolute_path_resumes(tmp_path, images, pca,
+                                                                   monkeypatch):
+    source = _write_zarr(tmp_path / "images.zarr", images)
+    monkeypatch.chdir(tmp_path)
+    _counting(monkeypatch, fail_at=2)
+    with pytest.raises(ChunkError):
+        embed_collection("images.zarr", pca, "emb.zarr", chunk_size=CHUNK, crop=CROP)
+    monkeypatch.undo()
+    calls = _counting(monkeypatch)
+    embed_collection(source.resolve(), pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
+    assert calls == [1, 2, 3, 4]
+
+
+def test_a_done_marker_whose_chunk_is_missing_is_redone(tmp_path, images, pca, monkeypatch):
+    source = _write_zarr(tmp_path / "images.zarr", images)
+    out = tmp_path / "emb.zarr"
+    expected = embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)[:]
+    _chunk_file(out, 1).unlink()  # the chunk is gone, its marker stays
+    assert (out / DONE_FOLDER / "1").is_file()
+    (out / DONE_FOLDER / "3").write_text("3:4\n")  # a marker of an older galaxysim, or damaged
+    calls = _counting(monkeypatch)
+    result = embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    assert calls == [1, 3] and np.array_equal(result[:], expected)
+
+
+def test_another_model_or_a_running_job_is_refused(tmp_path, images, pca, cropped):
+    source = _write_zarr(tmp_path / "images.zarr", images)
+    out = tmp_path / "emb.zarr"
+    embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    other = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3)).fit(cropped[::-1][:20])
+    with pytest.raises(ValueError, match="another job.*model_sha256"):
+        embed_collection(source, other, out, chunk_size=CHUNK, crop=CROP)
+    from galaxysim._filelock import FileLock
+
+    with FileLock(tmp_path / ".emb.zarr.lock"):  # another run holds the store
+        with pytest.raises(ValueError, match="another run is writing into out"):
+            embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
+    assert not (tmp_path / ".emb.zarr.lock").exists()
+
+
+def test_zarr_metadata_nested_100000_deep_is_one_clear_error(tmp_path, images, pca):
+    source = _write_zarr(tmp_path / "images.zarr", images)
+    meta = source / ("zarr.json" if (source / "zarr.json").exists() else ".zattrs")
+    text = meta.read_text()
+    meta.write_text(text.rstrip()[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        embed_collection(source, pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
+
+
+def test_a_zarr_array_declaring_a_trillion_images_is_refused_before_listing_them(tmp_path, pca):
+    source = tmp_path / "declared.zarr"
+    zarr.open_array(str(source), mode="w", shape=(10**12, SIDE, SIDE, 3), dtype="uint8",
+                    chunks=(7, SIDE, SIDE, 3))[:7] = 1
+    with pytest.raises(MemoryError, match="chunks of .*larger chunk_size"):
+        embed_collection(source, pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
+    assert not (tmp_path / "emb.zarr").exists()

@@ -1,5 +1,7 @@
 """NeighborSearch and closest_values: exact answers, checked against brute force in numpy."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -209,3 +211,48 @@ def test_ranker_search_parameter(points):
     with pytest.raises(ValueError, match="disagree"):
         SimilarityRanker(PCA(2), False, invariance=None, search="exact",
                          neighbors_params={"algorithm": "kd_tree"}).fit(Z)
+
+
+def _edited_search(tmp_path, points, **changes):
+    folder = NeighborSearch().fit(points[0]).save(tmp_path / "saved")
+    header = json.loads((folder / "search.json").read_text())
+    header.update(changes)
+    (folder / "search.json").write_text(json.dumps(header))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"params": [1, 2]}, "params must be an object"),
+        ({"params": {"leaf_size": [1]}}, "params.leaf_size must be"),
+        ({"params": {"n_jobs": 10**9}}, "n_jobs must be at most 1024"),
+        ({"params": {"algorithm": "brute"}}, "may not hold 'algorithm'"),
+        ({"n_samples": "50"}, "n_samples must be an integer"),
+        ({"n_samples": True}, "n_samples must be an integer"),
+        ({"algorithm": ["exact"]}, "algorithm must be a string"),
+        ({"version": 10**12}, "format version"),
+    ],
+)
+def test_a_saved_search_of_the_wrong_types_is_refused(tmp_path, points, changes, match):
+    with pytest.raises(ValueError, match=match):
+        NeighborSearch.load(_edited_search(tmp_path, points, **changes))
+
+
+def test_a_search_json_nested_100000_deep_is_one_clear_error(tmp_path, points):
+    folder = _edited_search(tmp_path, points)
+    text = (folder / "search.json").read_text()
+    (folder / "search.json").write_text(text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        NeighborSearch.load(folder)
+
+
+def test_saved_embeddings_that_declare_more_than_they_hold_are_refused(tmp_path, points):
+    folder = _edited_search(tmp_path, points)
+    npy = (folder / "embeddings.npy").read_bytes()
+    header_end = npy.index(b"\n") + 1
+    header = npy[:header_end].replace(b"(50, 3)", b"(50000000000, 3)")
+    header = header[:-1].rstrip(b" ") + b" " * (header_end - len(header[:-1].rstrip(b" ")) - 1) + b"\n"
+    (folder / "embeddings.npy").write_bytes(header[:header_end] + npy[header_end:])
+    with pytest.raises(ValueError, match="declares 1,200,000,000,000 bytes"):
+        NeighborSearch.load(folder)

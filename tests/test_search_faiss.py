@@ -109,7 +109,7 @@ def test_load_refuses_missing_corrupt_and_inconsistent_files(tmp_path, data):
     with pytest.raises(ValueError, match="holds 2900 vectors of 16 values; search.json says 5"):
         NeighborSearch.load(folder)
     (folder / "index.faiss").write_bytes(b"not an index")
-    with pytest.raises(ValueError, match="faiss index cannot be read"):
+    with pytest.raises(ValueError, match="faiss index file is refused"):
         NeighborSearch.load(folder)
     (folder / "index.faiss").unlink()
     with pytest.raises(FileNotFoundError, match="saved faiss index"):
@@ -161,3 +161,79 @@ def test_ranker_uses_the_faiss_backends(data):
     assert exact.search_.algorithm_ == "exact" and flat.search_.algorithm_ == "faiss-flat"
     np.testing.assert_array_equal(flat.kneighbors(Q)[1], exact.kneighbors(Q)[1])
     np.testing.assert_allclose(flat.nn_distance_, exact.nn_distance_, rtol=1e-4, atol=1e-4)
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+@pytest.mark.parametrize("value", [2_147_483_647, 10**12, 0, "64", None])
+def test_search_parameters_from_a_file_are_bounded(tmp_path, data, value):
+    folder = NeighborSearch("faiss-hnsw", M=8).fit(data[0][:300]).save(tmp_path / "s")
+    header = json.loads((folder / "search.json").read_text())
+    header["params"]["ef_search"] = value
+    (folder / "search.json").write_text(json.dumps(header))
+    if value is None:  # the default is used
+        assert NeighborSearch.load(folder).backend_.index.hnsw.efSearch == 64
+        return
+    with pytest.raises(ValueError, match="ef_search must be a positive int of at most 65,536"):
+        NeighborSearch.load(folder)
+    for name, largest in (("M", 512), ("nprobe", 2**20)):
+        with pytest.raises(ValueError, match=f"{name} must be a positive int of at most {largest:,}"):
+            algorithm = "faiss-hnsw" if name == "M" else "faiss-ivf"
+            NeighborSearch(algorithm, **{name: largest + 1}).fit(data[0][:300])
+
+
+def _flat_file(n=50, d=4):
+    index = faiss.IndexFlatL2(d)
+    index.add(np.random.default_rng(0).random((n, d), dtype=np.float32))
+    return faiss.serialize_index(index).tobytes()
+
+
+def test_a_small_index_file_declaring_gigabytes_is_refused_before_faiss_reads_it(tmp_path, data):
+    folder = NeighborSearch("faiss-flat").fit(data[0][:40]).save(tmp_path / "s")
+    small = _flat_file(n=40, d=4)
+    assert len(small) == 685  # the attacker's file: 685 bytes, as in the report
+    header = json.loads((folder / "search.json").read_text())
+    header["n_features"] = 4
+    (folder / "search.json").write_text(json.dumps(header))
+    for declared in (2**29, 2**40, 2**63):
+        hostile = small[:37] + declared.to_bytes(8, "little") + small[45:]
+        (folder / "index.faiss").write_bytes(hostile)
+        before = _peak_rss_bytes()
+        with pytest.raises(ValueError, match="faiss index file is refused: it declares"):
+            NeighborSearch.load(folder)
+        assert _peak_rss_bytes() - before < 200 * 2**20
+    (folder / "index.faiss").write_bytes(small)
+    assert NeighborSearch.load(folder).n_samples_fit_ == 40
+
+
+@pytest.mark.parametrize("algorithm, params", [("faiss-hnsw", {"M": 8}), ("faiss-ivf", {}),
+                                               ("faiss-ivf", {"pq": 4})])
+def test_every_declared_size_of_an_index_file_is_checked(data, algorithm, params):
+    from galaxysim.ranking._faiss_file import IndexFileError, check_index_file
+
+    backend = NeighborSearch(algorithm, **params).fit(data[0][:1000]).backend_
+    good = backend.to_bytes()
+    assert check_index_file(good, algorithm)[:2] == (16, 1000)
+    with pytest.raises(IndexFileError, match="follow the end"):
+        check_index_file(good + b"\0", algorithm)
+    with pytest.raises(IndexFileError, match="left in the file"):
+        check_index_file(good[:-1], algorithm)
+    # Every 8-byte field set to a huge length: refused by the check, never read by faiss.
+    for start in range(4, len(good) - 8, 97):
+        hostile = good[:start] + (2**40).to_bytes(8, "little") + good[start + 8:]
+        try:
+            check_index_file(hostile, algorithm)
+        except IndexFileError:
+            continue
+        try:  # a field that sizes nothing: faiss reads it, and may refuse its value
+            backend.load_bytes(hostile)
+        except ValueError as error:
+            assert "cannot be read" in str(error)
+    with pytest.raises(IndexFileError, match="not one that"):
+        check_index_file(_flat_file(), algorithm)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .arguments import positive_int
+from .arguments import DEFAULT_N_NEIGHBORS, positive_int
 
 __all__ = ["EMBEDDERS", "add_model_options", "build_embedder", "build_ranker",
            "build_study_ranker", "ranking_params"]
@@ -54,7 +54,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--flow-max-epochs", type=positive_int, default=50, help="flow epochs at most (default: %(default)s)")
     group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
     group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
-    group.add_argument("--n-neighbors", type=positive_int, default=16, help="neighbours to show (default: %(default)s); ranking.csv ranks the whole collection")
+    group.add_argument("--n-neighbors", type=positive_int, default=None, help=f"neighbours to show (default: {DEFAULT_N_NEIGHBORS}, or all galaxies when there are fewer; more than there are is an error); ranking.csv ranks the whole collection")
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 

@@ -1,21 +1,23 @@
 """The ``galaxysim`` command.
 
 ``galaxysim demo --out DIR`` runs the Milky Way challenge on the built-in
-synthetic galaxies and writes its results into DIR. Errors print one line and
-exit with status 1 (2 for bad command-line usage), never a traceback.
+synthetic galaxies and writes its results into DIR. Every error prints one
+line and exits with status 1 (2 for bad command-line usage, 130 for Ctrl-C),
+never a traceback; set ``GALAXYSIM_DEBUG=1`` to see the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from .._version import __version__
-from .arguments import positive_int
+from .arguments import positive_int, resolve_n_neighbors
 from .building import add_model_options, build_ranker, build_study_ranker, ranking_params
 from .indexed import add_embed_parser, add_index_parser
 
@@ -68,6 +70,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .outputs import write_ranking_outputs
     from .provenance import run_provenance
 
+    resolve_n_neighbors(args, args.n_samples, "--n-samples")
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
         collection = make_builtin_collection(
@@ -110,7 +113,21 @@ def _parse_classes(values):
     return parsed
 
 
-def _parse_framing(text: str) -> str | float:
+def _check_rank_options(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other, or that nothing would read."""
+    if args.query_crop is not None and args.query_framing is not None:
+        raise CLIError("--query-crop and --query-framing both say how to frame the query; "
+                       "give one of them.")
+    if args.trust_pickle and args.model is None:
+        raise CLIError("--trust-pickle applies to a --model file, and none was given.")
+    if args.index is not None and args.classes:
+        raise CLIError("--classes selects images to fit on; with --index nothing is fitted, so "
+                       "drop --classes (the index holds the collection it was built from).")
+
+
+def _parse_framing(text: str | None) -> str | float:
+    if text is None:
+        return "galaxy10"
     if text in ("galaxy10", "full"):
         return text
     try:
@@ -134,7 +151,7 @@ def _check_rank_inputs(args: argparse.Namespace) -> None:
             f"--classes needs labelled images, but --data {str(args.data)!r} is a folder "
             "without labels.csv; drop --classes or add a labels.csv (columns filename, ans)."
         )
-    check_not_an_input(args.out, data=args.data, model=args.model)
+    check_not_an_input(args.out, data=args.data, query=args.query, model=args.model)
 
 
 def _run_rank(args: argparse.Namespace) -> int:
@@ -143,6 +160,7 @@ def _run_rank(args: argparse.Namespace) -> int:
     from .outputs import write_ranking_outputs
     from .provenance import run_provenance
 
+    _check_rank_options(args)
     framing = _parse_framing(args.query_framing)
     if args.index is not None:
         from .indexed import rank_with_index
@@ -160,6 +178,7 @@ def _run_rank(args: argparse.Namespace) -> int:
             args.data, classes=_parse_classes(args.classes), crop=args.crop,
             image_size=args.image_size, verbose=not args.quiet, name="--data",
         )
+        resolve_n_neighbors(args, len(collection), f"--data {args.data!r}")
         query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
                               framing=framing)
         print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
@@ -185,20 +204,27 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .collections import check_source
     from .evaluation import run_evaluation
     from .output_folder import check_not_an_input, staged_output
+    from .provenance import run_provenance
 
+    data = None
     if args.data != "builtin":
         if not Path(args.data).exists():
             raise CLIError(f"--data {args.data!r} does not exist (give a path or 'builtin').")
-        check_source(args.data, "--data")
-        check_not_an_input(args.out, data=args.data)
+        data = check_source(args.data, "--data")
+    check_not_an_input(args.out, data=data, query=args.query)
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
         table = run_evaluation(
             args.data, staging, query=args.query, methods=args.methods, quick=args.quick,
             n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
         )
+        provenance = run_provenance(
+            args.argv, random_state=args.random_state, query=args.query,
+            data=data or {"generator": "galaxysim.datasets.make_galaxies"},
+        )
+        (staging / "summary.json").write_text(json.dumps({"provenance": provenance}, indent=2))
     print(table.to_markdown())
-    print(f"wrote evaluation.csv, evaluation.md and evaluation.png to {args.out} in {time.perf_counter() - start:.0f} s")
+    print(f"wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -210,7 +236,9 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _print_outputs(out: str, files: dict, seconds: float) -> None:
     """Print the key figures and what was written, read back from the final folder."""
-    summary = json.loads((Path(out) / "summary.json").read_text())
+    from .._json_input import read_json
+
+    summary = read_json(Path(out) / "summary.json", "summary.json", max_bytes=16 * 2**20)
     for key in ("precision_at_10", "precision_at_50", "chance"):
         if key in summary:
             print(f"  {key}: {summary[key]:.2f}")
@@ -269,7 +297,7 @@ def _add_rank_parser(sub) -> None:
     rank.add_argument("--image-size", type=positive_int, default=None, help="resize after cropping (default: keep)")
     rank.add_argument("--query-crop", type=positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
     rank.add_argument(
-        "--query-framing", default="galaxy10",
+        "--query-framing", default=None,
         help="'galaxy10' (default): scale the query so its galaxy fills the frame as a Galaxy10 "
         "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
         "diameter as a fraction of the side",
@@ -284,7 +312,7 @@ def _add_evaluate_parser(sub) -> None:
         help="compare every ranking method and baseline on one collection",
         description="Run every ranking method (raw pixels, PCA, autoencoder, autoencoder with "
         "dihedral invariance, the flow's latent space, likelihood closeness) on one collection "
-        "and write evaluation.csv, evaluation.md and evaluation.png.",
+        "and write evaluation.csv, evaluation.md, evaluation.png and summary.json (provenance).",
     )
     evaluate.add_argument("--data", default="builtin", help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)")
     evaluate.add_argument("--query", help="query image (default: the Milky Way)")
@@ -371,19 +399,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("galaxysim: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, TypeError, OSError, ImportError, KeyError, MemoryError) as exc:
+    except Exception as exc:  # every error ends in one line; GALAXYSIM_DEBUG=1 shows the traceback
+        if os.environ.get("GALAXYSIM_DEBUG"):
+            raise
         print(f"galaxysim: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 
 
+# Errors whose message says what went wrong in the user's terms.
+_EXPECTED = (CLIError, ValueError, TypeError, OSError, ImportError, KeyError, MemoryError)
+# Errors whose own message does not say what they mean for a command.
+_MEANINGS = (
+    (RecursionError, "an input is nested too deeply to be read"),
+    (OverflowError, "a number given or read is too large"),
+)
+
+
 def _one_line(exc: BaseException) -> str:
-    """The first line of an error's message, or what the error is when it has none."""
-    text = str(exc).strip()
-    if text:
-        return text.splitlines()[0]
-    if isinstance(exc, MemoryError):
-        return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
-    return type(exc).__name__
+    """The first line of an error's message, said in the user's terms where it is not."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    for kind, meaning in _MEANINGS:
+        if isinstance(exc, kind):
+            return f"{meaning} ({type(exc).__name__}: {text})" if text else f"{meaning}."
+    if isinstance(exc, _EXPECTED):
+        if text:
+            return text
+        if isinstance(exc, MemoryError):
+            return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
+        return type(exc).__name__
+    # Not one galaxysim expects: name it, so that it can be reported.
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._version import __version__
-from .arguments import positive_int
+from .arguments import positive_int, resolve_n_neighbors
 
 __all__ = ["add_embed_parser", "add_index_parser", "rank_with_index"]
 
@@ -51,9 +51,11 @@ def _run_embed(args: argparse.Namespace) -> int:
     from ..scale import embed_collection
     from .collections import check_source
     from .models import load_ranker
+    from .output_folder import check_not_an_input
 
     check_source(args.data, "--data")
     check_regular_file(args.model, "--model")
+    check_not_an_input(args.out, data=args.data, model=args.model)
     ranker = load_ranker(Path(args.model), trust_pickle=False)
     start = time.perf_counter()
     with _dask_client(args) as client:
@@ -67,21 +69,41 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_embeddings(path: Path) -> np.ndarray:
+    """The whole embedding store, checked: 2-D, fits in memory, every row written."""
+    from .._limits import check_allocation
+    from ..datasets.chunks import open_zarr_array
+
+    array = open_zarr_array(path, what="--embeddings")
+    if array.ndim != 2 or array.dtype.kind not in "fiu":
+        raise ValueError(f"--embeddings {str(path)!r} must hold (n, d) embeddings, got shape "
+                         f"{array.shape} of {array.dtype}.")
+    check_allocation(8 * array.shape[0] * array.shape[1], f"--embeddings {str(path)!r}",
+                     "Index it on a larger machine.")
+    embeddings = np.asarray(array[:], dtype=np.float64)
+    unwritten = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if unwritten.size:
+        raise ValueError(
+            f"--embeddings {str(path)!r} has {unwritten.size:,} rows never written (first: row "
+            f"{unwritten[0]}); run the same galaxysim embed again to finish it."
+        )
+    return embeddings
+
+
 def _run_index(args: argparse.Namespace) -> int:
     from ..ranking import NeighborSearch
+    from .output_folder import check_not_an_input
 
     try:
-        import zarr
+        import zarr  # noqa: F401
     except ImportError:
         raise ImportError("--embeddings needs zarr: pip install \"galaxysim[dask]\".") from None
     path = Path(args.embeddings)
     if not path.is_dir():
         raise FileNotFoundError(f"--embeddings {str(path)!r} is not a zarr array folder.")
+    check_not_an_input(args.out, embeddings=path)
     start = time.perf_counter()
-    embeddings = np.asarray(zarr.open_array(str(path), mode="r")[:], dtype=np.float64)
-    if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
-        raise ValueError(f"--embeddings {str(path)!r} must hold finite (n, d) embeddings, "
-                         f"got shape {embeddings.shape}.")
+    embeddings = _read_embeddings(path)
     search = NeighborSearch(algorithm=args.search).fit(embeddings)
     search.save(args.out, overwrite=args.force)
     print(f"galaxysim {__version__} index: {search.algorithm_} index of {len(embeddings):,} embeddings "
@@ -164,16 +186,19 @@ def rank_with_index(args: argparse.Namespace) -> int:
     from ..ranking.result import make_ranking
     from .collections import load_query
     from .models import load_ranker
-    from .output_folder import check_not_an_input, staged_output
+    from .output_folder import check_not_an_input, check_out_folder, staged_output
 
     if args.model is None:
         raise ValueError("rank --index needs --model: the model whose embedder made the index.")
     check_regular_file(args.query, "--query")
     check_regular_file(args.model, "--model")
-    check_not_an_input(args.out, data=args.data, model=args.model)
+    check_not_an_input(args.out, data=args.data, query=args.query, model=args.model,
+                       index=args.index)
+    check_out_folder(args.out, force=args.force)
     start = time.perf_counter()
     ranker = load_ranker(Path(args.model), trust_pickle=args.trust_pickle)
     search = NeighborSearch.load(args.index)
+    resolve_n_neighbors(args, search.n_samples_fit_, f"--index {args.index!r}")
     query, query_name = load_query(args.query, ranker.image_shape_, crop=args.query_crop,
                                    framing=args.query_framing_value)
     distances, indices = search.kneighbors_views(

@@ -9,6 +9,13 @@ of two. A lock file beside ``--out`` (``.<name>.lock``) lets one run at a
 time use a folder: a second gets :class:`OutputFolderError` at once, before
 any work. Whether the folder can be written is checked at the start, not
 after training.
+
+Replacing a folder deletes what was in it, so some folders are never
+replaced (:func:`check_out_folder`): the root folder, the home folder and
+the folders holding it, the current folder and its parents, and (with
+``force``) a folder holding files that are not an earlier run's outputs,
+recognised by the ``summary.json`` with its ``provenance`` record that
+every run writes. :func:`check_not_an_input` adds the inputs of the run.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from pathlib import Path
 from typing import Iterator
 
 from .._filelock import FileLock, LockHeldError
+from .._json_input import check_schema, read_json
 from .._validation import PathLike
 
-__all__ = ["OutputFolderError", "check_not_an_input", "staged_output"]
+__all__ = ["OutputFolderError", "check_not_an_input", "check_out_folder", "staged_output"]
 
 # Folders beside --out: ".<name>.galaxysim-tmp-XXXXXXXX" is a run being written,
 # ".<name>.galaxysim-old-XXXXXXXX" the previous outputs while they are replaced.
@@ -45,13 +53,25 @@ def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_not_an_input(out: PathLike, *, data: PathLike | None = None,
-                       model: PathLike | None = None) -> None:
-    """Refuse an output folder that is, or holds, what the run reads.
+def check_not_an_input(
+    out: PathLike, *, data: PathLike | None = None, query: PathLike | None = None,
+    model: PathLike | None = None, index: PathLike | None = None,
+    embeddings: PathLike | None = None,
+) -> None:
+    """Refuse an output folder that is, holds, or lies inside what the run reads.
 
-    Replacing ``out`` removes everything in it, so it must not be the
-    ``data`` folder, hold ``data`` or hold the ``model`` file (symlinks
-    resolved).
+    Replacing ``out`` removes everything in it, so it must not be an input,
+    hold one (the ``query`` image, the ``model`` file, the ``data``...), or
+    lie inside an input folder (symlinks resolved). Each input is named in
+    the error by its command-line option (``--data``, ``--query``,
+    ``--model``, ``--index``, ``--embeddings``).
+
+    Parameters
+    ----------
+    out : str or path-like
+        The output folder.
+    data, query, model, index, embeddings : str or path-like, optional
+        The inputs of the run; None for those it does not have.
 
     Raises
     ------
@@ -60,29 +80,147 @@ def check_not_an_input(out: PathLike, *, data: PathLike | None = None,
     Examples
     --------
     >>> from galaxysim.app.output_folder import check_not_an_input
-    >>> check_not_an_input("results", data="cutouts")
+    >>> check_not_an_input("results", data="cutouts", query="q.png")
     >>> check_not_an_input("cutouts", data="cutouts/")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    galaxysim.app.output_folder.OutputFolderError: --out 'cutouts' is the --data folder; ...
+    galaxysim.app.output_folder.OutputFolderError: --out 'cutouts' is the --data; ...
+    >>> check_not_an_input("Q", query="Q/q.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    galaxysim.app.output_folder.OutputFolderError: --out 'Q' holds the --query 'Q/q.png'; ...
     """
     target = Path(out).resolve()
-    if data is not None:
-        source = Path(data).resolve()
+    inputs = {"data": data, "query": query, "model": model, "index": index,
+              "embeddings": embeddings}
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).resolve()
         if source == target:
-            raise OutputFolderError(
-                f"--out {str(out)!r} is the --data folder; a run replaces --out as a whole, "
-                "so choose another output folder."
-            )
-        if _is_within(source, target):
-            raise OutputFolderError(
-                f"--out {str(out)!r} holds the --data {str(data)!r}; a run replaces --out as "
-                "a whole, so choose another output folder."
-            )
-    if model is not None and _is_within(Path(model).resolve(), target):
+            relation = f"is the --{name}"
+        elif _is_within(source, target):
+            relation = f"holds the --{name} {str(given)!r}"
+        elif _is_within(target, source):
+            relation = f"lies inside the --{name} folder {str(given)!r}"
+        else:
+            continue
         raise OutputFolderError(
-            f"--out {str(out)!r} holds the --model {str(model)!r} being read; a run replaces "
-            "--out as a whole, so choose another output folder (or copy the model elsewhere)."
+            f"--out {str(out)!r} {relation}; a run replaces --out as a whole, so choose an "
+            "output folder apart from every input."
+        )
+
+
+def _homes() -> set[Path]:
+    """The user's home folder: $HOME, and the one the password database gives."""
+    homes = {Path(os.path.expanduser("~")).resolve()}
+    try:
+        import pwd
+
+        homes.add(Path(pwd.getpwuid(os.getuid()).pw_dir).resolve())
+    except (ImportError, KeyError, OSError):  # no pwd (Windows), or no entry for this uid
+        pass
+    return homes
+
+
+def _protected(out: Path) -> str | None:
+    """Why the resolved folder ``out`` must never be replaced, or None."""
+    if out.parent == out:
+        return "the root folder"
+    for home in sorted(_homes()):
+        if out == home:
+            return "your home folder"
+        if out in home.parents:
+            return f"a folder that holds your home folder {str(home)!r}"
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted
+        return None
+    if out == here:
+        return "the current folder"
+    if out in here.parents:
+        return "a folder that holds the current folder"
+    return None
+
+
+# What every run writes into summary.json: a recognisable earlier output.
+_PROVENANCE = {"provenance": {"argv": [str], "versions": {"galaxysim": str}}}
+
+
+def _is_earlier_output(out: Path) -> bool:
+    """Whether ``out`` holds a galaxysim run's summary.json with its provenance record."""
+    try:
+        summary = read_json(out / "summary.json", "summary.json", max_bytes=16 * 2**20)
+        check_schema(summary, _PROVENANCE, "summary.json")
+    except (OSError, ValueError):
+        return False
+    return summary["provenance"]["argv"][:1] == ["galaxysim"]
+
+
+def check_out_folder(out: PathLike, *, force: bool = False) -> None:
+    """Refuse an output folder that a run must not replace; nothing is touched.
+
+    Refused with or without ``force``: the root folder, the home folder and
+    any folder holding it, the current folder and any folder holding it, a
+    dangling symbolic link and an existing file. An existing folder that is
+    not empty is refused without ``force``, and with ``force`` too unless
+    it holds an earlier run's outputs (its ``summary.json`` with the
+    ``provenance`` record), so that ``--force`` never deletes files
+    galaxysim did not write into a folder of its own.
+
+    Parameters
+    ----------
+    out : str or path-like
+        The output folder.
+    force : bool, default=False
+        Whether the run may replace a folder of earlier outputs.
+
+    Raises
+    ------
+    OutputFolderError
+        Saying why, in one line.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from galaxysim.app.output_folder import check_out_folder
+    >>> check_out_folder(os.path.join(tempfile.mkdtemp(), "results"))
+    >>> check_out_folder(os.getcwd(), force=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    galaxysim.app.output_folder.OutputFolderError: --out '...' is the current folder; ...
+    """
+    given = Path(out)
+    if given.is_symlink() and not given.exists():
+        raise OutputFolderError(
+            f"--out {str(out)!r} is a symbolic link to {os.readlink(given)!r}, which does not "
+            "exist; remove the link or choose another folder."
+        )
+    target = given.resolve()
+    reason = _protected(target)
+    if reason is not None:
+        raise OutputFolderError(
+            f"--out {str(out)!r} is {reason}; a run replaces --out as a whole, deleting what "
+            "is in it, so it is refused even with --force. Choose a new folder."
+        )
+    _check_contents(target, force, out)
+
+
+def _check_contents(out: Path, force: bool, given: PathLike) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"--out {str(given)!r} exists and is not a folder.")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        raise OutputFolderError(
+            f"--out {str(given)!r} is not empty; choose another folder or pass --force "
+            "to replace it with this run's outputs."
+        )
+    if not _is_earlier_output(out):
+        raise OutputFolderError(
+            f"--out {str(given)!r} holds files that are not the outputs of an earlier galaxysim "
+            "run (it has no summary.json with a provenance record); --force replaces only such "
+            "outputs, so choose another folder or empty this one yourself."
         )
 
 
@@ -140,15 +278,9 @@ def _recover(out: Path) -> None:
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder.")
     if out.is_dir():
-        if any(out.iterdir()) and not force:
-            raise OutputFolderError(
-                f"--out {str(out)!r} is not empty; choose another folder or pass --force "
-                "to replace it with this run's outputs."
-            )
         _check_writable(out, "--out")
+    _check_contents(out, force, out)
 
 
 @contextlib.contextmanager
@@ -198,9 +330,10 @@ def staged_output(out: PathLike, *, force: bool = False) -> Iterator[Path]:
     out : str or path-like
         The output folder. Its parent folders are created. An existing
         folder is replaced as a whole when the block ends without an
-        exception; a non-empty one only with ``force``.
+        exception; a non-empty one only with ``force``, and only when it
+        holds an earlier run's outputs.
     force : bool, default=False
-        Replace a non-empty ``out``.
+        Replace a non-empty ``out`` of earlier outputs.
 
     Yields
     ------
@@ -211,7 +344,9 @@ def staged_output(out: PathLike, *, force: bool = False) -> Iterator[Path]:
     ------
     OutputFolderError
         Another run holds ``out``, ``out`` or its parent cannot be written,
-        ``out`` is a file, or it is not empty and ``force`` is False.
+        ``out`` is a file, or it is refused by :func:`check_out_folder`
+        (a folder that must never be replaced, a non-empty one without
+        ``force``, one holding other files than an earlier run's).
 
     Examples
     --------
@@ -222,17 +357,16 @@ def staged_output(out: PathLike, *, force: bool = False) -> Iterator[Path]:
     ...     _ = (staging / "a.txt").write_text("done")
     >>> os.listdir(out)
     ['a.txt']
-    >>> with staged_output(out, force=True) as staging:
+    >>> with staged_output(os.path.join(os.path.dirname(out), "other")) as staging:
     ...     raise RuntimeError("failed half-way")
     Traceback (most recent call last):
     ...
     RuntimeError: failed half-way
-    >>> os.listdir(out), sorted(os.listdir(os.path.dirname(out)))
-    (['a.txt'], ['results'])
+    >>> sorted(os.listdir(os.path.dirname(out)))
+    ['results']
     """
+    check_out_folder(out, force=force)  # before anything is created or locked
     out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {str(out)!r} exists and is not a folder.")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

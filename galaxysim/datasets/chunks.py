@@ -7,23 +7,85 @@ picklable descriptions of a range of rows that read themselves
 reads its own rows and never receives pixels through the network. Every
 read crops on the way in (only the crop window leaves the file), so memory
 follows the chunk, never the collection.
+
+:meth:`ChunkPiece.digest` fingerprints what a piece reads (the bytes of its
+files, or its block of the HDF5 or zarr array), so that a store of
+embeddings can tell when its source has changed. :func:`open_zarr_array`
+opens a zarr array made by someone else, its metadata checked first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from .._json_input import read_json
+from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
 from ..images import load_images, preprocess_images
 from ..images.io import _list_folder
 from .galaxy10 import _check_crop_fits, _crop_window, _open_galaxy10, _read
 
-__all__ = ["ChunkPiece", "ImageChunks", "image_chunks"]
+__all__ = ["ChunkPiece", "ImageChunks", "image_chunks", "open_zarr_array"]
+
+# Memory of one ChunkPiece in the list of a collection's pieces, generously.
+_PIECE_BYTES = 1024
+# zarr metadata files: JSON that zarr parses without a depth limit.
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+
+
+def open_zarr_array(path: PathLike, mode: str = "r", what: str = "zarr array") -> Any:
+    """Open a zarr array whose metadata may come from anyone.
+
+    Its metadata files are read first as JSON of at most 16 MiB nested at
+    most 64 levels deep (zarr's own parser would end in a RecursionError),
+    and any failure of zarr to open it becomes one ValueError.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The array's folder.
+    mode : {"r", "r+"}, default="r"
+    what : str, default="zarr array"
+        How the array is called in errors (e.g. ``"--embeddings"``).
+
+    Returns
+    -------
+    array : zarr.Array
+
+    Raises
+    ------
+    ValueError
+        The metadata is refused, or zarr cannot open an array there.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import zarr
+    >>> from galaxysim.datasets.chunks import open_zarr_array
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.zarr")
+    >>> _ = zarr.open_array(path, mode="w", shape=(2, 3), dtype="f8")
+    >>> open_zarr_array(path).shape
+    (2, 3)
+    """
+    import zarr
+
+    folder = Path(path)
+    for name in _ZARR_METADATA:
+        if (folder / name).exists():
+            read_json(folder / name, f"the zarr metadata of {what}", max_bytes=16 * 2**20)
+    try:
+        return zarr.open_array(str(folder), mode=mode)
+    except Exception as exc:  # zarr raises several types for "not an array here"
+        raise ValueError(
+            f"{what} {str(folder)!r} is not a readable zarr array ({type(exc).__name__}: {exc})."
+        ) from None
+
 
 @dataclass(frozen=True)
 class ChunkPiece:
@@ -52,8 +114,36 @@ class ChunkPiece:
 
     def read(self) -> np.ndarray:
         """The rows as float32 images ``(stop - start, h, w, 3)`` in [0, 1]."""
+        return self.read_with_digest()[0]
+
+    def read_with_digest(self) -> tuple[np.ndarray, str]:
+        """The rows as :meth:`read` gives them, and the :meth:`digest` of what was read."""
         if self.kind == "folder":
-            return load_images(list(self.paths), self.image_size, crop=self.crop)[0]
+            digest = self.digest()
+            return load_images(list(self.paths), self.image_size, crop=self.crop)[0], digest
+        block = self._block()
+        images = preprocess_images(block, image_size=self.image_size, name=repr(self.location))
+        return images, _block_digest(block)
+
+    def digest(self) -> str:
+        """SHA-256 of what the piece reads: its files (names and bytes), or its raw array block.
+
+        Two sources give the same digest exactly when the piece would read
+        the same bytes from them (the crop window only, for arrays).
+        """
+        if self.kind != "folder":
+            return _block_digest(self._block())
+        hasher = hashlib.sha256()
+        for name in self.paths:
+            path = check_regular_file(name, "Image file")
+            hasher.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+            with open(path, "rb") as stream:
+                for part in iter(lambda: stream.read(1 << 20), b""):
+                    hasher.update(part)
+        return hasher.hexdigest()
+
+    def _block(self) -> np.ndarray:
+        """The raw rows of an HDF5 or zarr array, cropped while read."""
         if self.kind == "h5":
             import h5py
 
@@ -61,14 +151,16 @@ class ChunkPiece:
             with h5py.File(path, "r") as handle:
                 dataset = handle["images"]
                 window = _crop_window(self.crop, *dataset.shape[1:3])
-                block = _read(dataset, (slice(self.start, self.stop), *window, slice(None)), path)
-        else:
-            import zarr
+                return _read(dataset, (slice(self.start, self.stop), *window, slice(None)), path)
+        array = open_zarr_array(self.location)
+        window = _crop_window(self.crop, *array.shape[1:3])
+        return np.asarray(array[self.start:self.stop, window[0], window[1], :])
 
-            array = zarr.open_array(self.location, mode="r")
-            window = _crop_window(self.crop, *array.shape[1:3])
-            block = array[self.start:self.stop, window[0], window[1], :]
-        return preprocess_images(block, image_size=self.image_size, name=repr(self.location))
+
+def _block_digest(block: np.ndarray) -> str:
+    hasher = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
+    hasher.update(np.ascontiguousarray(block).data)
+    return hasher.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,7 +182,15 @@ class ImageChunks:
         return ChunkPiece(self.kind, self.location, start, stop, self.crop, self.image_size, paths)
 
     def pieces(self, chunk_size: int) -> list[ChunkPiece]:
-        """Consecutive pieces of ``chunk_size`` rows (the last may be shorter)."""
+        """Consecutive pieces of ``chunk_size`` rows (the last may be shorter).
+
+        The number of images comes from the collection's own metadata (a
+        zarr array declares its shape): the list is checked against the
+        memory available before it is made.
+        """
+        n_pieces = -(-self.n_images // chunk_size)
+        check_allocation(_PIECE_BYTES * n_pieces, f"the {n_pieces:,} chunks of {self.location!r}",
+                         "Pass a larger chunk_size, or check the collection's declared size.")
         return [self.piece(start, min(start + chunk_size, self.n_images))
                 for start in range(0, self.n_images, chunk_size)]
 
@@ -103,14 +203,7 @@ def _h5_chunks(path: Path, crop, image_size) -> ImageChunks:
 
 
 def _zarr_chunks(path: Path, crop, image_size) -> ImageChunks:
-    import zarr
-
-    try:
-        array = zarr.open_array(str(path), mode="r")
-    except Exception as exc:  # zarr raises several types for "not an array here"
-        raise ValueError(
-            f"{str(path)!r} is not a zarr array of images ({type(exc).__name__}: {exc})."
-        ) from None
+    array = open_zarr_array(path, what="the image array")
     if array.ndim != 4 or array.shape[-1] not in (1, 3):
         raise ValueError(
             f"The zarr array {str(path)!r} has shape {array.shape}; expected images "

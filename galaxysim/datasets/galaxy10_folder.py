@@ -55,13 +55,25 @@ def _check_inside(filename: str, labels: Path, line: int) -> None:
         )
 
 
+def _check_once(filename: str, labels: Path, line: int, seen: dict[str, int]) -> None:
+    """Raise when ``filename`` names an image listed before (``seen``: name to line)."""
+    key = os.path.normpath(filename)
+    if key in seen:
+        raise ValueError(
+            f"{str(labels)!r}, line {line}: {filename!r} is listed again (first on line "
+            f"{seen[key]}); each image may have one label."
+        )
+    seen[key] = line
+
+
 def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
     """Read ``(filename, ans)`` pairs from a labels.csv, with errors naming the line."""
     try:
         stream = open(labels, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise OSError(f"Could not open {str(labels)!r}: {exc}") from None
-    entries = []
+    entries: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
     with stream:
         reader = csv.reader(stream)
         header = next(reader, None)
@@ -86,6 +98,7 @@ def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
                 )
             filename, raw = row[name_at].strip(), row[ans_at].strip()
             _check_inside(filename, labels, line)
+            _check_once(filename, labels, line, seen)
             if raw.lower() in ("nan", "-nan", "+nan", ""):
                 raise ValueError(
                     f"{str(labels)!r}, line {line}: ans is {raw or 'empty'!r}, a missing "

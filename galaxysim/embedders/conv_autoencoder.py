@@ -179,10 +179,11 @@ class ConvAutoencoder(nn.Module):
         normalize_latent: bool = True,
     ) -> None:
         super().__init__()
-        factor = 2**n_stages
-        if height % factor or width % factor:
+        factor = 2 ** min(n_stages, 64)  # beyond 2**64 no image side is divisible
+        if n_stages > 64 or height % factor or width % factor:
+            power = f" = {factor}" if n_stages <= 64 else ""
             raise ValueError(
-                f"Image sides {height}x{width} must be divisible by 2**n_stages = {factor} "
+                f"Image sides {height}x{width} must be divisible by 2**n_stages{power} "
                 f"(n_stages={n_stages}); crop or resize the images, or lower n_stages."
             )
         self.latent_dim = latent_dim

@@ -104,12 +104,14 @@ def _read_fits(path: Path, crop: tuple[int, int] | None) -> np.ndarray:
     if data is None:
         raise ValueError(f"FITS file {str(path)!r} holds no image data.")
     data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 3 and data.shape[0] in (1, 3, 4) and data.shape[-1] not in (1, 3, 4):
+    stored = data.shape
+    if data.ndim == 3 and data.shape[0] < min(data.shape[1:]):
         data = np.moveaxis(data, 0, -1)  # FITS cubes store the band first
-    if data.ndim not in (2, 3):
+    if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[-1] not in (1, 3)):
         raise ValueError(
-            f"FITS file {str(path)!r} holds data of shape {data.shape}; expected a 2-D "
-            "image or a (bands, H, W) cube."
+            f"FITS file {str(path)!r} holds data of shape {stored}; galaxysim reads a 2-D "
+            "image or a cube of 1 or 3 bands (bands, H, W): write the 3 bands to compare "
+            "(as red, green, blue) into a file of their own."
         )
     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     low, high = data.min(), data.max()
@@ -205,6 +207,37 @@ def _decode(
     return _resize_one(_pixels(img, outer), image_size, box=inner)
 
 
+# The EXIF orientations (2-8) as the array operations that show the picture upright,
+# as a viewer (and Pillow's ImageOps.exif_transpose) shows it; 5-8 swap height and width.
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+}
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orientation(img: Any) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, TypeError):  # a damaged EXIF block: as stored
+        return 1
+    return value if value in _ORIENTATIONS else 1
+
+
+def _upright(img: Any, path: Path, crop: tuple[int, int] | None,
+             image_size: tuple[int, int] | None) -> np.ndarray:
+    """Decode with the crop and size of the upright picture, then turn it upright."""
+    orientation = _orientation(img)
+    if orientation >= 5:  # the stored picture is the upright one turned by 90 degrees
+        crop = crop[::-1] if crop is not None else None
+        image_size = image_size[::-1] if image_size is not None else None
+    pixels = _decode(img, path, crop, image_size)
+    if orientation == 1:
+        return pixels
+    return np.ascontiguousarray(_ORIENTATIONS[orientation](pixels))
+
+
 def _read_pillow(
     path: Path, crop: tuple[int, int] | None, image_size: tuple[int, int] | None
 ) -> np.ndarray:
@@ -215,7 +248,7 @@ def _read_pillow(
             # galaxysim's own limit has been applied; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with _open_pillow(path) as img:
-                return _decode(img, path, crop, image_size)
+                return _upright(img, path, crop, image_size)
     except Image.DecompressionBombError as exc:
         raise ValueError(
             f"Image file {str(path)!r} is larger than Pillow allows ({exc}); raise "
@@ -245,7 +278,10 @@ def load_image(
         A regular file: PNG, JPEG or TIFF (read with Pillow), or FITS (needs
         astropy: ``pip install "galaxysim[fits]"``; scaled linearly from its
         minimum to its maximum). Grayscale becomes RGB by repeating the
-        channel; transparency is composited onto black.
+        channel; transparency is composited onto black. An EXIF orientation
+        (a phone's JPEG) is applied: the image is returned upright, as a
+        viewer shows it, and ``crop`` and ``image_size`` are of the upright
+        image.
     image_size : int or (height, width), optional
         Resize to this size (after ``crop``) with an anti-aliasing (Lanczos)
         filter. A JPEG is decoded at 1/2, 1/4 or 1/8 scale when the crop
@@ -295,6 +331,9 @@ def load_image(
     check_regular_file(path, "Image file")
     size = check_image_size(image_size, "image_size") if image_size is not None else None
     crop = check_image_size(crop, "crop") if crop is not None else None
+    if size is not None:  # the resized image, and the filter's work on it
+        check_allocation(16 * size[0] * size[1], f"an image resized to {size[0]}x{size[1]}",
+                         "Pass a smaller image_size.")
     if path.name.lower().endswith(_FITS_EXTENSIONS):
         image = _read_fits(path, crop)
     else:
@@ -400,8 +439,8 @@ def load_images(
             images = np.empty((len(paths), *image.shape), dtype=np.float32)
         elif image.shape != images.shape[1:]:
             raise ValueError(
-                f"The images have different sizes: {str(path)!r} is {image.shape[:2]}, "
-                f"{str(paths[0])!r} is {images.shape[1:3]}; pass crop= or "
+                f"The images have different shapes (height, width, channels): {str(path)!r} "
+                f"is {image.shape}, {str(paths[0])!r} is {images.shape[1:]}; pass crop= or "
                 "image_size=(height, width) so that all images end up the same size."
             )
         images[i] = image

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._limits import check_allocation
 from .._validation import check_image_shape, check_image_size, check_images
 
 __all__ = ["ImagePreprocessor", "center_crop", "preprocess_images", "resize"]
@@ -95,6 +96,8 @@ def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
     if (H, W) == (height, width):
         out = batch
     else:
+        check_allocation(4 * n * height * width * C, f"{n} image(s) resized to {height}x{width}",
+                         "Pass a smaller image_size.")
         out = np.empty((n, height, width, C), dtype=np.float32)
         for i in range(n):
             out[i] = _resize_one(batch[i], (height, width))

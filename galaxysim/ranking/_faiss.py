@@ -20,9 +20,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FAISS_ALGORITHMS", "faiss_available", "import_faiss"]
+from .._limits import check_allocation
+from ._faiss_file import IndexFileError, check_index_file
+
+__all__ = ["FAISS_ALGORITHMS", "MAXIMA", "faiss_available", "import_faiss"]
 
 FAISS_ALGORITHMS = ("faiss-flat", "faiss-hnsw", "faiss-ivf")
+#: The largest value of each backend parameter. A saved search (``search.json``)
+#: is held to them too, so that a file cannot make faiss allocate for a
+#: candidate list of two billion entries (``ef_search``) or overflow its ints.
+MAXIMA: dict[str, int] = {
+    "M": 512, "ef_construction": 65_536, "ef_search": 65_536,
+    "nlist": 1 << 20, "nprobe": 1 << 20, "pq": 4096, "train_size": 2**31 - 1,
+}
 # Rows reconstructed or searched at a time when the fitted set is queried.
 _CHUNK = 8192
 
@@ -88,14 +98,19 @@ class _FaissBackend:
                 f"got unknown {unknown}."
             )
         self.algorithm = algorithm
-        self.params = {**self.defaults, **params}
+        # None stands for the default (which is itself None for some IVF parameters).
+        self.params = {**self.defaults, **{k: v for k, v in params.items() if v is not None}}
         self._check_params()
         self.index = None
 
     def _check_params(self) -> None:
         for name, value in self.params.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
+            largest = MAXIMA[name]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or not 1 <= value <= largest):
+                raise ValueError(
+                    f"{name} must be a positive int of at most {largest:,}, or None; got {value!r}."
+                )
 
     def _build(self, d: int, n: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -159,7 +174,18 @@ class _FaissBackend:
         return self.faiss.serialize_index(self.index).tobytes()
 
     def load_bytes(self, data: bytes) -> "_FaissBackend":
-        """Read an index written by :meth:`to_bytes` (faiss's own format, not a pickle)."""
+        """Read an index written by :meth:`to_bytes` (faiss's own format, not a pickle).
+
+        The sizes the file declares are checked against its length first
+        (:func:`~galaxysim.ranking._faiss_file.check_index_file`), so that
+        faiss never allocates for data the file does not hold.
+        """
+        try:
+            *_, extra_bytes = check_index_file(data, self.algorithm)
+        except IndexFileError as error:
+            raise ValueError(f"the faiss index file is refused: {error}.") from None
+        check_allocation(len(data) + extra_bytes, "reading the faiss index",
+                         "Load it on a larger machine.")
         try:
             index = self.faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except Exception as error:  # faiss raises RuntimeError on a bad file
@@ -192,7 +218,8 @@ class HNSWBackend(_FaissBackend):
     ``M``: links per vector (memory ``~ 2 * M * 4`` bytes per vector beside
     the ``4 * d`` of the vector itself); ``ef_construction``: candidates kept
     while building (slower build, better graph); ``ef_search``: candidates
-    kept per query (at least ``n_neighbors``; slower, higher recall).
+    kept per query (at least ``n_neighbors``; slower, higher recall). At
+    most ``M=512`` and ``ef_construction = ef_search = 65,536`` (:data:`MAXIMA`).
     """
 
     defaults: dict[str, Any] = {"M": 32, "ef_construction": 80, "ef_search": 64}
@@ -219,7 +246,8 @@ class IVFBackend(_FaissBackend):
     compresses each to ``m`` bytes (product quantisation, 8 bits per
     sub-vector; ``m`` must divide the dimension) for collections of 10^7
     and more; ``train_size``: vectors k-means trains on (None: ``64 * nlist``,
-    a random sample seeded by ``random_state``).
+    a random sample seeded by ``random_state``). At most ``nlist = nprobe =
+    2**20``, ``pq=4096`` and ``train_size = 2**31 - 1`` (:data:`MAXIMA`).
     """
 
     defaults: dict[str, Any] = {

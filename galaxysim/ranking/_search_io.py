@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_write
+from .._json_input import check_schema, read_json
 from .._limits import check_allocation, check_regular_file
 
 __all__ = ["read_search", "write_search"]
@@ -34,6 +36,7 @@ FORMAT = "galaxysim.NeighborSearch"
 VERSION = 1
 _JSON = "search.json"
 _MAX_JSON_BYTES = 1 << 20
+_MAX_JOBS = 1024
 
 
 def _check_folder_for_writing(folder: Path, overwrite: bool) -> None:
@@ -77,26 +80,32 @@ def write_search(search: Any, path: str | os.PathLike, overwrite: bool = False) 
     return folder
 
 
+# The types of search.json; backend parameters are single values (each backend bounds its own).
+_SCHEMA = {
+    "format": str, "version": int, "algorithm": str, "algorithm_": str, "metric": str,
+    "params": {...: (int, float, str, bool, type(None))}, "n_samples": int, "n_features": int,
+}
+
+
 def _read_header(folder: Path, known: set[str]) -> dict[str, Any]:
-    path = check_regular_file(folder / _JSON, "Saved search file")
-    if path.stat().st_size > _MAX_JSON_BYTES:
-        raise ValueError(f"{str(path)!r} is larger than a saved search's JSON can be.")
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from None
+    path = folder / _JSON
+    header = read_json(path, "Saved search file", max_bytes=_MAX_JSON_BYTES)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a saved galaxysim NeighborSearch.")
-    if header.get("version") != VERSION:
-        raise ValueError(f"{str(path)!r} has format version {header.get('version')!r}; "
+    check_schema(header, _SCHEMA, repr(str(path)))
+    if header["version"] != VERSION:
+        raise ValueError(f"{str(path)!r} has format version {header['version']!r}; "
                          f"this galaxysim reads version {VERSION}.")
-    if header.get("algorithm_") not in known:
-        raise ValueError(f"{str(path)!r} names the unknown algorithm {header.get('algorithm_')!r}.")
+    if header["algorithm_"] not in known:
+        raise ValueError(f"{str(path)!r} names the unknown algorithm {header['algorithm_']!r}.")
     for key in ("n_samples", "n_features"):
-        if not isinstance(header.get(key), int) or header[key] < 1:
-            raise ValueError(f"{str(path)!r}: {key} must be a positive int, got {header.get(key)!r}.")
-    if not isinstance(header.get("params"), dict) or not isinstance(header.get("metric"), str):
-        raise ValueError(f"{str(path)!r}: params must be an object and metric a string.")
+        if header[key] < 1:
+            raise ValueError(f"{str(path)!r}: {key} must be a positive int, got {header[key]!r}.")
+    if {"algorithm", "metric"} & set(header["params"]):
+        raise ValueError(f"{str(path)!r}: params may not hold 'algorithm' or 'metric'.")
+    n_jobs = header["params"].get("n_jobs")
+    if isinstance(n_jobs, int) and abs(n_jobs) > _MAX_JOBS:  # joblib would start that many threads
+        raise ValueError(f"{str(path)!r}: n_jobs must be at most {_MAX_JOBS} in size, got {n_jobs!r}.")
     return header
 
 
@@ -106,9 +115,22 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
+def _declared_bytes(data: bytes) -> tuple[int, int]:
+    """(bytes the .npy header declares, bytes that follow it), read without allocating."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read_header(stream)
+    return math.prod(shape) * dtype.itemsize, len(data) - stream.tell()
+
+
 def _read_embeddings(folder: Path, n: int, d: int) -> np.ndarray:
     data = _read_bytes(folder / "embeddings.npy", "saved embeddings file")
     try:
+        declared, held = _declared_bytes(data)
+        if declared > held:
+            raise ValueError(f"its header declares {declared:,} bytes of data, the file holds {held:,}")
         embeddings = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as error:
         raise ValueError(f"The saved embeddings in {str(folder)!r} cannot be read: {error}") from None
