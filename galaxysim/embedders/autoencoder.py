@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
 from .._validation import check_bool, check_positive_int
 from ..symmetry import random_dihedral
-from ._image_input import ImageInputMixin, as_nchw, check_augmentation
+from ._image_input import ImageInputMixin, check_augmentation
 from .augment import GalaxyAugmentation
 from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruction_loss
 
@@ -215,8 +215,9 @@ class AutoencoderEmbedder(
         1
         """
         device = self._check_params()
-        images, input_format, input_range = self._fit_input(X)
-        height, width, channels = images.shape[1:]
+        given = self._training_input(X)
+        input_format = given.input_format
+        height, width, channels = given.image_shape
         factor = 2**self.n_stages
         if height % factor or width % factor:
             hint = (
@@ -234,19 +235,22 @@ class AutoencoderEmbedder(
         seed = torch_seed(self.random_state)
         with seeded(seed):
             network = self._new_network((height, width, channels))
-        check_training_memory(network, images, self.batch_size, device)
+        check_training_memory(network, (len(given.data), height, width, channels),
+                              self.batch_size, device,
+                              copied_bytes=0 if given.streamed else given.data.nbytes)
         history = self._fit_module(
             network,
-            as_nchw(images),
+            given.data,
             reconstruction_loss,
             random_state=seed,
             device=device,
             augment=self._training_augmentation(),
+            **given.loop_options(),
         )
         # Fitted state is set only once training has succeeded.
         self.history_ = history
         self.input_format_ = input_format
-        self.input_range_ = input_range
+        self.input_range_ = given.input_range
         self.image_shape_ = (height, width, channels)
         self.n_features_in_ = height * width * channels
         self.device_ = device
@@ -318,7 +322,7 @@ class AutoencoderEmbedder(
         (12, 2)
         """
         check_is_fitted(self)
-        images = self._input(X)
+        images = self._network_input(X)
 
         def codes(batch: torch.Tensor) -> torch.Tensor:
             # A float32 sigmoid may round differently in vectorised and scalar code;
@@ -326,7 +330,7 @@ class AutoencoderEmbedder(
             # comes from the float32 convolutions (about 1e-7).
             return torch.sigmoid(self.network_.encode_logits(batch).double())
 
-        return self._batched(codes, as_nchw(images)).numpy()
+        return self._batched(codes, images).numpy()
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode latent codes into images.
@@ -394,7 +398,7 @@ class AutoencoderEmbedder(
         (12,)
         """
         check_is_fitted(self)
-        images = as_nchw(self._input(X))
+        images = self._network_input(X)
 
         def per_sample(batch: torch.Tensor) -> torch.Tensor:
             return (self.network_(batch) - batch).square().mean(dim=(1, 2, 3))

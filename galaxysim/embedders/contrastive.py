@@ -28,7 +28,7 @@ from .._training import (
 )
 from .._validation import check_bool, check_positive_float, check_positive_int
 from ..symmetry import dihedral_index_maps
-from ._image_input import ImageInputMixin, as_nchw, check_augmentation
+from ._image_input import ImageInputMixin, as_nchw, check_augmentation, take
 from .augment import GalaxyAugmentation
 from .contrastive_network import ContrastiveEncoder, nt_xent_loss, vicreg_loss
 
@@ -258,22 +258,21 @@ class ContrastiveEmbedder(
         1
         """
         device = self._check_params()
-        images, input_format, input_range = self._fit_input(X)
-        augmentation = self._augmentation(input_format)
+        given = self._training_input(X)
+        augmentation = self._augmentation(given.input_format)
         seed = torch_seed(self.random_state)
-        data = as_nchw(images)
+        data = given.data
         train, validation = self._split(data, seed)
         with seeded(seed):
-            network = self._new_network(images.shape[-1])
+            network = self._new_network(given.image_shape[-1])
+        views = partial(_views, augmentation=augmentation, n_views=self.n_views)
         history = self._fit_module(
-            network, (data[train],), partial(_views_loss, loss=self.loss,
-                                             temperature=float(self.temperature)),
-            random_state=seed, device=device,
-            augment=partial(_views, augmentation=augmentation, n_views=self.n_views),
-            # The validation views are drawn here, once; the loop must not split the images.
+            network, take(data, train) if given.streamed else (data[train],),
+            partial(_views_loss, loss=self.loss, temperature=float(self.temperature)),
+            random_state=seed, device=device, augment=views,
+            # The images are split here; the loop must not split them again.
             validation_fraction=0.0, even_batches=True,
-            validation_data=None if validation is None else (
-                _fixed_views(data[validation], augmentation, self.n_views),),
+            **self._validation(given, validation, augmentation), **given.loop_options(),
         )
         # Fitted state is set only once training and the whitening have succeeded.
         whitening = _whitening(
@@ -281,16 +280,33 @@ class ContrastiveEmbedder(
             self.n_components, self.whiten,
         )
         self.history_ = history
-        self.input_format_ = input_format
-        self.input_range_ = input_range
-        self.image_shape_ = tuple(int(side) for side in images.shape[1:])
+        self.input_format_ = given.input_format
+        self.input_range_ = given.input_range
+        self.image_shape_ = given.image_shape
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.device_ = device
         self.network_ = network
         self.whitening_mean_, self.whitening_components_ = whitening
         return self
 
-    def _split(self, data: torch.Tensor, seed: int) -> tuple[Any, Any]:
+    def _validation(self, given: Any, validation: Any, augmentation: GalaxyAugmentation
+                    ) -> dict[str, Any]:
+        """The loop's validation arguments: fixed views drawn once from memory, or per batch.
+
+        In memory the views of all validation images are drawn here, once; a
+        stream draws them batch by batch, with a generator the loop seeds
+        afresh for every pass, so that each epoch sees the same views too.
+        """
+        if validation is None:
+            return {}
+        if not given.streamed:
+            return {"validation_data": (
+                _fixed_views(given.data[validation], augmentation, self.n_views),)}
+        return {"validation_data": take(given.data, validation),
+                "validation_augment": partial(_views, augmentation=augmentation,
+                                              n_views=self.n_views)}
+
+    def _split(self, data: Any, seed: int) -> tuple[Any, Any]:
         """Indices of the training images and of the validation ones (None without)."""
         n_samples = int(data.shape[0])
         if n_samples < 2:
@@ -328,9 +344,9 @@ class ContrastiveEmbedder(
         """Number of output features, for ``get_feature_names_out``."""
         return self.whitening_components_.shape[0]
 
-    def _embed(self, images: torch.Tensor, network: ContrastiveEncoder | None = None,
+    def _embed(self, images: Any, network: ContrastiveEncoder | None = None,
                device: torch.device | None = None) -> np.ndarray:
-        """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images.
+        """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images (or a stream of them).
 
         By ``network`` on ``device``; by default the fitted ``network_`` on ``device_``.
         """
@@ -373,7 +389,7 @@ class ContrastiveEmbedder(
         (3, 4)
         """
         check_is_fitted(self)
-        embedding = self._embed(as_nchw(self._input(X)))
+        embedding = self._embed(self._network_input(X))
         return (embedding - self.whitening_mean_) @ self.whitening_components_.T
 
     def score(self, X: Any, y: Any = None) -> float:
