@@ -14,8 +14,9 @@ same-class rate of 10 neighbours, ``galaxysim.metrics.same_class_rate``) on:
   seeds (so few images give noisy single figures).
 
 The settings are the defaults, a random display stretch
-(``GalaxyAugmentation(max_gamma=0.3)``) and four views per galaxy
-(``n_views=4``). Whitened PCA of the pixels is printed beside each as the
+(``GalaxyAugmentation(max_gamma=0.3)``), four views per galaxy
+(``n_views=4``) and a leaner encoder (``base_channels=16``, half the
+channels of every stage but the last: about half the training time). Whitened PCA of the pixels is printed beside each as the
 baseline.
 
 Usage::
@@ -48,7 +49,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # The settings compared: (GalaxyAugmentation parameters, ContrastiveEmbedder parameters)
 # changed from their defaults.
 SETTINGS = {"defaults": ({}, {}), "max_gamma=0.3": ({"max_gamma": 0.3}, {}),
-            "n_views=4": ({}, {"n_views": 4})}
+            "n_views=4": ({}, {"n_views": 4}), "base_channels=16": ({}, {"base_channels": 16})}
 
 
 def toy_galaxies(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         for setting in args.settings:
             views, embedder = SETTINGS[setting]
             rates = [same_class_rate(ContrastiveEmbedder(
-                augmentation=GalaxyAugmentation(**views), random_state=seed, **model, **embedder,
+                augmentation=GalaxyAugmentation(**views), random_state=seed, **{**model, **embedder},
             ).fit(train).transform(scored), labels) for seed in seeds]
             results[name][setting] = rates
             cells.append(" / ".join(f"{rate:.3f}" for rate in rates))

@@ -257,3 +257,41 @@ def test_keyboard_interrupt_in_a_streamed_fit_keeps_the_weights_so_far(sources, 
     monkeypatch.setattr(contrastive_module, "_views_loss", loss)
     one_epoch = ContrastiveEmbedder(**{**CONTRASTIVE, "max_epochs": 1}).fit(collection)
     np.testing.assert_array_equal(est.transform(collection), one_epoch.transform(collection))
+
+
+# --- real images (skipped where ../shared/data is absent) ---------------------------------
+
+
+def test_real_galaxy10_cutouts_stream_as_they_load(galaxy10_samples):
+    from galaxysim.images import load_images
+
+    images, _ = load_images(galaxy10_samples, crop=32)
+    in_memory = ContrastiveEmbedder(**CONTRASTIVE).fit(images)
+    streamed = ContrastiveEmbedder(**CONTRASTIVE).fit(
+        ImageCollection(galaxy10_samples, crop=32, num_workers=1))
+    assert streamed.history_.train_loss == in_memory.history_.train_loss
+    np.testing.assert_array_equal(streamed.transform(images), in_memory.transform(images))
+
+
+@pytest.fixture(scope="module")
+def sdss_folder(shared_data) -> Path:
+    folder = shared_data / "sdss_gz1_unlabeled"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    return folder
+
+
+def test_the_sdss_folder_reads_random_batches_framed(sdss_folder):
+    collection = ImageCollection(sdss_folder, crop=212, image_size=32, num_workers=0)
+    assert len(collection) == 3332 and collection.image_shape == (32, 32, 3)
+    batch = collection.read(np.random.default_rng(0).choice(3332, 16, replace=False))
+    assert batch.shape == (16, 32, 32, 3) and 0 <= batch.min() and batch.max() <= 1
+
+
+@pytest.mark.slow
+def test_a_contrastive_embedder_trains_on_the_3332_sdss_jpegs_streamed(sdss_folder):
+    collection = ImageCollection(sdss_folder, crop=212, image_size=32, num_workers=1)
+    embedder = ContrastiveEmbedder(**{**CONTRASTIVE, "max_epochs": 1, "batch_size": 128})
+    embedding = embedder.fit_transform(collection)
+    assert embedding.shape == (3332, 8) and np.all(np.isfinite(embedding))
+    assert embedder.history_.n_epochs == 1
