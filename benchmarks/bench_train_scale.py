@@ -42,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -118,7 +119,8 @@ def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, ep
     val_views = torch.stack([augmentation(val, generator) for _ in range(2)], 1)
 
     def loss_of(views: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        with (contextlib.nullcontext() if autocast is None
+              else torch.autocast(device.type, dtype=autocast)):
             images = views.flatten(0, 1).contiguous(memory_format=torch.channels_last)
             projections = network.project(network(images)).float().reshape(len(views), 2, -1)
         return nt_xent_loss(projections[:, 0], projections[:, 1], DEFAULTS["temperature"])

@@ -151,7 +151,12 @@ def _h5_chunks(path: Path, crop, image_size) -> ImageChunks:
 
 
 def _zarr_chunks(path: Path, crop, image_size) -> ImageChunks:
-    import zarr
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError(
+            f"Reading the zarr array {str(path)!r} needs zarr: pip install \"galaxysim[dask]\"."
+        ) from None
 
     try:
         array = zarr.open_array(str(path), mode="r")

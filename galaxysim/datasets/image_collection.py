@@ -46,8 +46,8 @@ class ImageCollection(torch.utils.data.Dataset):
         A Galaxy10-layout HDF5 file (``images`` of shape (n, H, W, 3)
         uint8 and the keys ``ans``, ``ra``, ``dec``, ``redshift``,
         ``pxscale``), a zarr array of images (n, H, W, C) (uint8, or float
-        in [0, 1]), or a folder of image files (every image file in it,
-        sorted by name).
+        in [0, 1]; needs zarr, from the ``dask`` extra), or a folder of
+        image files (every image file in it, sorted by name).
     crop : int or (height, width), optional
         Centre crop at native scale, cut while reading (only the crop leaves
         the file).
