@@ -23,6 +23,7 @@ Usage::
 
     python benchmarks/compare_augmentations.py            # about 20 minutes on 2 cores
     python benchmarks/compare_augmentations.py --settings n_views=4   # some of the settings
+    python benchmarks/compare_augmentations.py --collections builtin real   # some of the collections
     python benchmarks/compare_augmentations.py --quick    # seconds
 """
 
@@ -46,6 +47,7 @@ except ImportError:  # imported from elsewhere (the tests load scripts by path)
     from benchmarks._shared import print_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COLLECTIONS = ["builtin", "other generator", "real"]
 # The settings compared: (GalaxyAugmentation parameters, ContrastiveEmbedder parameters)
 # changed from their defaults.
 SETTINGS = {"defaults": ({}, {}), "max_gamma=0.3": ({"max_gamma": 0.3}, {}),
@@ -121,11 +123,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         help="the settings to compare (default: all)")
+    parser.add_argument("--collections", nargs="+", choices=COLLECTIONS, default=COLLECTIONS,
+                        help="the collections to train on (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = ({"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2,
               "batch_size": 32} if args.quick else {"max_epochs": args.epochs})
-    collections = _collections(args.quick, args.shared)
+    collections = {name: value for name, value in _collections(args.quick, args.shared).items()
+                   if name in args.collections}
     results: dict = {}
     lines = ["| collection | whitened PCA | " + " | ".join(args.settings) + " |",
              "|---|---:|" + "---:|" * len(args.settings)]

@@ -44,7 +44,11 @@ class AutoencoderEmbedder(
     features: each sample becomes a 1x1 image with ``d`` channels, scaled to
     [0, 1] by the minimum and maximum seen in ``fit`` (so this needs
     ``n_stages=0``). This is what lets the estimator run inside any
-    scikit-learn tool; for images, give ``image_shape``.
+    scikit-learn tool; for images, give ``image_shape``. A collection on disk
+    larger than memory (an :class:`~galaxysim.datasets.ImageCollection`, or
+    its path) is read a batch at a time by worker processes while the
+    network trains, with the same result as the same images in memory
+    (docs/scale.md).
 
     Parameters
     ----------
@@ -194,10 +198,13 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images ``(n, H, W, C)`` or ``(n, H, W)``, uint8 or float in
-            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; or generic
-            2-D features (see the class description).
+            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; generic
+            2-D features (see the class description); or a collection on
+            disk, streamed a batch at a time: an
+            :class:`~galaxysim.datasets.ImageCollection`, or the path of an
+            HDF5 file, zarr array or folder (read as ``ImageCollection(path)``).
         y : None
             Ignored; present for API consistency.
 
@@ -303,9 +310,10 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images laid out as in ``fit`` (4-D images and flattened images
-            are interchangeable).
+            are interchangeable), or a collection on disk framed like the
+            training images (embedded a batch at a time).
 
         Returns
         -------
@@ -378,8 +386,9 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, or a collection on disk framed
+            like the training images (read a batch at a time).
 
         Returns
         -------

@@ -58,6 +58,10 @@ class ContrastiveEmbedder(
     ``image_shape``. Any other 2-D array ``(n, d)`` is read as ``d`` generic
     features (a 1x1 image with ``d`` channels, scaled to [0, 1] by the
     range seen in ``fit``), augmented only by noise, brightness and colour.
+    A collection on disk larger than memory (an
+    :class:`~galaxysim.datasets.ImageCollection`, or its path) is read a
+    batch at a time by worker processes while the network trains, with the
+    same result as the same images in memory (docs/scale.md).
 
     Parameters
     ----------
@@ -237,10 +241,13 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images ``(n, H, W, C)`` or ``(n, H, W)``, uint8 or float in
-            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; or generic
-            2-D features (see the class description).
+            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; generic
+            2-D features (see the class description); or a collection on
+            disk, streamed a batch at a time: an
+            :class:`~galaxysim.datasets.ImageCollection`, or the path of an
+            HDF5 file, zarr array or folder (read as ``ImageCollection(path)``).
         y : None
             Ignored; present for API consistency.
 
@@ -370,8 +377,9 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, or a collection on disk framed
+            like the training images (embedded a batch at a time).
 
         Returns
         -------
@@ -397,8 +405,9 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``, at least 2.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, at least 2 (a collection is read
+            into memory: the loss compares all its views at once).
         y : None
             Ignored; present for API consistency.
 
