@@ -295,3 +295,13 @@ def test_a_contrastive_embedder_trains_on_the_3332_sdss_jpegs_streamed(sdss_fold
     embedding = embedder.fit_transform(collection)
     assert embedding.shape == (3332, 8) and np.all(np.isfinite(embedding))
     assert embedder.history_.n_epochs == 1
+
+
+def test_a_model_fitted_from_disk_saves_and_loads_as_a_weights_only_file(sources, tmp_path):
+    from galaxysim import load_model, save_model
+
+    embedder = AutoencoderEmbedder(**AUTOENCODER).fit(sources["zarr"])
+    path = save_model(embedder, tmp_path / "model.safetensors")
+    loaded = load_model(path, expected=AutoencoderEmbedder)
+    np.testing.assert_array_equal(loaded.transform(sources["zarr"]),
+                                  embedder.transform(sources["zarr"]))
