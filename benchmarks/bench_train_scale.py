@@ -6,6 +6,9 @@
    centre of a noisy sky, with ``ans``, ``ra``, ``dec``, ``redshift`` and
    ``pxscale``; written 512 cutouts at a time, so the generator never holds
    the collection. Nothing is compressed: training reads rows at random.
+   ``--source`` trains on an existing collection instead (HDF5, zarr or a
+   folder, framed by ``--crop`` and ``--image-size``), such as the 3,332
+   SDSS JPEGs of ``../shared/data``.
 2. **Bare loop.** The estimator's network (``ContrastiveEncoder`` with the
    estimator's defaults, or ``--base-channels``, channels-last), AdamW, two
    ``GalaxyAugmentation`` views per image drawn on the device, NT-Xent, even
@@ -36,6 +39,7 @@ Usage::
     python benchmarks/bench_train_scale.py                    # 9,796 images, 2 epochs each (~10 min, 2 cores)
     python benchmarks/bench_train_scale.py --n-images 17736   # the whole Galaxy10 size
     python benchmarks/bench_train_scale.py --device cuda --precision bfloat16 --epochs 3 --in-memory
+    python benchmarks/bench_train_scale.py --source ../shared/data/sdss_gz1_unlabeled --crop 212 --image-size 64
     python benchmarks/bench_train_scale.py --quick            # seconds
 """
 
@@ -175,15 +179,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--in-memory", action="store_true",
                         help="also time fit on the in-memory tensors")
     parser.add_argument("--h5", type=Path, default=None, help="reuse (or keep) this file")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="train on this collection (HDF5, zarr or folder) instead")
+    parser.add_argument("--crop", type=int, default=None, help=f"(default {CROP} for the file)")
+    parser.add_argument("--image-size", type=int, default=None)
     return parser.parse_args(argv)
 
 
-def _setup(args: argparse.Namespace, folder: str) -> tuple[Path, float]:
+def _setup(args: argparse.Namespace, folder: str) -> tuple[ImageCollection, str]:
+    """The collection to train on, and how it came about, for the report."""
+    if args.source is not None:
+        collection = ImageCollection(args.source, crop=args.crop, image_size=args.image_size,
+                                     num_workers=args.workers)
+        return collection, f"{len(collection):,} images of {args.source.name} ({collection.kind})"
     path = args.h5 or Path(folder) / "galaxy10_layout.h5"
     start = time.perf_counter()
     if not path.exists():
         write_galaxy10_layout(path, args.n_images)
-    return path, time.perf_counter() - start
+    collection = ImageCollection(path, crop=args.crop or CROP, image_size=args.image_size,
+                                 num_workers=args.workers)
+    return collection, (f"{len(collection):,} generated cutouts of {CUTOUT}x{CUTOUT} (HDF5 "
+                        f"written in {time.perf_counter() - start:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -201,8 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     autocast = PRECISIONS[args.precision]
     cls = ContrastiveEmbedder if autocast is None else _Autocast
     with tempfile.TemporaryDirectory(prefix="bench_train_scale_") as folder:
-        path, generate_seconds = _setup(args, folder)
-        collection = ImageCollection(path, crop=CROP, num_workers=args.workers)
+        collection, described = _setup(args, folder)
         pixels = collection.read(np.arange(len(collection)))
         data = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(device)
         times: dict[str, list[float]] = {"bare": [], "streamed": [], "whiten": [], "in-memory": []}
@@ -217,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.in_memory:
                 fit_s, whiten_s = estimator_fit(pixels, cls(**params), device)
                 times["in-memory"].append((fit_s - whiten_s) / args.epochs)
-    result = _summary(args, times, device, collection, generate_seconds, load_before)
+    result = _summary(args, times, device, collection, described, load_before)
     print_report("Training from disk against a bare loop", result["report"],
                  "bench_train_scale.py" + _flags(sys.argv[1:] if argv is None else argv),
                  args.quick)
@@ -229,13 +244,13 @@ def _flags(argv: list[str]) -> str:
     return (" " + " ".join(shown)) if shown else ""
 
 
-def _summary(args, times, device, collection, generate_seconds, load_before) -> dict:
-    n = args.n_images
+def _summary(args, times, device, collection, described, load_before) -> dict:
+    n = len(collection)
     bare = statistics.median(times["bare"])
     whiten = statistics.median(times["whiten"])
     rows = []
     for name, label in (("bare", "bare PyTorch loop, tensors in memory"),
-                        ("streamed", "ContrastiveEmbedder.fit(ImageCollection(h5, crop=64))"),
+                        ("streamed", f"ContrastiveEmbedder.fit(ImageCollection({collection.kind}))"),
                         ("in-memory", "ContrastiveEmbedder.fit(tensors in memory)")):
         if not times[name]:
             continue
@@ -252,8 +267,7 @@ def _summary(args, times, device, collection, generate_seconds, load_before) -> 
                    else f"{torch.get_num_threads()} torch threads")
     load_after = os.getloadavg()
     report = (
-        f"{n:,} generated cutouts of {CUTOUT}x{CUTOUT} (HDF5 written in "
-        f"{generate_seconds:.0f} s), cropped to {CROP}x{CROP}; network "
+        f"{described}, read as {collection.image_shape}; network "
         f"{ {k: v for k, v in sorted(_network_of(args).items())} }, batch "
         f"{32 if args.quick else DEFAULTS['batch_size']}, {args.precision}; {device} "
         f"({device_name}); {collection.num_workers} reading worker(s); {args.epochs} epoch(s) "

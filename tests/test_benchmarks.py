@@ -279,3 +279,18 @@ def test_train_scale_quick(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert len(_markdown_rows(printed)) == 3
     assert "python benchmarks/bench_train_scale.py" in printed
+
+
+def test_train_scale_quick_from_a_folder(tmp_path):
+    from PIL import Image
+
+    bench = _load("bench_train_scale")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    result = bench.main(["--quick", "--threads", "1", "--workers", "0", "--source", str(folder),
+                         "--crop", "32", "--image-size", "16"])
+    assert "40 images of folder (folder), read as (16, 16, 3)" in result["report"]
+    assert result["rows"][1]["run"] == "ContrastiveEmbedder.fit(ImageCollection(folder))"
