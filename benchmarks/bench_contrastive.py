@@ -25,7 +25,7 @@ defaults), on the CPU with ``--threads`` torch threads:
 4. **Time to a converged embedding.** The bare loop of part 2 trains on
    ``n_curve`` galaxies (all of them, no validation); after every epoch the
    training images are embedded (eval mode, PCA-whitened as ``fit`` and
-   ``transform`` do, by the estimator's own ``_whitening``) and scored by
+   ``transform`` do, by the estimator's own ``shrunk_whitening``) and scored by
    :func:`galaxysim.metrics.same_class_rate` with 10 neighbours (epoch 0:
    the untrained network). Training stops once the
    rate has plateaued (the last ``plateau_window`` epochs gain no more than
@@ -56,7 +56,7 @@ import torch
 
 from galaxysim.datasets import make_galaxies
 from galaxysim.embedders import ContrastiveEmbedder, ContrastiveEncoder, GalaxyAugmentation
-from galaxysim.embedders.contrastive import _whitening
+from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.embedders.contrastive_network import nt_xent_loss
 from galaxysim.metrics import same_class_rate
 
@@ -154,7 +154,7 @@ class BareLoop:
         with torch.no_grad():
             parts = [self.net(self.data[i : i + BATCH]) for i in range(0, len(self.data), BATCH)]
         embedding = torch.cat(parts).double().numpy()
-        mean, components = _whitening(embedding, self.n_components, WHITEN)
+        mean, components = shrunk_whitening(embedding, self.n_components, WHITEN)
         return (embedding - mean) @ components.T
 
 

@@ -3,7 +3,9 @@
 Seeding, the validation split, shuffled mini-batches, Adam, early stopping on
 the validation loss (restoring the best weights), a tqdm progress bar when
 asked, the loss history and graceful Ctrl-C live here, so that the estimators
-only describe their network and their loss.
+only describe their network and their loss. The batches come from tensors in
+memory or, for collections larger than memory, from a Dataset read by worker
+processes (:mod:`galaxysim._batches`); the training is the same either way.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import math
 import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from ._batches import Batch, PrepareFn, StreamedBatches, TensorBatches, batch_sources
 from ._device import seeded, torch_seed
 from ._limits import InsufficientMemoryError
 from ._parameters import check_early_stopping, check_training_parameters, validation_split
-from ._validation import check_bool
+from ._validation import check_bool, check_positive_int
 
 __all__ = [
     "TrainingHistory",
@@ -29,14 +32,8 @@ __all__ = [
     "validation_split",
 ]
 
-Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 AugmentFn = Callable[[Batch, torch.Generator], Batch]
-
-# Share of free GPU memory the training data may take when it is moved to the
-# device once, instead of copying each batch from pinned host memory.
-_GPU_RESIDENT_SHARE = 0.25
-
 
 @dataclass
 class TrainingHistory:
@@ -92,137 +89,54 @@ class TrainingHistory:
         return asdict(self)
 
 
-def _as_tensor_tuple(data: Any, name: str) -> Batch:
-    tensors = (data,) if isinstance(data, torch.Tensor) else data
-    if not isinstance(tensors, (tuple, list)) or not tensors:
-        raise TypeError(
-            f"{name} must be a torch.Tensor or a non-empty tuple of tensors, "
-            f"got {type(data).__name__}."
-        )
-    for i, tensor in enumerate(tensors):
-        if not isinstance(tensor, torch.Tensor):
-            raise TypeError(
-                f"{name}[{i}] must be a torch.Tensor, got {type(tensor).__name__}."
-            )
-        if tensor.ndim == 0:
-            raise ValueError(f"{name}[{i}] must have a first (sample) dimension, got a scalar.")
-    lengths = {int(t.shape[0]) for t in tensors}
-    if len(lengths) != 1:
-        raise ValueError(
-            f"{name} tensors must all have the same number of samples; "
-            f"got first dimensions {[int(t.shape[0]) for t in tensors]}."
-        )
-    return tuple(tensors)
-
-
-def _split(
-    data: Batch, validation_fraction: float, generator: torch.Generator
-) -> tuple[Batch, Batch | None]:
-    train_idx, val_idx = validation_split(
-        int(data[0].shape[0]),
-        validation_fraction,
-        lambda n: torch.randperm(n, generator=generator),
-    )
-    if len(val_idx) == 0:
-        return data, None
-    return tuple(t[train_idx] for t in data), tuple(t[val_idx] for t in data)
-
-
-def _place(data: Batch, device: torch.device) -> tuple[Batch, bool]:
-    """Put the data where batches are cut from it; True when it lives on ``device``."""
-    if device.type == "cpu":
-        return data, True
-    n_bytes = sum(t.element_size() * t.nelement() for t in data)
-    free, _ = torch.cuda.mem_get_info(device)
-    if n_bytes <= _GPU_RESIDENT_SHARE * free:
-        return tuple(t.to(device) for t in data), True
-    # Too large to keep on the GPU: pinned host memory makes each batch copy asynchronous.
-    return tuple(t.pin_memory() for t in data), False
-
-
-def _batches(
-    data: Batch,
-    order: torch.Tensor | None,
-    batch_size: int,
-    device: torch.device,
-    resident: bool,
-    even: bool = False,
-) -> Iterator[Batch]:
-    n_samples = int(data[0].shape[0])
-    n_batches = -(-n_samples // batch_size)
-    if even:  # n_batches batches whose sizes differ by at most one
-        bounds = [n_samples * i // n_batches for i in range(n_batches + 1)]
-    else:  # full batches, the last one smaller
-        bounds = [min(batch_size * i, n_samples) for i in range(n_batches + 1)]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        if order is None:
-            batch = tuple(t[start:stop] for t in data)
-        else:
-            idx = order[start:stop]
-            batch = tuple(t[idx] for t in data)
-        if not resident:
-            batch = tuple(t.to(device, non_blocking=True) for t in batch)
-        yield batch
-
-
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _check_callables(module: Any, loss_fn: Any, augment: Any) -> None:
+def _check_callables(module: Any, loss_fn: Any, **optional: Any) -> None:
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
-    if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be callable or None, got {type(augment).__name__}.")
+    for name, value in optional.items():
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}.")
 
 
-def _train_and_validation(
-    data: Batch,
-    validation_data: Any,
-    validation_fraction: float,
-    early_stopping: bool,
-    generator: torch.Generator,
-) -> tuple[Batch, Batch | None]:
-    if validation_data is None:
-        check_early_stopping(early_stopping, validation_fraction)
-        return _split(data, validation_fraction, generator)
-    val = _as_tensor_tuple(validation_data, "validation_data")
-    if len(val) != len(data):
-        raise ValueError(
-            f"validation_data must hold {len(data)} tensor(s) like data, got {len(val)}."
-        )
-    if val[0].shape[0] == 0:
-        raise ValueError("validation_data is empty (0 samples).")
-    if data[0].shape[0] == 0:
-        raise ValueError("data is empty (n_samples=0); at least one sample is needed to fit.")
-    return data, val
+def _loop_options(even_batches: Any, num_workers: Any, autocast_dtype: Any) -> dict[str, Any]:
+    """The checked options of the loop that are not shared training parameters."""
+    if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
+        raise TypeError(f"autocast_dtype must be a torch.dtype or None, got {autocast_dtype!r}.")
+    return {
+        "even_batches": check_bool(even_batches, "even_batches"),
+        "num_workers": check_positive_int(num_workers, "num_workers", minimum=0),
+        "autocast_dtype": autocast_dtype,
+    }
 
 
 class _Loop:
-    """The state of one training run: data on the device, optimiser, generators."""
+    """The state of one training run: where the batches come from, optimiser, generators."""
 
     def __init__(
         self,
         module: torch.nn.Module,
         loss_fn: LossFn,
-        train: Batch,
-        val: Batch | None,
+        sources: tuple[TensorBatches | StreamedBatches, TensorBatches | StreamedBatches | None],
         options: dict[str, Any],
-        device: torch.device,
         seed: int,
         split_gen: torch.Generator,
-        augment: AugmentFn | None,
     ) -> None:
-        self.module, self.loss_fn, self.device, self.augment = module, loss_fn, device, augment
+        self.module, self.loss_fn, self.device = module, loss_fn, options["device"]
+        self.augment, self.validation_augment = options["augment"], options["validation_augment"]
+        self.autocast_dtype = options["autocast_dtype"]
         self.batch_size = options["batch_size"]
         self.even_batches = options["even_batches"]
         self.max_grad_norm = options["max_grad_norm"]
         self.learning_rate = options["learning_rate"]
+        device = self.device
         module.to(device)
-        self.train, self.train_resident = _place(train, device)
-        self.val, self.val_resident = (None, True) if val is None else _place(val, device)
+        self.train, self.val = sources
+        self.validation_seed = seed + 3
         self.split_gen = split_gen
         self.augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
         weight_decay = options["weight_decay"]
@@ -231,8 +145,20 @@ class _Loop:
             module.parameters(), lr=self.learning_rate, weight_decay=weight_decay
         )
         self.params = [p for p in module.parameters() if p.requires_grad]
-        self.n_train = int(self.train[0].shape[0])
+        self.n_train = self.train.n_samples
         self.best_state: dict[str, torch.Tensor] | None = None
+
+    def close(self) -> None:
+        """Stop any reading processes."""
+        for source in (self.train, self.val):
+            if source is not None:
+                source.close()
+
+    def _loss(self, batch: Batch) -> torch.Tensor:
+        if self.autocast_dtype is None:
+            return self.loss_fn(self.module, batch)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+            return self.loss_fn(self.module, batch).float()
 
     def restore_best(self) -> None:
         if self.best_state is not None:
@@ -242,16 +168,12 @@ class _Loop:
         """One pass over the shuffled training data; the mean training loss."""
         self.module.train()
         order = torch.randperm(self.n_train, generator=self.split_gen)
-        if self.train_resident and self.device.type != "cpu":
-            order = order.to(self.device)
         # Summed on the device so that no batch waits for a host sync.
         total = torch.zeros((), device=self.device)
-        batches = _batches(self.train, order, self.batch_size, self.device, self.train_resident,
-                           self.even_batches)
-        for batch in batches:
+        for batch in self.train(order, self.batch_size, self.even_batches):
             if self.augment is not None:
                 batch = self.augment(batch, self.augment_gen)
-            loss = self.loss_fn(self.module, batch)
+            loss = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.max_grad_norm is not None:
@@ -264,11 +186,14 @@ class _Loop:
     def validation_loss(self, epoch: int) -> float:
         """Mean loss over the validation data, without gradients."""
         total = torch.zeros((), device=self.device)
-        n_samples = int(self.val[0].shape[0])
+        n_samples = self.val.n_samples
+        # A fresh generator for every pass: the same validation views each epoch.
+        generator = torch.Generator(device=self.device).manual_seed(self.validation_seed)
         with torch.no_grad():
-            for batch in _batches(self.val, None, self.batch_size, self.device, self.val_resident,
-                                  self.even_batches):
-                total += self.loss_fn(self.module, batch).detach() * batch[0].shape[0]
+            for batch in self.val(None, self.batch_size, self.even_batches):
+                if self.validation_augment is not None:
+                    batch = self.validation_augment(batch, generator)
+                total += self._loss(batch).detach() * batch[0].shape[0]
         return self._finite(float(total / n_samples), "validation", epoch)
 
     def _finite(self, loss: float, which: str, epoch: int) -> float:
@@ -360,7 +285,7 @@ def _out_of_memory(
 
 def fit_module(
     module: torch.nn.Module,
-    data: torch.Tensor | Sequence[torch.Tensor],
+    data: torch.Tensor | Sequence[torch.Tensor] | torch.utils.data.Dataset,
     loss_fn: LossFn,
     *,
     max_epochs: int,
@@ -376,8 +301,12 @@ def fit_module(
     weight_decay: float = 0.0,
     max_grad_norm: float | None = None,
     desc: str = "fit",
-    validation_data: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    validation_data: torch.Tensor | Sequence[torch.Tensor] | torch.utils.data.Dataset | None = None,
     even_batches: bool = False,
+    prepare: PrepareFn | None = None,
+    num_workers: int = 0,
+    validation_augment: AugmentFn | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> TrainingHistory:
     """Train ``module`` in place by mini-batch Adam on ``loss_fn``.
 
@@ -393,9 +322,14 @@ def fit_module(
     ----------
     module : torch.nn.Module
         The network; it is moved to ``device`` and trained in place.
-    data : torch.Tensor or tuple of torch.Tensor
+    data : torch.Tensor or tuple of torch.Tensor or torch.utils.data.Dataset
         Training data on the CPU, samples along the first dimension. A tuple
-        is cut into batches together (e.g. inputs and targets).
+        is cut into batches together (e.g. inputs and targets). A Dataset is
+        read a batch at a time: ``data[positions]`` (an int64 array) returns
+        those samples as a tensor or a tuple of tensors (or an exception
+        instance, raised here), read by ``num_workers`` worker processes
+        ahead of the training step. The batches, and so the training, are
+        the same as from tensors holding the same samples.
     loss_fn : callable
         ``loss_fn(module, batch) -> scalar tensor``: the mean loss of one
         batch, ``batch`` being a tuple of tensors already on ``device``.
@@ -411,9 +345,10 @@ def fit_module(
         ``device`` to draw the random choices from.
     desc : str, default="fit"
         Label of the progress bar.
-    validation_data : torch.Tensor or tuple of torch.Tensor, optional
+    validation_data : torch.Tensor or tuple of torch.Tensor or Dataset, optional
         Explicit validation data, used instead of holding out part of
-        ``data`` (``validation_fraction`` is then ignored).
+        ``data`` (``validation_fraction`` is then ignored); a Dataset when
+        ``data`` is one.
     even_batches : bool, default=False
         Cut the data into ``ceil(n / batch_size)`` batches whose sizes differ
         by at most one, instead of full batches and a smaller last one. For
@@ -421,6 +356,20 @@ def fit_module(
         contrastive ones, a small last batch is an easier, noisier problem
         (measured on 2,000 built-in galaxies: same-class rate 0.69 in batches
         of 128, the last of 80, against 0.72 in 16 batches of 125).
+    prepare : callable, optional
+        ``prepare(batch) -> batch``, run on each batch of a Dataset once it
+        is on ``device`` (before ``augment``), e.g. to scale uint8 pixels.
+    num_workers : int, default=0
+        Worker processes reading a Dataset (0: read in this process). They
+        persist from epoch to epoch, each holding two batches read ahead;
+        on a GPU the batches arrive in pinned memory.
+    validation_augment : callable, optional
+        ``validation_augment(batch, generator)`` applied to each validation
+        batch, with a generator seeded afresh for every pass, so that every
+        epoch is measured on the same views.
+    autocast_dtype : torch.dtype, optional
+        Run ``loss_fn`` (forward pass and loss) under :func:`torch.autocast`
+        with this dtype (e.g. ``torch.bfloat16``); None trains in float32.
 
     Returns
     -------
@@ -453,7 +402,8 @@ def fit_module(
     >>> history.n_epochs
     3
     """
-    _check_callables(module, loss_fn, augment)
+    _check_callables(module, loss_fn, augment=augment, prepare=prepare,
+                     validation_augment=validation_augment)
     options = check_training_parameters({
         "max_epochs": max_epochs, "batch_size": batch_size, "learning_rate": learning_rate,
         "weight_decay": weight_decay, "max_grad_norm": max_grad_norm,
@@ -461,20 +411,17 @@ def fit_module(
         "patience": patience, "device": device, "random_state": random_state,
         "verbose": verbose,
     })
-    options["even_batches"] = check_bool(even_batches, "even_batches")
-    device = options["device"]
-    data = _as_tensor_tuple(data, "data")
+    options.update(_loop_options(even_batches, num_workers, autocast_dtype), prepare=prepare,
+                   augment=augment, validation_augment=validation_augment)
     seed = torch_seed(random_state)
     split_gen = torch.Generator().manual_seed(seed)
-    train, val = _train_and_validation(
-        data, validation_data, options["validation_fraction"], early_stopping, split_gen
-    )
-    loop = _Loop(module, loss_fn, train, val, options, device, seed, split_gen, augment)
+    loop = _Loop(module, loss_fn, batch_sources(data, validation_data, options, split_gen), options,
+                 seed, split_gen)
     history = TrainingHistory()
     bar = tqdm(total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch",
                leave=True)
     try:
-        with seeded(seed + 2, device):
+        with seeded(seed + 2, options["device"]):
             _run_epochs(loop, history, bar, max_epochs=options["max_epochs"],
                         early_stopping=early_stopping, patience=options["patience"])
     except KeyboardInterrupt:
@@ -482,9 +429,10 @@ def fit_module(
     except (MemoryError, RuntimeError) as exc:
         if not _is_out_of_memory(exc):
             raise
-        raise _out_of_memory(exc, desc, options["batch_size"], device) from exc
+        raise _out_of_memory(exc, desc, options["batch_size"], options["device"]) from exc
     finally:
         bar.close()
+        loop.close()
         if early_stopping:
             loop.restore_best()
         module.eval()

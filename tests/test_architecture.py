@@ -26,7 +26,7 @@ MAX_FUNCTION_CODE_LINES = 60
 LAYERS = {
     "_version": 0, "_validation": 0, "_device": 0, "_parameters": 0, "_limits": 0, "_atomic": 0, "_filelock": 0,
     "_json_input": 0, "_network_shape": 0,
-    "_loop": 1, "_training": 1, "symmetry": 1, "metrics": 1, "images": 1, "plotting": 1,
+    "_loop": 1, "_batches": 1, "_training": 1, "symmetry": 1, "metrics": 1, "images": 1, "plotting": 1,
     "datasets": 2, "embedders": 2, "flows": 2,
     "ranking": 3,
     "persistence": 4, "scale": 4,

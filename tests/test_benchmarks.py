@@ -259,3 +259,38 @@ def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
     assert all(0.0 <= rates[key] <= 1.0 for key in ("warning", "isolation above 99"))
     assert isinstance(rates["make_milky_way"], bool)
     assert "held-out galaxies, share flagged" in capsys.readouterr().out
+
+
+def test_train_scale_quick(capsys, tmp_path):
+    bench = _load("bench_train_scale")
+    h5 = tmp_path / "cutouts.h5"
+    result = bench.main(["--quick", "--threads", "1", "--workers", "0", "--in-memory",
+                         "--h5", str(h5)])
+    assert [row["run"].split(",")[0].split("(")[0] for row in result["rows"]] == [
+        "bare PyTorch loop", "ContrastiveEmbedder.fit", "ContrastiveEmbedder.fit"]
+    for row in result["rows"]:
+        assert row["images_per_second"] > 0 and row["minutes_30"] > 0
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0
+    assert result["rows"][0]["ratio"] == 1.0 and result["whiten_seconds"] > 0
+    from galaxysim.datasets import ImageCollection
+
+    collection = ImageCollection(h5, crop=64, num_workers=0)  # a Galaxy10-layout file
+    assert len(collection) == 96 and collection.read([0], raw=True).dtype == np.uint8
+    printed = capsys.readouterr().out
+    assert len(_markdown_rows(printed)) == 3
+    assert "python benchmarks/bench_train_scale.py" in printed
+
+
+def test_train_scale_quick_from_a_folder(tmp_path):
+    from PIL import Image
+
+    bench = _load("bench_train_scale")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    result = bench.main(["--quick", "--threads", "1", "--workers", "0", "--source", str(folder),
+                         "--crop", "32", "--image-size", "16"])
+    assert "40 images of folder (folder), read as (16, 16, 3)" in result["report"]
+    assert result["rows"][1]["run"] == "ContrastiveEmbedder.fit(ImageCollection(folder))"

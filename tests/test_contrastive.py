@@ -31,6 +31,7 @@ from galaxysim.embedders import (
     ContrastiveEncoder,
     GalaxyAugmentation,
 )
+from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.embedders.contrastive_network import encoder_channels, nt_xent_loss, vicreg_loss
 from galaxysim.metrics import same_class_rate
 
@@ -329,7 +330,7 @@ def test_shrinkage_limits_the_amplification_of_weak_directions():
     scales = np.array([3.0, 2.0, 1.0, 1e-3])
     rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     embedding = (rng.normal(size=(500, 4)) * scales) @ rotation.T + 7.0
-    mean, components = contrastive_module._whitening(embedding, 4, 64)
+    mean, components = shrunk_whitening(embedding, 4, 64)
     assert components.shape == (4, 4)
     whitened = (embedding - mean) @ components.T
     # Many samples (500 for 4 dimensions): little shrinkage, the strong directions
@@ -339,15 +340,15 @@ def test_shrinkage_limits_the_amplification_of_weak_directions():
     assert PCA(whiten=True).fit_transform(embedding)[:, 3].std(ddof=1) == pytest.approx(1)
     # Few samples (8 for 4 dimensions): much more shrinkage, a milder whitening.
     few = embedding[:8]
-    mean, components = contrastive_module._whitening(few, 4, 64)
+    mean, components = shrunk_whitening(few, 4, 64)
     few_spread = ((few - mean) @ components.T).std(axis=0, ddof=1)
     assert few_spread[0] < 0.95 and few_spread[2] < spread[2]
     # A constant embedding whitens to zeros rather than to NaN.
-    mean, components = contrastive_module._whitening(np.ones((6, 4)), 4, 2)
+    mean, components = shrunk_whitening(np.ones((6, 4)), 4, 2)
     assert components.shape == (2, 4) and np.all(np.isfinite(components))
     np.testing.assert_array_equal((np.ones((6, 4)) - mean) @ components.T, 0)
     # None: the identity.
-    mean, components = contrastive_module._whitening(None, 5, None)
+    mean, components = shrunk_whitening(None, 5, None)
     np.testing.assert_array_equal(mean, np.zeros(5))
     np.testing.assert_array_equal(components, np.eye(5))
 

@@ -1,4 +1,5 @@
-"""Data sets: Galaxy10 DECaLS (load and fetch), built-in synthetic galaxies, the Milky Way."""
+"""Data sets: Galaxy10 DECaLS (load and fetch), built-in synthetic galaxies, the Milky Way,
+and ImageCollection for collections on disk that are read a batch at a time."""
 
 from ._download import (
     ChecksumMismatchError,
@@ -14,6 +15,7 @@ from .galaxy10 import (
     load_galaxy10_decals,
 )
 from .galaxy10_folder import load_galaxy10_folder
+from .image_collection import ImageCollection
 from .milky_way import load_milky_way
 from .synthetic import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 
@@ -21,6 +23,7 @@ __all__ = [
     "GALAXY10_CLASSES",
     "SEED_CLASSES",
     "SYNTHETIC_CLASSES",
+    "ImageCollection",
     "load_galaxy10_decals",
     "fetch_galaxy10_decals",
     "load_galaxy10_folder",

@@ -4,9 +4,10 @@
 :meth:`ImageChunks.piece` cuts it into :class:`ChunkPiece` objects, small
 picklable descriptions of a range of rows that read themselves
 (:meth:`ChunkPiece.read`) wherever they are sent, so that a worker process
-reads its own rows and never receives pixels through the network. Every
-read crops on the way in (only the crop window leaves the file), so memory
-follows the chunk, never the collection.
+reads its own rows and never receives pixels through the network.
+:meth:`ImageChunks.read_rows` reads any rows, in any order, as training
+batches drawn at random need. Every read crops on the way in (only the crop
+window leaves the file), so memory follows the chunk, never the collection.
 
 :meth:`ChunkPiece.digest` fingerprints what a piece reads (the bytes of its
 files, or its block of the HDF5 or zarr array), so that a store of
@@ -73,7 +74,12 @@ def open_zarr_array(path: PathLike, mode: str = "r", what: str = "zarr array") -
     >>> open_zarr_array(path).shape
     (2, 3)
     """
-    import zarr
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError(
+            f"Reading the zarr array {str(path)!r} needs zarr: pip install \"galaxysim[dask]\"."
+        ) from None
 
     folder = Path(path)
     for name in _ZARR_METADATA:
@@ -193,6 +199,53 @@ class ImageChunks:
                          "Pass a larger chunk_size, or check the collection's declared size.")
         return [self.piece(start, min(start + chunk_size, self.n_images))
                 for start in range(0, self.n_images, chunk_size)]
+
+    def read_rows(self, rows: Sequence[int] | np.ndarray, *, raw: bool = False) -> np.ndarray:
+        """The images of ``rows`` (any order, repeats allowed), cropped and resized.
+
+        With ``raw=True`` an HDF5 file or a uint8 zarr array read without
+        ``image_size`` gives its stored uint8 pixels, for the caller to
+        scale by 1/255 (on a GPU, say); otherwise float32 in [0, 1].
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and not (0 <= rows.min() and rows.max() < self.n_images):
+            raise ValueError(f"rows must lie in 0:{self.n_images}; got {rows.min()}:{rows.max()}.")
+        if self.kind == "folder":
+            return load_images([self.paths[row] for row in rows], self.image_size,
+                               crop=self.crop)[0]
+        wanted, where = np.unique(rows, return_inverse=True)
+        block = _h5_rows(self, wanted) if self.kind == "h5" else _zarr_rows(self, wanted)
+        block = block[where]
+        if raw and block.dtype == np.uint8 and self.image_size is None:
+            return block
+        return preprocess_images(block, image_size=self.image_size, name=repr(self.location))
+
+
+def _h5_rows(chunks: ImageChunks, rows: np.ndarray) -> np.ndarray:
+    """Sorted distinct ``rows`` of an HDF5 file, cut to the crop window while read."""
+    import h5py
+
+    path = Path(chunks.location)
+    with h5py.File(path, "r") as handle:
+        dataset = handle["images"]
+        window = _crop_window(chunks.crop, *dataset.shape[1:3])
+        # One read per run of consecutive rows: h5py reads slices far faster than
+        # lists of rows (by 2-30 times for 128 rows scattered over a file).
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows.size else []
+        blocks = [_read(dataset, (slice(int(run[0]), int(run[-1]) + 1), *window, slice(None)),
+                        path) for run in runs]
+        height, width = (side.stop - side.start for side in window)
+        empty = np.empty((0, height, width, dataset.shape[-1]), dtype=dataset.dtype)
+    return np.concatenate(blocks) if blocks else empty
+
+
+def _zarr_rows(chunks: ImageChunks, rows: np.ndarray) -> np.ndarray:
+    """Sorted distinct ``rows`` of a zarr array, each zarr chunk decoded once."""
+    import zarr
+
+    array = zarr.open_array(chunks.location, mode="r")
+    window = _crop_window(chunks.crop, *array.shape[1:3])
+    return np.asarray(array.oindex[rows, window[0], window[1], :])
 
 
 def _h5_chunks(path: Path, crop, image_size) -> ImageChunks:

@@ -3,6 +3,7 @@
 * :mod:`~galaxysim.embedders.contrastive`: :class:`ContrastiveEmbedder`,
   self-supervised (SimCLR or VICReg) on augmented views of the galaxies.
 * :mod:`~galaxysim.embedders.contrastive_network`: its network and losses.
+* :mod:`~galaxysim.embedders.whitening`: the shrunk PCA whitening of its embedding.
 * :mod:`~galaxysim.embedders.dihedral_network`: its group-convolutional network,
   whose embedding ignores flips and quarter turns (``encoder="dihedral"``).
 * :mod:`~galaxysim.embedders.augment`: batched galaxy augmentations in torch

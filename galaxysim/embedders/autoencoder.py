@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
 from .._validation import check_bool, check_positive_int
 from ..symmetry import random_dihedral
-from ._image_input import ImageInputMixin, as_nchw, check_augmentation
+from ._image_input import ImageInputMixin, check_augmentation
 from .augment import GalaxyAugmentation
 from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruction_loss
 
@@ -47,7 +47,11 @@ class AutoencoderEmbedder(
     features: each sample becomes a 1x1 image with ``d`` channels, scaled to
     [0, 1] by the minimum and maximum seen in ``fit`` (so this needs
     ``n_stages=0``). This is what lets the estimator run inside any
-    scikit-learn tool; for images, give ``image_shape``.
+    scikit-learn tool; for images, give ``image_shape``. A collection on disk
+    larger than memory (an :class:`~galaxysim.datasets.ImageCollection`, or
+    its path) is read a batch at a time by worker processes while the
+    network trains, with the same result as the same images in memory
+    (docs/scale.md).
 
     Parameters
     ----------
@@ -207,10 +211,13 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images ``(n, H, W, C)`` or ``(n, H, W)``, uint8 or float in
-            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; or generic
-            2-D features (see the class description).
+            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; generic
+            2-D features (see the class description); or a collection on
+            disk, streamed a batch at a time: an
+            :class:`~galaxysim.datasets.ImageCollection`, or the path of an
+            HDF5 file, zarr array or folder (read as ``ImageCollection(path)``).
         y : None
             Ignored; present for API consistency.
 
@@ -228,8 +235,9 @@ class AutoencoderEmbedder(
         1
         """
         device = self._check_params()
-        images, input_format, input_range = self._fit_input(X)
-        height, width, channels = images.shape[1:]
+        given = self._training_input(X)
+        input_format = given.input_format
+        height, width, channels = given.image_shape
         factor = 2**self.n_stages
         if height % factor or width % factor:
             hint = (
@@ -249,19 +257,22 @@ class AutoencoderEmbedder(
             network = self._new_network((height, width, channels))
         if self.init is not None:
             self._initial_weights(network, "network_", _ARCHITECTURE)
-        check_training_memory(network, images, self.batch_size, device)
+        check_training_memory(network, (len(given.data), height, width, channels),
+                              self.batch_size, device,
+                              copied_bytes=0 if given.streamed else given.data.nbytes)
         history = self._fit_module(
             network,
-            as_nchw(images),
+            given.data,
             reconstruction_loss,
             random_state=seed,
             device=device,
             augment=self._training_augmentation(),
+            **given.loop_options(),
         )
         # Fitted state is set only once training has succeeded.
         self.history_ = history
         self.input_format_ = input_format
-        self.input_range_ = input_range
+        self.input_range_ = given.input_range
         self.image_shape_ = (height, width, channels)
         self.n_features_in_ = height * width * channels
         self.device_ = device
@@ -314,9 +325,10 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images laid out as in ``fit`` (4-D images and flattened images
-            are interchangeable).
+            are interchangeable), or a collection on disk framed like the
+            training images (embedded a batch at a time).
 
         Returns
         -------
@@ -333,7 +345,7 @@ class AutoencoderEmbedder(
         (12, 2)
         """
         check_is_fitted(self)
-        images = self._input(X)
+        images = self._network_input(X)
 
         def codes(batch: torch.Tensor) -> torch.Tensor:
             # A float32 sigmoid may round differently in vectorised and scalar code;
@@ -341,7 +353,7 @@ class AutoencoderEmbedder(
             # comes from the float32 convolutions (about 1e-7).
             return torch.sigmoid(self.network_.encode_logits(batch).double())
 
-        return self._batched(codes, as_nchw(images)).numpy()
+        return self._batched(codes, images).numpy()
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode latent codes into images.
@@ -389,8 +401,9 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, or a collection on disk framed
+            like the training images (read a batch at a time).
 
         Returns
         -------
@@ -409,7 +422,7 @@ class AutoencoderEmbedder(
         (12,)
         """
         check_is_fitted(self)
-        images = as_nchw(self._input(X))
+        images = self._network_input(X)
 
         def per_sample(batch: torch.Tensor) -> torch.Tensor:
             return (self.network_(batch) - batch).square().mean(dim=(1, 2, 3))

@@ -28,10 +28,11 @@ from .._training import (
 )
 from .._validation import check_bool, check_positive_float, check_positive_int
 from ..symmetry import dihedral_index_maps
-from ._image_input import ImageInputMixin, as_nchw, check_augmentation
+from ._image_input import ImageInputMixin, as_nchw, check_augmentation, take
 from .augment import GalaxyAugmentation
 from .contrastive_network import ContrastiveEncoder, nt_xent_loss, vicreg_loss
 from .dihedral_network import DihedralEncoder
+from .whitening import shrunk_whitening
 
 __all__ = ["ContrastiveEmbedder"]
 
@@ -62,6 +63,10 @@ class ContrastiveEmbedder(
     ``image_shape``. Any other 2-D array ``(n, d)`` is read as ``d`` generic
     features (a 1x1 image with ``d`` channels, scaled to [0, 1] by the
     range seen in ``fit``), augmented only by noise, brightness and colour.
+    A collection on disk larger than memory (an
+    :class:`~galaxysim.datasets.ImageCollection`, or its path) is read a
+    batch at a time by worker processes while the network trains, with the
+    same result as the same images in memory (docs/scale.md).
 
     Parameters
     ----------
@@ -277,10 +282,13 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
+        X : array-like, ImageCollection or path
             Images ``(n, H, W, C)`` or ``(n, H, W)``, uint8 or float in
-            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; or generic
-            2-D features (see the class description).
+            [0, 1]; flattened ``(n, H*W*C)`` with ``image_shape``; generic
+            2-D features (see the class description); or a collection on
+            disk, streamed a batch at a time: an
+            :class:`~galaxysim.datasets.ImageCollection`, or the path of an
+            HDF5 file, zarr array or folder (read as ``ImageCollection(path)``).
         y : None
             Ignored; present for API consistency.
 
@@ -298,41 +306,57 @@ class ContrastiveEmbedder(
         1
         """
         device = self._check_params()
-        images, input_format, input_range = self._fit_input(X)
-        augmentation = self._augmentation(input_format)
+        given = self._training_input(X)
+        augmentation = self._augmentation(given.input_format)
         seed = torch_seed(self.random_state)
-        data = as_nchw(images)
+        data = given.data
         train, validation = self._split(data, seed)
         with seeded(seed):
-            network = self._new_network(images.shape[-1])
+            network = self._new_network(given.image_shape[-1])
         if self.init is not None:
             self._initial_weights(network, "network_", _ARCHITECTURE)
+        views = partial(_views, augmentation=augmentation, n_views=self.n_views)
         history = self._fit_module(
-            network, (data[train],), partial(_views_loss, loss=self.loss,
-                                             temperature=float(self.temperature)),
-            random_state=seed, device=device,
-            augment=partial(_views, augmentation=augmentation, n_views=self.n_views),
-            # The validation views are drawn here, once; the loop must not split the images.
+            network, take(data, train) if given.streamed else (data[train],),
+            partial(_views_loss, loss=self.loss, temperature=float(self.temperature)),
+            random_state=seed, device=device, augment=views,
+            # The images are split here; the loop must not split them again.
             validation_fraction=0.0, even_batches=True,
-            validation_data=None if validation is None else (
-                _fixed_views(data[validation], augmentation, self.n_views),),
+            **self._validation(given, validation, augmentation), **given.loop_options(),
         )
         # Fitted state is set only once training and the whitening have succeeded.
-        whitening = _whitening(
+        whitening = shrunk_whitening(
             self._embed(data, network, device) if self.whiten is not None else None,
             self.n_components, self.whiten,
         )
         self.history_ = history
-        self.input_format_ = input_format
-        self.input_range_ = input_range
-        self.image_shape_ = tuple(int(side) for side in images.shape[1:])
+        self.input_format_ = given.input_format
+        self.input_range_ = given.input_range
+        self.image_shape_ = given.image_shape
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.device_ = device
         self.network_ = network
         self.whitening_mean_, self.whitening_components_ = whitening
         return self
 
-    def _split(self, data: torch.Tensor, seed: int) -> tuple[Any, Any]:
+    def _validation(self, given: Any, validation: Any, augmentation: GalaxyAugmentation
+                    ) -> dict[str, Any]:
+        """The loop's validation arguments: fixed views drawn once from memory, or per batch.
+
+        In memory the views of all validation images are drawn here, once; a
+        stream draws them batch by batch, with a generator the loop seeds
+        afresh for every pass, so that each epoch sees the same views too.
+        """
+        if validation is None:
+            return {}
+        if not given.streamed:
+            return {"validation_data": (
+                _fixed_views(given.data[validation], augmentation, self.n_views),)}
+        return {"validation_data": take(given.data, validation),
+                "validation_augment": partial(_views, augmentation=augmentation,
+                                              n_views=self.n_views)}
+
+    def _split(self, data: Any, seed: int) -> tuple[Any, Any]:
         """Indices of the training images and of the validation ones (None without)."""
         n_samples = int(data.shape[0])
         if n_samples < 2:
@@ -372,9 +396,9 @@ class ContrastiveEmbedder(
         """Number of output features, for ``get_feature_names_out``."""
         return self.whitening_components_.shape[0]
 
-    def _embed(self, images: torch.Tensor, network: ContrastiveEncoder | None = None,
+    def _embed(self, images: Any, network: ContrastiveEncoder | None = None,
                device: torch.device | None = None) -> np.ndarray:
-        """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images.
+        """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images (or a stream of them).
 
         By ``network`` on ``device``; by default the fitted ``network_`` on ``device_``.
         """
@@ -398,8 +422,9 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, or a collection on disk framed
+            like the training images (embedded a batch at a time).
 
         Returns
         -------
@@ -417,7 +442,7 @@ class ContrastiveEmbedder(
         (3, 4)
         """
         check_is_fitted(self)
-        embedding = self._embed(as_nchw(self._input(X)))
+        embedding = self._embed(self._network_input(X))
         embedding = (embedding - self.whitening_mean_) @ self.whitening_components_.T
         if self.normalize:
             length = np.linalg.norm(embedding, axis=1, keepdims=True)
@@ -429,8 +454,9 @@ class ContrastiveEmbedder(
 
         Parameters
         ----------
-        X : array-like
-            Images laid out as in ``fit``, at least 2.
+        X : array-like, ImageCollection or path
+            Images laid out as in ``fit``, at least 2 (a collection is read
+            into memory: the loss compares all its views at once).
         y : None
             Ignored; present for API consistency.
 
@@ -489,28 +515,3 @@ def _views_loss(
         pairs = [(i, j) for i in range(n_views) for j in range(i + 1, n_views)]
         return sum(vicreg_loss(projections[i], projections[j]) for i, j in pairs) / len(pairs)
     return nt_xent_loss(projections[0], projections[1], temperature, *projections[2:])
-
-
-def _whitening(
-    embedding: np.ndarray | None, n_components: int, n_kept: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and the whitening map of training embeddings; the identity for None.
-
-    Each kept principal direction is divided by ``sqrt(variance + shrinkage)``,
-    the shrinkage being the mean variance times ``n_components / n_samples``:
-    a covariance estimated from few images is pulled towards a multiple of
-    the identity, as Ledoit and Wolf's estimator does, so that the weak
-    directions of a small collection, mostly noise, are not magnified.
-    """
-    if embedding is None:
-        return np.zeros(n_components), np.eye(n_components)
-    n_samples = len(embedding)
-    mean = embedding.mean(axis=0)
-    _, singular, directions = np.linalg.svd(embedding - mean, full_matrices=False)
-    variance = singular**2 / max(n_samples - 1, 1)
-    kept = min(n_kept, len(singular))
-    # (mean variance over the n_components dimensions) * n_components / n_samples
-    shrinkage = variance.sum() / n_samples
-    scale = np.sqrt(variance[:kept] + shrinkage)
-    scale = np.where(scale > 0, scale, 1.0)
-    return mean, directions[:kept] / scale[:, np.newaxis]

@@ -348,11 +348,16 @@ def saved_activation_bytes(network: ConvAutoencoder, image_shape: tuple[int, int
 
 
 def check_training_memory(
-    network: ConvAutoencoder, images: np.ndarray, batch_size: int, device: torch.device
+    network: ConvAutoencoder, shape: tuple[int, int, int, int], batch_size: int,
+    device: torch.device, *, copied_bytes: int,
 ) -> None:
-    """Refuse, before training, a batch whose activations cannot fit on ``device``."""
-    height, width, channels = images.shape[1:]
-    batch = min(batch_size, len(images))
+    """Refuse, before training, a batch whose activations cannot fit on ``device``.
+
+    ``shape`` is ``(n_images, height, width, channels)``; ``copied_bytes``
+    what the validation split copies on the host (0 for a streamed collection).
+    """
+    n_images, height, width, channels = shape
+    batch = min(batch_size, n_images)
     activations = _ACTIVATION_SAFETY * batch * saved_activation_bytes(
         network, (height, width, channels)
     )
@@ -362,7 +367,7 @@ def check_training_memory(
     if device.type == "cuda":
         available, where = torch.cuda.mem_get_info(device)[0], "free GPU memory"
     else:
-        need += images.nbytes  # the validation split copies the training images
+        need += copied_bytes  # the validation split copies the training images
     check_allocation(
         need,
         f"Training on batches of {batch} images of {height}x{width}x{channels} "
