@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import check_images, check_labels, is_fitted, is_image_input
+from .._validation import check_bool, check_images, check_labels, is_fitted, is_image_input
 from ..symmetry import dihedral_views
 from ._checks import check_ranker_labels, check_ranker_params, fingerprint, is_single_query
 from ._query_checks import collection_statistics, fit_pixel_reference, query_statistics
@@ -357,7 +357,12 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return self._log_density(self.transform(X))
 
     def kneighbors(
-        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True
+        self,
+        X: Any = None,
+        n_neighbors: int | None = None,
+        return_distance: bool = True,
+        *,
+        exclude_self: bool = False,
     ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Find the most similar galaxies of the collection, as sklearn does.
 
@@ -365,12 +370,20 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n, H, W, C), optional
             Query images. None queries the fitted collection itself, each
-            galaxy excluded from its own list.
+            galaxy excluded from its own list (``method="embedding"`` with
+            ``invariance=None`` only, as the ranker does not keep the fitted
+            images; otherwise pass them as ``X`` with ``exclude_self=True``).
         n_neighbors : int, optional
             Defaults to the ``n_neighbors`` given at construction.
         return_distance : bool, default=True
             Also return the distances (for ``method="likelihood"``: the
             absolute log-likelihood differences).
+        exclude_self : bool, default=False
+            ``X`` is the fitted collection (the same images in the same
+            order); each galaxy is left out of its own list, as
+            :meth:`score` does, for every ``method`` and ``invariance``.
+            These are the leave-one-out lists behind :meth:`score` and
+            :func:`~galaxysim.metrics.neighbor_label_shares`.
 
         Returns
         -------
@@ -386,14 +399,30 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         >>> ranker = SimilarityRanker(PCA(3), False, invariance=None, n_neighbors=2).fit(Z)
         >>> ranker.kneighbors(Z[:3], return_distance=False)[:, 0].tolist()
         [0, 1, 2]
+        >>> own = ranker.kneighbors(Z, return_distance=False, exclude_self=True)
+        >>> bool((own == np.arange(20)[:, None]).any())  # no galaxy in its own list
+        False
         """
         check_is_fitted(self)
+        exclude_self = check_bool(exclude_self, "exclude_self")
+        if X is not None and exclude_self:
+            data = self._validate_input(X)
+            fitted = getattr(self, "_fit_fingerprint", None)
+            if len(data) != self.n_samples_fit_ or fingerprint(data) != fitted:
+                raise ValueError(
+                    "exclude_self=True needs X to be the fitted collection (the same images in "
+                    f"the same order); got {len(data)} images that are not the "
+                    f"{self.n_samples_fit_} fitted ones."
+                )
+            k = self._check_k(n_neighbors, exclude_self=True)
+            dist, idx = self._search(self._embed_views(data), k, exclude_self=True)
+            return (dist, idx) if return_distance else idx
         if X is None:
             if self.method == "likelihood" or self.invariance is not None:
                 raise ValueError(
                     "kneighbors() without X needs the fitted images, which the ranker does not "
-                    "keep; pass them as X (they are then not excluded from their own lists), "
-                    "or use method='embedding' with invariance=None."
+                    "keep; pass them as X with exclude_self=True to leave each out of its own "
+                    "list, or use method='embedding' with invariance=None."
                 )
             k = self._check_k(n_neighbors, exclude_self=True)
             dist, idx = self.search_.kneighbors(None, k)
