@@ -5,6 +5,9 @@ measures, per method, how well its embedding groups the classes (the
 leave-one-out same-class rate of the nearest neighbours), where the query's
 ranking puts each class (the target class's share of the top 10 and top 50,
 the mean rank of every class), and what it costs (fit and query seconds).
+Each figure carries a 95 % interval (a percentile bootstrap over the
+galaxies, or a Wilson interval for a share of the top ``k``), and the
+same-class rate is broken down by class.
 Every method is a :class:`~galaxysim.ranking.SimilarityRanker`, so all of
 them are measured through one ranking code path. The baselines (raw pixels
 and PCA) are in the same table, so a learned method that does not beat them
@@ -35,7 +38,7 @@ from .._validation import (
     PathLike, check_bool, check_image, check_images, check_labels, check_positive_int,
     is_fitted,
 )
-from ..metrics import summarize_ranking
+from ..metrics import bootstrap_interval, neighbor_label_shares, summarize_ranking, wilson_interval
 from ..ranking import SimilarityRanker
 from .collections import TARGET_CLASS, Collection, load_collection, load_query, make_builtin_collection
 from .evaluation_methods import (
@@ -49,7 +52,7 @@ from .evaluation_methods import (
     _Models,
     describe_settings,
 )
-from .evaluation_table import EvaluationTable, plot_evaluation
+from .evaluation_table import BOOTSTRAP_RESAMPLES, INTERVAL_CONFIDENCE, EvaluationTable, plot_evaluation
 
 __all__ = [
     "METHODS",
@@ -105,6 +108,7 @@ class _Inputs:
     n_neighbors: int
     ks: tuple[int, ...]
     train_images: np.ndarray | None = None
+    random_state: int | None = 0
 
 
 def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
@@ -118,7 +122,8 @@ def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
 
 
 def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label: Any,
-                  methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any) -> _Inputs:
+                  methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any,
+                  random_state: Any) -> _Inputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
     chosen = _check_methods(methods)
     names = _check_target_names(target_names)
@@ -144,14 +149,48 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
             f"{n_values} values; use at most {min(n, n_values)}."
         )
     check_bool(quick, "quick")
-    return _Inputs(chosen, images, labels, query_image, names, target, latent_dim, n_neighbors, ks)
+    if random_state is not None:
+        check_positive_int(random_state, "random_state", minimum=0)
+    return _Inputs(chosen, images, labels, query_image, names, target, latent_dim, n_neighbors, ks,
+                   random_state=random_state)
 
 
 # ------------------------------------------------------------------------ evaluation
 
 
-def _measure(name: str, models: _Models, inputs: _Inputs) -> dict[str, Any]:
-    """Fit one method's ranker on the collection and measure it: one table row."""
+def _bootstrap(values: np.ndarray, random_state: int | None) -> tuple[float, float]:
+    """The evaluation's interval of a mean over galaxies; NaN for no galaxies."""
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    return bootstrap_interval(values, confidence=INTERVAL_CONFIDENCE,
+                              n_resamples=BOOTSTRAP_RESAMPLES, random_state=random_state)
+
+
+def _with_interval(row: dict[str, Any], column: str, value: float,
+                   interval: tuple[float, float]) -> None:
+    """Put ``value`` in ``column`` and its interval in the two columns after it."""
+    row[column] = float(value)
+    low, high = EvaluationTable.interval_columns(column)
+    row[low], row[high] = float(interval[0]), float(interval[1])
+
+
+def _target_share_interval(hits: int, k: int, n: int) -> tuple[float, float]:
+    """Wilson interval of ``hits`` of the target class among the query's top ``k``.
+
+    When the top ``k`` is the whole collection the share is the class's share
+    of the collection whatever the ranking, so it is exact.
+    """
+    if k == n:
+        return hits / k, hits / k
+    return wilson_interval(hits, k, confidence=INTERVAL_CONFIDENCE)
+
+
+def _measure(name: str, models: _Models, inputs: _Inputs) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit one method's ranker on the collection and measure it.
+
+    Returns one table row and the leave-one-out same-class share of every
+    galaxy (for the paired interval of the difference to PCA).
+    """
     params, shared_seconds = _BUILDERS[name](models)
     if inputs.train_images is not None and not is_fitted(params["embedder"]):
         start = time.perf_counter()
@@ -165,46 +204,73 @@ def _measure(name: str, models: _Models, inputs: _Inputs) -> dict[str, Any]:
     start = time.perf_counter()
     ranker.fit(inputs.images, inputs.labels)
     fit_seconds = time.perf_counter() - start + shared_seconds
-    same_class = ranker.score(inputs.images, inputs.labels)
+    # The leave-one-out lists behind ranker.score(images, labels): their shares average to it.
+    neighbours = ranker.kneighbors(inputs.images, return_distance=False, exclude_self=True)
+    shares = neighbor_label_shares(neighbours, inputs.labels)
     start = time.perf_counter()
     ranking = ranker.rank(inputs.query, n_neighbors=len(inputs.images))
     query_seconds = time.perf_counter() - start
-    summary = summarize_ranking(inputs.labels[ranking.indices], inputs.target_names,
-                                inputs.target, ks=inputs.ks)
+    ranked_labels = inputs.labels[ranking.indices]
+    summary = summarize_ranking(ranked_labels, inputs.target_names, inputs.target, ks=inputs.ks)
+    seed = inputs.random_state
+    key = f"same_class_at_{inputs.n_neighbors}"
     row: dict[str, Any] = {
         "method": name,
         "kind": "baseline" if name in _BASELINES else "learned",
         "embedding_dim": int(ranker.embedding_.shape[1]),
-        f"same_class_at_{inputs.n_neighbors}": float(same_class),
-        "same_class_vs_pca": float("nan"),
     }
+    _with_interval(row, key, np.mean(shares), _bootstrap(shares, seed))
+    _with_interval(row, "same_class_vs_pca", float("nan"), (float("nan"), float("nan")))
+    n = len(inputs.images)
     for k in inputs.ks:
-        row[f"target_share_at_{k}"] = float(summary[f"precision_at_{k}"])
-    for class_name in inputs.target_names:
-        row[f"mean_rank:{class_name}"] = float(summary["class_rank_profile"][class_name]["mean_rank"])
+        hits = int(np.count_nonzero(ranked_labels[:k] == inputs.target))
+        _with_interval(row, f"target_share_at_{k}", summary[f"precision_at_{k}"],
+                       _target_share_interval(hits, k, n))
+    # Position (1 = most similar) of every galaxy in the query's full ranking.
+    positions = np.empty(n)
+    positions[ranking.indices] = np.arange(1, n + 1)
+    for label, class_name in enumerate(inputs.target_names):
+        mine = positions[inputs.labels == label]
+        _with_interval(row, f"mean_rank:{class_name}",
+                       summary["class_rank_profile"][class_name]["mean_rank"],
+                       _bootstrap(mine, seed))
     row["query_isolation"] = float(ranking.query_isolation)
     row["fit_seconds"] = float(fit_seconds)
     row["query_seconds"] = float(query_seconds)
-    return row
+    for label, class_name in enumerate(inputs.target_names):
+        mine = shares[inputs.labels == label]
+        _with_interval(row, f"{key}:{class_name}", np.mean(mine) if len(mine) else float("nan"),
+                       _bootstrap(mine, seed))
+    return row, shares
 
 
 def _measure_all(models: _Models, inputs: _Inputs, *, verbose: bool) -> list[dict[str, Any]]:
-    """One row per method, each with its same-class rate's difference to PCA's."""
+    """One row per method, each with its same-class rate's difference to PCA's.
+
+    The interval of the difference is a paired bootstrap: the per-galaxy
+    differences of the two methods' shares are resampled, so the galaxies
+    both methods find hard do not widen it.
+    """
     key = f"same_class_at_{inputs.n_neighbors}"
-    rows = []
+    rows, shares = [], []
     for name in inputs.methods:
-        row = _measure(name, models, inputs)
+        row, method_shares = _measure(name, models, inputs)
         rows.append(row)
+        shares.append(method_shares)
         if verbose:
+            low, high = EvaluationTable.interval_columns(key)
             print(
-                f"[evaluate] {name}: same-class@{inputs.n_neighbors} {row[key]:.3f}, "
+                f"[evaluate] {name}: same-class@{inputs.n_neighbors} {row[key]:.3f} "
+                f"[{row[low]:.3f}, {row[high]:.3f}], "
                 f"fit {row['fit_seconds']:.1f} s, query {row['query_seconds']:.3f} s",
                 file=sys.stderr,
             )
     if "pca" in inputs.methods:
-        pca_rate = rows[inputs.methods.index("pca")][key]
-        for row in rows:
-            row["same_class_vs_pca"] = row[key] - pca_rate
+        pca = inputs.methods.index("pca")
+        pca_rate = rows[pca][key]
+        for row, method_shares in zip(rows, shares):
+            _with_interval(row, "same_class_vs_pca", row[key] - pca_rate,
+                           _bootstrap(method_shares - shares[pca], inputs.random_state))
     return rows
 
 
@@ -217,6 +283,10 @@ def _chance(inputs: _Inputs, class_counts: np.ndarray) -> dict[str, float]:
         f"same_class_at_{inputs.n_neighbors}": float(np.sum(shares * (class_counts - 1) / (n - 1))),
         **{f"target_share_at_{k}": float(shares[inputs.target]) for k in inputs.ks},
         **{f"mean_rank:{class_name}": (n + 1) / 2 for class_name in inputs.target_names},
+        # Within one class: a random other galaxy is of that class with this probability.
+        **{f"same_class_at_{inputs.n_neighbors}:{class_name}":
+           float((count - 1) / (n - 1)) if count else float("nan")
+           for class_name, count in zip(inputs.target_names, class_counts)},
     }
 
 
@@ -248,6 +318,16 @@ def evaluate_methods(
     itself (leave-one-out: each galaxy is left out of its own neighbours),
     and its ranking of the whole collection for ``query`` gives the target
     class's share of the top ``k`` and each class's mean rank.
+
+    Every figure comes with a 95 % interval (columns ``<column>_ci_low`` and
+    ``<column>_ci_high``): a percentile bootstrap of 2,000 resamples of the
+    galaxies for the same-class rate (per-galaxy shares from
+    :meth:`SimilarityRanker.kneighbors` with ``exclude_self=True``), its
+    difference to PCA's (paired) and each class's mean rank (that class's
+    galaxies); a Wilson interval for the target share of the top ``k``. The
+    same-class rate is also given for each class (``same_class_at_<n>:<class>``).
+    With a few galaxies a class the intervals are wide: a difference between
+    methods that lies inside them is not a result.
 
     Parameters
     ----------
@@ -295,7 +375,9 @@ def evaluate_methods(
         example a larger unlabelled collection; the rankers still index and
         are measured on ``X``. Default: ``X`` itself.
     random_state : int or None, default=0
-        Seeds PCA, the autoencoder and the flows.
+        Seeds PCA, the autoencoder, the flows and the bootstrap of the
+        intervals, so the same seed gives the same table (fit and query
+        seconds aside). None seeds nothing.
     data_name, query_name : str
         How the collection and the query are called in the reports.
     verbose : bool, default=False
@@ -332,6 +414,7 @@ def evaluate_methods(
     inputs = _check_inputs(
         X, y, query, target_names=target_names, target_label=target_label, methods=methods,
         latent_dim=latent_dim, n_neighbors=n_neighbors, ks=ks, quick=quick,
+        random_state=random_state,
     )
     if train_X is not None:
         inputs.train_images = check_images(train_X, min_samples=2, name="train_X")
