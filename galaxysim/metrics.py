@@ -316,7 +316,9 @@ def _check_random_state(random_state: Any) -> np.random.Generator:
     return np.random.default_rng(int(random_state))
 
 
-def wilson_interval(successes: int, n_trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(
+    successes: int, n_trials: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
     """Wilson score interval of a share: ``successes`` out of ``n_trials``.
 
     The interval of a binomial proportion that keeps close to its nominal
@@ -363,7 +365,8 @@ def wilson_interval(successes: int, n_trials: int, *, confidence: float = 0.95) 
     share = successes / n_trials
     spread = z * z / n_trials
     centre = (share + spread / 2.0) / (1.0 + spread)
-    half = z * math.sqrt(share * (1.0 - share) / n_trials + spread / (4.0 * n_trials)) / (1.0 + spread)
+    spread_of_share = share * (1.0 - share) / n_trials + spread / (4.0 * n_trials)
+    half = z * math.sqrt(spread_of_share) / (1.0 + spread)
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n_trials else min(1.0, centre + half)
     return float(low), float(high)

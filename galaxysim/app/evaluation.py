@@ -52,7 +52,12 @@ from .evaluation_methods import (
     _Models,
     describe_settings,
 )
-from .evaluation_table import BOOTSTRAP_RESAMPLES, INTERVAL_CONFIDENCE, EvaluationTable, plot_evaluation
+from .evaluation_table import (
+    BOOTSTRAP_RESAMPLES,
+    INTERVAL_CONFIDENCE,
+    EvaluationTable,
+    plot_evaluation,
+)
 
 __all__ = [
     "METHODS",
