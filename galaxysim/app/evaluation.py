@@ -542,7 +542,8 @@ def run_evaluation(
         for 2,000 images of 64 pixels: on a CPU pass a lighter one (for
         example ``{"n_blocks": 1, "base_channels": 8, "max_epochs": 15}``).
     random_state : int or None, default=0
-        Seeds the data (built-in galaxies, subsets) and the models.
+        Seeds the data (built-in galaxies, subsets), the models and the bootstrap
+        of the intervals.
     verbose : bool, default=False
         Print progress.
 
