@@ -2,13 +2,11 @@
 
 They answer the questions a user of a galaxy ranking asks: are the top
 galaxies of the right class (:func:`precision_at_k`), does the embedding put
-look-alikes together (:func:`same_class_rate`, galaxy by galaxy
-:func:`same_class_shares` and :func:`neighbor_label_shares`), where does each
+look-alikes together (:func:`same_class_rate`; item by item
+:func:`same_class_shares`, :func:`neighbor_label_shares`), where does each
 class land in a ranking (:func:`class_rank_profile`), and how good is a
-density in the unit image-model papers use (:func:`bits_per_dim`). How far
-to trust such a figure measured on a few galaxies is given by
-:func:`bootstrap_interval` (a mean over items) and :func:`wilson_interval`
-(a share of a few trials).
+density in the unit image-model papers use (:func:`bits_per_dim`); and how far
+to trust a figure of a few galaxies (:func:`bootstrap_interval`, :func:`wilson_interval`).
 """
 
 from __future__ import annotations
@@ -167,12 +165,9 @@ def same_class_shares(
 def neighbor_label_shares(neighbors: Any, labels: Any) -> np.ndarray:
     """Share of each item's listed neighbours whose label is the item's own.
 
-    Turns neighbour lists found by any search into per-item same-class
-    shares, for example the leave-one-out lists of
-    :meth:`SimilarityRanker.kneighbors(X, exclude_self=True)
-    <galaxysim.ranking.SimilarityRanker.kneighbors>` on the fitted
-    collection, whose mean is then :meth:`SimilarityRanker.score
-    <galaxysim.ranking.SimilarityRanker.score>` on it.
+    Per-item same-class shares from neighbour lists of any search, such as the
+    leave-one-out lists of ``SimilarityRanker.kneighbors(X, exclude_self=True)``
+    on the fitted collection, whose mean is ``SimilarityRanker.score(X, y)``.
 
     Parameters
     ----------
@@ -217,26 +212,21 @@ def _check_confidence(confidence: Any) -> float:
     return float(confidence)
 
 
-# Resampled indices drawn at a time: bounds the memory of a bootstrap of a large
-# collection (8 bytes each, so about 32 MB) without a Python loop over resamples.
+# Resampled indices drawn at a time (8 bytes each): bounds a large collection's memory.
 _MAX_DRAWS = 4_000_000
 
 
 def bootstrap_interval(
-    values: Any,
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
+    values: Any, *, confidence: float = 0.95, n_resamples: int = 2000,
     random_state: int | np.random.Generator | None = 0,
 ) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of the mean of ``values``.
 
     ``values`` is resampled with replacement ``n_resamples`` times, each
-    resample as long as ``values``; the interval is the central
-    ``confidence`` share of the resampled means (the percentile bootstrap,
-    Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13). It
-    says how much the mean depends on which items happen to be in the sample:
-    a difference between two figures that lies inside it is not a result.
+    resample as long as ``values``; the interval is the central ``confidence``
+    share of the resampled means (the percentile bootstrap, Efron & Tibshirani,
+    *An Introduction to the Bootstrap*, 1993, ch. 13): how much the mean depends
+    on which items happen to be in the sample.
 
     Parameters
     ----------
@@ -308,9 +298,8 @@ def _check_random_state(random_state: Any) -> np.random.Generator:
     if random_state is None:
         return np.random.default_rng()
     if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, Integral):
-        raise TypeError(
-            f"random_state must be an int, a numpy.random.Generator or None, got {random_state!r}."
-        )
+        raise TypeError(f"random_state must be an int, a numpy.random.Generator or None, "
+                        f"got {random_state!r}.")
     if random_state < 0:
         raise ValueError(f"random_state must be >= 0, got {random_state!r}.")
     return np.random.default_rng(int(random_state))

@@ -5,9 +5,8 @@ measures, per method, how well its embedding groups the classes (the
 leave-one-out same-class rate of the nearest neighbours), where the query's
 ranking puts each class (the target class's share of the top 10 and top 50,
 the mean rank of every class), and what it costs (fit and query seconds).
-Each figure carries a 95 % interval (a percentile bootstrap over the
-galaxies, or a Wilson interval for a share of the top ``k``), and the
-same-class rate is broken down by class.
+Each figure carries a 95 % interval and the same-class rate is broken down
+by class (:mod:`galaxysim.app.evaluation_measures` measures a fitted ranker).
 Every method is a :class:`~galaxysim.ranking.SimilarityRanker`, so all of
 them are measured through one ranking code path. The baselines (raw pixels
 and PCA) are in the same table, so a learned method that does not beat them
@@ -27,7 +26,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,7 +36,6 @@ from .._validation import (
     PathLike, check_bool, check_image, check_images, check_labels, check_positive_int,
     is_fitted,
 )
-from ..metrics import bootstrap_interval, neighbor_label_shares, summarize_ranking, wilson_interval
 from ..ranking import SimilarityRanker
 from .collections import TARGET_CLASS, Collection, load_collection, load_query, make_builtin_collection
 from .evaluation_methods import (
@@ -52,12 +49,8 @@ from .evaluation_methods import (
     _Models,
     describe_settings,
 )
-from .evaluation_table import (
-    BOOTSTRAP_RESAMPLES,
-    INTERVAL_CONFIDENCE,
-    EvaluationTable,
-    plot_evaluation,
-)
+from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
+from .evaluation_table import EvaluationTable, plot_evaluation
 
 __all__ = [
     "METHODS",
@@ -99,23 +92,6 @@ def _check_target_label(target_label: Any, target_names: list[str]) -> int:
     return int(target_label)
 
 
-@dataclass
-class _Inputs:
-    """The checked arguments of :func:`evaluate_methods`."""
-
-    methods: list[str]
-    images: np.ndarray
-    labels: np.ndarray
-    query: np.ndarray
-    target_names: list[str]
-    target: int
-    latent_dim: int
-    n_neighbors: int
-    ks: tuple[int, ...]
-    train_images: np.ndarray | None = None
-    random_state: int | None = 0
-
-
 def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
     if isinstance(ks, (str, bytes)) or not isinstance(ks, (Sequence, np.ndarray)):
         raise TypeError(f"ks must be a sequence of cut-offs such as (10, 50), got {ks!r}.")
@@ -128,7 +104,7 @@ def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
 
 def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label: Any,
                   methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any,
-                  random_state: Any) -> _Inputs:
+                  random_state: Any) -> EvaluationInputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
     chosen = _check_methods(methods)
     names = _check_target_names(target_names)
@@ -156,41 +132,15 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
     check_bool(quick, "quick")
     if random_state is not None:
         check_positive_int(random_state, "random_state", minimum=0)
-    return _Inputs(chosen, images, labels, query_image, names, target, latent_dim, n_neighbors, ks,
-                   random_state=random_state)
+    return EvaluationInputs(chosen, images, labels, query_image, names, target, latent_dim,
+                            n_neighbors, ks, random_state=random_state)
 
 
 # ------------------------------------------------------------------------ evaluation
 
 
-def _bootstrap(values: np.ndarray, random_state: int | None) -> tuple[float, float]:
-    """The evaluation's interval of a mean over galaxies; NaN for no galaxies."""
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    return bootstrap_interval(values, confidence=INTERVAL_CONFIDENCE,
-                              n_resamples=BOOTSTRAP_RESAMPLES, random_state=random_state)
-
-
-def _with_interval(row: dict[str, Any], column: str, value: float,
-                   interval: tuple[float, float]) -> None:
-    """Put ``value`` in ``column`` and its interval in the two columns after it."""
-    row[column] = float(value)
-    low, high = EvaluationTable.interval_columns(column)
-    row[low], row[high] = float(interval[0]), float(interval[1])
-
-
-def _target_share_interval(hits: int, k: int, n: int) -> tuple[float, float]:
-    """Wilson interval of ``hits`` of the target class among the query's top ``k``.
-
-    When the top ``k`` is the whole collection the share is the class's share
-    of the collection whatever the ranking, so it is exact.
-    """
-    if k == n:
-        return hits / k, hits / k
-    return wilson_interval(hits, k, confidence=INTERVAL_CONFIDENCE)
-
-
-def _measure(name: str, models: _Models, inputs: _Inputs) -> tuple[dict[str, Any], np.ndarray]:
+def _measure(name: str, models: _Models,
+             inputs: EvaluationInputs) -> tuple[dict[str, Any], np.ndarray]:
     """Fit one method's ranker on the collection and measure it.
 
     Returns one table row and the leave-one-out same-class share of every
@@ -209,61 +159,22 @@ def _measure(name: str, models: _Models, inputs: _Inputs) -> tuple[dict[str, Any
     start = time.perf_counter()
     ranker.fit(inputs.images, inputs.labels)
     fit_seconds = time.perf_counter() - start + shared_seconds
-    # The leave-one-out lists behind ranker.score(images, labels): their shares average to it.
-    neighbours = ranker.kneighbors(inputs.images, return_distance=False, exclude_self=True)
-    shares = neighbor_label_shares(neighbours, inputs.labels)
-    start = time.perf_counter()
-    ranking = ranker.rank(inputs.query, n_neighbors=len(inputs.images))
-    query_seconds = time.perf_counter() - start
-    ranked_labels = inputs.labels[ranking.indices]
-    summary = summarize_ranking(ranked_labels, inputs.target_names, inputs.target, ks=inputs.ks)
-    seed = inputs.random_state
-    key = f"same_class_at_{inputs.n_neighbors}"
-    row: dict[str, Any] = {
-        "method": name,
-        "kind": "baseline" if name in _BASELINES else "learned",
-        "embedding_dim": int(ranker.embedding_.shape[1]),
-    }
-    _with_interval(row, key, np.mean(shares), _bootstrap(shares, seed))
-    _with_interval(row, "same_class_vs_pca", float("nan"), (float("nan"), float("nan")))
-    n = len(inputs.images)
-    for k in inputs.ks:
-        hits = int(np.count_nonzero(ranked_labels[:k] == inputs.target))
-        _with_interval(row, f"target_share_at_{k}", summary[f"precision_at_{k}"],
-                       _target_share_interval(hits, k, n))
-    # Position (1 = most similar) of every galaxy in the query's full ranking.
-    positions = np.empty(n)
-    positions[ranking.indices] = np.arange(1, n + 1)
-    for label, class_name in enumerate(inputs.target_names):
-        mine = positions[inputs.labels == label]
-        _with_interval(row, f"mean_rank:{class_name}",
-                       summary["class_rank_profile"][class_name]["mean_rank"],
-                       _bootstrap(mine, seed))
-    row["query_isolation"] = float(ranking.query_isolation)
-    row["fit_seconds"] = float(fit_seconds)
-    row["query_seconds"] = float(query_seconds)
-    for label, class_name in enumerate(inputs.target_names):
-        mine = shares[inputs.labels == label]
-        _with_interval(row, f"{key}:{class_name}", np.mean(mine) if len(mine) else float("nan"),
-                       _bootstrap(mine, seed))
-    return row, shares
+    figures, shares = measure_ranker(ranker, inputs, fit_seconds=fit_seconds)
+    return {"method": name, "kind": "baseline" if name in _BASELINES else "learned",
+            **figures}, shares
 
 
-def _measure_all(models: _Models, inputs: _Inputs, *, verbose: bool) -> list[dict[str, Any]]:
-    """One row per method, each with its same-class rate's difference to PCA's.
-
-    The interval of the difference is a paired bootstrap: the per-galaxy
-    differences of the two methods' shares are resampled, so the galaxies
-    both methods find hard do not widen it.
-    """
-    key = f"same_class_at_{inputs.n_neighbors}"
+def _measure_all(models: _Models, inputs: EvaluationInputs, *,
+                 verbose: bool) -> list[dict[str, Any]]:
+    """One row per method, each with its same-class rate's (paired) difference to PCA's."""
+    key = inputs.same_class_key
+    low, high = EvaluationTable.interval_columns(key)
     rows, shares = [], []
     for name in inputs.methods:
         row, method_shares = _measure(name, models, inputs)
         rows.append(row)
         shares.append(method_shares)
         if verbose:
-            low, high = EvaluationTable.interval_columns(key)
             print(
                 f"[evaluate] {name}: same-class@{inputs.n_neighbors} {row[key]:.3f} "
                 f"[{row[low]:.3f}, {row[high]:.3f}], "
@@ -271,28 +182,8 @@ def _measure_all(models: _Models, inputs: _Inputs, *, verbose: bool) -> list[dic
                 file=sys.stderr,
             )
     if "pca" in inputs.methods:
-        pca = inputs.methods.index("pca")
-        pca_rate = rows[pca][key]
-        for row, method_shares in zip(rows, shares):
-            _with_interval(row, "same_class_vs_pca", row[key] - pca_rate,
-                           _bootstrap(method_shares - shares[pca], inputs.random_state))
+        add_differences(rows, shares, inputs.methods.index("pca"), inputs)
     return rows
-
-
-def _chance(inputs: _Inputs, class_counts: np.ndarray) -> dict[str, float]:
-    """What a random ranking scores in every column."""
-    n = len(inputs.images)
-    shares = class_counts / n
-    return {
-        # A random other galaxy shares a galaxy's class with this probability.
-        f"same_class_at_{inputs.n_neighbors}": float(np.sum(shares * (class_counts - 1) / (n - 1))),
-        **{f"target_share_at_{k}": float(shares[inputs.target]) for k in inputs.ks},
-        **{f"mean_rank:{class_name}": (n + 1) / 2 for class_name in inputs.target_names},
-        # Within one class: a random other galaxy is of that class with this probability.
-        **{f"same_class_at_{inputs.n_neighbors}:{class_name}":
-           float((count - 1) / (n - 1)) if count else float("nan")
-           for class_name, count in zip(inputs.target_names, class_counts)},
-    }
 
 
 def evaluate_methods(
@@ -438,7 +329,7 @@ def evaluate_methods(
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
     return EvaluationTable(
         rows=rows,
-        chance=_chance(inputs, class_counts),
+        chance=chance_figures(inputs),
         target_names=inputs.target_names,
         target_label=inputs.target,
         class_counts=[int(c) for c in class_counts],
