@@ -2,14 +2,18 @@
 
 They answer the questions a user of a galaxy ranking asks: are the top
 galaxies of the right class (:func:`precision_at_k`), does the embedding put
-look-alikes together (:func:`same_class_rate`), where does each class land in
-a ranking (:func:`class_rank_profile`), and how good is a density in the unit
-image-model papers use (:func:`bits_per_dim`).
+look-alikes together (:func:`same_class_rate`; item by item
+:func:`same_class_shares`, :func:`neighbor_label_shares`), where does each
+class land in a ranking (:func:`class_rank_profile`), and how good is a
+density in the unit image-model papers use (:func:`bits_per_dim`); and how far
+to trust a figure of a few galaxies (:func:`bootstrap_interval`, :func:`wilson_interval`).
 """
 
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,11 +23,15 @@ from ._validation import check_labels, check_positive_int
 
 __all__ = [
     "bits_per_dim",
+    "bootstrap_interval",
     "class_rank_profile",
+    "neighbor_label_shares",
     "percentile_rank",
     "precision_at_k",
     "same_class_rate",
+    "same_class_shares",
     "summarize_ranking",
+    "wilson_interval",
 ]
 
 
@@ -61,9 +69,10 @@ def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metri
     """Leave-one-out share of each item's nearest neighbours that share its label.
 
     For every item, its ``n_neighbors`` nearest other items in ``embedding``
-    are found; the rate is the mean share of them with the item's label. It
-    is the k-nearest-neighbour view of how well an embedding groups classes:
-    chance level is the sum of squared class shares.
+    are found; the rate is the mean share of them with the item's label (the
+    mean of :func:`same_class_shares`). It is the k-nearest-neighbour view of
+    how well an embedding groups classes: chance level is the sum of squared
+    class shares.
 
     Parameters
     ----------
@@ -81,6 +90,11 @@ def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metri
     rate : float
         In [0, 1]; higher is better.
 
+    See Also
+    --------
+    same_class_shares : The share of each item, whose mean this is.
+    bootstrap_interval : How far the rate of a small collection can be trusted.
+
     Examples
     --------
     >>> import numpy as np
@@ -88,6 +102,47 @@ def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metri
     >>> Z = np.array([[0.0], [0.1], [5.0], [5.1]])
     >>> same_class_rate(Z, [0, 0, 1, 1], n_neighbors=1)
     1.0
+    """
+    return float(np.mean(same_class_shares(embedding, labels, n_neighbors, metric=metric)))
+
+
+def same_class_shares(
+    embedding: Any, labels: Any, n_neighbors: int = 10, *, metric: str = "euclidean"
+) -> np.ndarray:
+    """Leave-one-out share of each item's nearest neighbours that share its label, item by item.
+
+    The per-item figures behind :func:`same_class_rate`: their mean is the
+    rate, their mean over the items of one class is that class's rate, and
+    resampling them (:func:`bootstrap_interval`) says how much the rate
+    depends on which items happen to be in the collection.
+
+    Parameters
+    ----------
+    embedding : array-like of shape (n, d)
+        One vector per item.
+    labels : array-like of shape (n,)
+        Class of each item.
+    n_neighbors : int, default=10
+        Neighbours per item (the item itself excluded); must be < n.
+    metric : str, default="euclidean"
+        Any metric :class:`sklearn.neighbors.NearestNeighbors` accepts.
+
+    Returns
+    -------
+    shares : ndarray of shape (n,), float64
+        In [0, 1], multiples of ``1 / n_neighbors``.
+
+    See Also
+    --------
+    neighbor_label_shares : The same from neighbour lists found by any search.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.metrics import same_class_shares
+    >>> Z = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [3.0]])
+    >>> same_class_shares(Z, ["a", "a", "a", "b", "b", "b"], n_neighbors=2)
+    array([1. , 1. , 0.5, 1. , 1. , 0. ])
     """
     Z = np.asarray(embedding, dtype=np.float64)
     if Z.ndim != 2:
@@ -104,8 +159,206 @@ def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metri
         )
     index = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(Z)
     # Asking the fitted index with no query excludes each point from its own list.
-    neighbours = index.kneighbors(return_distance=False)
-    return float(np.mean(y[neighbours] == y[:, None]))
+    return neighbor_label_shares(index.kneighbors(return_distance=False), y)
+
+
+def neighbor_label_shares(neighbors: Any, labels: Any) -> np.ndarray:
+    """Share of each item's listed neighbours whose label is the item's own.
+
+    Per-item same-class shares from neighbour lists of any search, such as the
+    leave-one-out lists of ``SimilarityRanker.kneighbors(X, exclude_self=True)``
+    on the fitted collection, whose mean is ``SimilarityRanker.score(X, y)``.
+
+    Parameters
+    ----------
+    neighbors : array-like of int of shape (n, k)
+        Row ``i``: indices into ``labels`` of item ``i``'s neighbours. For a
+        leave-one-out figure, item ``i`` is not in its own row.
+    labels : array-like of shape (n,)
+        Class of each item.
+
+    Returns
+    -------
+    shares : ndarray of shape (n,), float64
+        In [0, 1], multiples of ``1 / k``.
+
+    Examples
+    --------
+    >>> from galaxysim.metrics import neighbor_label_shares
+    >>> neighbor_label_shares([[1, 2], [0, 2], [1, 0]], ["bar", "bar", "edge"])
+    array([0.5, 0.5, 0. ])
+    """
+    y = check_labels(labels, name="labels")
+    idx = np.asarray(neighbors)
+    if idx.ndim != 2 or idx.shape[1] == 0:
+        raise ValueError(f"neighbors must be 2-D (n, k) with k >= 1, got shape {idx.shape}.")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"neighbors must hold integer indices, got dtype {idx.dtype}.")
+    if len(idx) != len(y):
+        raise ValueError(f"neighbors has {len(idx)} rows but labels has {len(y)} entries.")
+    if idx.min() < 0 or idx.max() >= len(y):
+        raise ValueError(
+            f"neighbors must hold indices in [0, {len(y) - 1}], got values in "
+            f"[{idx.min()}, {idx.max()}]."
+        )
+    return np.count_nonzero(y[idx] == y[:, None], axis=1) / idx.shape[1]
+
+
+def _check_confidence(confidence: Any) -> float:
+    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, Real):
+        raise TypeError(f"confidence must be a number in (0, 1), got {confidence!r}.")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be in (0, 1) (0.95 for 95 %), got {confidence!r}.")
+    return float(confidence)
+
+
+# Resampled indices drawn at a time (8 bytes each): bounds a large collection's memory.
+_MAX_DRAWS = 4_000_000
+
+
+def bootstrap_interval(
+    values: Any, *, confidence: float = 0.95, n_resamples: int = 2000,
+    random_state: int | np.random.Generator | None = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the mean of ``values``.
+
+    ``values`` is resampled with replacement ``n_resamples`` times, each
+    resample as long as ``values``; the interval is the central ``confidence``
+    share of the resampled means (the percentile bootstrap, Efron & Tibshirani,
+    *An Introduction to the Bootstrap*, 1993, ch. 13): how much the mean depends
+    on which items happen to be in the sample.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        One finite number per item (for example :func:`same_class_shares`,
+        or the ranks of one class's galaxies in a ranking).
+    confidence : float, default=0.95
+        Coverage of the interval, in (0, 1).
+    n_resamples : int, default=2000
+        Bootstrap resamples.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seeds the resampling: the same seed gives the same interval. None
+        draws fresh entropy.
+
+    Returns
+    -------
+    low, high : float
+        The interval's bounds; ``low <= high``. Constant ``values`` give
+        ``(value, value)``.
+
+    Raises
+    ------
+    ValueError
+        ``values`` is empty, not 1-D or not finite; ``confidence`` is not in
+        (0, 1); ``n_resamples`` is below 1.
+    TypeError
+        ``values`` is not numeric, or an argument is of the wrong type.
+
+    See Also
+    --------
+    wilson_interval : The interval of a share of a few trials.
+
+    Examples
+    --------
+    >>> from galaxysim.metrics import bootstrap_interval
+    >>> low, high = bootstrap_interval([0.2, 0.4, 0.3, 0.5, 0.1, 0.3], random_state=0)
+    >>> bool(low < 0.3 < high), bool(0.1 <= low and high <= 0.5)
+    (True, True)
+    >>> bootstrap_interval([1.0, 1.0, 1.0])
+    (1.0, 1.0)
+    """
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("values must be numbers (a 1-D array-like of floats).") from None
+    if x.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {x.shape}.")
+    if x.size == 0:
+        raise ValueError("values is empty; a bootstrap interval needs at least one value.")
+    if not np.isfinite(x).all():
+        raise ValueError("values contains NaN or infinite values.")
+    confidence = _check_confidence(confidence)
+    n_resamples = check_positive_int(n_resamples, "n_resamples")
+    rng = _check_random_state(random_state)
+    n = x.size
+    means = np.empty(n_resamples)
+    step = max(1, _MAX_DRAWS // n)
+    for start in range(0, n_resamples, step):
+        stop = min(start + step, n_resamples)
+        means[start:stop] = x[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _check_random_state(random_state: Any) -> np.random.Generator:
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, Integral):
+        raise TypeError(f"random_state must be an int, a numpy.random.Generator or None, "
+                        f"got {random_state!r}.")
+    if random_state < 0:
+        raise ValueError(f"random_state must be >= 0, got {random_state!r}.")
+    return np.random.default_rng(int(random_state))
+
+
+def wilson_interval(
+    successes: int, n_trials: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Wilson score interval of a share: ``successes`` out of ``n_trials``.
+
+    The interval of a binomial proportion that keeps close to its nominal
+    coverage for a few trials and for shares near 0 or 1 (Wilson, *J. Am.
+    Stat. Assoc.* 22, 209, 1927; Brown, Cai & DasGupta, *Stat. Sci.* 16, 101,
+    2001), where resampling the trials would give ``[0, 0]`` for 0 of 10,
+    as if a share measured on ten galaxies were certain.
+
+    Parameters
+    ----------
+    successes : int
+        Trials that succeeded (for example, galaxies of the target class
+        among a query's top ``k``), in ``[0, n_trials]``.
+    n_trials : int
+        Trials, at least 1 (``k``).
+    confidence : float, default=0.95
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    low, high : float
+        Bounds in [0, 1]; ``low`` is 0 when ``successes`` is 0, ``high`` is 1
+        when it is ``n_trials``.
+
+    See Also
+    --------
+    bootstrap_interval : The interval of a mean over items.
+
+    Examples
+    --------
+    >>> from galaxysim.metrics import wilson_interval
+    >>> [round(bound, 3) for bound in wilson_interval(2, 10)]
+    [0.057, 0.51]
+    >>> wilson_interval(0, 10)[0], wilson_interval(10, 10)[1]
+    (0.0, 1.0)
+    """
+    n_trials = check_positive_int(n_trials, "n_trials")
+    if isinstance(successes, (bool, np.bool_)) or not isinstance(successes, Integral):
+        raise TypeError(f"successes must be an integer in [0, n_trials], got {successes!r}.")
+    if not 0 <= successes <= n_trials:
+        raise ValueError(f"successes must be in [0, n_trials={n_trials}], got {successes!r}.")
+    confidence = _check_confidence(confidence)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    share = successes / n_trials
+    spread = z * z / n_trials
+    centre = (share + spread / 2.0) / (1.0 + spread)
+    spread_of_share = share * (1.0 - share) / n_trials + spread / (4.0 * n_trials)
+    half = z * math.sqrt(spread_of_share) / (1.0 + spread)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n_trials else min(1.0, centre + half)
+    return float(low), float(high)
 
 
 def class_rank_profile(ranked_labels: Any, classes: Any = None) -> dict[Any, dict[str, float]]:

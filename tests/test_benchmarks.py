@@ -109,7 +109,8 @@ def test_evaluate_quick_writes_its_reports(tmp_path, capsys):
     assert "Command: `python benchmarks/bench_evaluate.py --quick" in markdown and "Date: " in markdown
     assert len(Path(files["csv"]).read_text().splitlines()) == len(bench.METHODS) + 2
     printed = capsys.readouterr().out
-    assert len(_markdown_rows(printed)) == len(bench.METHODS) + 1  # and the chance row
+    # The main table and the same-class rate by class, each with the chance row.
+    assert len(_markdown_rows(printed)) == 2 * (len(bench.METHODS) + 1)
 
 
 def test_evaluate_quick_on_the_real_samples(shared_data, tmp_path):

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from matplotlib.container import BarContainer
 from sklearn.decomposition import PCA
 
 from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
@@ -19,7 +20,7 @@ from galaxysim.app.evaluation import (
     run_evaluation,
 )
 from galaxysim.app.evaluation_methods import _n_stages_for
-from galaxysim.metrics import same_class_rate
+from galaxysim.metrics import same_class_rate, wilson_interval
 
 torch = pytest.importorskip("torch")
 
@@ -71,11 +72,37 @@ def test_quick_run_evaluates_every_method_with_finite_numbers(quick_run):
     assert table["autoencoder+dihedral"]["fit_seconds"] >= 0.5 * table["autoencoder"]["fit_seconds"]
 
 
+def test_quick_run_intervals_hold_their_figures_and_classes_average_to_the_rate(quick_run):
+    table, _ = quick_run
+    counts = np.array(table.class_counts)
+    figures = [table.same_class_key, "same_class_vs_pca",
+               *(f"target_share_at_{k}" for k in table.ks),
+               *(f"mean_rank:{name}" for name in table.target_names),
+               *(f"{table.same_class_key}:{name}" for name in table.target_names)]
+    for row in table.rows:  # every method, the dihedral and likelihood ones included
+        for column in figures:
+            low, high = (row[name] for name in table.interval_columns(column))
+            assert low - 1e-12 <= row[column] <= high + 1e-12, (row["method"], column)
+        per_class = np.array([row[f"{table.same_class_key}:{name}"] for name in table.target_names])
+        assert np.sum(per_class * counts) / counts.sum() == pytest.approx(row[table.same_class_key])
+    assert (table["pca"]["same_class_vs_pca_ci_low"], table["pca"]["same_class_vs_pca_ci_high"]) \
+        == (0.0, 0.0)
+
+
 def test_quick_run_writes_csv_markdown_and_figure(quick_run):
     table, out = quick_run
     with open(out / "evaluation.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["method"] for row in rows] == [*METHODS, "chance"]
+    # Each interval follows its figure; the per-class rates come last.
+    header = list(rows[0])
+    figures = ("same_class_at_10", "same_class_vs_pca")
+    assert header[3:9] == [f"{figure}{suffix}" for figure in figures
+                           for suffix in ("", "_ci_low", "_ci_high")]
+    assert header[-3:] == [f"same_class_at_10:{table.target_names[-1]}{suffix}"
+                           for suffix in ("", "_ci_low", "_ci_high")]
+    assert float(rows[0]["mean_rank:Barred Spiral_ci_low"]) == pytest.approx(
+        table["pixels"]["mean_rank:Barred Spiral_ci_low"])
     for row in rows[:-1]:
         assert math.isfinite(float(row["same_class_at_10"]))
         assert float(row["same_class_at_10"]) == pytest.approx(table[row["method"]]["same_class_at_10"])
@@ -110,6 +137,63 @@ def test_separable_classes_give_perfect_baselines():
     assert table.chance["target_share_at_10"] == 0.5
     assert table.chance["mean_rank:dark"] == 12.5
     assert table.class_counts == [12, 12] and table.target_name == "bright"
+
+
+def test_separable_classes_give_intervals_of_one():
+    X, y = _two_class_images()
+    query = np.full((8, 8, 3), 0.85, dtype=np.float32)
+    table = evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label="bright",
+                             methods=["pixels", "pca"], latent_dim=2, n_neighbors=5, ks=(10, 24))
+    for method in table.methods:
+        row = table[method]
+        # Every galaxy's five neighbours are of its class: no resample can change that.
+        assert (row["same_class_at_5_ci_low"], row["same_class_at_5_ci_high"]) == (1.0, 1.0)
+        for name in ("dark", "bright"):
+            assert row[f"same_class_at_5:{name}"] == 1.0
+            low, high = table.interval_columns(f"same_class_at_5:{name}")
+            assert row[low] == row[high] == 1.0
+        # 10 bright galaxies of 10: Wilson's interval, not the certainty [1, 1].
+        share_interval = (row["target_share_at_10_ci_low"], row["target_share_at_10_ci_high"])
+        assert share_interval == wilson_interval(10, 10)
+        assert row["target_share_at_10_ci_low"] == pytest.approx(0.7225, abs=1e-4)
+        # The top 24 is the whole collection: its share is the class share, whatever the ranking.
+        assert (row["target_share_at_24_ci_low"], row["target_share_at_24_ci_high"]) == (0.5, 0.5)
+        # The bright galaxies hold ranks 1..12: resampling them keeps the mean within [1, 12].
+        low, high = row["mean_rank:bright_ci_low"], row["mean_rank:bright_ci_high"]
+        assert 1 < low < 6.5 < high < 12
+        assert 13 < row["mean_rank:dark_ci_low"] < 18.5 < row["mean_rank:dark_ci_high"] < 24
+    pixels = table["pixels"]
+    assert (pixels["same_class_vs_pca_ci_low"], pixels["same_class_vs_pca_ci_high"]) == (0.0, 0.0)
+    assert table.chance["same_class_at_5:dark"] == pytest.approx(11 / 23)
+
+
+def test_intervals_are_reproducible_for_a_seed():
+    X, y = make_galaxies(40, image_size=8, random_state=3)
+    def run(seed):
+        return evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
+                                methods=["pixels", "pca"], latent_dim=3, n_neighbors=3, ks=(5,),
+                                random_state=seed)
+    first, again, other = run(0)["pixels"], run(0)["pixels"], run(1)["pixels"]
+    intervals = [name for name in first if name.endswith(("_ci_low", "_ci_high"))]
+    assert len(intervals) == 2 * (1 + 1 + 1 + 5 + 5)
+    assert all(np.isfinite(first[name]) for name in intervals)
+    assert {name: first[name] for name in intervals} == {name: again[name] for name in intervals}
+    # The pixels do not depend on the seed: only the bootstrap does.
+    assert first["same_class_at_3"] == other["same_class_at_3"]
+    assert [first[name] for name in intervals] != [other[name] for name in intervals]
+
+
+def test_per_class_rates_weighted_by_class_size_give_the_rate():
+    X, y = make_galaxies(40, image_size=8, random_state=1)
+    keep = np.flatnonzero((y != 1) | (np.arange(40) % 2 == 0))  # classes of unequal size
+    X, y = X[keep], y[keep]
+    table = evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
+                             methods=["pixels", "pca"], latent_dim=5, n_neighbors=3, ks=(5,))
+    counts = np.bincount(y, minlength=5)
+    assert len(set(counts.tolist())) > 1 and table.class_counts == counts.tolist()
+    for row in table.rows:
+        per_class = np.array([row[f"same_class_at_3:{name}"] for name in SYNTHETIC_CLASSES])
+        assert np.sum(per_class * counts) / counts.sum() == pytest.approx(row["same_class_at_3"])
 
 
 def test_baseline_same_class_rates_match_the_metric():
@@ -189,6 +273,92 @@ def test_markdown_shows_rows_chance_and_a_method_below_pca():
     assert "a in top 2" in text and "toy, 4 images of 8x8x3 (a 2, b 2)" in text
 
 
+def _table_with_intervals() -> EvaluationTable:
+    table = _small_table()
+    intervals = {
+        "pca": {"same_class_at_1": (0.25, 0.75), "same_class_vs_pca": (0.0, 0.0),
+                "target_share_at_2": (0.0945, 0.9055), "mean_rank:a": (1.0, 2.0),
+                "mean_rank:b": (3.0, 4.0)},
+        "autoencoder": {"same_class_at_1": (0.0, 0.5), "same_class_vs_pca": (-0.5, 0.0),
+                        "target_share_at_2": (0.0, 0.6576), "mean_rank:a": (3.0, 4.0),
+                        "mean_rank:b": (1.0, 2.0)},
+    }
+    for row in table.rows:
+        for column, (low, high) in intervals[row["method"]].items():
+            row.update(zip(table.interval_columns(column), (low, high)))
+        rate = row["same_class_at_1"]
+        for name, value in (("a", 0.5 * rate), ("b", 1.5 * rate)):
+            row[f"same_class_at_1:{name}"] = value
+            row.update(zip(table.interval_columns(f"same_class_at_1:{name}"), (0.0, 1.0)))
+    table.chance.update({"same_class_at_1:a": 1 / 3, "same_class_at_1:b": 1 / 3})
+    return table
+
+
+def test_markdown_shows_intervals_in_the_cells_and_a_table_by_class():
+    table = _table_with_intervals()
+    text = table.to_markdown(details=False)
+    main, by_class = text.split("\n\n")
+    assert main.splitlines()[0] == (
+        "| method | kind | dim | same-class@1 | vs PCA | a in top 2 | mean rank a | mean rank b "
+        "| isolation | fit s | query s |")
+    assert ("| pca | baseline | 4 | 0.500 [0.25, 0.75] | +0.000 [+0.00, +0.00] "
+            "| 0.500 [0.09, 0.91] | 2 [1, 2] | 4 [3, 4] | 10.0 | 0.25 | 0.001 |") in main
+    assert "| autoencoder | learned | 4 | 0.250 [0.00, 0.50] | -0.250 [-0.50, +0.00] |" in main
+    assert "| *chance* | reference |  | 0.333 |  |" in main  # no interval for chance
+    assert "_ci_" not in text
+    assert by_class.splitlines() == [
+        "| method | same-class@1 a | same-class@1 b |",
+        "|---|---:|---:|",
+        "| pca | 0.250 [0.00, 1.00] | 0.750 [0.00, 1.00] |",
+        "| autoencoder | 0.125 [0.00, 1.00] | 0.375 [0.00, 1.00] |",
+        "| *chance* | 0.333 | 0.333 |",
+    ]
+    assert "95 % interval; a percentile bootstrap of 2,000 resamples" in table.to_markdown()
+    assert "is not a result" in table.to_markdown()
+
+
+def test_markdown_cell_of_an_interval_with_a_blank_bound_is_the_figure_alone():
+    assert EvaluationTable._cell("same_class_at_10", 0.2857, 0.241, 0.333) == "0.286 [0.24, 0.33]"
+    assert EvaluationTable._cell("same_class_at_10", 0.2857, float("nan"), 0.333) == "0.286"
+    assert EvaluationTable._cell("same_class_at_10", 0.2857, "", "") == "0.286"
+    assert EvaluationTable._cell("mean_rank:a", 18.4, 14.2, 23.0) == "18 [14, 23]"
+    assert EvaluationTable._cell("query_isolation", 66.0, 1.0, 2.0) == "66.0"
+
+
+def test_csv_carries_every_interval(tmp_path):
+    table = _table_with_intervals()
+    with open(table.to_csv(tmp_path / "t.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    header = list(rows[0])
+    assert header == table.columns and len(header) == 11 + 2 * 5 + 3 * 2
+    assert "same_class_at_1:b_ci_high" in header and "mean_rank:a_ci_low" in header
+    assert float(rows[1]["target_share_at_2_ci_high"]) == pytest.approx(0.6576)
+    assert rows[2]["method"] == "chance" and rows[2]["same_class_at_1_ci_low"] == ""
+    assert float(rows[2]["same_class_at_1:a"]) == pytest.approx(1 / 3)
+
+
+def test_interval_columns_are_named_after_their_figure():
+    assert EvaluationTable.interval_columns("target_share_at_10") == (
+        "target_share_at_10_ci_low", "target_share_at_10_ci_high")
+    with pytest.raises(TypeError, match="column must be a column name"):
+        EvaluationTable.interval_columns("")
+
+
+def test_figure_draws_the_intervals_as_error_bars():
+    fig = plot_evaluation(_table_with_intervals())
+    rate, share = fig.axes[:2]
+    expected_bars = {rate: [(0.25, 0.75), (0.0, 0.5)], share: [(0.0945, 0.9055), (0.0, 0.6576)]}
+    for ax, expected in expected_bars.items():
+        (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+        segments = bars.errorbar.lines[2][0].get_segments()
+        np.testing.assert_allclose([(seg[0][0], seg[1][0]) for seg in segments], expected)
+        assert "95 % interval" in [text.get_text() for text in ax.get_legend().get_texts()]
+    # Without intervals (a table built by hand) the bars have none.
+    (bars,) = [c for c in plot_evaluation(_small_table()).axes[0].containers
+               if isinstance(c, BarContainer)]
+    assert bars.errorbar is None
+
+
 def test_csv_refuses_to_overwrite_and_needs_a_folder(tmp_path):
     table = _small_table()
     path = table.to_csv(tmp_path / "t.csv")
@@ -247,6 +417,8 @@ def small_data():
         ({"latent_dim": 20, "methods": ["pca"]}, ValueError, "latent_dim=20 is too large"),
         ({"autoencoder_params": [1]}, TypeError, "autoencoder_params must be a dict"),
         ({"quick": "yes"}, TypeError, "quick must be True or False"),
+        ({"random_state": -1}, ValueError, "random_state must be an integer >= 0"),
+        ({"random_state": 0.5}, TypeError, "random_state must be an integer"),
     ],
 )
 def test_bad_arguments_are_named(small_data, kwargs, error, match):

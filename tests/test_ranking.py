@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from galaxysim.images import ImagePreprocessor
-from galaxysim.metrics import percentile_rank
+from galaxysim.metrics import neighbor_label_shares, percentile_rank
 from galaxysim.ranking.search import NeighborSearch
 from galaxysim.ranking import SimilarityRanker
 from galaxysim.symmetry import dihedral_views
@@ -159,6 +159,35 @@ def test_kneighbors_like_sklearn(fitted, data):
     assert self_idx.shape == (40, 2) and not np.any(self_idx == np.arange(40)[:, None])
     with pytest.raises(ValueError, match="does not keep"):
         fitted.kneighbors(n_neighbors=2)
+
+
+@pytest.mark.parametrize("settings", [{"invariance": "dihedral"},
+                                      {"invariance": None},
+                                      {"invariance": None, "method": "likelihood"}])
+def test_kneighbors_exclude_self_gives_the_lists_behind_score(fitted, data, settings):
+    X, y = data
+    ranker = clone(fitted).set_params(**settings).fit(X, y)
+    idx = ranker.kneighbors(X, return_distance=False, exclude_self=True)
+    assert idx.shape == (40, 5) and not np.any(idx == np.arange(40)[:, None])
+    shares = neighbor_label_shares(idx, y)
+    assert shares.mean() == pytest.approx(ranker.score(X, y), abs=1e-12)
+    dist, same = ranker.kneighbors(X, exclude_self=True)
+    np.testing.assert_array_equal(same, idx)
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    if settings == {"invariance": None}:  # the same lists as asking without X
+        np.testing.assert_array_equal(ranker.kneighbors(return_distance=False), idx)
+
+
+def test_kneighbors_exclude_self_needs_the_fitted_collection(fitted, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="exclude_self=True needs X to be the fitted collection"):
+        fitted.kneighbors(X[:10], exclude_self=True)
+    with pytest.raises(ValueError, match="exclude_self=True needs X"):
+        fitted.kneighbors(X[::-1], exclude_self=True)  # same images, another order
+    with pytest.raises(ValueError, match="n_neighbors=40 exceeds the 39"):
+        fitted.kneighbors(X, n_neighbors=40, exclude_self=True)
+    with pytest.raises(TypeError, match="exclude_self must be True or False"):
+        fitted.kneighbors(X, exclude_self="yes")
 
 
 def test_score_excludes_self_matches_on_the_fitted_data(fitted, data):

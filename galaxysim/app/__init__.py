@@ -8,6 +8,8 @@ Nothing in the library imports from here.
 * :mod:`~galaxysim.app.outputs`: the output folder of a ranking run.
 * :mod:`~galaxysim.app.report`: the self-contained HTML report.
 * :mod:`~galaxysim.app.evaluation`: every ranking method compared on one collection;
-  :mod:`~galaxysim.app.evaluation_methods` (the methods and how each is built) and
-  :mod:`~galaxysim.app.evaluation_table` (the result, its reports and figure).
+  :mod:`~galaxysim.app.evaluation_methods` (the methods and how each is built),
+  :mod:`~galaxysim.app.evaluation_measures` (the figures of one method and their
+  intervals) and :mod:`~galaxysim.app.evaluation_table` (the result, its reports and
+  figure).
 """

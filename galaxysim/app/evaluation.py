@@ -5,6 +5,8 @@ measures, per method, how well its embedding groups the classes (the
 leave-one-out same-class rate of the nearest neighbours), where the query's
 ranking puts each class (the target class's share of the top 10 and top 50,
 the mean rank of every class), and what it costs (fit and query seconds).
+Each figure carries a 95 % interval and the same-class rate is broken down
+by class (:mod:`galaxysim.app.evaluation_measures` measures a fitted ranker).
 Every method is a :class:`~galaxysim.ranking.SimilarityRanker`, so all of
 them are measured through one ranking code path. The baselines (raw pixels
 and PCA) are in the same table, so a learned method that does not beat them
@@ -24,7 +26,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,7 +36,6 @@ from .._validation import (
     PathLike, check_bool, check_image, check_images, check_labels, check_positive_int,
     is_fitted,
 )
-from ..metrics import summarize_ranking
 from ..ranking import SimilarityRanker
 from .collections import TARGET_CLASS, Collection, load_collection, load_query, make_builtin_collection
 from .evaluation_methods import (
@@ -49,6 +49,7 @@ from .evaluation_methods import (
     _Models,
     describe_settings,
 )
+from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
 from .evaluation_table import EvaluationTable, plot_evaluation
 
 __all__ = [
@@ -91,22 +92,6 @@ def _check_target_label(target_label: Any, target_names: list[str]) -> int:
     return int(target_label)
 
 
-@dataclass
-class _Inputs:
-    """The checked arguments of :func:`evaluate_methods`."""
-
-    methods: list[str]
-    images: np.ndarray
-    labels: np.ndarray
-    query: np.ndarray
-    target_names: list[str]
-    target: int
-    latent_dim: int
-    n_neighbors: int
-    ks: tuple[int, ...]
-    train_images: np.ndarray | None = None
-
-
 def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
     if isinstance(ks, (str, bytes)) or not isinstance(ks, (Sequence, np.ndarray)):
         raise TypeError(f"ks must be a sequence of cut-offs such as (10, 50), got {ks!r}.")
@@ -118,7 +103,8 @@ def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
 
 
 def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label: Any,
-                  methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any) -> _Inputs:
+                  methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any,
+                  random_state: Any) -> EvaluationInputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
     chosen = _check_methods(methods)
     names = _check_target_names(target_names)
@@ -144,14 +130,22 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
             f"{n_values} values; use at most {min(n, n_values)}."
         )
     check_bool(quick, "quick")
-    return _Inputs(chosen, images, labels, query_image, names, target, latent_dim, n_neighbors, ks)
+    if random_state is not None:
+        check_positive_int(random_state, "random_state", minimum=0)
+    return EvaluationInputs(chosen, images, labels, query_image, names, target, latent_dim,
+                            n_neighbors, ks, random_state=random_state)
 
 
 # ------------------------------------------------------------------------ evaluation
 
 
-def _measure(name: str, models: _Models, inputs: _Inputs) -> dict[str, Any]:
-    """Fit one method's ranker on the collection and measure it: one table row."""
+def _measure(name: str, models: _Models,
+             inputs: EvaluationInputs) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit one method's ranker on the collection and measure it.
+
+    Returns one table row and the leave-one-out same-class share of every
+    galaxy (for the paired interval of the difference to PCA).
+    """
     params, shared_seconds = _BUILDERS[name](models)
     if inputs.train_images is not None and not is_fitted(params["embedder"]):
         start = time.perf_counter()
@@ -165,59 +159,31 @@ def _measure(name: str, models: _Models, inputs: _Inputs) -> dict[str, Any]:
     start = time.perf_counter()
     ranker.fit(inputs.images, inputs.labels)
     fit_seconds = time.perf_counter() - start + shared_seconds
-    same_class = ranker.score(inputs.images, inputs.labels)
-    start = time.perf_counter()
-    ranking = ranker.rank(inputs.query, n_neighbors=len(inputs.images))
-    query_seconds = time.perf_counter() - start
-    summary = summarize_ranking(inputs.labels[ranking.indices], inputs.target_names,
-                                inputs.target, ks=inputs.ks)
-    row: dict[str, Any] = {
-        "method": name,
-        "kind": "baseline" if name in _BASELINES else "learned",
-        "embedding_dim": int(ranker.embedding_.shape[1]),
-        f"same_class_at_{inputs.n_neighbors}": float(same_class),
-        "same_class_vs_pca": float("nan"),
-    }
-    for k in inputs.ks:
-        row[f"target_share_at_{k}"] = float(summary[f"precision_at_{k}"])
-    for class_name in inputs.target_names:
-        row[f"mean_rank:{class_name}"] = float(summary["class_rank_profile"][class_name]["mean_rank"])
-    row["query_isolation"] = float(ranking.query_isolation)
-    row["fit_seconds"] = float(fit_seconds)
-    row["query_seconds"] = float(query_seconds)
-    return row
+    figures, shares = measure_ranker(ranker, inputs, fit_seconds=fit_seconds)
+    return {"method": name, "kind": "baseline" if name in _BASELINES else "learned",
+            **figures}, shares
 
 
-def _measure_all(models: _Models, inputs: _Inputs, *, verbose: bool) -> list[dict[str, Any]]:
-    """One row per method, each with its same-class rate's difference to PCA's."""
-    key = f"same_class_at_{inputs.n_neighbors}"
-    rows = []
+def _measure_all(models: _Models, inputs: EvaluationInputs, *,
+                 verbose: bool) -> list[dict[str, Any]]:
+    """One row per method, each with its same-class rate's (paired) difference to PCA's."""
+    key = inputs.same_class_key
+    low, high = EvaluationTable.interval_columns(key)
+    rows, shares = [], []
     for name in inputs.methods:
-        row = _measure(name, models, inputs)
+        row, method_shares = _measure(name, models, inputs)
         rows.append(row)
+        shares.append(method_shares)
         if verbose:
             print(
-                f"[evaluate] {name}: same-class@{inputs.n_neighbors} {row[key]:.3f}, "
+                f"[evaluate] {name}: same-class@{inputs.n_neighbors} {row[key]:.3f} "
+                f"[{row[low]:.3f}, {row[high]:.3f}], "
                 f"fit {row['fit_seconds']:.1f} s, query {row['query_seconds']:.3f} s",
                 file=sys.stderr,
             )
     if "pca" in inputs.methods:
-        pca_rate = rows[inputs.methods.index("pca")][key]
-        for row in rows:
-            row["same_class_vs_pca"] = row[key] - pca_rate
+        add_differences(rows, shares, inputs.methods.index("pca"), inputs)
     return rows
-
-
-def _chance(inputs: _Inputs, class_counts: np.ndarray) -> dict[str, float]:
-    """What a random ranking scores in every column."""
-    n = len(inputs.images)
-    shares = class_counts / n
-    return {
-        # A random other galaxy shares a galaxy's class with this probability.
-        f"same_class_at_{inputs.n_neighbors}": float(np.sum(shares * (class_counts - 1) / (n - 1))),
-        **{f"target_share_at_{k}": float(shares[inputs.target]) for k in inputs.ks},
-        **{f"mean_rank:{class_name}": (n + 1) / 2 for class_name in inputs.target_names},
-    }
 
 
 def evaluate_methods(
@@ -248,6 +214,16 @@ def evaluate_methods(
     itself (leave-one-out: each galaxy is left out of its own neighbours),
     and its ranking of the whole collection for ``query`` gives the target
     class's share of the top ``k`` and each class's mean rank.
+
+    Every figure comes with a 95 % interval (columns ``<column>_ci_low`` and
+    ``<column>_ci_high``): a percentile bootstrap of 2,000 resamples of the
+    galaxies for the same-class rate (per-galaxy shares from
+    :meth:`SimilarityRanker.kneighbors` with ``exclude_self=True``), its
+    difference to PCA's (paired) and each class's mean rank (that class's
+    galaxies); a Wilson interval for the target share of the top ``k``. The
+    same-class rate is also given for each class (``same_class_at_<n>:<class>``).
+    With a few galaxies a class the intervals are wide: a difference between
+    methods that lies inside them is not a result.
 
     Parameters
     ----------
@@ -295,7 +271,9 @@ def evaluate_methods(
         example a larger unlabelled collection; the rankers still index and
         are measured on ``X``. Default: ``X`` itself.
     random_state : int or None, default=0
-        Seeds PCA, the autoencoder and the flows.
+        Seeds PCA, the autoencoder, the flows and the bootstrap of the
+        intervals, so the same seed gives the same table (fit and query
+        seconds aside). None seeds nothing.
     data_name, query_name : str
         How the collection and the query are called in the reports.
     verbose : bool, default=False
@@ -332,6 +310,7 @@ def evaluate_methods(
     inputs = _check_inputs(
         X, y, query, target_names=target_names, target_label=target_label, methods=methods,
         latent_dim=latent_dim, n_neighbors=n_neighbors, ks=ks, quick=quick,
+        random_state=random_state,
     )
     if train_X is not None:
         inputs.train_images = check_images(train_X, min_samples=2, name="train_X")
@@ -350,7 +329,7 @@ def evaluate_methods(
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
     return EvaluationTable(
         rows=rows,
-        chance=_chance(inputs, class_counts),
+        chance=chance_figures(inputs),
         target_names=inputs.target_names,
         target_label=inputs.target,
         class_counts=[int(c) for c in class_counts],
@@ -454,7 +433,8 @@ def run_evaluation(
         for 2,000 images of 64 pixels: on a CPU pass a lighter one (for
         example ``{"n_blocks": 1, "base_channels": 8, "max_epochs": 15}``).
     random_state : int or None, default=0
-        Seeds the data (built-in galaxies, subsets) and the models.
+        Seeds the data (built-in galaxies, subsets), the models and the bootstrap
+        of the intervals.
     verbose : bool, default=False
         Print progress.
 

@@ -3,7 +3,10 @@
 :class:`EvaluationTable` holds one row of measurements per ranking method
 (see :func:`~galaxysim.app.evaluation.evaluate_methods`) and writes them as
 CSV or Markdown, with a row for what chance scores; :func:`plot_evaluation`
-draws them as bar charts.
+draws them as bar charts. A figure's 95 % interval is kept in two columns
+next to it, ``<column>_ci_low`` and ``<column>_ci_high``
+(:meth:`EvaluationTable.interval_columns`); the Markdown shows it in the
+figure's cell, as ``0.286 [0.24, 0.33]``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import numpy as np
 from .._validation import PathLike
 from .evaluation_methods import METHOD_DESCRIPTIONS
 
-__all__ = ["EvaluationTable", "plot_evaluation"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "INTERVAL_CONFIDENCE", "EvaluationTable", "plot_evaluation"]
+
+#: Coverage of the intervals of an evaluation.
+INTERVAL_CONFIDENCE = 0.95
+#: Bootstrap resamples behind each interval of an evaluation.
+BOOTSTRAP_RESAMPLES = 2000
+
+_LOW, _HIGH = "_ci_low", "_ci_high"
 
 
 @dataclass
@@ -40,12 +50,20 @@ class EvaluationTable:
         ranking), ``query_isolation`` (percentile of the query's
         nearest-neighbour distance among the collection's own; near 100 means
         the query is unlike every galaxy), ``fit_seconds`` and
-        ``query_seconds`` (ranking the whole collection for the query).
+        ``query_seconds`` (ranking the whole collection for the query),
+        and ``same_class_at_<n>:<class>`` (the same-class rate of each
+        class's galaxies; weighted by the class sizes they average to
+        ``same_class_at_<n>``). Each figure of the collection is followed by
+        its 95 % interval, ``<column>_ci_low`` and ``<column>_ci_high``
+        (:meth:`interval_columns`): a percentile bootstrap over the galaxies
+        for the same-class rates, the difference to PCA (paired) and the
+        mean ranks, a Wilson interval for the target shares.
     chance : dict
         What a random ranking scores: ``same_class_at_<n>`` (the probability
         that a random other galaxy shares a galaxy's class),
-        ``target_share_at_<k>`` (the target class's share of the collection)
-        and ``mean_rank:<class>`` (``(n + 1) / 2``).
+        ``target_share_at_<k>`` (the target class's share of the collection),
+        ``mean_rank:<class>`` (``(n + 1) / 2``) and
+        ``same_class_at_<n>:<class>`` (``(n_class - 1) / (n - 1)``).
     target_names : list of str
         Class names, by label.
     target_label : int
@@ -108,6 +126,30 @@ class EvaluationTable:
         for row in self.rows:
             names.extend(key for key in row if key not in names)
         return names
+
+    @staticmethod
+    def interval_columns(column: str) -> tuple[str, str]:
+        """Names of the columns of the 95 % interval of ``column``.
+
+        Parameters
+        ----------
+        column : str
+            A column of figures, such as ``"same_class_at_10"``.
+
+        Returns
+        -------
+        low, high : str
+            ``<column>_ci_low`` and ``<column>_ci_high``.
+
+        Examples
+        --------
+        >>> from galaxysim.app.evaluation_table import EvaluationTable
+        >>> EvaluationTable.interval_columns("mean_rank:Barred Spiral")
+        ('mean_rank:Barred Spiral_ci_low', 'mean_rank:Barred Spiral_ci_high')
+        """
+        if not isinstance(column, str) or not column:
+            raise TypeError(f"column must be a column name (a non-empty str), got {column!r}.")
+        return column + _LOW, column + _HIGH
 
     @property
     def target_name(self) -> str:
@@ -196,13 +238,26 @@ class EvaluationTable:
                           *legend]) + "\n"
 
     def _markdown_table(self) -> str:
-        columns = self.columns
+        """The main table and, when the rows have them, the table of per-class rates."""
+        shown = [name for name in self.columns if not name.endswith((_LOW, _HIGH))]
+        per_class = f"{self.same_class_key}:"
+        tables = [[name for name in shown if not name.startswith(per_class)]]
+        by_class = [name for name in shown if name.startswith(per_class)]
+        if by_class:
+            tables.append(["method", *by_class])
+        return "\n\n".join(self._markdown_lines(columns) for columns in tables)
+
+    def _markdown_lines(self, columns: list[str]) -> str:
         align = ["---" if name in ("method", "kind") else "---:" for name in columns]
         lines = ["| " + " | ".join(self._header(name) for name in columns) + " |",
                  "|" + "|".join(align) + "|"]
         chance = {**self._chance_row(), "method": "*chance*"}
         for row in [*self.rows, chance]:
-            lines.append("| " + " | ".join(self._cell(name, row.get(name)) for name in columns) + " |")
+            cells = []
+            for name in columns:
+                low, high = self.interval_columns(name)
+                cells.append(self._cell(name, row.get(name), row.get(low), row.get(high)))
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def _markdown_intro(self) -> str:
@@ -229,14 +284,20 @@ class EvaluationTable:
             "nearest galaxy among the galaxies' own nearest-neighbour distances (near 100: "
             "the query is unlike the collection). fit s: seconds to fit the method "
             "(shared models counted in full); query s: seconds to rank the collection for "
-            "the query."
+            "the query. [low, high]: 95 % interval; a percentile bootstrap of "
+            f"{BOOTSTRAP_RESAMPLES:,} resamples of the galaxies (for vs PCA, of the "
+            "per-galaxy differences to PCA; for a mean rank, of that class's galaxies), a "
+            "Wilson interval for a share of the top k. With few galaxies a class the "
+            "intervals are wide, and a difference between two methods that lies inside them "
+            "is not a result (against PCA: a vs PCA interval that holds 0)."
         )
 
     def _header(self, name: str) -> str:
         if name == "embedding_dim":
             return "dim"
         if name.startswith("same_class_at_"):
-            return f"same-class@{name.rsplit('_', 1)[1]}"
+            n_neighbors, _, class_name = name.removeprefix("same_class_at_").partition(":")
+            return f"same-class@{n_neighbors} {class_name}".rstrip()
         if name == "same_class_vs_pca":
             return "vs PCA"
         if name.startswith("target_share_at_"):
@@ -250,7 +311,8 @@ class EvaluationTable:
         return name
 
     @staticmethod
-    def _cell(name: str, value: Any) -> str:
+    def _cell(name: str, value: Any, low: Any = None, high: Any = None) -> str:
+        """A figure as Markdown, followed by its interval as ``[low, high]`` when it has one."""
         if value is None or (isinstance(value, str) and not value):
             return ""
         if isinstance(value, str):
@@ -261,14 +323,27 @@ class EvaluationTable:
         if math.isnan(value):
             return ""
         if name == "same_class_vs_pca":
-            return f"{value:+.3f}"
-        if name.startswith("mean_rank:"):
-            return f"{value:.0f}"
-        if name == "query_isolation":
+            text, bound = f"{value:+.3f}", "{:+.2f}"
+        elif name.startswith("mean_rank:"):
+            text, bound = f"{value:.0f}", "{:.0f}"
+        elif name == "query_isolation":
             return f"{value:.1f}"
-        if name.endswith("_seconds"):
+        elif name.endswith("_seconds"):
             return f"{value:.3g}"
-        return f"{value:.3f}"
+        else:
+            text, bound = f"{value:.3f}", "{:.2f}"
+        bounds = [_number(low), _number(high)]
+        if any(b is None for b in bounds):
+            return text
+        return f"{text} [{bound.format(bounds[0])}, {bound.format(bounds[1])}]"
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None for a blank, missing or NaN cell."""
+    if value is None or isinstance(value, (str, bool, np.bool_)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _csv_value(value: Any) -> Any:
@@ -291,7 +366,8 @@ def plot_evaluation(table: EvaluationTable):
     chance's levels as lines, so a learned method below PCA is plain to
     see); the target class's share of the query's top ``k`` (chance as a
     line); and each class's mean rank for the query, scaled to the
-    collection (0 = ranked first, 1 = last).
+    collection (0 = ranked first, 1 = last). The rates and shares carry
+    their 95 % intervals as error bars when the table has them.
 
     Parameters
     ----------
@@ -332,6 +408,34 @@ def plot_evaluation(table: EvaluationTable):
     return fig
 
 
+_ERROR_STYLE = {"ecolor": "0.15", "elinewidth": 1.0, "capsize": 2.5}
+
+
+def _interval_handle():
+    """The legend entry of the error bars."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=_ERROR_STYLE["ecolor"], marker="|", markersize=7,
+                  linewidth=_ERROR_STYLE["elinewidth"], label="95 % interval")
+
+
+def _error_bars(table: EvaluationTable, column: str) -> np.ndarray | None:
+    """``xerr`` of a column's bars, (2, n_rows): distance to each row's interval bounds.
+
+    None when any row lacks the interval (a table built by hand, say), so a
+    bar is never drawn with half an error bar.
+    """
+    low, high = table.interval_columns(column)
+    try:
+        values = np.array([[row[column], row[low], row[high]] for row in table.rows], dtype=float)
+    except KeyError:
+        return None
+    if not np.isfinite(values).all():
+        return None
+    # A percentile interval may, rarely, sit just beside the figure; never draw a negative bar.
+    return np.clip(np.stack([values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]]), 0, None)
+
+
 def _plot_same_class_rate(ax, table: EvaluationTable, colours: list[str]) -> None:
     """Bars of the same-class rate, with chance's and PCA's levels as lines."""
     from matplotlib.patches import Patch
@@ -339,9 +443,11 @@ def _plot_same_class_rate(ax, table: EvaluationTable, colours: list[str]) -> Non
     y_pos = np.arange(len(table.rows))
     key = table.same_class_key
     rates = [row[key] for row in table.rows]
-    ax.barh(y_pos, rates, color=colours)
-    for pos, value in zip(y_pos, rates):
-        ax.text(value, pos, f" {value:.2f}", va="center", fontsize=8)
+    errors = _error_bars(table, key)
+    ax.barh(y_pos, rates, color=colours, xerr=errors, error_kw=_ERROR_STYLE)
+    ends = rates if errors is None else np.asarray(rates) + errors[1]
+    for pos, value, end in zip(y_pos, rates, ends):
+        ax.text(end, pos, f" {value:.2f}", va="center", fontsize=8)
     handles = [Patch(color=_BASELINE_COLOUR, label="baseline"),
                Patch(color=_LEARNED_COLOUR, label="learned")]
     handles.append(ax.axvline(table.chance[key], color="k", linestyle=":", label="chance"))
@@ -349,7 +455,9 @@ def _plot_same_class_rate(ax, table: EvaluationTable, colours: list[str]) -> Non
         handles.append(ax.axvline(table["pca"][key], color="0.3", linestyle="--", label="PCA"))
     ax.set_yticks(y_pos, table.methods)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.1)
+    if errors is not None:
+        handles.append(_interval_handle())
+    ax.set_xlim(0, 1.15)
     ax.set_xlabel(f"share of the {table.n_neighbors} nearest neighbours of the same class")
     ax.set_title(f"Same-class rate@{table.n_neighbors} (leave-one-out)", fontsize=10)
     ax.legend(handles=handles, loc="lower right", fontsize=8)
@@ -370,11 +478,14 @@ def _plot_target_share(ax, table: EvaluationTable, colours: list[str]) -> None:
             # Later cut-offs are hatched so that colour keeps meaning baseline/learned.
             hatch = None if i == 0 else "///"
             ax.barh(y_pos + offset, shares, height=height, color=colours,
-                    alpha=1.0 if i == 0 else 0.5, hatch=hatch, edgecolor="white")
+                    alpha=1.0 if i == 0 else 0.5, hatch=hatch, edgecolor="white",
+                    xerr=_error_bars(table, f"target_share_at_{k}"), error_kw=_ERROR_STYLE)
             handles.append(Patch(facecolor="0.35" if i == 0 else "0.8", hatch=hatch,
                                  edgecolor="white", label=f"top {k}"))
         handles.append(ax.axvline(table.chance[f"target_share_at_{ks[0]}"], color="k",
                                   linestyle=":", label="chance"))
+        if any(_error_bars(table, f"target_share_at_{k}") is not None for k in ks):
+            handles.append(_interval_handle())
         ax.legend(handles=handles, loc="lower right", fontsize=8)
     ax.set_yticks(y_pos, [""] * len(y_pos))
     ax.invert_yaxis()

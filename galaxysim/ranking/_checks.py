@@ -7,9 +7,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validation import check_image_shape, check_labels, check_positive_int
+from sklearn.utils.validation import validate_data
 
-__all__ = ["check_ranker_labels", "check_ranker_params", "fingerprint", "is_single_query"]
+from .._validation import (
+    check_image_shape, check_images, check_labels, check_positive_int, is_image_input,
+)
+
+__all__ = [
+    "check_ranker_input", "check_ranker_labels", "check_ranker_params", "fingerprint",
+    "is_fitted_collection", "is_single_query",
+]
 
 _METHODS = ("embedding", "likelihood")
 _INVARIANCES = (None, "dihedral")
@@ -44,6 +51,27 @@ def _check_search(search: Any, neighbors_params: dict) -> None:
             f"search={search!r} and neighbors_params['algorithm']={asked!r} disagree; "
             "give the search backend once, as search."
         )
+
+def check_ranker_input(ranker: Any, X: Any, name: str = "X", *, fitting: bool = False) -> np.ndarray:
+    """A ranker's input as images, float32 (n, H, W, C), or as vectors, float (n, d)."""
+    if fitting:
+        treat_as_vectors = not is_image_input(X, ranker.image_shape)
+    else:
+        treat_as_vectors = ranker.image_shape_ is None
+    if treat_as_vectors:
+        # sklearn's own validation gives vector input the messages and the
+        # n_features_in_ bookkeeping its users know.
+        return validate_data(ranker, X, reset=fitting, dtype=[np.float64, np.float32])
+    array = X if isinstance(X, np.ndarray) else np.asarray(X)
+    shape = ranker.image_shape if fitting else ranker.image_shape_
+    images = check_images(array, image_shape=shape, name=name)
+    if not fitting and images.shape[1:] != ranker.image_shape_:
+        raise ValueError(
+            f"{name} holds images of shape {images.shape[1:]}, but the ranker was fitted "
+            f"on images of shape {ranker.image_shape_}."
+        )
+    return images
+
 
 def check_ranker_labels(y: Any, n_samples: int, target_names: Sequence[str] | None) -> np.ndarray | None:
     """``y`` as checked labels (within ``target_names`` when given), or None."""
@@ -82,3 +110,18 @@ def fingerprint(data: np.ndarray) -> str:
     True
     """
     return hashlib.sha1(np.ascontiguousarray(data).view(np.uint8)).hexdigest()
+
+
+def is_fitted_collection(ranker: Any, data: np.ndarray) -> bool:
+    """Whether validated ``data`` is the collection ``ranker`` was fitted on, in fitted order.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> X = np.zeros((3, 2))
+    >>> ranker = SimpleNamespace(n_samples_fit_=3, _fit_fingerprint=fingerprint(X))
+    >>> is_fitted_collection(ranker, X), is_fitted_collection(ranker, X[:2])
+    (True, False)
+    """
+    fitted = getattr(ranker, "_fit_fingerprint", None)
+    return len(data) == ranker.n_samples_fit_ and fingerprint(data) == fitted

@@ -14,11 +14,14 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_images, check_labels, is_fitted, is_image_input
+from .._validation import check_bool, check_labels, is_fitted
 from ..symmetry import dihedral_views
-from ._checks import check_ranker_labels, check_ranker_params, fingerprint, is_single_query
+from ._checks import (
+    check_ranker_input, check_ranker_labels, check_ranker_params, fingerprint,
+    is_fitted_collection, is_single_query,
+)
 from ._query_checks import collection_statistics, fit_pixel_reference, query_statistics
 from .result import Ranking, make_ranking
 from .search import NeighborSearch, check_n_neighbors, closest_values
@@ -164,24 +167,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input
     def _validate_input(self, X: Any, name: str = "X", *, fitting: bool = False) -> np.ndarray:
-        """Images as float32 (n, H, W, C), or vectors as float (n, d)."""
-        if fitting:
-            treat_as_vectors = not is_image_input(X, self.image_shape)
-        else:
-            treat_as_vectors = self.image_shape_ is None
-        if treat_as_vectors:
-            # sklearn's own validation gives vector input the messages and the
-            # n_features_in_ bookkeeping its users know.
-            return validate_data(self, X, reset=fitting, dtype=[np.float64, np.float32])
-        array = X if isinstance(X, np.ndarray) else np.asarray(X)
-        shape = self.image_shape if fitting else self.image_shape_
-        images = check_images(array, image_shape=shape, name=name)
-        if not fitting and images.shape[1:] != self.image_shape_:
-            raise ValueError(
-                f"{name} holds images of shape {images.shape[1:]}, but the ranker was fitted "
-                f"on images of shape {self.image_shape_}."
-            )
-        return images
+        return check_ranker_input(self, X, name, fitting=fitting)
 
     def _check_params(self) -> None:
         check_ranker_params(self)
@@ -357,7 +343,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return self._log_density(self.transform(X))
 
     def kneighbors(
-        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True
+        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True, *,
+        exclude_self: bool = False,
     ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Find the most similar galaxies of the collection, as sklearn does.
 
@@ -365,12 +352,17 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n, H, W, C), optional
             Query images. None queries the fitted collection itself, each
-            galaxy excluded from its own list.
+            galaxy excluded from its own list (only for ``method="embedding"``
+            without ``invariance``, as the fitted images are not kept).
         n_neighbors : int, optional
             Defaults to the ``n_neighbors`` given at construction.
         return_distance : bool, default=True
             Also return the distances (for ``method="likelihood"``: the
             absolute log-likelihood differences).
+        exclude_self : bool, default=False
+            ``X`` is the fitted collection, in fitted order: each galaxy is
+            left out of its own list, for any ``method`` and ``invariance``
+            (the lists behind :meth:`score` on the fitted collection).
 
         Returns
         -------
@@ -386,20 +378,27 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         >>> ranker = SimilarityRanker(PCA(3), False, invariance=None, n_neighbors=2).fit(Z)
         >>> ranker.kneighbors(Z[:3], return_distance=False)[:, 0].tolist()
         [0, 1, 2]
+        >>> own = ranker.kneighbors(Z, return_distance=False, exclude_self=True)
+        >>> bool((own == np.arange(20)[:, None]).any())  # no galaxy in its own list
+        False
         """
         check_is_fitted(self)
+        exclude_self = check_bool(exclude_self, "exclude_self")
         if X is None:
             if self.method == "likelihood" or self.invariance is not None:
                 raise ValueError(
                     "kneighbors() without X needs the fitted images, which the ranker does not "
-                    "keep; pass them as X (they are then not excluded from their own lists), "
-                    "or use method='embedding' with invariance=None."
+                    "keep; pass them as X with exclude_self=True to leave each out of its own "
+                    "list, or use method='embedding' with invariance=None."
                 )
-            k = self._check_k(n_neighbors, exclude_self=True)
-            dist, idx = self.search_.kneighbors(None, k)
+            dist, idx = self.search_.kneighbors(None, self._check_k(n_neighbors, exclude_self=True))
         else:
             data = self._validate_input(X)
-            dist, idx = self._search(self._embed_views(data), self._check_k(n_neighbors))
+            if exclude_self and not is_fitted_collection(self, data):
+                raise ValueError("exclude_self=True needs X to be the fitted collection (the "
+                                 f"same {self.n_samples_fit_} images in the same order).")
+            k = self._check_k(n_neighbors, exclude_self=exclude_self)
+            dist, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return (dist, idx) if return_distance else idx
 
     def rank(
@@ -509,7 +508,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             raise ValueError("score needs the collection's labels: fit the ranker with y.")
         data = self._validate_input(X)
         y = check_labels(y, n_samples=len(data))
-        exclude_self = len(data) == self.n_samples_fit_ and fingerprint(data) == self._fit_fingerprint
+        exclude_self = is_fitted_collection(self, data)
         k = self._check_k(None, exclude_self=exclude_self)
         _, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return float(np.mean(self.labels_[idx] == y[:, None]))
