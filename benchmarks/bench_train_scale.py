@@ -9,7 +9,7 @@
    ``--source`` trains on an existing collection instead (HDF5, zarr or a
    folder, framed by ``--crop`` and ``--image-size``), such as the 3,332
    SDSS JPEGs of ``../shared/data``.
-2. **Bare loop.** The estimator's network (``ContrastiveEncoder`` with the
+2. **Bare loop.** The estimator's network (``--encoder``, ``DihedralEncoder`` or ``ContrastiveEncoder``, with the
    estimator's defaults, or ``--base-channels``, channels-last), AdamW, two
    ``GalaxyAugmentation`` views per image drawn on the device, NT-Xent, even
    batches of 128, on the 64x64 centre crops held in memory as tensors (on
@@ -61,7 +61,7 @@ import torch
 from galaxysim import ContrastiveEmbedder
 from galaxysim._device import resolve_device
 from galaxysim.datasets import ImageCollection, make_galaxies
-from galaxysim.embedders import ContrastiveEncoder, GalaxyAugmentation
+from galaxysim.embedders import ContrastiveEncoder, DihedralEncoder, GalaxyAugmentation
 from galaxysim.embedders.contrastive_network import nt_xent_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -107,11 +107,18 @@ class _Autocast(ContrastiveEmbedder):
         return super()._fit_module(*args, autocast_dtype=torch.bfloat16, **kwargs)
 
 
+ENCODERS = {"conv": ContrastiveEncoder, "dihedral": DihedralEncoder}
+
+
 def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, epochs: int,
               batch: int, autocast: torch.dtype | None) -> float:
     """Seconds per epoch of the plain PyTorch training (and validation) that fit performs."""
     torch.manual_seed(0)
-    network = ContrastiveEncoder(3, **network_params).to(device, memory_format=torch.channels_last)
+    params = dict(network_params)
+    encoder = params.pop("encoder")
+    network = ENCODERS[encoder](3, **params).to(device)
+    if encoder == "conv":
+        network = network.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(network.parameters(), lr=DEFAULTS["learning_rate"],
                                   weight_decay=DEFAULTS["weight_decay"])
     augmentation = GalaxyAugmentation()
@@ -176,6 +183,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None,
                         help="reading processes (default: ImageCollection's)")
     parser.add_argument("--base-channels", type=int, default=DEFAULTS["base_channels"])
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULTS["encoder"])
     parser.add_argument("--in-memory", action="store_true",
                         help="also time fit on the in-memory tensors")
     parser.add_argument("--h5", type=Path, default=None, help="reuse (or keep) this file")
@@ -282,8 +290,9 @@ def _summary(args, times, device, collection, described, load_before) -> dict:
 
 def _network_of(args: argparse.Namespace) -> dict:
     if args.quick:
-        return QUICK_NETWORK
-    return {name: DEFAULTS[name] for name in QUICK_NETWORK} | {"base_channels": args.base_channels}
+        return QUICK_NETWORK | {"encoder": args.encoder}
+    return ({name: DEFAULTS[name] for name in QUICK_NETWORK}
+            | {"base_channels": args.base_channels, "encoder": args.encoder})
 
 
 if __name__ == "__main__":
