@@ -13,6 +13,16 @@ Runs :func:`galaxysim.app.evaluation.evaluate_methods` on
 (c) transfer: the same 50 real images and illustration, ranked by models
     trained only on ``make_galaxies`` (2,000 images): does what is learned on
     the built-in galaxies carry over to survey images?
+(d) adapted: the same 50 real images and illustration, ranked by the
+    contrastive embedder pretrained on the built-in galaxies and then fitted
+    on the 100 real images from there (``init=``): pretraining, then adapting
+    to the user's own collection.
+
+The two contrastive embedders of the built-in galaxies (the default
+dihedral encoder and the plain one) are trained once and serve (a), (c) and
+(d) (``pretrained=`` of ``evaluate_methods``, with their training time as
+fit time). ``--models DIR`` keeps them as model files and reuses them on
+the next run.
 
 and writes, for each, ``evaluation_<name><tag>.csv`` and ``.md`` into
 ``--out`` and ``evaluation_<name><tag>.png`` into ``--out/images``.
@@ -38,6 +48,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -57,7 +68,11 @@ from galaxysim.datasets import (
     make_milky_way,
 )
 from galaxysim.app.collections import TARGET_CLASS
+from sklearn.frozen import FrozenEstimator
+
+from galaxysim import ContrastiveEmbedder, load_model, save_model
 from galaxysim.app.evaluation import METHODS, evaluate_methods
+from galaxysim.app.evaluation_methods import QUICK_CONTRASTIVE
 from galaxysim.app.evaluation_table import EvaluationTable, plot_evaluation
 from galaxysim.images import resize
 
@@ -83,6 +98,48 @@ def _settings(args: argparse.Namespace) -> dict:
     return {f"{kind}_params": {**preset[kind], "device": args.device} for kind in empty}
 
 
+_ENCODERS = {"contrastive": "dihedral", "contrastive-conv": "conv"}
+
+
+def builtin_models(args: argparse.Namespace) -> dict[str, tuple[ContrastiveEmbedder, float]]:
+    """The contrastive embedders trained on the built-in galaxies, and their training seconds.
+
+    Read from ``--models`` when they were kept there by an earlier run of the
+    same settings, else trained (and kept there).
+    """
+    if getattr(args, "_builtin_models", None) is not None:
+        return args._builtin_models
+    images, _ = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
+    params = {**(QUICK_CONTRASTIVE if args.quick else PRESETS[args.preset]["contrastive"]),
+              "device": args.device, "random_state": 0}
+    models = {}
+    for method, encoder in _ENCODERS.items():
+        name = f"builtin_{encoder}_{args.n_samples}x{args.image_size}{'_quick' * args.quick}"
+        path = None if args.models is None else args.models / f"{name}.safetensors"
+        if path is not None and path.is_file() and path.with_suffix(".json").is_file():
+            seconds = json.loads(path.with_suffix(".json").read_text())["seconds"]
+            models[method] = (load_model(path, expected=ContrastiveEmbedder), seconds)
+            continue
+        start = time.perf_counter()
+        model = ContrastiveEmbedder(encoder=encoder, verbose=int(args.verbose), **params)
+        model.fit(images)
+        models[method] = (model, time.perf_counter() - start)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, path, overwrite=True)
+            path.with_suffix(".json").write_text(json.dumps({"seconds": models[method][1]}))
+    args._builtin_models = models
+    return models
+
+
+def _pretrained(args: argparse.Namespace, methods: list[str] | None) -> dict:
+    """The built-in contrastive models of the chosen methods (all by default)."""
+    chosen = methods or METHODS
+    if not any(method in chosen for method in _ENCODERS):
+        return {}
+    return {k: v for k, v in builtin_models(args).items() if k in chosen}
+
+
 def builtin(args: argparse.Namespace) -> EvaluationTable:
     """Built-in synthetic galaxies against the built-in Milky Way drawing."""
     images, labels = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
@@ -90,6 +147,7 @@ def builtin(args: argparse.Namespace) -> EvaluationTable:
         images, labels, make_milky_way(args.image_size),
         target_names=SYNTHETIC_CLASSES, target_label=TARGET_CLASS, methods=args.methods,
         latent_dim=args.latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        pretrained=_pretrained(args, args.methods),
         data_name=f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)",
         query_name="make_milky_way (built-in drawing)", verbose=args.verbose, **_settings(args),
     )
@@ -140,12 +198,36 @@ def transfer(args: argparse.Namespace) -> EvaluationTable | None:
     train, _ = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
     methods = [m for m in (args.methods or TRANSFER_METHODS) if m in TRANSFER_METHODS]
     return evaluate_methods(
-        images, data.target, query, train_X=train,
+        images, data.target, query, train_X=train, pretrained=_pretrained(args, methods),
         target_names=list(data.target_names), target_label=TARGET_CLASS, methods=methods,
         latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
         data_name=_real_name(len(images), args) + f", models trained on make_galaxies"
         f"({args.n_samples}, image_size={args.image_size}, random_state=0)",
         query_name=_ILLUSTRATION, verbose=args.verbose, **_settings(args),
+    )
+
+
+def adapted(args: argparse.Namespace) -> EvaluationTable | None:
+    """The 50 real seed-class images, ranked after pretraining on built-in galaxies and adapting."""
+    loaded, everything = _real_images(args), _real_images(args, classes=range(10))
+    if loaded is None or everything is None:
+        return None
+    data, images, query = loaded
+    pretrained, _ = builtin_models(args)["contrastive"]
+    settings = _settings(args)
+    settings["contrastive_params"] = {**settings["contrastive_params"],
+                                      "init": FrozenEstimator(pretrained)}
+    if args.quick:  # evaluate_methods' tiny quick model must match the pretrained one
+        settings["contrastive_params"].update(QUICK_CONTRASTIVE)
+    return evaluate_methods(
+        images, data.target, query, train_X=everything[1],
+        target_names=list(data.target_names), target_label=TARGET_CLASS,
+        methods=["pca", "contrastive"], latent_dim=args.real_latent_dim, ks=(10, 50),
+        quick=args.quick, random_state=0,
+        data_name=_real_name(len(images), args) + ", the contrastive embedder pretrained on "
+        f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0) and "
+        "adapted on the 100 real images",
+        query_name=_ILLUSTRATION, verbose=args.verbose, **settings,
     )
 
 
@@ -190,8 +272,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--real-latent-dim", type=int, default=16,
                         help="latent size for the 50 real images (default 16)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None)
-    parser.add_argument("--parts", nargs="+", choices=("builtin", "real", "transfer"),
-                        default=["builtin", "real", "transfer"])
+    parser.add_argument("--parts", nargs="+", choices=("builtin", "real", "transfer", "adapted"),
+                        default=["builtin", "real", "transfer", "adapted"])
+    parser.add_argument("--models", type=Path, default=None,
+                        help="keep the contrastive embedders trained on built-in galaxies here, "
+                        "and reuse them when the same settings run again")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--device", default="auto", help="torch device for the models")
     parser.add_argument("--threads", type=int, default=1,
@@ -222,7 +307,9 @@ def main(argv: list[str] | None = None) -> dict:
             out = Path(temporary.name)
         machine = machine_description(args.device)
         results: dict = {"command": command, "tables": {}, "files": {}, "seconds": {}}
-        for part, function in (("builtin", builtin), ("real", real), ("transfer", transfer)):
+        parts = (("builtin", builtin), ("real", real), ("transfer", transfer),
+                 ("adapted", adapted))
+        for part, function in parts:
             if part not in args.parts:
                 continue
             start = time.perf_counter()

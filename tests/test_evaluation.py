@@ -470,3 +470,27 @@ def test_run_evaluation_on_the_real_sample_folder(galaxy10_samples, milky_way_pn
     # With 50 images the top 50 is the whole collection: its share is the class share.
     assert table["pca"]["target_share_at_50"] == pytest.approx(0.2)
     assert (tmp_path / "evaluation.csv").is_file() and (tmp_path / "evaluation.png").is_file()
+
+
+def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
+    from galaxysim.embedders import ContrastiveEmbedder
+
+    X, y = make_galaxies(60, image_size=16, random_state=0)
+    query = make_milky_way(16)
+    names = list(SYNTHETIC_CLASSES)
+    other, _ = make_galaxies(40, image_size=16, random_state=1)
+    model = ContrastiveEmbedder(n_components=8, n_stages=2, base_channels=8, max_epochs=1,
+                                batch_size=16, random_state=0, device="cpu").fit(other)
+    before = model.transform(X)
+    table = evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
+                             methods=["contrastive"], pretrained={"contrastive": (model, 12.5)},
+                             latent_dim=4, ks=(10,), train_X=other)
+    assert table["contrastive"]["fit_seconds"] >= 12.5
+    np.testing.assert_array_equal(model.transform(X), before)  # not trained further
+    with pytest.raises(ValueError, match="pretrained has the key 'pca'"):
+        evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
+                         methods=["pca"], pretrained={"pca": (model, 1.0)}, latent_dim=4, ks=(10,))
+    with pytest.raises(TypeError, match="pair"):
+        evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
+                         methods=["contrastive"], pretrained={"contrastive": model},
+                         latent_dim=4, ks=(10,))

@@ -47,6 +47,7 @@ from .evaluation_methods import (
     _check_methods,
     _model_params,
     _Models,
+    check_pretrained,
     describe_settings,
 )
 from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
@@ -202,6 +203,7 @@ def evaluate_methods(
     contrastive_params: Mapping[str, Any] | None = None,
     flow_params: Mapping[str, Any] | None = None,
     train_X: Any = None,
+    pretrained: Mapping[str, tuple[Any, float]] | None = None,
     random_state: int | None = 0,
     data_name: str = "collection",
     query_name: str = "query",
@@ -270,6 +272,13 @@ def evaluate_methods(
         Images to train every embedder on (the learned ones and PCA), for
         example a larger unlabelled collection; the rankers still index and
         are measured on ``X``. Default: ``X`` itself.
+    pretrained : dict, optional
+        Embedders trained beforehand, used as they are instead of being
+        trained here: keys ``"contrastive"``, ``"contrastive-conv"`` or
+        ``"autoencoder"`` (the model those methods share), values
+        ``(fitted estimator, seconds its training took)``; the seconds are
+        reported as the method's fit time. Lets one trained model serve
+        several tables (built-in galaxies, and transfer to real ones).
     random_state : int or None, default=0
         Seeds PCA, the autoencoder, the flows and the bootstrap of the
         intervals, so the same seed gives the same table (fit and query
@@ -324,7 +333,7 @@ def evaluate_methods(
     )
     models = _Models(inputs.images if train_X is None else inputs.train_images,
                      inputs.latent_dim, params["autoencoder"], params["flow"], random_state,
-                     params["contrastive"])
+                     params["contrastive"], check_pretrained(pretrained))
     rows = _measure_all(models, inputs, verbose=verbose)
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
     return EvaluationTable(

@@ -51,7 +51,7 @@ from sklearn.pipeline import make_pipeline
 
 from ..images import ImagePreprocessor
 
-__all__ = ["METHODS", "METHOD_DESCRIPTIONS", "describe_settings"]
+__all__ = ["METHODS", "METHOD_DESCRIPTIONS", "check_pretrained", "describe_settings"]
 
 #: Human-readable description of every method, in the table's order.
 METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
@@ -100,7 +100,8 @@ _FLOW_METHODS = ("flow-latent", "likelihood")
 # Small models for quick=True: a smoke test of every code path in seconds.
 _QUICK_AUTOENCODER = {"n_blocks": 1, "base_channels": 8, "max_epochs": 3, "batch_size": 32}
 _QUICK_FLOW = {"n_layers": 2, "hidden_features": (32,), "max_epochs": 5, "batch_size": 64}
-_QUICK_CONTRASTIVE = {"n_components": 16, "n_stages": 2, "base_channels": 8, "max_epochs": 2,
+#: The contrastive embedder of quick=True (also what a quick pretrained one must be).
+QUICK_CONTRASTIVE = {"n_components": 16, "n_stages": 2, "base_channels": 8, "max_epochs": 2,
                       "batch_size": 32}
 
 
@@ -117,10 +118,13 @@ class _Models:
     flow_params: dict[str, Any]
     random_state: int | None
     contrastive_params: dict[str, Any] = field(default_factory=dict)
+    pretrained: dict[str, tuple[Any, float]] = field(default_factory=dict)
     _fitted: dict[str, tuple[Any, float]] = field(default_factory=dict)
 
     def _trained(self, key: str, model: Any) -> tuple[Any, float]:
         """``model`` fitted on ``X`` once per ``key``, and the seconds that took."""
+        if key in self.pretrained:
+            return self.pretrained[key]
         if key not in self._fitted:
             start = time.perf_counter()
             model.fit(self.X)
@@ -143,7 +147,7 @@ class _Models:
         model.set_params(**self.contrastive_params)
         if encoder is not None:
             model.set_params(encoder=encoder)
-        return self._trained(f"contrastive-{model.encoder}", model)
+        return self._trained("contrastive" if encoder is None else f"contrastive-{encoder}", model)
 
     def flow(self) -> Any:
         from ..flows import FlowDensityEstimator
@@ -226,6 +230,45 @@ _BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = Map
 # ------------------------------------------------------------------------ validation
 
 
+#: The shared models that ``pretrained`` may provide, by the method they serve.
+PRETRAINABLE = ("contrastive", "contrastive-conv", "autoencoder")
+
+
+def check_pretrained(pretrained: Mapping[str, Any] | None) -> dict[str, tuple[Any, float]]:
+    """Check ``evaluate_methods``' ``pretrained``: known keys, fitted models, seconds.
+
+    Examples
+    --------
+    >>> check_pretrained(None)
+    {}
+    >>> check_pretrained({"pca": (None, 1.0)})
+    Traceback (most recent call last):
+    ...
+    ValueError: pretrained has the key 'pca'; it takes ('contrastive', 'contrastive-conv', 'autoencoder').
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    if pretrained is None:
+        return {}
+    if not isinstance(pretrained, Mapping):
+        raise TypeError(f"pretrained must be a dict, got {type(pretrained).__name__}.")
+    checked = {}
+    for key, value in pretrained.items():
+        if key not in PRETRAINABLE:
+            raise ValueError(f"pretrained has the key {key!r}; it takes {PRETRAINABLE}.")
+        if not (isinstance(value, tuple) and len(value) == 2):
+            raise TypeError(
+                f"pretrained[{key!r}] must be a pair (fitted estimator, seconds of training), "
+                f"got {type(value).__name__}."
+            )
+        model, seconds = value
+        check_is_fitted(model)
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"pretrained[{key!r}]'s seconds must be a number >= 0, got {seconds!r}.")
+        checked[key] = (model, float(seconds))
+    return checked
+
+
 def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
     if methods is None:
         return list(METHODS)
@@ -292,7 +335,7 @@ def _model_params(
                                                           default_stages)
     if quick:
         models["autoencoder"].update(_QUICK_AUTOENCODER)
-        models["contrastive"].update(_QUICK_CONTRASTIVE)
+        models["contrastive"].update(QUICK_CONTRASTIVE)
         models["flow"].update(_QUICK_FLOW)
     for kind, chosen in models.items():
         chosen.update(_check_params(params.get(f"{kind}_params"), f"{kind}_params"))
