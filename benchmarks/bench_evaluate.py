@@ -213,10 +213,13 @@ def adapted(args: argparse.Namespace) -> EvaluationTable | None:
     if loaded is None or everything is None:
         return None
     data, images, query = loaded
-    pretrained, _ = builtin_models(args)["contrastive"]
+    if args.init is not None:  # a model file, such as the demo's model.safetensors
+        init, source = str(args.init), f"the model {args.init.name}"
+    else:
+        init = FrozenEstimator(builtin_models(args)["contrastive"][0])
+        source = f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)"
     settings = _settings(args)
-    settings["contrastive_params"] = {**settings["contrastive_params"],
-                                      "init": FrozenEstimator(pretrained)}
+    settings["contrastive_params"] = {**settings["contrastive_params"], "init": init}
     if args.quick:  # evaluate_methods' tiny quick model must match the pretrained one
         settings["contrastive_params"].update(QUICK_CONTRASTIVE)
     return evaluate_methods(
@@ -225,8 +228,7 @@ def adapted(args: argparse.Namespace) -> EvaluationTable | None:
         methods=["pca", "contrastive"], latent_dim=args.real_latent_dim, ks=(10, 50),
         quick=args.quick, random_state=0,
         data_name=_real_name(len(images), args) + ", the contrastive embedder pretrained on "
-        f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0) and "
-        "adapted on the 100 real images",
+        f"{source} and adapted on the 100 real images",
         query_name=_ILLUSTRATION, verbose=args.verbose, **settings,
     )
 
@@ -277,6 +279,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, default=None,
                         help="keep the contrastive embedders trained on built-in galaxies here, "
                         "and reuse them when the same settings run again")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="the adapted part starts from this model file (a ContrastiveEmbedder "
+                        "or a saved ranker, e.g. the demo's model.safetensors) instead of the "
+                        "built-in model trained here")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--device", default="auto", help="torch device for the models")
     parser.add_argument("--threads", type=int, default=1,

@@ -295,3 +295,44 @@ def test_train_scale_quick_from_a_folder(tmp_path):
                          "--crop", "32", "--image-size", "16"])
     assert "40 images of folder (folder), read as (16, 16, 3)" in result["report"]
     assert result["rows"][1]["run"] == "ContrastiveEmbedder.fit(ImageCollection(folder))"
+
+
+def test_evaluate_quick_adapted_part_reuses_the_builtin_models(shared_data, tmp_path):
+    bench = _load("bench_evaluate")
+    models = tmp_path / "models"
+    args = ["--quick", "--out", str(tmp_path / "out"), "--shared", str(shared_data),
+            "--models", str(models)]
+    first = bench.main(args + ["--parts", "transfer", "adapted"])
+    kept = sorted(path.name for path in models.iterdir())
+    assert kept == ["builtin_conv_100x16_quick.json", "builtin_conv_100x16_quick.safetensors",
+                    "builtin_dihedral_100x16_quick.json",
+                    "builtin_dihedral_100x16_quick.safetensors"]
+    assert first["tables"]["adapted"].methods == ["pca", "contrastive"]
+    # The transfer table's contrastive rows are the kept models: a second run reads them.
+    second = bench.main(args + ["--parts", "transfer"])
+    for method in ("contrastive", "contrastive-conv"):
+        assert (second["tables"]["transfer"][method]["same_class_at_10"]
+                == first["tables"]["transfer"][method]["same_class_at_10"])
+
+
+def test_compare_encoders_quick(shared_data, capsys):
+    bench = _load("compare_encoders")
+    results = bench.main(["--quick", "--shared", str(shared_data), "conv", "dihedral",
+                          "train=builtin", "pre=sdss"])
+    assert [r["setting"] for r in results] == ["conv", "dihedral", "train=builtin", "pre=sdss"]
+    for result in results:
+        scores = [v for k, v in result.items() if k.endswith(("_euc", "_cos"))]
+        assert scores and all(0.0 <= v <= 1.0 for v in scores), result
+    assert {"builtin_euc", "transfer_cos"} <= set(results[2]) and "pre_cos" in results[3]
+    with pytest.raises(ValueError, match="unknown option 'resnet'"):
+        bench.parse("resnet")
+
+
+def test_pretrain_quick(shared_data, capsys):
+    bench = _load("bench_pretrain")
+    assert bench.main(["--quick", "--shared", str(shared_data), "--pretrain", "sdss", "builtin",
+                       "--encoders", "dihedral"]) == 0
+    rows = _markdown_rows(capsys.readouterr().out)
+    assert len(rows) == 3 + 3  # real, sdss, builtin for one seed; then their means
+    for row in rows[:3]:
+        assert 0.0 <= float(row[3]) <= 1.0 and row[4].startswith("[")
