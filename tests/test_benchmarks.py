@@ -336,3 +336,45 @@ def test_pretrain_quick(shared_data, capsys):
     assert len(rows) == 3 + 3  # real, sdss, builtin for one seed; then their means
     for row in rows[:3]:
         assert 0.0 <= float(row[3]) <= 1.0 and row[4].startswith("[")
+
+def test_calibrate_synthetic_quick(galaxy10_samples, tmp_path, capsys):
+    bench = _load("calibrate_synthetic")
+    output = tmp_path / "calibration.png"
+    result = bench.main(["--quick", "--data", str(galaxy10_samples), "--output", str(output)])
+    assert output.read_bytes()[:4] == b"\x89PNG"
+    assert result["n_real"] == 50 and result["n_builtin"] == 100
+    medians = result["medians"]
+    assert list(medians) == list(bench.SCALARS)
+    for row in medians.values():
+        assert len(row) == 6 and all(math.isfinite(v) for pair in row.values() for v in pair)
+    # Edge-on galaxies are flatter than face-on spirals, in the real crops and the built-in ones.
+    ratio = medians["axis_ratio"]
+    for side in (0, 1):
+        assert ratio["Edge-on without Bulge"][side] < ratio["Unbarred Tight Spiral"][side] - 0.15
+    # Light falls off outward; the sky is darker than the galaxy's centre.
+    for side in (0, 1):
+        assert medians["profile_8"]["all"][side] > medians["profile_24"]["all"][side]
+        assert 0.0 < medians["sky"]["all"][side] < medians["mean"]["all"][side]
+    assert len(_markdown_rows(capsys.readouterr().out)) == len(bench.SCALARS)
+
+
+def test_calibration_statistics_see_a_known_galaxy():
+    bench = _load("calibrate_synthetic")
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    # An elongated Gaussian galaxy (axis ratio 0.5) on a sky of 0.1 with white noise.
+    galaxy = 0.8 * np.exp(-0.5 * ((xx / 10.0) ** 2 + (yy / 5.0) ** 2))
+    rng = np.random.default_rng(0)
+    rgb = galaxy[..., None] * np.array([1.0, 0.8, 0.6])  # redder than the sky
+    images = np.clip(0.1 + rgb + 0.02 * rng.standard_normal((4, 64, 64, 3)), 0, 1)
+    stats = bench.calibration_statistics(images)
+    np.testing.assert_allclose(stats["sky"], 0.1, atol=0.005)
+    np.testing.assert_allclose(stats["noise"], 0.02, rtol=0.15)
+    np.testing.assert_allclose(stats["axis_ratio"], 0.5, atol=0.06)
+    # g-r-like: -2.5 log10(0.6 / 0.8); r-z-like: -2.5 log10(0.8 / 1.0).
+    np.testing.assert_allclose(stats["gr_centre"], -2.5 * np.log10(0.6 / 0.8), atol=0.03)
+    np.testing.assert_allclose(stats["rz_centre"], -2.5 * np.log10(0.8), atol=0.03)
+    # White noise: the spectrum is flat, so the share above 0.3 cycles/px is that of the rings.
+    frequency = stats["frequency"][0]
+    assert abs(stats["noise_high"].mean() - np.mean(frequency > bench.HIGH_FREQUENCY)) < 0.1
+    with pytest.raises(ValueError, match="images must be"):
+        bench.calibration_statistics(images[:, :32])

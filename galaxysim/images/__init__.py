@@ -7,12 +7,19 @@ Pillow and Galaxy10 store them, float32 in [0, 1].
 * :mod:`~galaxysim.images.preprocessing`: :func:`center_crop`,
   :func:`resize`, :func:`preprocess_images`, :class:`ImagePreprocessor`.
 * :mod:`~galaxysim.images.statistics`: :func:`image_statistics`,
-  :func:`sky_noise` (pixel statistics that tell survey images from drawings).
+  :func:`sky_noise` (pixel statistics that tell survey images from drawings),
+  :func:`radial_profile`, :func:`radial_power_spectrum`.
 """
 
 from .io import IMAGE_EXTENSIONS, load_image, load_images
 from .preprocessing import ImagePreprocessor, center_crop, preprocess_images, resize
-from .statistics import IMAGE_STATISTICS, image_statistics, sky_noise
+from .statistics import (
+    IMAGE_STATISTICS,
+    image_statistics,
+    radial_power_spectrum,
+    radial_profile,
+    sky_noise,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -23,6 +30,8 @@ __all__ = [
     "load_image",
     "load_images",
     "preprocess_images",
+    "radial_power_spectrum",
+    "radial_profile",
     "resize",
     "sky_noise",
 ]

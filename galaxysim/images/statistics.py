@@ -7,7 +7,9 @@ differs on some of these even when it shows the same kind of galaxy.
 :func:`image_statistics` measures them, one row per image; the
 :class:`~galaxysim.ranking.SimilarityRanker` keeps the collection's rows and
 warns when a query's row lies outside them. :func:`sky_noise` is the noise
-level alone.
+level alone. :func:`radial_profile` and :func:`radial_power_spectrum`
+average an image, or its spectrum, in rings about the centre: the light
+profile of a centred galaxy, and the grain of sky noise.
 
 The fine-scale detail is the high-pass residual of each channel: the
 discrete Laplacian (4 times a pixel minus its 4 neighbours, divided by the
@@ -22,9 +24,15 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .._validation import check_images
+from .._validation import check_bool, check_images
 
-__all__ = ["IMAGE_STATISTICS", "image_statistics", "sky_noise"]
+__all__ = [
+    "IMAGE_STATISTICS",
+    "image_statistics",
+    "radial_power_spectrum",
+    "radial_profile",
+    "sky_noise",
+]
 
 #: Names of the columns of :func:`image_statistics`, in order, with what each measures.
 IMAGE_STATISTICS = {
@@ -129,6 +137,26 @@ def _checked(images: Any) -> np.ndarray:
     return images
 
 
+def _checked_values(images: Any) -> np.ndarray:
+    """(n, H, W, C) finite real values in any range (sky-subtracted light, residuals), float64."""
+    try:
+        array = np.asarray(images, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"images must be a numeric array of shape (n, H, W, C), got {type(images).__name__}."
+        ) from None
+    if array.ndim != 4:
+        raise ValueError(f"images must be 4-D (n, H, W, C), got shape {array.shape}.")
+    if min(array.shape[1:3]) < _MIN_SIDE or 0 in array.shape:
+        raise ValueError(
+            f"images of shape {array.shape} are too small or empty; each needs at least "
+            f"{_MIN_SIDE}x{_MIN_SIDE} pixels and one channel."
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("images contain NaN or infinite values.")
+    return array
+
+
 def image_statistics(images: Any) -> np.ndarray:
     """Pixel statistics of each image: noise, fine-scale colour, background and colour.
 
@@ -196,3 +224,122 @@ def sky_noise(images: Any) -> np.ndarray:
         _trimmed_abs(_laplacian(np.asarray(images[start:start + _CHUNK], dtype=np.float64)))
         for start in range(0, len(images), _CHUNK)
     ])
+
+
+def _ring_means(values: np.ndarray, rings: np.ndarray, n_rings: int) -> np.ndarray:
+    """Mean of ``values`` (n, P, C) over the pixels of each ring (P,) in 0..n_rings-1 -> (n, n_rings, C)."""
+    inside = rings < n_rings
+    weights = np.zeros((n_rings, int(inside.sum())))
+    weights[rings[inside], np.arange(weights.shape[1])] = 1.0
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+    return np.einsum("rp,npc->nrc", weights, values[:, inside])
+
+
+def radial_profile(images: Any) -> np.ndarray:
+    """Azimuthally averaged profile of each image and channel about the image centre.
+
+    Pixel ``(i, j)`` lies at radius ``hypot(i - (H - 1) / 2, j - (W - 1) / 2)``
+    from the centre; ring ``k`` holds the pixels with ``k <= radius < k + 1``,
+    out to the inscribed circle (``min(H, W) // 2`` rings). For a galaxy
+    centred in its cutout this is its radial light profile; subtract the sky
+    first to profile the light alone.
+
+    Parameters
+    ----------
+    images : array-like of shape (n, H, W, C)
+        Finite values in any range (an image, or its light above the sky);
+        at least 8x8 pixels.
+
+    Returns
+    -------
+    profile : ndarray of shape (n, min(H, W) // 2, C), float64
+        The mean value of each ring, channel by channel.
+
+    See Also
+    --------
+    galaxysim.datasets.milky_way.half_light_radius : The radius holding half the light.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.images import radial_profile
+    >>> yy, xx = np.mgrid[:16, :16] - 7.5
+    >>> disk = (np.hypot(yy, xx) < 4).astype(float)[None, :, :, None]
+    >>> radial_profile(disk)[0, :, 0].round(2).tolist()
+    [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    """
+    images = _checked_values(images)
+    n, height, width, channels = images.shape
+    yy, xx = np.indices((height, width))
+    radius = np.hypot(yy - (height - 1) / 2.0, xx - (width - 1) / 2.0)
+    rings = np.floor(radius).astype(np.int64).ravel()
+    n_rings = min(height, width) // 2
+    return np.concatenate([
+        _ring_means(images[s:s + _CHUNK].reshape(-1, height * width, channels),
+                    rings, n_rings)
+        for s in range(0, n, _CHUNK)
+    ])
+
+
+def radial_power_spectrum(images: Any, *, window: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuthally averaged 2-D power spectrum of each image and channel.
+
+    Each channel minus its mean is (optionally) tapered by a 2-D Hann
+    window, Fourier transformed, and its power averaged in rings of
+    spatial frequency ``|f| = hypot(f_y, f_x)`` one frequency step
+    (``1 / min(H, W)`` cycles per pixel) wide, from the lowest non-zero
+    frequency to 0.5 (Nyquist). The power is normalised so that white
+    noise of standard deviation ``s`` gives about ``s**2`` at every
+    frequency: a flat spectrum is uncorrelated noise, one that falls
+    toward high frequencies is noise correlated between neighbouring
+    pixels (smoothed, resampled or compressed). Use it on patches of sky.
+
+    Parameters
+    ----------
+    images : array-like of shape (n, H, W, C)
+        Finite values in any range (sky patches, or their residuals after
+        removing a fit); at least 8x8 pixels.
+    window : bool, default=True
+        Taper by a Hann window, so that gradients across a patch (galaxy
+        light, a sky slope) leak less power into high frequencies.
+
+    Returns
+    -------
+    frequency : ndarray of shape (min(H, W) // 2,)
+        The centre of each ring, in cycles per pixel (``k / min(H, W)``,
+        ``k = 1 .. min(H, W) // 2``).
+    power : ndarray of shape (n, min(H, W) // 2, C), float64
+        The mean power in each ring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from galaxysim.images import radial_power_spectrum
+    >>> rng = np.random.default_rng(0)
+    >>> white = np.clip(0.5 + 0.05 * rng.normal(size=(200, 16, 16, 1)), 0, 1)
+    >>> frequency, power = radial_power_spectrum(white)
+    >>> frequency.tolist()
+    [0.0625, 0.125, 0.1875, 0.25, 0.3125, 0.375, 0.4375, 0.5]
+    >>> bool(np.allclose(power.mean(axis=0)[:, 0], 0.05**2, rtol=0.15))
+    True
+    """
+    images = _checked_values(images)
+    window = check_bool(window, "window")
+    n, height, width, channels = images.shape
+    side = min(height, width)
+    taper = np.ones((height, width))
+    if window:
+        taper = np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.fftfreq(width)[None, :]
+    # Ring k (1 .. side // 2) holds frequencies within half a step of k / side.
+    rings = np.rint(np.hypot(fy, fx) * side).astype(np.int64).ravel() - 1
+    rings[rings < 0] = side  # the zero frequency, left out
+    n_rings = side // 2
+    parts = []
+    for start in range(0, n, _CHUNK):
+        chunk = images[start:start + _CHUNK]
+        chunk = (chunk - chunk.mean(axis=(1, 2), keepdims=True)) * taper[None, :, :, None]
+        power = np.abs(np.fft.fft2(chunk, axes=(1, 2))) ** 2 / (taper**2).sum()
+        parts.append(_ring_means(power.reshape(len(chunk), height * width, channels), rings, n_rings))
+    return np.arange(1, n_rings + 1) / side, np.concatenate(parts)
