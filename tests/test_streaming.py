@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.base import clone
 
 from galaxysim import AutoencoderEmbedder, ContrastiveEmbedder
 from galaxysim.datasets import ImageCollection
