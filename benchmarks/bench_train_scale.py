@@ -214,12 +214,14 @@ def _setup(args: argparse.Namespace, folder: str) -> tuple[ImageCollection, str]
         return collection, f"{len(collection):,} images of {args.source.name} ({collection.kind})"
     path = args.h5 or Path(folder) / "galaxy10_layout.h5"
     start = time.perf_counter()
+    written = "reused"
     if not path.exists():
         write_galaxy10_layout(path, args.n_images)
+        written = f"written in {time.perf_counter() - start:.0f} s"
     collection = ImageCollection(path, crop=args.crop or CROP, image_size=args.image_size,
                                  num_workers=args.workers)
     return collection, (f"{len(collection):,} generated cutouts of {CUTOUT}x{CUTOUT} (HDF5 "
-                        f"written in {time.perf_counter() - start:.0f} s)")
+                        f"{written})")
 
 
 def main(argv: list[str] | None = None) -> dict:
