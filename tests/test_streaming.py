@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.base import clone
 
 from galaxysim import AutoencoderEmbedder, ContrastiveEmbedder
 from galaxysim.datasets import ImageCollection
@@ -305,3 +304,12 @@ def test_a_model_fitted_from_disk_saves_and_loads_as_a_weights_only_file(sources
     loaded = load_model(path, expected=AutoencoderEmbedder)
     np.testing.assert_array_equal(loaded.transform(sources["zarr"]),
                                   embedder.transform(sources["zarr"]))
+
+
+def test_one_image_file_is_not_a_collection(pixels, tmp_path, sources):
+    Image.fromarray(pixels[0]).save(tmp_path / "query.png")
+    with pytest.raises(ValueError, match=r"one image file.*load_image"):
+        ImageCollection(tmp_path / "query.png")
+    embedder = AutoencoderEmbedder(**AUTOENCODER).fit(pixels)
+    with pytest.raises(ValueError, match=r"query\.png' is one image file"):
+        embedder.transform(str(tmp_path / "query.png"))

@@ -19,6 +19,7 @@ import torch
 
 from .._batches import default_num_workers
 from .._validation import PathLike, check_positive_int
+from ..images import IMAGE_EXTENSIONS
 from .chunks import ImageChunks, image_chunks
 
 __all__ = ["ImageCollection"]
@@ -103,6 +104,7 @@ class ImageCollection(torch.utils.data.Dataset):
         image_size: int | Sequence[int] | None = None,
         num_workers: int | None = None,
     ) -> None:
+        _refuse_one_image(source)
         self._chunks: ImageChunks = image_chunks(source, crop=crop, image_size=image_size)
         self.num_workers = (default_num_workers() if num_workers is None
                             else check_positive_int(num_workers, "num_workers", minimum=0))
@@ -190,6 +192,13 @@ class ImageCollection(torch.utils.data.Dataset):
         return images
 
 
-def is_collection_source(X: Any) -> bool:
-    """True for what the embedders read as a collection: a path or an ImageCollection."""
-    return isinstance(X, (ImageCollection, str, os.PathLike))
+def _refuse_one_image(source: Any) -> None:
+    """A clear error for the path of one image file, which is not a collection."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        name = os.fspath(source).lower()
+        if name.endswith(IMAGE_EXTENSIONS + (".gz",)):
+            raise ValueError(
+                f"source {os.fspath(source)!r} is one image file; a collection is an HDF5 "
+                "file, a zarr array or a folder of images. Read one image with "
+                "galaxysim.images.load_image(path)[None]."
+            )
