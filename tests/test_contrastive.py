@@ -29,6 +29,7 @@ from galaxysim.embedders import (
     AutoencoderEmbedder,
     ContrastiveEmbedder,
     ContrastiveEncoder,
+    DihedralEncoder,
     GalaxyAugmentation,
 )
 from galaxysim.embedders.whitening import shrunk_whitening
@@ -189,7 +190,8 @@ def test_fit_transform_shapes_attributes_and_history(fitted, images):
     assert fitted.image_shape_ == (16, 16, 3) and fitted.n_features_in_ == 768
     assert fitted.input_format_ == "images" and fitted.input_range_ == (0.0, 1.0)
     assert fitted.device_ == torch.device("cpu")
-    assert isinstance(fitted.network_, ContrastiveEncoder) and not fitted.network_.training
+    # The default encoder is the dihedral one; encoder="conv" builds the plain network.
+    assert isinstance(fitted.network_, DihedralEncoder) and not fitted.network_.training
     assert list(fitted.get_feature_names_out()) == [f"contrastiveembedder{i}" for i in range(8)]
     history = fitted.history_
     assert history.n_epochs == 2 and len(history.train_loss) == len(history.val_loss) == 2
@@ -369,7 +371,7 @@ def test_dihedral_average_is_invariant_to_turns_and_flips(images):
     for variant in variants:
         np.testing.assert_allclose(est.transform(np.ascontiguousarray(variant)), base,
                                    rtol=0, atol=1e-5)
-    plain = ContrastiveEmbedder(**TINY, random_state=0).fit(images)
+    plain = ContrastiveEmbedder(**TINY, encoder="conv", random_state=0).fit(images)
     assert not np.allclose(plain.transform(images[:, ::-1]), plain.transform(images), atol=1e-3)
 
 
@@ -752,8 +754,9 @@ def test_init_starts_from_the_pretrained_weights(fitted, images, monkeypatch):
     for name, tensor in fitted.network_.state_dict().items():
         assert torch.equal(started[name], tensor), name
     # Training went on from there, and the pretrained model is untouched.
-    assert not torch.equal(adapted.network_.state_dict()["stages.0.0.weight"],
-                           fitted.network_.state_dict()["stages.0.0.weight"])
+    first = next(iter(fitted.network_.state_dict()))
+    assert not torch.equal(adapted.network_.state_dict()[first],
+                           fitted.network_.state_dict()[first])
     assert fitted.history_.n_epochs == TINY["max_epochs"]
 
 
@@ -834,3 +837,9 @@ def test_init_from_a_saved_ranker_takes_its_embedder(fitted, images, tmp_path):
     pca_path = save_model(PCA(2).fit(images.reshape(len(images), -1)), tmp_path / "pca.safetensors")
     with pytest.raises(ValueError, match="holds a PCA, not a ContrastiveEmbedder"):
         ContrastiveEmbedder(**TINY, init=pca_path).fit(images)
+
+
+def test_the_plain_encoder_is_still_available(images):
+    plain = ContrastiveEmbedder(**TINY, encoder="conv", random_state=0).fit(images)
+    assert isinstance(plain.network_, ContrastiveEncoder)
+    assert plain.transform(images).shape == (40, 8)
