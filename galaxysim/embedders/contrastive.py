@@ -77,8 +77,8 @@ class ContrastiveEmbedder(
         quarter turns, with eight times fewer weights than a plain network
         of the same widths; it learns more from few images
         (docs/contrastive.md). ``"conv"``: a plain convolutional encoder
-        (:class:`ContrastiveEncoder`), the default before version 0.2, about
-        1.5 times faster to train on a CPU.
+        (:class:`ContrastiveEncoder`), the default before version 0.2, less
+        costly to train on a CPU (docs/benchmarks.md).
     n_components : int, default=128
         Size of the embedding (the channels of the encoder's last stage).
     n_stages : int, default=4

@@ -7,7 +7,7 @@ across the eight symmetries of the square (the dihedral group D4, Cohen &
 Welling, "Group Equivariant Convolutional Networks", ICML 2016), so that
 each feature is learnt once and detected in every orientation. The result
 is a network whose embedding is exactly invariant to the eight symmetries,
-with eight times fewer weights than an ordinary network of the same cost.
+with eight times fewer weights than an ordinary network of the same widths.
 
 :class:`DihedralEncoder` has the interface of
 :class:`~galaxysim.embedders.contrastive_network.ContrastiveEncoder` (an
@@ -169,8 +169,10 @@ class DihedralEncoder(nn.Module):
     fields, and the average over the image and the maximum over the eight
     copies. The stage widths are those of
     :class:`~galaxysim.embedders.contrastive_network.ContrastiveEncoder`
-    divided by eight (each field has eight copies), so both networks cost
-    about the same per image; this one has about eight times fewer weights.
+    divided by eight (each field has eight copies), so both have about the
+    same arithmetic in their stages (this one adds a full-resolution lifting
+    layer, which makes it dearer to train on a CPU); this one has about
+    eight times fewer weights.
     Turning an image by 90 degrees or mirroring it leaves the embedding
     unchanged (up to float rounding) when its sides are divisible by
     ``2 ** n_stages``.
