@@ -24,9 +24,14 @@ def pytest_collection_modifyitems(config, items):
         if type(item).__name__ != "DoctestItem":
             continue
         relative = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
-        missing = [name for name in _DOCTEST_NEEDS.get(relative, ())
-                   if importlib.util.find_spec(name) is None]
+        missing = [
+            name
+            for name in _DOCTEST_NEEDS.get(relative, ())
+            if importlib.util.find_spec(name) is None
+        ]
         if missing:
-            item.add_marker(pytest.mark.skip(
-                reason=f"the example needs {', '.join(missing)} (pip install \"galaxysim[dask]\")"
-            ))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f'the example needs {", ".join(missing)} (pip install "galaxysim[dask]")'
+                )
+            )

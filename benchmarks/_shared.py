@@ -15,8 +15,10 @@ from datetime import date
 def print_report(title: str, report: str, script: str, quick: bool) -> None:
     """Print ``report`` under a dated heading, with the command that reproduces it."""
     command = f"python benchmarks/{script}" + (" --quick" if quick else "")
-    print(f"# {title} ({date.today().isoformat()}, {platform.machine()}, "
-          f"Python {platform.python_version()})\n")
+    print(
+        f"# {title} ({date.today().isoformat()}, {platform.machine()}, "
+        f"Python {platform.python_version()})\n"
+    )
     print(report)
     print(f"\nCommand: `{command}`")
 

@@ -56,20 +56,21 @@ import torch
 
 from galaxysim.datasets import make_galaxies
 from galaxysim.embedders import ContrastiveEmbedder, ContrastiveEncoder, GalaxyAugmentation
-from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.embedders.contrastive_network import nt_xent_loss
+from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.metrics import same_class_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import print_report  # noqa: E402
+from _shared import print_report
 
 EPOCH_IMAGES = 9796  # the five spiral and edge-on classes of Galaxy10 DECaLS
 # The estimator's defaults, read from it so that the bare loop trains, and the
 # convergence curve whitens, exactly as ContrastiveEmbedder does by default.
 DEFAULTS = ContrastiveEmbedder().get_params()
 BATCH = DEFAULTS["batch_size"]
-NETWORK = {name: DEFAULTS[name]
-           for name in ("n_components", "n_stages", "base_channels", "projection_dim")}
+NETWORK = {
+    name: DEFAULTS[name] for name in ("n_components", "n_stages", "base_channels", "projection_dim")
+}
 TEMPERATURE = DEFAULTS["temperature"]
 LEARNING_RATE, WEIGHT_DECAY = DEFAULTS["learning_rate"], DEFAULTS["weight_decay"]
 WHITEN = DEFAULTS["whiten"]
@@ -91,12 +92,30 @@ class Setup(NamedTuple):
 
 
 # --quick only checks that the script runs: a small network on small images.
-QUICK = Setup(image_size=32, batch_size=32, n_timing=64, epochs=1, repeats=1,
-              augment_batches=1, n_curve=64, max_epochs=2, plateau_window=2,
-              network=dict(n_components=16, n_stages=2, base_channels=8, projection_dim=16))
-FULL = Setup(image_size=64, batch_size=BATCH, n_timing=2 * BATCH, epochs=2, repeats=4,
-             augment_batches=4, n_curve=2000, max_epochs=15, plateau_window=3,
-             network=NETWORK)
+QUICK = Setup(
+    image_size=32,
+    batch_size=32,
+    n_timing=64,
+    epochs=1,
+    repeats=1,
+    augment_batches=1,
+    n_curve=64,
+    max_epochs=2,
+    plateau_window=2,
+    network=dict(n_components=16, n_stages=2, base_channels=8, projection_dim=16),
+)
+FULL = Setup(
+    image_size=64,
+    batch_size=BATCH,
+    n_timing=2 * BATCH,
+    epochs=2,
+    repeats=4,
+    augment_batches=4,
+    n_curve=2000,
+    max_epochs=15,
+    plateau_window=3,
+    network=NETWORK,
+)
 
 
 def _tensor(images: np.ndarray) -> torch.Tensor:
@@ -130,8 +149,9 @@ class BareLoop:
         self.batch_size = setup.batch_size
         self.net = _network(images.shape[-1], setup.network, seed)
         self.n_components = setup.network["n_components"]
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=LEARNING_RATE,
-                                           weight_decay=WEIGHT_DECAY)
+        self.optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
+        )
         self.augmentation = GalaxyAugmentation()
         self.order_generator = torch.Generator().manual_seed(seed)
         self.view_generator = torch.Generator().manual_seed(seed + 1)
@@ -143,8 +163,9 @@ class BareLoop:
         order = torch.randperm(len(self.data), generator=self.order_generator)
         for start in range(0, len(self.data), self.batch_size):
             batch = self.data[order[start : start + self.batch_size]]
-            total += _step(self.net, self.optimizer, self.augmentation, batch,
-                           self.view_generator) * len(batch)
+            total += _step(
+                self.net, self.optimizer, self.augmentation, batch, self.view_generator
+            ) * len(batch)
         self.net.eval()
         return float(total) / len(self.data)
 
@@ -160,11 +181,19 @@ class BareLoop:
 
 def _estimator(setup: Setup, whiten: int | None) -> ContrastiveEmbedder:
     # No validation and no early stopping: the training alone, as in the bare loop.
-    return ContrastiveEmbedder(**setup.network, temperature=TEMPERATURE, max_epochs=setup.epochs,
-                               batch_size=setup.batch_size, learning_rate=LEARNING_RATE,
-                               weight_decay=WEIGHT_DECAY, whiten=whiten,
-                               early_stopping=False, validation_fraction=0.0, device="cpu",
-                               random_state=0)
+    return ContrastiveEmbedder(
+        **setup.network,
+        temperature=TEMPERATURE,
+        max_epochs=setup.epochs,
+        batch_size=setup.batch_size,
+        learning_rate=LEARNING_RATE,
+        weight_decay=WEIGHT_DECAY,
+        whiten=whiten,
+        early_stopping=False,
+        validation_fraction=0.0,
+        device="cpu",
+        random_state=0,
+    )
 
 
 def _timed(fn) -> float:
@@ -187,19 +216,27 @@ def speed(setup: Setup) -> dict:
 
     # Warm-up: the first pass pays for allocator and kernel set-up.
     BareLoop(images[: setup.batch_size], setup).epoch()
-    cases = {"bare": bare,
-             "estimator": lambda: _estimator(setup, None).fit(images),
-             "estimator_whiten": lambda: _estimator(setup, WHITEN).fit(images)}
+    cases = {
+        "bare": bare,
+        "estimator": lambda: _estimator(setup, None).fit(images),
+        "estimator_whiten": lambda: _estimator(setup, WHITEN).fit(images),
+    }
     runs = {name: [] for name in cases}
     names = list(cases)
     for repeat in range(setup.repeats):
         # Interleaved, and each case first in turn, so that all see the same load.
-        for name in names[repeat % 3:] + names[: repeat % 3]:
+        for name in names[repeat % 3 :] + names[: repeat % 3]:
             runs[name].append(_timed(cases[name]))
-    ratios = {name: statistics.median(t / b for t, b in zip(times, runs["bare"]))
-              for name, times in runs.items() if name != "bare"}
-    return {"runs": runs, "ratios": ratios, "steps": setup.epochs * -(-setup.n_timing
-                                                                     // setup.batch_size)}
+    ratios = {
+        name: statistics.median(t / b for t, b in zip(times, runs["bare"]))
+        for name, times in runs.items()
+        if name != "bare"
+    }
+    return {
+        "runs": runs,
+        "ratios": ratios,
+        "steps": setup.epochs * -(-setup.n_timing // setup.batch_size),
+    }
 
 
 def _per_epoch_of_galaxy10(seconds: float, setup: Setup) -> float:
@@ -255,29 +292,42 @@ def convergence(setup: Setup) -> dict:
         seconds.append(_timed(lambda: losses.append(loop.epoch())))
         rates.append(same_class_rate(loop.embed(), labels, n_neighbors=10))
         trained = rates[1:]  # the plateau of training, not the untrained network's rate
-        if (len(trained) >= window + 3
-                and max(trained[-window:]) <= max(trained[:-window]) + 0.005):
+        if len(trained) >= window + 3 and max(trained[-window:]) <= max(trained[:-window]) + 0.005:
             break
     best = max(rates[1:])
     to_converge = next(epoch for epoch, rate in enumerate(rates) if epoch and rate >= best - 0.01)
     chance = float(np.sum((np.bincount(labels) / len(labels)) ** 2))
-    return {"rates": rates, "losses": losses, "seconds": seconds, "best": best,
-            "epochs_to_converge": to_converge, "chance": chance,
-            "plateaued": len(rates) - 1 < setup.max_epochs}
+    return {
+        "rates": rates,
+        "losses": losses,
+        "seconds": seconds,
+        "best": best,
+        "epochs_to_converge": to_converge,
+        "chance": chance,
+        "plateaued": len(rates) - 1 < setup.max_epochs,
+    }
 
 
 # --- report ---------------------------------------------------------------------------------------
 
 
-def report(setup: Setup, threads: int, timing: dict, augment: dict, curve: dict
-           ) -> tuple[str, dict]:
+def report(
+    setup: Setup, threads: int, timing: dict, augment: dict, curve: dict
+) -> tuple[str, dict]:
     runs, ratios = timing["runs"], timing["ratios"]
-    epoch_s = {name: _per_epoch_of_galaxy10(statistics.median(times), setup)
-               for name, times in runs.items()}
-    whiten_s = (statistics.median(runs["estimator_whiten"])
-                - statistics.median(runs["estimator"])) / setup.n_timing * EPOCH_IMAGES
-    per_image = {name: augment["batch"] / augment[name]
-                 for name in ("whole", "geometric", "photometric", "network step")}
+    epoch_s = {
+        name: _per_epoch_of_galaxy10(statistics.median(times), setup)
+        for name, times in runs.items()
+    }
+    whiten_s = (
+        (statistics.median(runs["estimator_whiten"]) - statistics.median(runs["estimator"]))
+        / setup.n_timing
+        * EPOCH_IMAGES
+    )
+    per_image = {
+        name: augment["batch"] / augment[name]
+        for name in ("whole", "geometric", "photometric", "network step")
+    }
     augment_share = 2 * augment["whole"] / (2 * augment["whole"] + augment["network step"])
     converge_s = epoch_s["estimator"] * curve["epochs_to_converge"] + max(whiten_s, 0.0)
     lines = [
@@ -308,10 +358,12 @@ def report(setup: Setup, threads: int, timing: dict, augment: dict, curve: dict
         "| work | seconds per batch | images/s |",
         "|---|---:|---:|",
     ]
-    for name, label in [("whole", "GalaxyAugmentation (one view)"),
-                        ("geometric", "geometric part only"),
-                        ("photometric", "photometric part only"),
-                        ("network step", "network step (forward, backward, AdamW)")]:
+    for name, label in [
+        ("whole", "GalaxyAugmentation (one view)"),
+        ("geometric", "geometric part only"),
+        ("photometric", "photometric part only"),
+        ("network step", "network step (forward, backward, AdamW)"),
+    ]:
         lines.append(f"| {label} | {augment[name]:.3f} | {per_image[name]:,.0f} |")
     lines += [
         "",
@@ -338,9 +390,13 @@ def report(setup: Setup, threads: int, timing: dict, augment: dict, curve: dict
         f"{max(whiten_s, 0.0):.0f} s whitening = {converge_s / 60:.1f} minutes.",
     ]
     results = {
-        "seconds_per_epoch": epoch_s, "ratios": ratios, "whiten_seconds": whiten_s,
-        "images_per_second": per_image, "augment_share": augment_share,
-        "rates": curve["rates"], "epochs_to_converge": curve["epochs_to_converge"],
+        "seconds_per_epoch": epoch_s,
+        "ratios": ratios,
+        "whiten_seconds": whiten_s,
+        "images_per_second": per_image,
+        "augment_share": augment_share,
+        "rates": curve["rates"],
+        "epochs_to_converge": curve["epochs_to_converge"],
         "converge_minutes": converge_s / 60,
     }
     return "\n".join(lines), results
@@ -350,10 +406,15 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse the command line, run the four parts, print the report; return the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, runs in seconds")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (default 2, the cores of the reference machine)")
-    parser.add_argument("--max-epochs", type=int, default=None,
-                        help="most epochs of the convergence curve (part 4)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (default 2, the cores of the reference machine)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="most epochs of the convergence curve (part 4)"
+    )
     args = parser.parse_args(argv)
     setup = QUICK if args.quick else FULL
     if args.max_epochs is not None:

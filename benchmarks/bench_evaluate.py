@@ -59,7 +59,13 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from sklearn.frozen import FrozenEstimator
 
+from galaxysim import ContrastiveEmbedder, load_model, save_model
+from galaxysim.app.collections import TARGET_CLASS
+from galaxysim.app.evaluation import METHODS, evaluate_methods
+from galaxysim.app.evaluation_methods import QUICK_CONTRASTIVE
+from galaxysim.app.evaluation_table import EvaluationTable, plot_evaluation
 from galaxysim.datasets import (
     SYNTHETIC_CLASSES,
     load_galaxy10_folder,
@@ -67,13 +73,6 @@ from galaxysim.datasets import (
     make_galaxies,
     make_milky_way,
 )
-from galaxysim.app.collections import TARGET_CLASS
-from sklearn.frozen import FrozenEstimator
-
-from galaxysim import ContrastiveEmbedder, load_model, save_model
-from galaxysim.app.evaluation import METHODS, evaluate_methods
-from galaxysim.app.evaluation_methods import QUICK_CONTRASTIVE
-from galaxysim.app.evaluation_table import EvaluationTable, plot_evaluation
 from galaxysim.images import resize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +109,11 @@ def builtin_models(args: argparse.Namespace) -> dict[str, tuple[ContrastiveEmbed
     if getattr(args, "_builtin_models", None) is not None:
         return args._builtin_models
     images, _ = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
-    params = {**(QUICK_CONTRASTIVE if args.quick else PRESETS[args.preset]["contrastive"]),
-              "device": args.device, "random_state": 0}
+    params = {
+        **(QUICK_CONTRASTIVE if args.quick else PRESETS[args.preset]["contrastive"]),
+        "device": args.device,
+        "random_state": 0,
+    }
     models = {}
     for method, encoder in _ENCODERS.items():
         name = f"builtin_{encoder}_{args.n_samples}x{args.image_size}{'_quick' * args.quick}"
@@ -144,12 +146,21 @@ def builtin(args: argparse.Namespace) -> EvaluationTable:
     """Built-in synthetic galaxies against the built-in Milky Way drawing."""
     images, labels = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
     return evaluate_methods(
-        images, labels, make_milky_way(args.image_size),
-        target_names=SYNTHETIC_CLASSES, target_label=TARGET_CLASS, methods=args.methods,
-        latent_dim=args.latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        images,
+        labels,
+        make_milky_way(args.image_size),
+        target_names=SYNTHETIC_CLASSES,
+        target_label=TARGET_CLASS,
+        methods=args.methods,
+        latent_dim=args.latent_dim,
+        ks=(10, 50),
+        quick=args.quick,
+        random_state=0,
         pretrained=_pretrained(args, args.methods),
         data_name=f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)",
-        query_name="make_milky_way (built-in drawing)", verbose=args.verbose, **_settings(args),
+        query_name="make_milky_way (built-in drawing)",
+        verbose=args.verbose,
+        **_settings(args),
     )
 
 
@@ -167,8 +178,9 @@ def _real_images(args: argparse.Namespace, classes=None):
 
 
 def _real_name(n: int, args: argparse.Namespace) -> str:
-    return (f"the {n} seed-class images of galaxy10_decals_samples (crop 64"
-            + (f", resized to {args.image_size})" if args.image_size != 64 else ")"))
+    return f"the {n} seed-class images of galaxy10_decals_samples (crop 64" + (
+        f", resized to {args.image_size})" if args.image_size != 64 else ")"
+    )
 
 
 _ILLUSTRATION = "Milky Way illustration (NASA/JPL-Caltech/R. Hurt), framed like Galaxy10"
@@ -181,11 +193,21 @@ def real(args: argparse.Namespace) -> EvaluationTable | None:
         return None
     data, images, query = loaded
     return evaluate_methods(
-        images, data.target, query, train_X=everything[1],
-        target_names=list(data.target_names), target_label=TARGET_CLASS, methods=args.methods,
-        latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
-        data_name=_real_name(len(images), args), query_name=_ILLUSTRATION,
-        verbose=args.verbose, **_settings(args),
+        images,
+        data.target,
+        query,
+        train_X=everything[1],
+        target_names=list(data.target_names),
+        target_label=TARGET_CLASS,
+        methods=args.methods,
+        latent_dim=args.real_latent_dim,
+        ks=(10, 50),
+        quick=args.quick,
+        random_state=0,
+        data_name=_real_name(len(images), args),
+        query_name=_ILLUSTRATION,
+        verbose=args.verbose,
+        **_settings(args),
     )
 
 
@@ -198,12 +220,23 @@ def transfer(args: argparse.Namespace) -> EvaluationTable | None:
     train, _ = make_galaxies(args.n_samples, image_size=args.image_size, random_state=0)
     methods = [m for m in (args.methods or TRANSFER_METHODS) if m in TRANSFER_METHODS]
     return evaluate_methods(
-        images, data.target, query, train_X=train, pretrained=_pretrained(args, methods),
-        target_names=list(data.target_names), target_label=TARGET_CLASS, methods=methods,
-        latent_dim=args.real_latent_dim, ks=(10, 50), quick=args.quick, random_state=0,
+        images,
+        data.target,
+        query,
+        train_X=train,
+        pretrained=_pretrained(args, methods),
+        target_names=list(data.target_names),
+        target_label=TARGET_CLASS,
+        methods=methods,
+        latent_dim=args.real_latent_dim,
+        ks=(10, 50),
+        quick=args.quick,
+        random_state=0,
         data_name=_real_name(len(images), args) + f", models trained on make_galaxies"
         f"({args.n_samples}, image_size={args.image_size}, random_state=0)",
-        query_name=_ILLUSTRATION, verbose=args.verbose, **_settings(args),
+        query_name=_ILLUSTRATION,
+        verbose=args.verbose,
+        **_settings(args),
     )
 
 
@@ -223,17 +256,28 @@ def adapted(args: argparse.Namespace) -> EvaluationTable | None:
     if args.quick:  # evaluate_methods' tiny quick model must match the pretrained one
         settings["contrastive_params"].update(QUICK_CONTRASTIVE)
     return evaluate_methods(
-        images, data.target, query, train_X=everything[1],
-        target_names=list(data.target_names), target_label=TARGET_CLASS,
-        methods=["pca", "contrastive"], latent_dim=args.real_latent_dim, ks=(10, 50),
-        quick=args.quick, random_state=0,
+        images,
+        data.target,
+        query,
+        train_X=everything[1],
+        target_names=list(data.target_names),
+        target_label=TARGET_CLASS,
+        methods=["pca", "contrastive"],
+        latent_dim=args.real_latent_dim,
+        ks=(10, 50),
+        quick=args.quick,
+        random_state=0,
         data_name=_real_name(len(images), args) + ", the contrastive embedder pretrained on "
         f"{source} and adapted on the 100 real images",
-        query_name=_ILLUSTRATION, verbose=args.verbose, **settings,
+        query_name=_ILLUSTRATION,
+        verbose=args.verbose,
+        **settings,
     )
 
 
-def write(table: EvaluationTable, out: Path, name: str, command: str, machine: str) -> dict[str, Path]:
+def write(
+    table: EvaluationTable, out: Path, name: str, command: str, machine: str
+) -> dict[str, Path]:
     """Write the CSV, the Markdown (with machine, date and command) and the figure."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     files = {
@@ -254,39 +298,70 @@ def machine_description(device: str) -> str:
     """One line on where this ran."""
     if device != "cpu" and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} GPU (torch {torch.__version__})"
-    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, shared; "
-            f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}")
+    return (
+        f"{platform.machine()} CPU, {os.cpu_count()} cores, shared; "
+        f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, with the sizes --quick implies filled in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="100 built-in images of 16 pixels, real images at 16, tiny models")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 built-in images of 16 pixels, real images at 16, tiny models",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the reports (default: a temporary folder, removed "
-                        "at the end; the tables are printed)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the reports (default: a temporary folder, removed "
+        "at the end; the tables are printed)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the file names, e.g. _gpu")
-    parser.add_argument("--n-samples", type=int, default=None, help="built-in images (default 2000)")
+    parser.add_argument(
+        "--n-samples", type=int, default=None, help="built-in images (default 2000)"
+    )
     parser.add_argument("--image-size", type=int, default=None, help="side in pixels (default 64)")
     parser.add_argument("--latent-dim", type=int, default=32)
-    parser.add_argument("--real-latent-dim", type=int, default=16,
-                        help="latent size for the 50 real images (default 16)")
+    parser.add_argument(
+        "--real-latent-dim",
+        type=int,
+        default=16,
+        help="latent size for the 50 real images (default 16)",
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=None)
-    parser.add_argument("--parts", nargs="+", choices=("builtin", "real", "transfer", "adapted"),
-                        default=["builtin", "real", "transfer", "adapted"])
-    parser.add_argument("--models", type=Path, default=None,
-                        help="keep the contrastive embedders trained on built-in galaxies here, "
-                        "and reuse them when the same settings run again")
-    parser.add_argument("--init", type=Path, default=None,
-                        help="the adapted part starts from this model file (a ContrastiveEmbedder "
-                        "or a saved ranker, e.g. the demo's model.safetensors) instead of the "
-                        "built-in model trained here")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("builtin", "real", "transfer", "adapted"),
+        default=["builtin", "real", "transfer", "adapted"],
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="keep the contrastive embedders trained on built-in galaxies here, "
+        "and reuse them when the same settings run again",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="the adapted part starts from this model file (a ContrastiveEmbedder "
+        "or a saved ranker, e.g. the demo's model.safetensors) instead of the "
+        "built-in model trained here",
+    )
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--device", default="auto", help="torch device for the models")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: steady on a shared 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: steady on a shared 2-core machine)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -302,7 +377,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Run both evaluations; print the tables and the command; return the tables."""
     args = parse_args(argv)
     arguments = argv if argv is not None else sys.argv[1:]
-    command = "python benchmarks/bench_evaluate.py" + (" " + shlex.join(arguments) if arguments else "")
+    command = "python benchmarks/bench_evaluate.py" + (
+        " " + shlex.join(arguments) if arguments else ""
+    )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     temporary = None
@@ -313,8 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
             out = Path(temporary.name)
         machine = machine_description(args.device)
         results: dict = {"command": command, "tables": {}, "files": {}, "seconds": {}}
-        parts = (("builtin", builtin), ("real", real), ("transfer", transfer),
-                 ("adapted", adapted))
+        parts = (("builtin", builtin), ("real", real), ("transfer", transfer), ("adapted", adapted))
         for part, function in parts:
             if part not in args.parts:
                 continue

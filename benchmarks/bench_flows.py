@@ -76,20 +76,39 @@ def vector_benchmark(features, test_features, config):
     for kind in ("affine", "spline", "autoregressive"):
         # Untimed one-epoch warm-up of both paths at full size: first calls pay for lazy
         # initialisation and memory allocation in torch.
-        FlowDensityEstimator(flow=kind, n_layers=config["layers"], hidden_features=config["hidden"],
-                             max_epochs=1, batch_size=config["batch_size"], early_stopping=False,
-                             device="cpu", random_state=0).fit(features)
+        FlowDensityEstimator(
+            flow=kind,
+            n_layers=config["layers"],
+            hidden_features=config["hidden"],
+            max_epochs=1,
+            batch_size=config["batch_size"],
+            early_stopping=False,
+            device="cpu",
+            random_state=0,
+        ).fit(features)
         warm = torch.as_tensor(features, dtype=torch.float32)
-        train_zuko_directly(zuko_flow(features.shape[1], kind, config["layers"], config["hidden"]),
-                            warm, warm[:64], epochs=1, batch_size=config["batch_size"],
-                            learning_rate=1e-3, seed=0)
+        train_zuko_directly(
+            zuko_flow(features.shape[1], kind, config["layers"], config["hidden"]),
+            warm,
+            warm[:64],
+            epochs=1,
+            batch_size=config["batch_size"],
+            learning_rate=1e-3,
+            seed=0,
+        )
         times = {"galaxysim": [], "zuko": []}
         scores = {}
         for repeat in range(config["repeats"]):
             est = FlowDensityEstimator(
-                flow=kind, n_layers=config["layers"], hidden_features=config["hidden"],
-                max_epochs=config["epochs"], batch_size=config["batch_size"],
-                learning_rate=1e-3, early_stopping=False, device="cpu", random_state=repeat,
+                flow=kind,
+                n_layers=config["layers"],
+                hidden_features=config["hidden"],
+                max_epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                learning_rate=1e-3,
+                early_stopping=False,
+                device="cpu",
+                random_state=repeat,
             )
             start = time.perf_counter()
             est.fit(features)
@@ -101,6 +120,7 @@ def vector_benchmark(features, test_features, config):
             order = np.random.default_rng(repeat).permutation(len(features))
             train, val = features[order[:n_train]], features[order[n_train:]]
             loc, scale = train.mean(axis=0), train.std(axis=0)
+
             def to_tensor(a, loc=loc, scale=scale):
                 return torch.as_tensor((a - loc) / scale, dtype=torch.float32)
 
@@ -108,8 +128,13 @@ def vector_benchmark(features, test_features, config):
             flow = zuko_flow(features.shape[1], kind, config["layers"], config["hidden"])
             start = time.perf_counter()
             n_steps = train_zuko_directly(
-                flow, to_tensor(train), to_tensor(val), epochs=config["epochs"],
-                batch_size=config["batch_size"], learning_rate=1e-3, seed=repeat,
+                flow,
+                to_tensor(train),
+                to_tensor(val),
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                learning_rate=1e-3,
+                seed=repeat,
             )
             times["zuko"].append((time.perf_counter() - start) / n_steps)
             with torch.no_grad():
@@ -123,9 +148,15 @@ def vector_benchmark(features, test_features, config):
         rows.append((kind, "FlowDensityEstimator", best["galaxysim"], scores["galaxysim"], ratio))
     try:
         est = FlowDensityEstimator(
-            backend="jammy", flow="gaussianization", n_layers=config["layers"],
-            max_epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=1e-3,
-            early_stopping=False, device="cpu", random_state=0,
+            backend="jammy",
+            flow="gaussianization",
+            n_layers=config["layers"],
+            max_epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            learning_rate=1e-3,
+            early_stopping=False,
+            device="cpu",
+            random_state=0,
         )
         start = time.perf_counter()
         est.fit(features)
@@ -141,8 +172,14 @@ def vector_benchmark(features, test_features, config):
 def image_benchmark(train_images, test_images, config, figure):
     """Row of the image table, after a fixed wall-clock budget; saves a sample grid."""
     params = dict(
-        n_levels=config["levels"], n_layers=config["steps"], hidden_features=config["image_hidden"],
-        batch_size=64, learning_rate=1e-3, patience=5, device="cpu", random_state=0,
+        n_levels=config["levels"],
+        n_layers=config["steps"],
+        hidden_features=config["image_hidden"],
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=5,
+        device="cpu",
+        random_state=0,
     )
     warm_up = {**params, "batch_size": 16}
     FlowDensityEstimator(max_epochs=1, **warm_up).fit(train_images[:32])
@@ -159,21 +196,32 @@ def image_benchmark(train_images, test_images, config, figure):
     if figure is not None:
         from galaxysim.plotting import plot_image_grid
 
-        samples = np.concatenate([
-            test_images[:8],
-            est.sample(8, random_state=0, temperature=0.7),
-            est.sample(8, random_state=1, temperature=0.7),
-            est.sample(8, random_state=2, temperature=1.0),
-        ])
+        samples = np.concatenate(
+            [
+                test_images[:8],
+                est.sample(8, random_state=0, temperature=0.7),
+                est.sample(8, random_state=1, temperature=0.7),
+                est.sample(8, random_state=2, temperature=1.0),
+            ]
+        )
         fig = plot_image_grid(
-            samples, n_cols=8, image_size=1.0,
+            samples,
+            n_cols=8,
+            image_size=1.0,
             row_labels=["held-out data", "T = 0.7", "T = 0.7", "T = 1.0"],
             suptitle=f"FlowDensityEstimator samples ({bits:.2f} bits/dim held out)",
         )
         figure.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(figure, dpi=80)
-    row = (len(train_images), len(test_images), est.history_.n_epochs, seconds, epoch_seconds,
-           bits, png)
+    row = (
+        len(train_images),
+        len(test_images),
+        est.history_.n_epochs,
+        seconds,
+        epoch_seconds,
+        bits,
+        png,
+    )
     return row, est
 
 
@@ -198,11 +246,15 @@ def ood_benchmark(est, test_images):
         sets["real Galaxy10 DECaLS (100 samples)"] = resize(center_crop(real, 64), size)
     rows = []
     for name, images in sets.items():
-        rows.append((
-            name, len(images), float(est.bits_per_dim(images).mean()),
-            float(est.typicality(images).mean()),
-            float(est.complexity_corrected_score(images).mean() / n_dims),
-        ))
+        rows.append(
+            (
+                name,
+                len(images),
+                float(est.bits_per_dim(images).mean()),
+                float(est.typicality(images).mean()),
+                float(est.complexity_corrected_score(images).mean() / n_dims),
+            )
+        )
     return rows
 
 
@@ -210,24 +262,58 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print Markdown tables, the command and the machine."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on shared cores more threads spin)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on shared cores more threads spin)",
+    )
     parser.add_argument("--budget", type=float, default=None, help="image-flow seconds")
-    parser.add_argument("--parts", default="vector,image",
-                        help="comma-separated parts to run: vector, image (default both)")
-    parser.add_argument("--figure", type=Path, default=None,
-                        help="sample grid path (full mode: docs/images/flow_samples.png)")
+    parser.add_argument(
+        "--parts",
+        default="vector,image",
+        help="comma-separated parts to run: vector, image (default both)",
+    )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="sample grid path (full mode: docs/images/flow_samples.png)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if args.quick:
-        config = dict(n_images=300, size=16, dims=8, layers=2, hidden=(16, 16), epochs=2,
-                      batch_size=64, repeats=1, levels=2, steps=1, image_hidden=(8,), budget=3.0)
+        config = dict(
+            n_images=300,
+            size=16,
+            dims=8,
+            layers=2,
+            hidden=(16, 16),
+            epochs=2,
+            batch_size=64,
+            repeats=1,
+            levels=2,
+            steps=1,
+            image_hidden=(8,),
+            budget=3.0,
+        )
         figure = args.figure
     else:
-        config = dict(n_images=3000, size=32, dims=64, layers=4, hidden=(64, 64), epochs=20,
-                      batch_size=256, repeats=5, levels=3, steps=4, image_hidden=(64, 64),
-                      budget=240.0)
+        config = dict(
+            n_images=3000,
+            size=32,
+            dims=64,
+            layers=4,
+            hidden=(64, 64),
+            epochs=20,
+            batch_size=256,
+            repeats=5,
+            levels=3,
+            steps=4,
+            image_hidden=(64, 64),
+            budget=240.0,
+        )
         figure = args.figure or ROOT / "docs" / "images" / "flow_samples.png"
     if args.budget is not None:
         config["budget"] = args.budget
@@ -258,21 +344,26 @@ def main(argv: list[str] | None = None) -> None:
         print_ood_table(ood_benchmark(est, test_images))
     print(f"\ncommand: `{command}`")
     print(f"date: {date.today().isoformat()}")
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s) of "
-          f"{os.cpu_count()} CPU cores (shared), Python {sys.version.split()[0]}, "
-          f"torch {torch.__version__}, zuko {zuko.__version__}")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s) of "
+        f"{os.cpu_count()} CPU cores (shared), Python {sys.version.split()[0]}, "
+        f"torch {torch.__version__}, zuko {zuko.__version__}"
+    )
     print(f"data generation: {data_seconds:.1f} s")
 
 
 def print_vector_table(vector_rows, config, n_train, n_test):
     """Print the vector-flow rows as a Markdown table with its settings."""
-    print(f"## Vector flows: d={config['dims']} PCA features of {n_train} "
-          f"{config['size']}x{config['size']} make_galaxies images ({n_test} held out), "
-          f"{config['layers']} layers, hidden {config['hidden']}, batch {config['batch_size']}, "
-          f"{config['epochs']} epochs; s/step: fastest of {config['repeats']} fits; "
-          f"ratio: median over the {config['repeats']} back-to-back pairs\n")
-    print("| flow | implementation | s/step | held-out log-likelihood (nats) "
-          "| time ratio vs zuko |")
+    print(
+        f"## Vector flows: d={config['dims']} PCA features of {n_train} "
+        f"{config['size']}x{config['size']} make_galaxies images ({n_test} held out), "
+        f"{config['layers']} layers, hidden {config['hidden']}, batch {config['batch_size']}, "
+        f"{config['epochs']} epochs; s/step: fastest of {config['repeats']} fits; "
+        f"ratio: median over the {config['repeats']} back-to-back pairs\n"
+    )
+    print(
+        "| flow | implementation | s/step | held-out log-likelihood (nats) | time ratio vs zuko |"
+    )
     print("|---|---|---|---|---|")
     for kind, implementation, seconds, score, ratio in vector_rows:
         print(f"| {kind} | {implementation} | {seconds:.5f} | {score:.3f} | {ratio:.3f} |")
@@ -282,14 +373,20 @@ def print_vector_table(vector_rows, config, n_train, n_test):
 def print_image_table(image_row, config, figure):
     """Print the image-flow row as a Markdown table with its settings."""
     n_train, n_held, epochs, seconds, epoch_seconds, bits, png = image_row
-    print(f"## Image flow: {config['size']}x{config['size']}x3 make_galaxies images, "
-          f"{config['levels']} levels x {config['steps']} steps, hidden {config['image_hidden']}, "
-          f"budget {config['budget']:.0f} s\n")
-    print("| train images | held-out images | epochs | fit s | s/epoch | held-out bits/dim "
-          "| PNG bits/dim |")
+    print(
+        f"## Image flow: {config['size']}x{config['size']}x3 make_galaxies images, "
+        f"{config['levels']} levels x {config['steps']} steps, hidden {config['image_hidden']}, "
+        f"budget {config['budget']:.0f} s\n"
+    )
+    print(
+        "| train images | held-out images | epochs | fit s | s/epoch | held-out bits/dim "
+        "| PNG bits/dim |"
+    )
     print("|---|---|---|---|---|---|---|")
-    print(f"| {n_train} | {n_held} | {epochs} | {seconds:.1f} | {epoch_seconds:.2f} "
-          f"| {bits:.3f} | {png:.3f} |")
+    print(
+        f"| {n_train} | {n_held} | {epochs} | {seconds:.1f} | {epoch_seconds:.2f} "
+        f"| {bits:.3f} | {png:.3f} |"
+    )
     if figure is not None:
         print(f"\nsample grid: {figure}")
 
@@ -297,8 +394,10 @@ def print_image_table(image_row, config, figure):
 def print_ood_table(rows):
     """Print the out-of-distribution rows as a Markdown table."""
     print("\n## Out-of-distribution scores of the image flow above (means per set)\n")
-    print("| images | n | bits/dim | typicality (percentile) "
-          "| complexity-corrected score (bits/dim) |")
+    print(
+        "| images | n | bits/dim | typicality (percentile) "
+        "| complexity-corrected score (bits/dim) |"
+    )
     print("|---|---|---|---|---|")
     for name, n, bits, typicality, corrected in rows:
         print(f"| {name} | {n} | {bits:.3f} | {typicality:.1f} | {corrected:.3f} |")

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import reset_peak, status_bytes  # noqa: E402
+from _shared import reset_peak, status_bytes
 
 REAL_CLASS_COUNTS = (1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873)
 SEED_CLASSES = (5, 6, 7, 8, 9)
@@ -124,16 +124,26 @@ def _child(method: str, path: str) -> None:
     above = None
     if peak_since is not None and after_imports is not None:
         above = peak_since - after_imports
-    print(json.dumps({"maxrss_bytes": maxrss, "after_imports_bytes": after_imports,
-                      "above_imports_bytes": above, "output_bytes": output_bytes,
-                      "seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "maxrss_bytes": maxrss,
+                "after_imports_bytes": after_imports,
+                "above_imports_bytes": above,
+                "output_bytes": output_bytes,
+                "seconds": seconds,
+            }
+        )
+    )
 
 
 def measure(method: str, path: Path) -> dict:
     """Run ``method`` in a fresh interpreter and return its measurements."""
     completed = subprocess.run(
         [sys.executable, __file__, "--child", method, str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{completed.stderr}")
@@ -184,11 +194,16 @@ def run(n_images: int, folder: Path, keep: bool) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run the benchmark, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_IMAGES} images instead of 17,736 (seconds)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_IMAGES} images instead of 17,736 (seconds)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="folder for the generated file (default: a new temporary one)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="folder for the generated file (default: a new temporary one)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -204,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="galaxysim_bench_") as folder:
             report = run(n_images, Path(folder), False)
-    print(f"# Galaxy10 loader memory ({date.today().isoformat()}, "
-          f"{platform.machine()}, Python {platform.python_version()})\n")
+    print(
+        f"# Galaxy10 loader memory ({date.today().isoformat()}, "
+        f"{platform.machine()}, Python {platform.python_version()})\n"
+    )
     print(report)
     print(f"\nCommand: `{command}`")
 

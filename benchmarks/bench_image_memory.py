@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import print_report, reset_peak, status_bytes  # noqa: E402
+from _shared import print_report, reset_peak, status_bytes
 
 SIDE, QUICK_SIDE, CROP = 8000, 2000, 32
 N_PNG = 3
@@ -88,15 +88,25 @@ def _child(case: str, paths: list[str]) -> None:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = status_bytes("VmHWM") if reset else None
     above = (peak if peak is not None else maxrss) - after_imports
-    print(json.dumps({"above_imports_bytes": above, "maxrss_bytes": maxrss,
-                      "output_shape": list(result.shape), "seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "above_imports_bytes": above,
+                "maxrss_bytes": maxrss,
+                "output_shape": list(result.shape),
+                "seconds": seconds,
+            }
+        )
+    )
 
 
 def measure(case: str, paths: list[Path]) -> dict:
     """Run ``case`` in a fresh interpreter and return its measurements."""
     completed = subprocess.run(
         [sys.executable, __file__, "--child", case, *map(str, paths)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{case} failed:\n{completed.stderr}")
@@ -119,18 +129,23 @@ def run(side: int, folder: Path) -> tuple[str, dict]:
         kind, when = case.split("_")
         peak = results[case]["above_imports_bytes"]
         ratio = results[f"{kind}_before"]["above_imports_bytes"] / max(
-            results[f"{kind}_after"]["above_imports_bytes"], 1)
+            results[f"{kind}_after"]["above_imports_bytes"], 1
+        )
         shown = f"{ratio:.1f}" if when == "after" else ""
-        lines.append(f"| {files} | {how} | {peak / 1e6:,.0f} | {shown} | "
-                     f"{results[case]['seconds']:.2f} |")
+        lines.append(
+            f"| {files} | {how} | {peak / 1e6:,.0f} | {shown} | {results[case]['seconds']:.2f} |"
+        )
     return "\n".join(lines), results
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     """Parse the command line, run the benchmark, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_SIDE}x{QUICK_SIDE} images instead of {SIDE}x{SIDE}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_SIDE}x{QUICK_SIDE} images instead of {SIDE}x{SIDE}",
+    )
     parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from galaxysim.embedders import AutoencoderEmbedder
 from galaxysim.datasets import make_galaxies, make_milky_way
+from galaxysim.embedders import AutoencoderEmbedder
 from galaxysim.flows import FlowDensityEstimator
 from galaxysim.ranking import SimilarityRanker
 
@@ -74,10 +74,18 @@ def vector_flow_rows(n_vectors: int, repeats: int) -> list[dict]:
     data = rng.standard_normal((n_vectors, VECTOR_DIM))
     rows = []
     for kind in VECTOR_FLOWS:
-        flow = FlowDensityEstimator(flow=kind, max_epochs=1, device="cpu", random_state=0).fit(train)
-        rate = _best_rate(lambda: flow.score_samples(data), n_vectors, repeats)
-        rows.append({"part": "vector flow", "model": f"{kind}, 4 layers, d={VECTOR_DIM}",
-                     "n": n_vectors, "per_second": rate})
+        flow = FlowDensityEstimator(flow=kind, max_epochs=1, device="cpu", random_state=0).fit(
+            train
+        )
+        rate = _best_rate(lambda flow=flow: flow.score_samples(data), n_vectors, repeats)
+        rows.append(
+            {
+                "part": "vector flow",
+                "model": f"{kind}, 4 layers, d={VECTOR_DIM}",
+                "n": n_vectors,
+                "per_second": rate,
+            }
+        )
     return rows
 
 
@@ -86,16 +94,27 @@ def image_flow_rows(sizes: list[int], n_images: int, repeats: int) -> list[dict]
     rows = []
     for size in sizes:
         images, _ = make_galaxies(max(n_images, 16), image_size=size, random_state=0)
-        flow = FlowDensityEstimator(max_epochs=1, batch_size=16, device="cpu",
-                                    random_state=0).fit(images[:16])
+        flow = FlowDensityEstimator(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit(
+            images[:16]
+        )
         batch = images[:n_images]
-        rate = _best_rate(lambda: flow.score_samples(batch), n_images, repeats)
-        rows.append({"part": "image flow", "model": f"multiscale, 3 levels, {size}x{size}x3",
-                     "n": n_images, "per_second": rate})
+        rate = _best_rate(
+            lambda flow=flow, batch=batch: flow.score_samples(batch), n_images, repeats
+        )
+        rows.append(
+            {
+                "part": "image flow",
+                "model": f"multiscale, 3 levels, {size}x{size}x3",
+                "n": n_images,
+                "per_second": rate,
+            }
+        )
     return rows
 
 
-def query_rows(n_collection: int, image_size: int, repeats: int, **autoencoder_params) -> list[dict]:
+def query_rows(
+    n_collection: int, image_size: int, repeats: int, **autoencoder_params
+) -> list[dict]:
     """Median seconds of SimilarityRanker.rank for one query, per method and invariance."""
     images, labels = make_galaxies(n_collection, image_size=image_size, random_state=0)
     query = make_milky_way(image_size)
@@ -110,9 +129,14 @@ def query_rows(n_collection: int, image_size: int, repeats: int, **autoencoder_p
             ranker.set_params(method=method, invariance=invariance)
             ranker.rank(query)  # warm-up
             seconds = statistics.median(_timed(lambda: ranker.rank(query)) for _ in range(repeats))
-            rows.append({"part": "ranking query",
-                         "model": f"method={method}, invariance={invariance}",
-                         "n": n_collection, "seconds": seconds})
+            rows.append(
+                {
+                    "part": "ranking query",
+                    "model": f"method={method}, invariance={invariance}",
+                    "n": n_collection,
+                    "seconds": seconds,
+                }
+            )
     return rows
 
 
@@ -121,11 +145,15 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| part | model | items | per second |", "|---|---|---:|---:|"]
     for row in rows:
         if "per_second" in row:
-            lines.append(f"| {row['part']} | {row['model']} | {row['n']:,} | {row['per_second']:,.0f} |")
+            lines.append(
+                f"| {row['part']} | {row['model']} | {row['n']:,} | {row['per_second']:,.0f} |"
+            )
     lines += ["", "| query against | ranker | latency (ms) |", "|---:|---|---:|"]
     for row in rows:
         if "seconds" in row:
-            lines.append(f"| {row['n']:,} galaxies | {row['model']} | {1000 * row['seconds']:.1f} |")
+            lines.append(
+                f"| {row['n']:,} galaxies | {row['model']} | {1000 * row['seconds']:.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -152,7 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         torch.set_num_threads(previous_threads)
     arguments = argv if argv is not None else sys.argv[1:]
-    command = "python benchmarks/bench_inference.py" + (" " + shlex.join(arguments) if arguments else "")
+    command = "python benchmarks/bench_inference.py" + (
+        " " + shlex.join(arguments) if arguments else ""
+    )
     print("\n## Inference speed\n")
     print(markdown(rows))
     print(

@@ -47,7 +47,7 @@ from galaxysim.images import load_images, resize
 from galaxysim.metrics import bootstrap_interval, same_class_shares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import print_report  # noqa: E402
+from _shared import print_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QUICK = {"n_components": 8, "n_stages": 2, "base_channels": 8, "projection_dim": 8}
@@ -60,8 +60,12 @@ def load_real(shared: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     everything = load_galaxy10_folder(folder, crop=64, classes=range(10))
     query = load_milky_way(size, path=shared / "milky_way" / "milky_way_artist_impression_256.png")
     if size != 64:
-        return (resize(everything.images, size), resize(seed_classes.images, size),
-                seed_classes.target, query)
+        return (
+            resize(everything.images, size),
+            resize(seed_classes.images, size),
+            seed_classes.target,
+            query,
+        )
     return everything.images, seed_classes.images, seed_classes.target, query
 
 
@@ -76,22 +80,34 @@ def pretraining_images(source: str, args: argparse.Namespace) -> np.ndarray:
     return make_galaxies(n, image_size=args.image_size, random_state=0)[0]
 
 
-def score(embedder: ContrastiveEmbedder, X50: np.ndarray, y50: np.ndarray,
-          query: np.ndarray, seed: int) -> dict[str, float]:
+def score(
+    embedder: ContrastiveEmbedder, X50: np.ndarray, y50: np.ndarray, query: np.ndarray, seed: int
+) -> dict[str, float]:
     """Same-class@10 of the 50 (with its interval) and the Barred Spiral share of the top 10."""
     Z = embedder.transform(X50)
     shares = same_class_shares(Z, y50, n_neighbors=10)
     low, high = bootstrap_interval(shares, random_state=seed)
-    nearest = NearestNeighbors(n_neighbors=10).fit(Z).kneighbors(
-        embedder.transform(query[None]), return_distance=False)[0]
-    return {"same_class": float(shares.mean()), "low": low, "high": high,
-            "barred_top10": float(np.mean(y50[nearest] == 0))}
+    nearest = (
+        NearestNeighbors(n_neighbors=10)
+        .fit(Z)
+        .kneighbors(embedder.transform(query[None]), return_distance=False)[0]
+    )
+    return {
+        "same_class": float(shares.mean()),
+        "low": low,
+        "high": high,
+        "barred_top10": float(np.mean(y50[nearest] == 0)),
+    }
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     X100, X50, y50, query = load_real(args.shared, args.image_size)
-    common = {"device": args.device, "early_stopping": False, "validation_fraction": 0.0,
-              **(QUICK if args.quick else {})}
+    common = {
+        "device": args.device,
+        "early_stopping": False,
+        "validation_fraction": 0.0,
+        **(QUICK if args.quick else {}),
+    }
     pretrain_sets = {source: pretraining_images(source, args) for source in args.pretrain}
     rows = []
     for encoder in args.encoders:
@@ -101,18 +117,26 @@ def run(args: argparse.Namespace) -> list[dict]:
                 began = time.perf_counter()
                 init = None
                 if start != "real":
-                    pretrained = ContrastiveEmbedder(
-                        **params, max_epochs=args.pretrain_epochs).fit(pretrain_sets[start])
+                    pretrained = ContrastiveEmbedder(**params, max_epochs=args.pretrain_epochs).fit(
+                        pretrain_sets[start]
+                    )
                     init = FrozenEstimator(pretrained)
                 epochs = args.real_epochs if init is None else args.adapt_epochs
                 embedder = ContrastiveEmbedder(**params, max_epochs=epochs, init=init).fit(X100)
-                row = {"encoder": encoder, "start": start, "seed": seed,
-                       **score(embedder, X50, y50, query, seed),
-                       "seconds": time.perf_counter() - began}
+                row = {
+                    "encoder": encoder,
+                    "start": start,
+                    "seed": seed,
+                    **score(embedder, X50, y50, query, seed),
+                    "seconds": time.perf_counter() - began,
+                }
                 rows.append(row)
-                print(f"[pretrain] {encoder} {start} seed {seed}: same-class "
-                      f"{row['same_class']:.3f} [{row['low']:.2f}, {row['high']:.2f}], barred "
-                      f"{row['barred_top10']:.1f}, {row['seconds']:.0f} s", file=sys.stderr)
+                print(
+                    f"[pretrain] {encoder} {start} seed {seed}: same-class "
+                    f"{row['same_class']:.3f} [{row['low']:.2f}, {row['high']:.2f}], barred "
+                    f"{row['barred_top10']:.1f}, {row['seconds']:.0f} s",
+                    file=sys.stderr,
+                )
     return rows
 
 
@@ -126,17 +150,24 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "|---|---|---:|---:|---|---:|---:|",
     ]
     for row in rows:
-        lines.append(f"| {row['encoder']} | {row['start']} | {row['seed']} | "
-                     f"{row['same_class']:.3f} | [{row['low']:.2f}, {row['high']:.2f}] | "
-                     f"{row['barred_top10']:.1f} | {row['seconds']:.0f} |")
-    lines += ["", "| encoder | start | mean same-class@10 | mean Barred Spiral share |",
-              "|---|---|---:|---:|"]
+        lines.append(
+            f"| {row['encoder']} | {row['start']} | {row['seed']} | "
+            f"{row['same_class']:.3f} | [{row['low']:.2f}, {row['high']:.2f}] | "
+            f"{row['barred_top10']:.1f} | {row['seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "| encoder | start | mean same-class@10 | mean Barred Spiral share |",
+        "|---|---|---:|---:|",
+    ]
     for encoder in args.encoders:
         for start in ("real", *args.pretrain):
             chosen = [r for r in rows if r["encoder"] == encoder and r["start"] == start]
-            lines.append(f"| {encoder} | {start} | "
-                         f"{np.mean([r['same_class'] for r in chosen]):.3f} | "
-                         f"{np.mean([r['barred_top10'] for r in chosen]):.2f} |")
+            lines.append(
+                f"| {encoder} | {start} | "
+                f"{np.mean([r['same_class'] for r in chosen]):.3f} | "
+                f"{np.mean([r['barred_top10'] for r in chosen]):.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -148,14 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--adapt-epochs", type=int, default=30)
-    parser.add_argument("--real-epochs", type=int,
-                        default=ContrastiveEmbedder().get_params()["max_epochs"])
+    parser.add_argument(
+        "--real-epochs", type=int, default=ContrastiveEmbedder().get_params()["max_epochs"]
+    )
     parser.add_argument("--sdss-crop", type=int, default=96)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny networks, 64 pretraining images, 1 epoch each, 32-pixel images")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny networks, 64 pretraining images, 1 epoch each, 32-pixel images",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,12 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         args.pretrain_epochs = args.adapt_epochs = args.real_epochs = 1
         args.image_size = 32
     if not (args.shared / "galaxy10_decals_samples").is_dir():
-        print(f"{args.shared / 'galaxy10_decals_samples'} is absent; nothing to measure.",
-              file=sys.stderr)
+        print(
+            f"{args.shared / 'galaxy10_decals_samples'} is absent; nothing to measure.",
+            file=sys.stderr,
+        )
         return 0
     rows = run(args)
-    print_report("Pretraining and adapting the contrastive embedder", report(rows, args),
-                 "bench_pretrain.py", args.quick)
+    print_report(
+        "Pretraining and adapting the contrastive embedder",
+        report(rows, args),
+        "bench_pretrain.py",
+        args.quick,
+    )
     return 0
 
 

@@ -21,8 +21,13 @@ import numpy as np
 from galaxysim import SimilarityRanker, load_model
 from galaxysim.datasets import load_milky_way, make_galaxies, make_milky_way
 
-ILLUSTRATION = (Path(__file__).resolve().parents[2] / "shared" / "data" / "milky_way"
-                / "milky_way_artist_impression_256.png")
+ILLUSTRATION = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "milky_way"
+    / "milky_way_artist_impression_256.png"
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,14 +38,24 @@ def main(argv: list[str] | None = None) -> dict:
     ranker = load_model(args.model, expected=SimilarityRanker)
     side = ranker.image_shape_[0]
     held_out, _ = make_galaxies(args.n_held_out, image_size=side, random_state=7)
-    signals = np.array([
-        (r.query_typicality, r.query_isolation, r.query_pixel_outlyingness, r.warning is not None)
-        for r in (ranker.rank(image, n_neighbors=10) for image in held_out)
-    ], dtype=float)
-    rates = {"typicality below 1": float(np.mean(signals[:, 0] < 1)),
-             "isolation above 99": float(np.mean(signals[:, 1] > 99)),
-             "pixel outlyingness above 99": float(np.mean(signals[:, 2] > 99)),
-             "warning": float(np.mean(signals[:, 3]))}
+    signals = np.array(
+        [
+            (
+                r.query_typicality,
+                r.query_isolation,
+                r.query_pixel_outlyingness,
+                r.warning is not None,
+            )
+            for r in (ranker.rank(image, n_neighbors=10) for image in held_out)
+        ],
+        dtype=float,
+    )
+    rates = {
+        "typicality below 1": float(np.mean(signals[:, 0] < 1)),
+        "isolation above 99": float(np.mean(signals[:, 1] > 99)),
+        "pixel outlyingness above 99": float(np.mean(signals[:, 2] > 99)),
+        "warning": float(np.mean(signals[:, 3])),
+    }
     print(f"{args.n_held_out} held-out galaxies, share flagged:")
     for name, rate in rates.items():
         print(f"  {name}: {rate:.1%}")
@@ -50,8 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
         queries["real illustration"] = load_milky_way(side, path=ILLUSTRATION)
     for name, query in queries.items():
         r = ranker.rank(query, n_neighbors=10)
-        print(f"{name}: typicality {r.query_typicality:.1f}, isolation {r.query_isolation:.1f}, "
-              f"pixels {r.query_pixel_outlyingness:.1f}; warns: {r.warning is not None}")
+        print(
+            f"{name}: typicality {r.query_typicality:.1f}, isolation {r.query_isolation:.1f}, "
+            f"pixels {r.query_pixel_outlyingness:.1f}; warns: {r.warning is not None}"
+        )
         rates[name] = r.warning is not None
     return rates
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import print_report, reset_peak, status_bytes  # noqa: E402
+from _shared import print_report, reset_peak, status_bytes
 
 CROP, CHUNK = 64, 256
 FULL = {"timed": 4096, "side": 256, "sizes": (4096, 17736)}
@@ -51,8 +51,9 @@ def write_h5(path: Path, n: int, side: int, block: int = 1024) -> Path:
 
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as handle:
-        images = handle.create_dataset("images", (n, side, side, 3), dtype=np.uint8,
-                                       chunks=(16, side, side, 3))
+        images = handle.create_dataset(
+            "images", (n, side, side, 3), dtype=np.uint8, chunks=(16, side, side, 3)
+        )
         for start in range(0, n, block):
             stop = min(start + block, n)
             images[start:stop] = rng.integers(0, 256, (stop - start, side, side, 3), dtype=np.uint8)
@@ -85,16 +86,24 @@ def throughput(source: Path, model: Path, n: int, folder: Path) -> dict:
 
     results = {"sequential": n / _timed(source, model, folder / "here.zarr")}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                          host="127.0.0.1", dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                processes=True,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.wait_for_workers(workers)
             client.run(importlib.import_module, "galaxysim.scale")  # imports are not timed
             seconds = _timed(source, model, folder / f"dask{workers}.zarr", client)
         results[f"dask_{workers}"] = n / seconds
     here = np.asarray(_open(folder / "here.zarr"))
     results["bit_identical"] = all(
-        np.array_equal(here, _open(folder / f"dask{w}.zarr")) for w in (1, 2))
+        np.array_equal(here, _open(folder / f"dask{w}.zarr")) for w in (1, 2)
+    )
     results["ratio_2_over_1"] = results["dask_2"] / results["dask_1"]
     return results
 
@@ -107,9 +116,10 @@ def _open(path: Path) -> np.ndarray:
 
 def _child(source: str, model: str, out: str) -> None:
     """Embed ``source`` in this (fresh) process and print its memory figures as JSON."""
-    import galaxysim.scale  # noqa: F401  (imports are not part of the measurement)
     import torch  # noqa: F401
     import zarr  # noqa: F401
+
+    import galaxysim.scale
 
     after_imports = status_bytes("VmRSS") or 0
     reset = reset_peak()
@@ -118,9 +128,16 @@ def _child(source: str, model: str, out: str) -> None:
     seconds = time.perf_counter() - start
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = status_bytes("VmHWM") if reset else None
-    print(json.dumps({"above_imports_bytes": (peak if peak is not None else maxrss) - after_imports,
-                      "output_bytes": int(np.prod(result.shape)) * 8, "seconds": seconds,
-                      "n": int(result.shape[0])}))
+    print(
+        json.dumps(
+            {
+                "above_imports_bytes": (peak if peak is not None else maxrss) - after_imports,
+                "output_bytes": int(np.prod(result.shape)) * 8,
+                "seconds": seconds,
+                "n": int(result.shape[0]),
+            }
+        )
+    )
 
 
 def peak_memory(n: int, side: int, model: Path, folder: Path) -> dict:
@@ -128,7 +145,9 @@ def peak_memory(n: int, side: int, model: Path, folder: Path) -> dict:
     source = write_h5(folder / f"galaxy10_{n}.h5", n, side)
     completed = subprocess.run(
         [sys.executable, __file__, "--child", str(source), str(model), str(folder / f"m{n}.zarr")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"embedding {n} images failed:\n{completed.stderr}")
@@ -164,9 +183,11 @@ def run(config: dict, folder: Path) -> tuple[str, dict]:
         "|---:|---:|---:|---:|---:|",
     ]
     for figures in memory:
-        lines.append(f"| {figures['n']:,} | {figures['file_bytes'] / 1e6:,.0f} | "
-                     f"{figures['output_bytes'] / 1e6:,.1f} | "
-                     f"{figures['above_imports_bytes'] / 1e6:,.0f} | {figures['seconds']:.1f} |")
+        lines.append(
+            f"| {figures['n']:,} | {figures['file_bytes'] / 1e6:,.0f} | "
+            f"{figures['output_bytes'] / 1e6:,.1f} | "
+            f"{figures['above_imports_bytes'] / 1e6:,.0f} | {figures['seconds']:.1f} |"
+        )
     return "\n".join(lines), {"throughput": speed, "memory": memory}
 
 

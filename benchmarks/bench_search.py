@@ -104,9 +104,12 @@ def measure(stored: np.ndarray, queries: np.ndarray, truth: np.ndarray, algorith
     recall = np.mean([len(set(f) & set(t)) / N_NEIGHBORS for f, t in zip(found, truth[1:])])
     ms = 1000 * np.asarray(times)
     return {
-        "build_seconds": build, "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)), "recall": float(recall),
-        "index_mb": index_bytes(search) / 1e6, "n_timed": len(times),
+        "build_seconds": build,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "recall": float(recall),
+        "index_mb": index_bytes(search) / 1e6,
+        "n_timed": len(times),
     }
 
 
@@ -116,7 +119,7 @@ def run(sizes: list[int], dims: list[int], n_queries: int, seed: int = 0) -> lis
     rows = []
     for dim in dims:
         everything = make_embeddings(max(sizes) + n_queries + 1, dim, np.random.default_rng(seed))
-        queries, pool = everything[: n_queries + 1], everything[n_queries + 1:]
+        queries, pool = everything[: n_queries + 1], everything[n_queries + 1 :]
         for n in sizes:
             truth = true_neighbors(pool[:n], queries)
             for algorithm in algorithms:
@@ -146,18 +149,32 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def paper_estimate(n: int = 10**8, dim: int = 64, M: int = 32, nlist: int = 65_536, m: int = 16) -> list[dict]:
+def paper_estimate(
+    n: int = 10**8, dim: int = 64, M: int = 32, nlist: int = 65_536, m: int = 16
+) -> list[dict]:
     """Index memory for ``n`` embeddings per backend, from the index layouts (bytes)."""
     ids = 8 * n  # IVF lists store a 64-bit id per vector
     return [
-        {"backend": "exact / faiss-flat", "bytes": 4 * dim * n,
-         "formula": f"4 d n (float32; the exact backend keeps float64: 8 d n = {8 * dim * n / 1e9:.0f} GB)"},
-        {"backend": f"faiss-hnsw (M={M})", "bytes": (4 * dim + 2 * M * 4 + M * 4 // 2) * n,
-         "formula": "(4 d + 2 M x 4 + ~M/2 x 4) n: vector, level-0 links, upper levels"},
-        {"backend": f"faiss-ivf (nlist={nlist:,})", "bytes": 4 * dim * n + ids + 4 * dim * nlist,
-         "formula": "(4 d + 8) n + 4 d nlist: vectors, ids, centroids"},
-        {"backend": f"faiss-ivf pq={m}", "bytes": m * n + ids + 4 * dim * nlist + 256 * 4 * dim,
-         "formula": "(m + 8) n + 4 d nlist + 256 x 4 d: codes, ids, centroids, codebooks"},
+        {
+            "backend": "exact / faiss-flat",
+            "bytes": 4 * dim * n,
+            "formula": f"4 d n (float32; the exact backend keeps float64: 8 d n = {8 * dim * n / 1e9:.0f} GB)",
+        },
+        {
+            "backend": f"faiss-hnsw (M={M})",
+            "bytes": (4 * dim + 2 * M * 4 + M * 4 // 2) * n,
+            "formula": "(4 d + 2 M x 4 + ~M/2 x 4) n: vector, level-0 links, upper levels",
+        },
+        {
+            "backend": f"faiss-ivf (nlist={nlist:,})",
+            "bytes": 4 * dim * n + ids + 4 * dim * nlist,
+            "formula": "(4 d + 8) n + 4 d nlist: vectors, ids, centroids",
+        },
+        {
+            "backend": f"faiss-ivf pq={m}",
+            "bytes": m * n + ids + 4 * dim * nlist + 256 * 4 * dim,
+            "formula": "(m + 8) n + 4 d nlist + 256 x 4 d: codes, ids, centroids, codebooks",
+        },
     ]
 
 
@@ -165,8 +182,12 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print the tables and the command; return the measurements."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10^4 stored 64-d embeddings only")
-    parser.add_argument("--queries", type=int, default=None,
-                        help="queries timed per index (default 500, 50 with --quick)")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=None,
+        help="queries timed per index (default 500, 50 with --quick)",
+    )
     args = parser.parse_args(argv)
     sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
     dims = [64] if args.quick else [64, 128]
@@ -176,8 +197,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n## Nearest-neighbour search: one query, {N_NEIGHBORS} neighbours\n")
     print(markdown(rows))
     fast = [r for r in rows if r["p50_ms"] < GOAL_MS and r["recall"] >= GOAL_RECALL]
-    print(f"\nUnder {GOAL_MS} ms (p50) at recall@10 >= {GOAL_RECALL}: "
-          + (", ".join(f"{r['algorithm']} ({r['n_stored']:,} x {r['dim']})" for r in fast) or "none"))
+    print(
+        f"\nUnder {GOAL_MS} ms (p50) at recall@10 >= {GOAL_RECALL}: "
+        + (", ".join(f"{r['algorithm']} ({r['n_stored']:,} x {r['dim']})" for r in fast) or "none")
+    )
     print("\nOn paper, 10^8 embeddings of 64 values:\n")
     print("| backend | index memory | formula |\n|---|---:|---|")
     for row in paper_estimate():

@@ -31,11 +31,18 @@ def run(n_timed: int, n_classify: int, image_size: int, n_components: int) -> di
     X, y = X[:n_classify], y[:n_classify]
     pixels = X.reshape(len(X), -1)
     models = {
-        "mean pixel value -> logistic regression": (X.mean(axis=(1, 2, 3))[:, None], LogisticRegression()),
+        "mean pixel value -> logistic regression": (
+            X.mean(axis=(1, 2, 3))[:, None],
+            LogisticRegression(),
+        ),
         "mean RGB colour -> logistic regression": (X.mean(axis=(1, 2)), LogisticRegression()),
         f"pixels -> PCA({n_components}) -> logistic regression": (
             pixels,
-            make_pipeline(PCA(n_components, random_state=0), StandardScaler(), LogisticRegression(max_iter=2000)),
+            make_pipeline(
+                PCA(n_components, random_state=0),
+                StandardScaler(),
+                LogisticRegression(max_iter=2000),
+            ),
         ),
         f"pixels -> PCA({n_components}) -> 5-nearest neighbours": (
             pixels,

@@ -66,7 +66,9 @@ from galaxysim.embedders import ContrastiveEncoder, DihedralEncoder, GalaxyAugme
 from galaxysim.embedders.contrastive_network import nt_xent_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import print_report  # noqa: E402
+import itertools
+
+from _shared import print_report
 
 DEFAULTS = ContrastiveEmbedder().get_params()
 CUTOUT, CROP, POOL, WRITE_ROWS = 256, 64, 512, 512
@@ -85,10 +87,10 @@ def write_galaxy10_layout(path: Path, n_images: int, seed: int = 0) -> Path:
         images = handle.create_dataset("images", (n_images, CUTOUT, CUTOUT, 3), dtype=np.uint8)
         picks = rng.integers(len(pool), size=n_images)
         for start in range(0, n_images, WRITE_ROWS):
-            rows = picks[start:start + WRITE_ROWS]
+            rows = picks[start : start + WRITE_ROWS]
             block = skies[rng.integers(len(skies), size=len(rows))]
-            block[:, top:top + CROP, top:top + CROP] = pool[rows]
-            images[start:start + len(rows)] = block
+            block[:, top : top + CROP, top : top + CROP] = pool[rows]
+            images[start : start + len(rows)] = block
         handle["ans"] = labels[picks].astype(np.uint8) + 5  # Galaxy10's classes 5-9
         for key in ("ra", "dec", "redshift"):
             handle[key] = rng.random(n_images)
@@ -122,8 +124,14 @@ class _Autocast(ContrastiveEmbedder):
 ENCODERS = {"conv": ContrastiveEncoder, "dihedral": DihedralEncoder}
 
 
-def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, epochs: int,
-              batch: int, autocast: torch.dtype | None) -> tuple[float, float]:
+def bare_loop(
+    data: torch.Tensor,
+    network_params: dict,
+    device: torch.device,
+    epochs: int,
+    batch: int,
+    autocast: torch.dtype | None,
+) -> tuple[float, float]:
     """(wall, CPU) seconds per epoch of the plain PyTorch training (and validation) of fit."""
     torch.manual_seed(0)
     params = dict(network_params)
@@ -131,8 +139,9 @@ def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, ep
     network = ENCODERS[encoder](3, **params).to(device)
     if encoder == "conv":
         network = network.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=DEFAULTS["learning_rate"],
-                                  weight_decay=DEFAULTS["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=DEFAULTS["learning_rate"], weight_decay=DEFAULTS["weight_decay"]
+    )
     augmentation = GalaxyAugmentation()
     generator = torch.Generator(device=device).manual_seed(1)
     n = data.shape[0]
@@ -142,8 +151,11 @@ def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, ep
     val_views = torch.stack([augmentation(val, generator) for _ in range(2)], 1)
 
     def loss_of(views: torch.Tensor) -> torch.Tensor:
-        with (contextlib.nullcontext() if autocast is None
-              else torch.autocast(device.type, dtype=autocast)):
+        with (
+            contextlib.nullcontext()
+            if autocast is None
+            else torch.autocast(device.type, dtype=autocast)
+        ):
             images = views.flatten(0, 1).contiguous(memory_format=torch.channels_last)
             projections = network.project(network(images)).float().reshape(len(views), 2, -1)
         return nt_xent_loss(projections[:, 0], projections[:, 1], DEFAULTS["temperature"])
@@ -155,7 +167,7 @@ def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, ep
         perm = torch.randperm(len(train), device=device)
         n_batches = -(-len(train) // batch)
         bounds = [len(train) * i // n_batches for i in range(n_batches + 1)]
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             images = train[perm[a:b]]
             views = torch.stack([augmentation(images, generator) for _ in range(2)], 1)
             loss = loss_of(views)
@@ -165,14 +177,15 @@ def bare_loop(data: torch.Tensor, network_params: dict, device: torch.device, ep
         network.eval()
         with torch.no_grad():
             for a in range(0, len(val_views), batch):
-                loss_of(val_views[a:a + batch])
+                loss_of(val_views[a : a + batch])
         float(loss.detach())  # as fit reads the epoch's loss
     _sync(device)
     return tuple((end - begin) / epochs for begin, end in zip(start, _clocks()))
 
 
-def estimator_fit(source, embedder: ContrastiveEmbedder, device: torch.device, epochs: int
-                  ) -> tuple[tuple[float, float], float]:
+def estimator_fit(
+    source, embedder: ContrastiveEmbedder, device: torch.device, epochs: int
+) -> tuple[tuple[float, float], float]:
     """((wall, CPU) seconds per epoch of fit, wall seconds of transform) on ``source``.
 
     The transform, timed alone, stands for the whitening pass that ends fit,
@@ -199,16 +212,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="float32")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="reading processes (default: ImageCollection's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="reading processes (default: ImageCollection's)"
+    )
     parser.add_argument("--base-channels", type=int, default=DEFAULTS["base_channels"])
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULTS["encoder"])
-    parser.add_argument("--in-memory", action="store_true",
-                        help="also time fit on the in-memory tensors")
+    parser.add_argument(
+        "--in-memory", action="store_true", help="also time fit on the in-memory tensors"
+    )
     parser.add_argument("--h5", type=Path, default=None, help="reuse (or keep) this file")
-    parser.add_argument("--source", type=Path, default=None,
-                        help="train on this collection (HDF5, zarr or folder) instead")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="train on this collection (HDF5, zarr or folder) instead",
+    )
     parser.add_argument("--crop", type=int, default=None, help=f"(default {CROP} for the file)")
     parser.add_argument("--image-size", type=int, default=None)
     return parser.parse_args(argv)
@@ -217,8 +238,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _setup(args: argparse.Namespace, folder: str) -> tuple[ImageCollection, str]:
     """The collection to train on, and how it came about, for the report."""
     if args.source is not None:
-        collection = ImageCollection(args.source, crop=args.crop, image_size=args.image_size,
-                                     num_workers=args.workers)
+        collection = ImageCollection(
+            args.source, crop=args.crop, image_size=args.image_size, num_workers=args.workers
+        )
         return collection, f"{len(collection):,} images of {args.source.name} ({collection.kind})"
     path = args.h5 or Path(folder) / "galaxy10_layout.h5"
     start = time.perf_counter()
@@ -226,10 +248,12 @@ def _setup(args: argparse.Namespace, folder: str) -> tuple[ImageCollection, str]
     if not path.exists():
         write_galaxy10_layout(path, args.n_images)
         written = f"written in {time.perf_counter() - start:.0f} s"
-    collection = ImageCollection(path, crop=args.crop or CROP, image_size=args.image_size,
-                                 num_workers=args.workers)
-    return collection, (f"{len(collection):,} generated cutouts of {CUTOUT}x{CUTOUT} (HDF5 "
-                        f"{written})")
+    collection = ImageCollection(
+        path, crop=args.crop or CROP, image_size=args.image_size, num_workers=args.workers
+    )
+    return collection, (
+        f"{len(collection):,} generated cutouts of {CUTOUT}x{CUTOUT} (HDF5 {written})"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -242,8 +266,14 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     network = _network_of(args)
     batch_size = 32 if args.quick else DEFAULTS["batch_size"]
-    params = {**network, "max_epochs": args.epochs, "early_stopping": False, "device": device,
-              "random_state": 0, "batch_size": batch_size}
+    params = {
+        **network,
+        "max_epochs": args.epochs,
+        "early_stopping": False,
+        "device": device,
+        "random_state": 0,
+        "batch_size": batch_size,
+    }
     autocast = PRECISIONS[args.precision]
     cls = ContrastiveEmbedder if autocast is None else _Autocast
     with tempfile.TemporaryDirectory(prefix="bench_train_scale_") as folder:
@@ -254,18 +284,23 @@ def main(argv: list[str] | None = None) -> dict:
         # Warm-up: torch imports and initialises parts of itself on first use.
         bare_loop(data[: 2 * batch_size], network, device, 1, batch_size, autocast)
         for _ in range(args.repeats):
-            times["bare"].append(bare_loop(data, network, device, args.epochs, batch_size,
-                                           autocast))
+            times["bare"].append(
+                bare_loop(data, network, device, args.epochs, batch_size, autocast)
+            )
             epoch, whiten = estimator_fit(collection, cls(**params), device, args.epochs)
             times["streamed"].append(epoch)
             times["whiten"].append(whiten)
             if args.in_memory:
                 times["in-memory"].append(
-                    estimator_fit(pixels, cls(**params), device, args.epochs)[0])
+                    estimator_fit(pixels, cls(**params), device, args.epochs)[0]
+                )
     result = _summary(args, times, device, collection, described, load_before)
-    print_report("Training from disk against a bare loop", result["report"],
-                 "bench_train_scale.py" + _flags(sys.argv[1:] if argv is None else argv),
-                 args.quick)
+    print_report(
+        "Training from disk against a bare loop",
+        result["report"],
+        "bench_train_scale.py" + _flags(sys.argv[1:] if argv is None else argv),
+        args.quick,
+    )
     return result
 
 
@@ -279,26 +314,46 @@ def _summary(args, times, device, collection, described, load_before) -> dict:
     bare = statistics.median(wall for wall, _ in times["bare"])
     whiten = statistics.median(times["whiten"])
     rows = []
-    for name, label in (("bare", "bare PyTorch loop, tensors in memory"),
-                        ("streamed", f"ContrastiveEmbedder.fit(ImageCollection({collection.kind}))"),
-                        ("in-memory", "ContrastiveEmbedder.fit(tensors in memory)")):
+    for name, label in (
+        ("bare", "bare PyTorch loop, tensors in memory"),
+        ("streamed", f"ContrastiveEmbedder.fit(ImageCollection({collection.kind}))"),
+        ("in-memory", "ContrastiveEmbedder.fit(tensors in memory)"),
+    ):
         if not times[name]:
             continue
         epoch = statistics.median(wall for wall, _ in times[name])
-        ratio, cpu_ratio = (statistics.median(t[i] / b[i] for t, b in zip(times[name], times["bare"]))
-                            for i in (0, 1))
+        ratio, cpu_ratio = (
+            statistics.median(t[i] / b[i] for t, b in zip(times[name], times["bare"]))
+            for i in (0, 1)
+        )
         extra = 0.0 if name == "bare" else whiten
-        rows.append({"run": label, "images_per_second": n / epoch, "epoch_seconds": epoch,
-                     "ratio": ratio, "cpu_ratio": cpu_ratio,
-                     "cpu_seconds": statistics.median(cpu for _, cpu in times[name]),
-                     "minutes_30": (30 * epoch + extra) / 60})
-    lines = ["| run | images/s | s/epoch | ratio to bare (wall) | CPU s/epoch | ratio (CPU) "
-             "| 30 epochs (min) |", "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['run']} | {r['images_per_second']:,.0f} | {r['epoch_seconds']:.3g} | "
-              f"{r['ratio']:.3f} | {r['cpu_seconds']:.3g} | {r['cpu_ratio']:.3f} | "
-              f"{r['minutes_30']:.3g} |" for r in rows]
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"{torch.get_num_threads()} torch threads")
+        rows.append(
+            {
+                "run": label,
+                "images_per_second": n / epoch,
+                "epoch_seconds": epoch,
+                "ratio": ratio,
+                "cpu_ratio": cpu_ratio,
+                "cpu_seconds": statistics.median(cpu for _, cpu in times[name]),
+                "minutes_30": (30 * epoch + extra) / 60,
+            }
+        )
+    lines = [
+        "| run | images/s | s/epoch | ratio to bare (wall) | CPU s/epoch | ratio (CPU) "
+        "| 30 epochs (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['run']} | {r['images_per_second']:,.0f} | {r['epoch_seconds']:.3g} | "
+        f"{r['ratio']:.3f} | {r['cpu_seconds']:.3g} | {r['cpu_ratio']:.3f} | "
+        f"{r['minutes_30']:.3g} |"
+        for r in rows
+    ]
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{torch.get_num_threads()} torch threads"
+    )
     load_after = os.getloadavg()
     report = (
         f"{described}, read as {collection.image_shape}; network "
@@ -306,19 +361,21 @@ def _summary(args, times, device, collection, described, load_before) -> dict:
         f"{32 if args.quick else DEFAULTS['batch_size']}, {args.precision}; {device} "
         f"({device_name}); {collection.num_workers} reading worker(s); {args.epochs} epoch(s) "
         f"timed per run, {args.repeats} run(s); torch {torch.__version__}; load average "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after.\n\n" + "\n".join(lines)
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after.\n\n"
+        + "\n".join(lines)
         + f"\n\nWhitening pass (transform of the collection): {whiten:.3g} s, counted once in "
         "the 30-epoch time."
     )
-    return {"rows": rows, "whiten_seconds": whiten, "bare_epoch_seconds": bare,
-            "report": report}
+    return {"rows": rows, "whiten_seconds": whiten, "bare_epoch_seconds": bare, "report": report}
 
 
 def _network_of(args: argparse.Namespace) -> dict:
     if args.quick:
         return QUICK_NETWORK | {"encoder": args.encoder}
-    return ({name: DEFAULTS[name] for name in QUICK_NETWORK}
-            | {"base_channels": args.base_channels, "encoder": args.encoder})
+    return {name: DEFAULTS[name] for name in QUICK_NETWORK} | {
+        "base_channels": args.base_channels,
+        "encoder": args.encoder,
+    }
 
 
 if __name__ == "__main__":

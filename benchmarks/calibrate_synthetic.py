@@ -34,6 +34,7 @@ to a temporary folder unless ``--output`` is given.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -144,18 +145,23 @@ def calibration_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
     normalised = grey / np.where(centre > 1e-3, centre, np.nan)[:, None]
     # Colour by radius: light summed over annuli, then the index.
     ring_area = np.pi * (2 * np.arange(profile.shape[1]) + 1)
-    annuli = np.stack([
-        (profile[:, lo:hi] * ring_area[None, lo:hi, None]).sum(axis=1)
-        for lo, hi in zip(COLOUR_EDGES[:-1], COLOUR_EDGES[1:])
-    ], axis=1)  # (n, k, 3)
+    annuli = np.stack(
+        [
+            (profile[:, lo:hi] * ring_area[None, lo:hi, None]).sum(axis=1)
+            for lo, hi in itertools.pairwise(COLOUR_EDGES)
+        ],
+        axis=1,
+    )  # (n, k, 3)
     in_centre = (profile[:, :4] * ring_area[None, :4, None]).sum(axis=1)
     in_outer = (profile[:, 10:22] * ring_area[None, 10:22, None]).sum(axis=1)
 
     area = _main_area(light)
     frequency, power = radial_power_spectrum(residual.reshape(-1, CORNER, CORNER, 3))
     power = power.reshape(len(images), 2, -1, 3).mean(axis=(1, 3))
-    noise = (1.4826 * np.median(np.abs(residual - np.median(residual, axis=(2, 3), keepdims=True)),
-                                axis=(2, 3))).mean(axis=(1, 2))
+    noise = (
+        1.4826
+        * np.median(np.abs(residual - np.median(residual, axis=(2, 3), keepdims=True)), axis=(2, 3))
+    ).mean(axis=(1, 2))
     return {
         "half_light_radius": np.array([half_light_radius(image) for image in images]),
         "area": (ndimage.uniform_filter(light, size=(1, 3, 3)) > AREA_THRESHOLD).mean(axis=(1, 2)),
@@ -191,9 +197,12 @@ def load_real(data: Path, per_class: int | None, seed: int = 0) -> tuple[np.ndar
     images, labels = bunch.images, bunch.target
     if per_class is not None:
         rng = np.random.default_rng(seed)
-        keep = np.concatenate([
-            rng.permutation(np.flatnonzero(labels == k))[:per_class] for k in range(len(SYNTHETIC_CLASSES))
-        ])
+        keep = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(labels == k))[:per_class]
+                for k in range(len(SYNTHETIC_CLASSES))
+            ]
+        )
         images, labels = images[np.sort(keep)], labels[np.sort(keep)]
     return images, labels
 
@@ -226,7 +235,9 @@ def table(medians: dict) -> str:
     return "\n".join(lines)
 
 
-def figure(real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray, output: Path) -> None:
+def figure(
+    real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray, output: Path
+) -> None:
     """One panel per statistic; per class, real solid and built-in dashed (curves) or open (points)."""
     import matplotlib
 
@@ -240,10 +251,24 @@ def figure(real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray,
         ("profile", radius, "radial light profile (of centre)", "radius (px)", "log"),
         ("gr_by_radius", annulus, "g-r-like colour by radius (mag)", "radius (px)", "linear"),
         ("rz_by_radius", annulus, "r-z-like colour by radius (mag)", "radius (px)", "linear"),
-        ("power", real["frequency"][0], "sky noise power spectrum (of its mean)",
-         "frequency (cycles/px)", "log"),
+        (
+            "power",
+            real["frequency"][0],
+            "sky noise power spectrum (of its mean)",
+            "frequency (cycles/px)",
+            "log",
+        ),
     ]
-    points = ["half_light_radius", "area", "axis_ratio", "mean", "sky", "sky_gr", "noise", "noise_high"]
+    points = [
+        "half_light_radius",
+        "area",
+        "axis_ratio",
+        "mean",
+        "sky",
+        "sky_gr",
+        "noise",
+        "noise_high",
+    ]
     fig, axes = plt.subplots(3, 4, figsize=(17, 11.5))
     axes = axes.ravel()
     for ax, (name, x, title, xlabel, scale) in zip(axes, curves):
@@ -255,29 +280,46 @@ def figure(real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray,
                     continue
                 median = np.full(values.shape[1], np.nan)
                 median[ok] = np.nanmedian(values[:, ok], axis=0)
-                ax.plot(x, median, style, color=colours[k],
-                        label=f"{cls} ({'real' if style == '-' else 'built-in'})")
+                ax.plot(
+                    x,
+                    median,
+                    style,
+                    color=colours[k],
+                    label=f"{cls} ({'real' if style == '-' else 'built-in'})",
+                )
         ax.set(title=title, xlabel=xlabel, yscale=scale)
     axes[0].set_ylim(0.01, 1.5)
-    for ax, name in zip(axes[len(curves):], points):
+    for ax, name in zip(axes[len(curves) :], points):
         for k in range(len(SYNTHETIC_CLASSES)):
-            for offset, stats, labels, face in ((-0.15, real, real_y, colours[k]),
-                                                (0.15, builtin, builtin_y, "white")):
+            for offset, stats, labels, face in (
+                (-0.15, real, real_y, colours[k]),
+                (0.15, builtin, builtin_y, "white"),
+            ):
                 values = stats[name][labels == k]
                 values = values[np.isfinite(values)]
                 if not len(values):
                     continue
                 low, mid, high = np.percentile(values, [25, 50, 75])
-                ax.errorbar(k + offset, mid, yerr=[[mid - low], [high - mid]], fmt="o",
-                            color=colours[k], mfc=face, capsize=3)
+                ax.errorbar(
+                    k + offset,
+                    mid,
+                    yerr=[[mid - low], [high - mid]],
+                    fmt="o",
+                    color=colours[k],
+                    mfc=face,
+                    capsize=3,
+                )
         ax.set_xticks(range(len(SYNTHETIC_CLASSES)))
         ax.set_xticklabels(["barred", "tight", "loose", "edge-on", "edge-on\n+ bulge"])
-        ax.set_title(SCALARS[name][0] + "\n(filled: real, open: built-in; median, quartiles)",
-                     fontsize=9)
+        ax.set_title(
+            SCALARS[name][0] + "\n(filled: real, open: built-in; median, quartiles)", fontsize=9
+        )
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    fig.suptitle("Built-in galaxies (make_galaxies, dashed / open) against real Galaxy10 DECaLS "
-                 "crops (solid / filled), per class")
+    fig.suptitle(
+        "Built-in galaxies (make_galaxies, dashed / open) against real Galaxy10 DECaLS "
+        "crops (solid / filled), per class"
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=90)
@@ -286,29 +328,49 @@ def figure(real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray,
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder of labelled cutouts (labels.csv) or Galaxy10_DECals.h5")
-    parser.add_argument("--per-class", type=int, default=None,
-                        help="at most this many real images per class (random; default all)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder of labelled cutouts (labels.csv) or Galaxy10_DECals.h5",
+    )
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=None,
+        help="at most this many real images per class (random; default all)",
+    )
     parser.add_argument("--n-builtin", type=int, default=1000, help="built-in galaxies to draw")
     parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="figure path (default docs/images/calibration.png; --quick: a temporary folder)")
-    parser.add_argument("--quick", action="store_true", help="100 built-in galaxies, for a smoke test")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="figure path (default docs/images/calibration.png; --quick: a temporary folder)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="100 built-in galaxies, for a smoke test"
+    )
     args = parser.parse_args(argv)
     n_builtin = 100 if args.quick else args.n_builtin
     output = args.output
     if output is None:
-        output = (Path(tempfile.mkdtemp()) if args.quick else ROOT / "docs" / "images") / "calibration.png"
+        output = (
+            Path(tempfile.mkdtemp()) if args.quick else ROOT / "docs" / "images"
+        ) / "calibration.png"
 
     real_images, real_y = load_real(args.data, args.per_class)
-    builtin_images, builtin_y = make_galaxies(n_builtin, image_size=CROP, random_state=args.random_state)
+    builtin_images, builtin_y = make_galaxies(
+        n_builtin, image_size=CROP, random_state=args.random_state
+    )
     real = calibration_statistics(real_images)
     builtin = calibration_statistics(builtin_images)
     medians = summary(real, real_y, builtin, builtin_y)
     figure(real, real_y, builtin, builtin_y, output)
-    print(f"Medians, real / built-in: {len(real_y)} real crops from {args.data.name}, "
-          f"make_galaxies({n_builtin}, image_size={CROP}, random_state={args.random_state})\n")
+    print(
+        f"Medians, real / built-in: {len(real_y)} real crops from {args.data.name}, "
+        f"make_galaxies({n_builtin}, image_size={CROP}, random_state={args.random_state})\n"
+    )
     print(table(medians))
     print(f"\nwrote {output}")
     return {"medians": medians, "output": output, "n_real": len(real_y), "n_builtin": n_builtin}

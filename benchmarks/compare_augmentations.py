@@ -50,8 +50,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLLECTIONS = ["builtin", "other generator", "real"]
 # The settings compared: (GalaxyAugmentation parameters, ContrastiveEmbedder parameters)
 # changed from their defaults.
-SETTINGS = {"defaults": ({}, {}), "max_gamma=0.3": ({"max_gamma": 0.3}, {}),
-            "n_views=4": ({}, {"n_views": 4}), "base_channels=16": ({}, {"base_channels": 16})}
+SETTINGS = {
+    "defaults": ({}, {}),
+    "max_gamma=0.3": ({"max_gamma": 0.3}, {}),
+    "n_views=4": ({}, {"n_views": 4}),
+    "base_channels=16": ({}, {"base_channels": 16}),
+}
 
 
 def toy_galaxies(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -106,12 +110,19 @@ def _collections(quick: bool, shared: Path) -> dict:
     if folder.is_dir() and not quick:
         everything = load_galaxy10_folder(folder, crop=64, classes=range(10))
         seed_classes = load_galaxy10_folder(folder, crop=64)
-        collections["real"] = (everything.images, seed_classes.images, seed_classes.target, (0, 1, 2))
+        collections["real"] = (
+            everything.images,
+            seed_classes.images,
+            seed_classes.target,
+            (0, 1, 2),
+        )
     return collections
 
 
 def _whitened_pca(train: np.ndarray, scored: np.ndarray, labels: np.ndarray) -> float:
-    pca = PCA(min(32, len(train) - 1), whiten=True, random_state=0).fit(train.reshape(len(train), -1))
+    pca = PCA(min(32, len(train) - 1), whiten=True, random_state=0).fit(
+        train.reshape(len(train), -1)
+    )
     return same_class_rate(pca.transform(scored.reshape(len(scored), -1)), labels)
 
 
@@ -121,35 +132,66 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
-                        help="the settings to compare (default: all)")
-    parser.add_argument("--collections", nargs="+", choices=COLLECTIONS, default=COLLECTIONS,
-                        help="the collections to train on (default: all)")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=list(SETTINGS),
+        default=list(SETTINGS),
+        help="the settings to compare (default: all)",
+    )
+    parser.add_argument(
+        "--collections",
+        nargs="+",
+        choices=COLLECTIONS,
+        default=COLLECTIONS,
+        help="the collections to train on (default: all)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = ({"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2,
-              "batch_size": 32} if args.quick else {"max_epochs": args.epochs})
-    collections = {name: value for name, value in _collections(args.quick, args.shared).items()
-                   if name in args.collections}
+    model = (
+        {"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2, "batch_size": 32}
+        if args.quick
+        else {"max_epochs": args.epochs}
+    )
+    collections = {
+        name: value
+        for name, value in _collections(args.quick, args.shared).items()
+        if name in args.collections
+    }
     results: dict = {}
-    lines = ["| collection | whitened PCA | " + " | ".join(args.settings) + " |",
-             "|---|---:|" + "---:|" * len(args.settings)]
+    lines = [
+        "| collection | whitened PCA | " + " | ".join(args.settings) + " |",
+        "|---|---:|" + "---:|" * len(args.settings),
+    ]
     for name, (train, scored, labels, seeds) in collections.items():
         results[name] = {"pca-whitened": _whitened_pca(train, scored, labels)}
         cells = [f"{results[name]['pca-whitened']:.3f}"]
         for setting in args.settings:
             views, embedder = SETTINGS[setting]
-            rates = [same_class_rate(ContrastiveEmbedder(
-                augmentation=GalaxyAugmentation(**views), random_state=seed, **{**model, **embedder},
-            ).fit(train).transform(scored), labels) for seed in seeds]
+            rates = [
+                same_class_rate(
+                    ContrastiveEmbedder(
+                        augmentation=GalaxyAugmentation(**views),
+                        random_state=seed,
+                        **{**model, **embedder},
+                    )
+                    .fit(train)
+                    .transform(scored),
+                    labels,
+                )
+                for seed in seeds
+            ]
             results[name][setting] = rates
             cells.append(" / ".join(f"{rate:.3f}" for rate in rates))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    report = (f"Same-class rate of 10 neighbours, leave-one-out (one figure per embedder seed); "
-              f"ContrastiveEmbedder({model}) with its or GalaxyAugmentation's defaults changed "
-              f"as the column says; {torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines))
-    print_report("View settings on three kinds of galaxy", report,
-                 "compare_augmentations.py", args.quick)
+    report = (
+        f"Same-class rate of 10 neighbours, leave-one-out (one figure per embedder seed); "
+        f"ContrastiveEmbedder({model}) with its or GalaxyAugmentation's defaults changed "
+        f"as the column says; {torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines)
+    )
+    print_report(
+        "View settings on three kinds of galaxy", report, "compare_augmentations.py", args.quick
+    )
     return results
 
 

@@ -40,9 +40,12 @@ def _rates(embedder: ContrastiveEmbedder, X: np.ndarray, y: np.ndarray) -> dict[
     standardised = (raw - raw.mean(axis=0)) / np.maximum(raw.std(axis=0), 1e-12)
     averaged = embedder.set_params(dihedral_average=True).transform(X)
     embedder.set_params(dihedral_average=False)
-    return {"raw": same_class_rate(raw, y), "standardised": same_class_rate(standardised, y),
-            "whitened": same_class_rate(whitened, y),
-            "dihedral average": same_class_rate(averaged, y)}
+    return {
+        "raw": same_class_rate(raw, y),
+        "standardised": same_class_rate(standardised, y),
+        "whitened": same_class_rate(whitened, y),
+        "dihedral average": same_class_rate(averaged, y),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,28 +58,41 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     size, n = (16, 80) if args.quick else (64, args.n_samples)
     X, y = make_galaxies(n, image_size=size, random_state=0)
-    settings = ({"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2,
-                 "batch_size": 32} if args.quick else {"max_epochs": args.epochs})
+    settings = (
+        {"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2, "batch_size": 32}
+        if args.quick
+        else {"max_epochs": args.epochs}
+    )
     pca = PCA(min(32, n - 1), whiten=True, random_state=0).fit_transform(X.reshape(n, -1))
     results: dict = {"pca-whitened": same_class_rate(pca, y)}
-    lines = ["| model | raw | standardised | whitened (default) | whitened, dihedral average | "
-             "fit s | epochs |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | raw | standardised | whitened (default) | whitened, dihedral average | "
+        "fit s | epochs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for loss in ("nt-xent", "vicreg"):
         start = time.perf_counter()
         embedder = ContrastiveEmbedder(loss=loss, random_state=0, **settings).fit(X)
         seconds = time.perf_counter() - start
         rates = _rates(embedder, X, y)
         results[loss] = rates
-        lines.append(f"| ContrastiveEmbedder(loss={loss!r}) | {rates['raw']:.3f} | "
-                     f"{rates['standardised']:.3f} | {rates['whitened']:.3f} | "
-                     f"{rates['dihedral average']:.3f} | {seconds:.0f} | "
-                     f"{embedder.history_.n_epochs} |")
-    lines.append(f"| PCA(32, whiten=True) of the pixels | | | {results['pca-whitened']:.3f} | | | |")
-    report = (f"make_galaxies({n}, image_size={size}, random_state=0); same-class rate of 10 "
-              f"neighbours, leave-one-out (chance 0.2); {settings}; "
-              f"{torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines))
-    print_report("ContrastiveEmbedder settings compared", report, "compare_contrastive.py",
-                 args.quick)
+        lines.append(
+            f"| ContrastiveEmbedder(loss={loss!r}) | {rates['raw']:.3f} | "
+            f"{rates['standardised']:.3f} | {rates['whitened']:.3f} | "
+            f"{rates['dihedral average']:.3f} | {seconds:.0f} | "
+            f"{embedder.history_.n_epochs} |"
+        )
+    lines.append(
+        f"| PCA(32, whiten=True) of the pixels | | | {results['pca-whitened']:.3f} | | | |"
+    )
+    report = (
+        f"make_galaxies({n}, image_size={size}, random_state=0); same-class rate of 10 "
+        f"neighbours, leave-one-out (chance 0.2); {settings}; "
+        f"{torch.get_num_threads()} torch threads.\n\n" + "\n".join(lines)
+    )
+    print_report(
+        "ContrastiveEmbedder settings compared", report, "compare_contrastive.py", args.quick
+    )
     return results
 
 

@@ -35,7 +35,7 @@ import argparse
 import json
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -53,14 +53,16 @@ from galaxysim.metrics import same_class_rate
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@lru_cache(maxsize=None)
+@cache
 def data(name: str, shared: Path, quick: bool) -> tuple[np.ndarray, ...]:
     """The image sets, loaded once: "real", "sdss" or "builtin"."""
     if name == "real":
         folder = shared / "galaxy10_decals_samples"
         seed_classes = load_galaxy10_folder(folder, crop=64)
         everything = load_galaxy10_folder(folder, crop=64, classes=range(10))
-        query = load_milky_way(64, path=shared / "milky_way" / "milky_way_artist_impression_256.png")
+        query = load_milky_way(
+            64, path=shared / "milky_way" / "milky_way_artist_impression_256.png"
+        )
         return everything.images, seed_classes.images, seed_classes.target, query
     if name == "sdss":
         paths = sorted((shared / "sdss_gz1_unlabeled").glob("*.jpeg"))[: 64 if quick else None]
@@ -80,8 +82,11 @@ def _scores(Z: np.ndarray, y: np.ndarray, query: np.ndarray | None, prefix: str)
     for kind, scale in (("euc", lambda a: a), ("cos", normalize)):
         out[prefix + kind] = round(same_class_rate(scale(Z), y, 10), 3)
         if query is not None:
-            nearest = NearestNeighbors(n_neighbors=10).fit(scale(Z)).kneighbors(
-                scale(query), return_distance=False)[0]
+            nearest = (
+                NearestNeighbors(n_neighbors=10)
+                .fit(scale(Z))
+                .kneighbors(scale(query), return_distance=False)[0]
+            )
             out[prefix + kind + "_barred"] = float(np.mean(y[nearest] == 0))
     return out
 
@@ -99,7 +104,9 @@ def parse(setting: str) -> tuple[dict, dict]:
         elif key in ("epre", "adapt"):
             plan[key] = int(value)
         elif key in ("ep", "views", "bc"):
-            params[{"ep": "max_epochs", "views": "n_views", "bc": "base_channels"}[key]] = int(value)
+            params[{"ep": "max_epochs", "views": "n_views", "bc": "base_channels"}[key]] = int(
+                value
+            )
         elif key == "temp":
             params["temperature"] = float(value)
         elif key == "scale":
@@ -111,8 +118,14 @@ def parse(setting: str) -> tuple[dict, dict]:
 
 def run(setting: str, seed: int, args: argparse.Namespace) -> dict:
     params, plan = parse(setting)
-    params.update(device=args.device, random_state=seed, early_stopping=False,
-                  validation_fraction=0.0, whiten=None, normalize=False)
+    params.update(
+        device=args.device,
+        random_state=seed,
+        early_stopping=False,
+        validation_fraction=0.0,
+        whiten=None,
+        normalize=False,
+    )
     if args.quick:
         params.update(n_components=8, n_stages=2, base_channels=8, max_epochs=1)
         plan.update(epre=1, adapt=1)

@@ -28,8 +28,9 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
-import galaxysim  # noqa: E402
-from sphinx.pycode import ModuleAnalyzer  # noqa: E402
+from sphinx.pycode import ModuleAnalyzer
+
+import galaxysim
 
 # -- Project -----------------------------------------------------------------
 
@@ -74,11 +75,24 @@ autodoc_default_options = {
     # Methods a class inherits from galaxysim's own mixins and bases (such as
     # complexity_corrected_score or the DensityFlow interface) are shown;
     # those of scikit-learn, torch and Python are not.
-    "inherited-members": ",".join([
-        "BaseEstimator", "TransformerMixin", "DensityMixin", "ClassNamePrefixFeaturesOutMixin",
-        "_SetOutputMixin", "_MetadataRequester", "ReprHTMLMixin", "_HTMLDocumentationLinkMixin",
-        "Module", "ABC", "object", "Exception", "OSError", "ValueError",
-    ]),
+    "inherited-members": ",".join(
+        [
+            "BaseEstimator",
+            "TransformerMixin",
+            "DensityMixin",
+            "ClassNamePrefixFeaturesOutMixin",
+            "_SetOutputMixin",
+            "_MetadataRequester",
+            "ReprHTMLMixin",
+            "_HTMLDocumentationLinkMixin",
+            "Module",
+            "ABC",
+            "object",
+            "Exception",
+            "OSError",
+            "ValueError",
+        ]
+    ),
 }
 
 
@@ -102,7 +116,9 @@ def _attribute_doc(app, what, name, obj, options, lines):
     module it was asked about and would show the docstring of ``tuple``.
     """
     own = [line for line in lines if line.strip()]
-    if what != "data" or own != [t for t in (inspect.getdoc(type(obj)) or "").splitlines() if t.strip()]:
+    if what != "data" or own != [
+        t for t in (inspect.getdoc(type(obj)) or "").splitlines() if t.strip()
+    ]:
         return
     package_name, _, attribute = name.rpartition(".")
     package = importlib.import_module(package_name)

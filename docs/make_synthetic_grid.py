@@ -82,15 +82,21 @@ def survey_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
     sky = np.median(corners.reshape(n, -1, 3), axis=1)
     residual = _detrend(corners)
     spread = 1.4826 * np.median(np.abs(residual), axis=(3, 4))  # (n, 4, 3)
-    quiet = np.take_along_axis(residual, np.argsort(spread.mean(axis=2), axis=1)[:, :2, None, None, None], 1)
+    quiet = np.take_along_axis(
+        residual, np.argsort(spread.mean(axis=2), axis=1)[:, :2, None, None, None], 1
+    )
     light = images - sky[:, None, None, :]
     yy, xx = np.mgrid[:size, :size] - (size - 1) / 2.0
     radius = np.hypot(yy, xx)
     centre, outer = radius < 3.5, (radius > 10) & (radius < 22)
     mono = light.mean(axis=-1)
     noise = np.median(spread, axis=1).mean(axis=1)
-    high = ndimage.uniform_filter(mono - ndimage.median_filter(mono, size=(1, 9, 9)), size=(1, 2, 2))
-    peaks = (high == ndimage.maximum_filter(high, size=(1, 5, 5))) & (high > 3 * noise[:, None, None])
+    high = ndimage.uniform_filter(
+        mono - ndimage.median_filter(mono, size=(1, 9, 9)), size=(1, 2, 2)
+    )
+    peaks = (high == ndimage.maximum_filter(high, size=(1, 5, 5))) & (
+        high > 3 * noise[:, None, None]
+    )
     peaks &= radius > 8
     peaks[:, :2] = peaks[:, -2:] = peaks[:, :, :2] = peaks[:, :, -2:] = False
 
@@ -101,9 +107,14 @@ def survey_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
         "sky level": sky.mean(axis=1),
         "sky noise": noise,
         "noise correlation, next pixel": np.array(
-            [_correlation(q[..., 1:], q[..., :-1]) for q in quiet]),
+            [_correlation(q[..., 1:], q[..., :-1]) for q in quiet]
+        ),
         "noise correlation, between channels": np.array(
-            [np.corrcoef(q.transpose(1, 0, 2, 3).reshape(3, -1))[np.triu_indices(3, 1)].mean() for q in quiet]),
+            [
+                np.corrcoef(q.transpose(1, 0, 2, 3).reshape(3, -1))[np.triu_indices(3, 1)].mean()
+                for q in quiet
+            ]
+        ),
         "mean pixel value": images.mean(axis=(1, 2, 3)),
         "half-light radius (px)": np.array([half_light_radius(image) for image in images]),
         "radius of the area 0.15 above sky (px)": np.sqrt((mono > 0.15).sum(axis=(1, 2)) / np.pi),
@@ -133,9 +144,15 @@ def statistics_table(real: np.ndarray, synthetic: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="folder with galaxy10_decals_samples/ and milky_way/")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "images" / "synthetic_vs_real.png")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder with galaxy10_decals_samples/ and milky_way/",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "docs" / "images" / "synthetic_vs_real.png"
+    )
     parser.add_argument("--per-row", type=int, default=6, help="images of each kind per row")
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--stats", action="store_true", help="print the survey statistics table")

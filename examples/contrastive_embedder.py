@@ -34,8 +34,12 @@ from galaxysim.plotting import plot_image_grid, plot_latent_map
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data and model, for a smoke test")
-    parser.add_argument("--out", type=Path, default=Path("contrastive"), help="folder for the figures")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny data and model, for a smoke test"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("contrastive"), help="folder for the figures"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -48,27 +52,42 @@ def main(argv=None) -> dict:
     generator = torch.Generator().manual_seed(0)
     views = [augmentation(originals, generator) for _ in range(2)]
     grid = torch.cat([originals, *views]).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    plot_image_grid(grid, n_cols=8, row_labels=["galaxy", "view 1", "view 2"],
-                    suptitle="Augmented views the contrastive loss pairs up").savefig(
-        args.out / "views.png", dpi=100)
+    plot_image_grid(
+        grid,
+        n_cols=8,
+        row_labels=["galaxy", "view 1", "view 2"],
+        suptitle="Augmented views the contrastive loss pairs up",
+    ).savefig(args.out / "views.png", dpi=100)
 
     if args.quick:
-        embedder = ContrastiveEmbedder(n_components=16, n_stages=2, base_channels=8, max_epochs=2,
-                                       batch_size=32, random_state=0)
+        embedder = ContrastiveEmbedder(
+            n_components=16,
+            n_stages=2,
+            base_channels=8,
+            max_epochs=2,
+            batch_size=32,
+            random_state=0,
+        )
     else:
         embedder = ContrastiveEmbedder(max_epochs=15, random_state=0, verbose=1)
     embedding = embedder.fit_transform(X)
-    pca = make_pipeline(ImagePreprocessor(crop=None, flatten=True),
-                        PCA(32 if not args.quick else 8, whiten=True, random_state=0))
+    pca = make_pipeline(
+        ImagePreprocessor(crop=None, flatten=True),
+        PCA(32 if not args.quick else 8, whiten=True, random_state=0),
+    )
     pca_embedding = pca.fit_transform(X)
 
     # Leave-one-out: the share of each galaxy's 10 nearest neighbours in its own class.
-    results = {"contrastive": same_class_rate(embedding, y), "pca_whitened": same_class_rate(pca_embedding, y)}
+    results = {
+        "contrastive": same_class_rate(embedding, y),
+        "pca_whitened": same_class_rate(pca_embedding, y),
+    }
     for name, rate in results.items():
         print(f"{name:>13}: same-class@10 {rate:.3f}")
     for name, values in (("contrastive", embedding), ("pca", pca_embedding)):
         plot_latent_map(values, y, target_names=SYNTHETIC_CLASSES).savefig(
-            args.out / f"map_{name}.png", dpi=100)
+            args.out / f"map_{name}.png", dpi=100
+        )
     print(f"training: {embedder.history_.n_epochs} epochs, best {embedder.history_.best_epoch + 1}")
     return results
 

@@ -50,19 +50,24 @@ def main(argv: list[str] | None = None) -> GridSearchCV:
 
     if args.quick:
         n_images, image_size, n_components, max_epochs, cv = 240, 16, 6, 8, 2
-        grid = {"flowdensityestimator__n_layers": [1, 3],
-                "flowdensityestimator__hidden_features": [(8,), (32,)]}
+        grid = {
+            "flowdensityestimator__n_layers": [1, 3],
+            "flowdensityestimator__hidden_features": [(8,), (32,)],
+        }
     else:
         n_images, image_size, n_components, max_epochs, cv = 3000, 32, 16, 100, 3
-        grid = {"flowdensityestimator__n_layers": [2, 4, 8],
-                "flowdensityestimator__hidden_features": [(32, 32), (128, 128)]}
+        grid = {
+            "flowdensityestimator__n_layers": [2, 4, 8],
+            "flowdensityestimator__hidden_features": [(32, 32), (128, 128)],
+        }
 
     images, _ = make_galaxies(n_images, image_size=image_size, random_state=0)
     X = images.reshape(n_images, -1)
     pipeline = make_pipeline(
         PCA(n_components=n_components, random_state=0),
-        FlowDensityEstimator(max_epochs=max_epochs, batch_size=128, learning_rate=3e-3,
-                             device="cpu", random_state=0),
+        FlowDensityEstimator(
+            max_epochs=max_epochs, batch_size=128, learning_rate=3e-3, device="cpu", random_state=0
+        ),
     )
     search = GridSearchCV(pipeline, grid, cv=cv).fit(X)
 

@@ -23,12 +23,16 @@ from galaxysim.datasets import make_galaxies
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data and model, for a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny data and model, for a smoke test"
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
         X, y = make_galaxies(60, image_size=16, random_state=0)
-        embedder = AutoencoderEmbedder(n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0)
+        embedder = AutoencoderEmbedder(
+            n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
+        )
         grid = {"embedder__latent_dim": [2, 4]}
     else:
         X, y = make_galaxies(1500, image_size=32, random_state=0)
@@ -38,7 +42,9 @@ def main(argv=None) -> dict:
     ranker = SimilarityRanker(embedder, density=False, n_neighbors=10, invariance=None)
     search = GridSearchCV(ranker, grid, cv=3, n_jobs=1).fit(X, y)
     for params, mean, std in zip(
-        search.cv_results_["params"], search.cv_results_["mean_test_score"], search.cv_results_["std_test_score"]
+        search.cv_results_["params"],
+        search.cv_results_["mean_test_score"],
+        search.cv_results_["std_test_score"],
     ):
         print(f"{params}: same-class share of the 10 nearest = {mean:.3f} +/- {std:.3f}")
     print(f"best: {search.best_params_} ({search.best_score_:.3f})")

@@ -19,12 +19,12 @@ from .ranking import Ranking, SimilarityRanker
 __all__ = [
     "AutoencoderEmbedder",
     "ContrastiveEmbedder",
-    "GalaxyAugmentation",
     "FlowDensityEstimator",
+    "GalaxyAugmentation",
     "ImagePreprocessor",
-    "SimilarityRanker",
     "Ranking",
+    "SimilarityRanker",
+    "__version__",
     "load_model",
     "save_model",
-    "__version__",
 ]

@@ -12,8 +12,9 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 __all__ = ["atomic_open", "atomic_write"]
 
@@ -87,6 +88,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     b'xyz'
     """
     binary = isinstance(data, (bytes, bytearray))
-    with atomic_open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as stream:
+    with atomic_open(
+        path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+    ) as stream:
         stream.write(data)
     return Path(path)

@@ -14,8 +14,10 @@ the same training.
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,7 +104,7 @@ class TensorBatches:
         if order is not None and self.resident and self.device.type != "cpu":
             order = order.to(self.device)
         bounds = batch_bounds(self.n_samples, batch_size, even)
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in itertools.pairwise(bounds):
             if order is None:
                 batch = tuple(t[start:stop] for t in self.data)
             else:
@@ -163,15 +165,23 @@ class StreamedBatches:
     """
 
     def __init__(
-        self, dataset: Any, device: torch.device, *, num_workers: int = 0,
+        self,
+        dataset: Any,
+        device: torch.device,
+        *,
+        num_workers: int = 0,
         prepare: PrepareFn | None = None,
     ) -> None:
         self.device, self.prepare = device, prepare
         self.n_samples = len(dataset)
         self._epoch = _Epoch()
         self._loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, sampler=self._epoch, collate_fn=_as_is,
-            num_workers=num_workers, persistent_workers=num_workers > 0,
+            dataset,
+            batch_size=None,
+            sampler=self._epoch,
+            collate_fn=_as_is,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
             prefetch_factor=2 if num_workers > 0 else None,
             pin_memory=device.type == "cuda",
         )
@@ -182,7 +192,7 @@ class StreamedBatches:
         """The batches of one pass, in ``order`` (None: as stored)."""
         positions = np.arange(self.n_samples) if order is None else order.cpu().numpy()
         bounds = batch_bounds(self.n_samples, batch_size, even)
-        self._epoch.batches = [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        self._epoch.batches = [positions[a:b] for a, b in itertools.pairwise(bounds)]
         for batch in self._loader:
             if isinstance(batch, BaseException):
                 raise batch
@@ -211,9 +221,7 @@ def _as_tensor_tuple(data: Any, name: str) -> Batch:
         )
     for i, tensor in enumerate(tensors):
         if not isinstance(tensor, torch.Tensor):
-            raise TypeError(
-                f"{name}[{i}] must be a torch.Tensor, got {type(tensor).__name__}."
-            )
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(tensor).__name__}.")
         if tensor.ndim == 0:
             raise ValueError(f"{name}[{i}] must have a first (sample) dimension, got a scalar.")
     lengths = {int(t.shape[0]) for t in tensors}
@@ -265,7 +273,10 @@ def _is_dataset(data: Any) -> bool:
 
 
 def _streamed_train_and_validation(
-    data: Any, validation_data: Any, validation_fraction: float, early_stopping: bool,
+    data: Any,
+    validation_data: Any,
+    validation_fraction: float,
+    early_stopping: bool,
     generator: torch.Generator,
 ) -> tuple[Any, Any]:
     """The split of :func:`_train_and_validation` for Datasets: the same rows, as views."""
@@ -290,7 +301,10 @@ def _streamed_train_and_validation(
 
 
 def batch_sources(
-    data: Any, validation_data: Any, options: dict[str, Any], generator: torch.Generator,
+    data: Any,
+    validation_data: Any,
+    options: dict[str, Any],
+    generator: torch.Generator,
 ) -> tuple[TensorBatches | StreamedBatches, TensorBatches | StreamedBatches | None]:
     """Where the training and the validation batches of :func:`~galaxysim._loop.fit_module` come from.
 
@@ -301,14 +315,22 @@ def batch_sources(
     device = options["device"]
     if not _is_dataset(data):
         train, val = _train_and_validation(
-            _as_tensor_tuple(data, "data"), validation_data, options["validation_fraction"],
-            options["early_stopping"], generator,
+            _as_tensor_tuple(data, "data"),
+            validation_data,
+            options["validation_fraction"],
+            options["early_stopping"],
+            generator,
         )
         return TensorBatches(train, device), None if val is None else TensorBatches(val, device)
     train, val = _streamed_train_and_validation(
-        data, validation_data, options["validation_fraction"], options["early_stopping"],
+        data,
+        validation_data,
+        options["validation_fraction"],
+        options["early_stopping"],
         generator,
     )
     stream = {"num_workers": options["num_workers"], "prepare": options["prepare"]}
-    return (StreamedBatches(train, device, **stream),
-            None if val is None else StreamedBatches(val, device, **stream))
+    return (
+        StreamedBatches(train, device, **stream),
+        None if val is None else StreamedBatches(val, device, **stream),
+    )

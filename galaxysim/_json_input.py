@@ -96,8 +96,9 @@ def parse_json(text: str | bytes, what: str, *, max_depth: int = MAX_DEPTH) -> A
     return value
 
 
-def read_json(path: str | Path, what: str, *, max_bytes: int = 1 << 20,
-              max_depth: int = MAX_DEPTH) -> Any:
+def read_json(
+    path: str | Path, what: str, *, max_bytes: int = 1 << 20, max_depth: int = MAX_DEPTH
+) -> Any:
     """Read a regular file of at most ``max_bytes`` as JSON, with :func:`parse_json`.
 
     Parameters
@@ -142,8 +143,15 @@ def read_json(path: str | Path, what: str, *, max_bytes: int = 1 << 20,
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {type(None): "null", dict: "an object", list: "an array", str: "a string",
-             int: "an integer", float: "a number", bool: "true or false"}
+    names = {
+        type(None): "null",
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 

@@ -143,7 +143,11 @@ def format_bytes(n_bytes: float) -> str:
 
 
 def check_allocation(
-    n_bytes: float, what: str, hint: str, *, available: int | None = None,
+    n_bytes: float,
+    what: str,
+    hint: str,
+    *,
+    available: int | None = None,
     where: str = "memory",
 ) -> None:
     """Raise :class:`InsufficientMemoryError` if ``n_bytes`` exceed the memory available.

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import traceback
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +35,7 @@ __all__ = [
 
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 AugmentFn = Callable[[Batch, torch.Generator], Batch]
+
 
 @dataclass
 class TrainingHistory:
@@ -207,8 +209,13 @@ class _Loop:
 
 
 def _run_epochs(
-    loop: _Loop, history: TrainingHistory, bar: Any, *, max_epochs: int,
-    early_stopping: bool, patience: int,
+    loop: _Loop,
+    history: TrainingHistory,
+    bar: Any,
+    *,
+    max_epochs: int,
+    early_stopping: bool,
+    patience: int,
 ) -> None:
     """Train epoch after epoch, recording ``history``, until done or stopped early."""
     best_loss = math.inf
@@ -255,8 +262,12 @@ def _interrupted(history: TrainingHistory, loop: _Loop, early_stopping: bool, de
 
 # How the allocators of PyTorch's backends word a failed allocation.
 _OUT_OF_MEMORY_MESSAGES = (
-    "out of memory", "can't allocate memory", "cannot allocate memory",
-    "could not allocate", "not enough memory", "failed to allocate",
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "could not allocate",
+    "not enough memory",
+    "failed to allocate",
 )
 
 
@@ -402,28 +413,54 @@ def fit_module(
     >>> history.n_epochs
     3
     """
-    _check_callables(module, loss_fn, augment=augment, prepare=prepare,
-                     validation_augment=validation_augment)
-    options = check_training_parameters({
-        "max_epochs": max_epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-        "weight_decay": weight_decay, "max_grad_norm": max_grad_norm,
-        "validation_fraction": validation_fraction, "early_stopping": early_stopping,
-        "patience": patience, "device": device, "random_state": random_state,
-        "verbose": verbose,
-    })
-    options.update(_loop_options(even_batches, num_workers, autocast_dtype), prepare=prepare,
-                   augment=augment, validation_augment=validation_augment)
+    _check_callables(
+        module, loss_fn, augment=augment, prepare=prepare, validation_augment=validation_augment
+    )
+    options = check_training_parameters(
+        {
+            "max_epochs": max_epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "max_grad_norm": max_grad_norm,
+            "validation_fraction": validation_fraction,
+            "early_stopping": early_stopping,
+            "patience": patience,
+            "device": device,
+            "random_state": random_state,
+            "verbose": verbose,
+        }
+    )
+    options.update(
+        _loop_options(even_batches, num_workers, autocast_dtype),
+        prepare=prepare,
+        augment=augment,
+        validation_augment=validation_augment,
+    )
     seed = torch_seed(random_state)
     split_gen = torch.Generator().manual_seed(seed)
-    loop = _Loop(module, loss_fn, batch_sources(data, validation_data, options, split_gen), options,
-                 seed, split_gen)
+    loop = _Loop(
+        module,
+        loss_fn,
+        batch_sources(data, validation_data, options, split_gen),
+        options,
+        seed,
+        split_gen,
+    )
     history = TrainingHistory()
-    bar = tqdm(total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch",
-               leave=True)
+    bar = tqdm(
+        total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch", leave=True
+    )
     try:
         with seeded(seed + 2, options["device"]):
-            _run_epochs(loop, history, bar, max_epochs=options["max_epochs"],
-                        early_stopping=early_stopping, patience=options["patience"])
+            _run_epochs(
+                loop,
+                history,
+                bar,
+                max_epochs=options["max_epochs"],
+                early_stopping=early_stopping,
+                patience=options["patience"],
+            )
     except KeyboardInterrupt:
         _interrupted(history, loop, early_stopping, desc)
     except (MemoryError, RuntimeError) as exc:

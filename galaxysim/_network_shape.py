@@ -17,8 +17,9 @@ https://pytorch.org/docs/stable/meta.html.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -153,8 +154,10 @@ def network_shape(build: Callable[[], torch.nn.Module], *, max_parts: int) -> Ne
         if "meta" in str(error):
             return None
         raise
-    tensors = {name: (tuple(tensor.shape), tensor.dtype)
-               for name, tensor in network.state_dict().items()}
-    n_bytes = sum(t.nelement() * t.element_size()
-                  for t in [*network.parameters(), *network.buffers()])
+    tensors = {
+        name: (tuple(tensor.shape), tensor.dtype) for name, tensor in network.state_dict().items()
+    }
+    n_bytes = sum(
+        t.nelement() * t.element_size() for t in [*network.parameters(), *network.buffers()]
+    )
     return NetworkShape(tensors, n_bytes)

@@ -12,8 +12,9 @@ validation data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,57 +59,73 @@ def _check_random_state(value: Any, name: str) -> Any:
 #: place where their meaning and their checks are written down.
 TRAINING_PARAMETERS: tuple[_TrainingParameter, ...] = (
     _TrainingParameter(
-        "max_epochs", "int", "Largest number of passes over the training data.",
+        "max_epochs",
+        "int",
+        "Largest number of passes over the training data.",
         check_positive_int,
     ),
     _TrainingParameter(
-        "batch_size", "int", "Samples per optimiser step (and per batch at prediction time).",
+        "batch_size",
+        "int",
+        "Samples per optimiser step (and per batch at prediction time).",
         check_positive_int,
     ),
     _TrainingParameter(
-        "learning_rate", "float", "Step size of Adam (AdamW when ``weight_decay`` > 0).",
+        "learning_rate",
+        "float",
+        "Step size of Adam (AdamW when ``weight_decay`` > 0).",
         check_positive_float,
     ),
     _TrainingParameter(
-        "weight_decay", "float", "Decoupled weight decay (AdamW); 0 trains with plain Adam.",
+        "weight_decay",
+        "float",
+        "Decoupled weight decay (AdamW); 0 trains with plain Adam.",
         lambda value, name: check_positive_float(value, name, allow_zero=True),
     ),
     _TrainingParameter(
-        "max_grad_norm", "float or None",
+        "max_grad_norm",
+        "float or None",
         "Clip the gradients to this global norm before each step; None does not clip.",
         lambda value, name: check_positive_float(value, name, allow_none=True),
     ),
     _TrainingParameter(
-        "validation_fraction", "float",
+        "validation_fraction",
+        "float",
         "Share of the samples held out at random to measure the validation loss, in "
         "[0, 1). 0 needs ``early_stopping=False``.",
         lambda value, name: check_fraction(value, name, inclusive=True),
     ),
     _TrainingParameter(
-        "early_stopping", "bool",
+        "early_stopping",
+        "bool",
         "Stop once the validation loss has not improved for ``patience`` epochs, and keep "
         "the weights of the best epoch.",
         check_bool,
     ),
     _TrainingParameter(
-        "patience", "int", "Epochs without improvement tolerated by early stopping.",
+        "patience",
+        "int",
+        "Epochs without improvement tolerated by early stopping.",
         check_positive_int,
     ),
     _TrainingParameter(
-        "device", "str or torch.device",
-        "``\"auto\"`` (CUDA when available, else the CPU), ``\"cpu\"``, ``\"cuda\"`` or "
-        "``\"cuda:N\"``.",
+        "device",
+        "str or torch.device",
+        '``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.',
         _check_device,
     ),
     _TrainingParameter(
-        "random_state", "int, RandomState instance or None",
+        "random_state",
+        "int, RandomState instance or None",
         "Seeds the initial weights, the validation split, the shuffling and any random "
         "augmentation; an int makes a CPU fit repeatable (with the same number of torch "
         "threads).",
         _check_random_state,
     ),
     _TrainingParameter(
-        "verbose", "int", "When positive, show a progress bar with the losses of each epoch.",
+        "verbose",
+        "int",
+        "When positive, show a progress bar with the losses of each epoch.",
         lambda value, name: check_positive_int(value, name, minimum=0),
     ),
 )

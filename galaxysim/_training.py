@@ -14,7 +14,8 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from typing import Any, Iterator, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import torch
 
@@ -150,8 +151,9 @@ class TorchEstimatorMixin:
                     f"init's network does not fit this one: {name} is {found} there, "
                     f"{tuple(target.shape)} here (images with another number of channels?)."
                 )
-        network.load_state_dict({name: tensor.detach().to("cpu")
-                                 for name, tensor in weights.items()})
+        network.load_state_dict(
+            {name: tensor.detach().to("cpu") for name, tensor in weights.items()}
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         getstate = getattr(super(), "__getstate__", None)

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
 __all__ = [
     "PathLike",
     "check_bool",
-    "check_images",
+    "check_fraction",
     "check_image",
     "check_image_shape",
     "check_image_size",
+    "check_images",
     "check_labels",
-    "check_positive_int",
     "check_positive_float",
-    "check_fraction",
+    "check_positive_int",
     "input_ndim",
     "is_fitted",
     "is_image_input",
@@ -197,9 +198,7 @@ def check_image_shape(image_shape: Any, name: str = "image_shape") -> tuple[int,
     if len(shape) == 2:
         shape = (*shape, 1)
     if len(shape) != 3:
-        raise ValueError(
-            f"{name} must be a tuple (height, width, channels), got {image_shape!r}."
-        )
+        raise ValueError(f"{name} must be a tuple (height, width, channels), got {image_shape!r}.")
     for side in shape:
         if isinstance(side, bool) or not isinstance(side, Integral) or side < 1:
             raise ValueError(
@@ -319,9 +318,7 @@ def check_images(
     if 0 in array.shape[1:]:
         raise ValueError(f"{name} has an empty image dimension: shape {array.shape}.")
     if shape is not None and array.shape[1:] != shape:
-        raise ValueError(
-            f"{name} holds images of shape {array.shape[1:]} but image_shape={shape}."
-        )
+        raise ValueError(f"{name} holds images of shape {array.shape[1:]} but image_shape={shape}.")
     if n_channels is not None and array.shape[-1] != n_channels:
         raise ValueError(
             f"{name} must have {n_channels} channel(s) (channels last, (n, H, W, C)); "
@@ -330,9 +327,7 @@ def check_images(
     return _to_unit_float(array, name)
 
 
-def check_image(
-    image: Any, *, n_channels: int | None = None, name: str = "image"
-) -> np.ndarray:
+def check_image(image: Any, *, n_channels: int | None = None, name: str = "image") -> np.ndarray:
     """Validate one image and return it as float32 ``(H, W, C)`` in [0, 1].
 
     Accepts ``(H, W, C)`` or ``(H, W)`` (one channel); see :func:`check_images`.

@@ -12,9 +12,10 @@ to trust a figure of a few galaxies (:func:`bootstrap_interval`, :func:`wilson_i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
 from statistics import NormalDist
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -65,7 +66,9 @@ def precision_at_k(ranked_labels: Any, target_label: Any, k: int) -> float:
     return float(np.mean(labels[:k] == target_label))
 
 
-def same_class_rate(embedding: Any, labels: Any, n_neighbors: int = 10, *, metric: str = "euclidean") -> float:
+def same_class_rate(
+    embedding: Any, labels: Any, n_neighbors: int = 10, *, metric: str = "euclidean"
+) -> float:
     """Leave-one-out share of each item's nearest neighbours that share its label.
 
     For every item, its ``n_neighbors`` nearest other items in ``embedding``
@@ -217,7 +220,10 @@ _MAX_DRAWS = 4_000_000
 
 
 def bootstrap_interval(
-    values: Any, *, confidence: float = 0.95, n_resamples: int = 2000,
+    values: Any,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
     random_state: int | np.random.Generator | None = 0,
 ) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of the mean of ``values``.
@@ -298,8 +304,9 @@ def _check_random_state(random_state: Any) -> np.random.Generator:
     if random_state is None:
         return np.random.default_rng()
     if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, Integral):
-        raise TypeError(f"random_state must be an int, a numpy.random.Generator or None, "
-                        f"got {random_state!r}.")
+        raise TypeError(
+            f"random_state must be an int, a numpy.random.Generator or None, got {random_state!r}."
+        )
     if random_state < 0:
         raise ValueError(f"random_state must be >= 0, got {random_state!r}.")
     return np.random.default_rng(int(random_state))

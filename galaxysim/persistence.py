@@ -46,10 +46,13 @@ FORMAT_VERSION = 1
 # A safetensors header is JSON; one larger than this is not a model of ours.
 _MAX_HEADER_BYTES = 64 * 2**20
 # The types of the JSON header, and of each estimator in it, before anything reads them.
-_HEADER = {"format": str, "format_version": int, "galaxysim_version": (str, type(None)),
-           "model": (dict, type(None))}
-_ESTIMATOR = {"estimator": str, "state": (dict, type(None)),
-              "modules": {...: [str]}}
+_HEADER = {
+    "format": str,
+    "format_version": int,
+    "galaxysim_version": (str, type(None)),
+    "model": (dict, type(None)),
+}
+_ESTIMATOR = {"estimator": str, "state": (dict, type(None)), "modules": {...: [str]}}
 
 
 class ModelFileError(ValueError):
@@ -68,9 +71,18 @@ def _known_classes() -> dict[str, type]:
     from .images import ImagePreprocessor
     from .ranking import SimilarityRanker
 
-    classes = (AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation,
-               FlowDensityEstimator, SimilarityRanker,
-               ImagePreprocessor, Pipeline, PCA, StandardScaler, FrozenEstimator)
+    classes = (
+        AutoencoderEmbedder,
+        ContrastiveEmbedder,
+        GalaxyAugmentation,
+        FlowDensityEstimator,
+        SimilarityRanker,
+        ImagePreprocessor,
+        Pipeline,
+        PCA,
+        StandardScaler,
+        FrozenEstimator,
+    )
     return {cls.__name__: cls for cls in classes}
 
 
@@ -109,7 +121,9 @@ class _Encoder:
     def _mapping(self, mapping: dict, where: str) -> dict[str, Any]:
         bad = [key for key in mapping if not isinstance(key, str)]
         if bad:
-            raise TypeError(f"{where}: a model file stores dicts with str keys only, got {bad[0]!r}.")
+            raise TypeError(
+                f"{where}: a model file stores dicts with str keys only, got {bad[0]!r}."
+            )
         return {key: self.value(item, f"{where}.{key}") for key, item in mapping.items()}
 
     def _object(self, value: Any, where: str) -> Any:
@@ -130,7 +144,11 @@ class _Encoder:
 
     def _array(self, array: np.ndarray, where: str) -> dict[str, Any]:
         if array.dtype.kind in "biuf":
-            if array.ndim == 2 and not array.flags.c_contiguous and array.strides[0] < array.strides[1]:
+            if (
+                array.ndim == 2
+                and not array.flags.c_contiguous
+                and array.strides[0] < array.strides[1]
+            ):
                 # The memory layout decides the order in which BLAS adds up a product:
                 # keep it, so that results stay identical to the last bit.
                 stored = torch.from_numpy(np.ascontiguousarray(array.T))
@@ -138,7 +156,9 @@ class _Encoder:
             return {"array": self._tensor(where, torch.from_numpy(np.ascontiguousarray(array)))}
         if array.dtype.kind in "UO" and all(isinstance(item, str) for item in array.flat):
             return {"strings": [str(item) for item in array.flat], "shape": list(array.shape)}
-        raise TypeError(f"{where}: an array of dtype {array.dtype} cannot be stored in a model file.")
+        raise TypeError(
+            f"{where}: an array of dtype {array.dtype} cannot be stored in a model file."
+        )
 
     def estimator(self, estimator: Any, where: str) -> dict[str, Any]:
         state, modules = {}, {}
@@ -262,8 +282,16 @@ class _Decoder:
             return reader()
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError,
-                OverflowError, MemoryError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            RuntimeError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+            MemoryError,
+        ) as exc:
             raise self.fail(f"{where} could not be read ({type(exc).__name__}: {exc}).") from None
 
     def _array(self, node: dict[str, Any]) -> np.ndarray:
@@ -311,10 +339,14 @@ class _Decoder:
             except (TypeError, ValueError) as exc:
                 raise self.fail(f"{where}: {exc}") from None
             if MAX_IMAGE_PIXELS is not None and height * width > MAX_IMAGE_PIXELS:
-                raise self.fail(f"{where}: image_shape_ {shape} is larger than any image galaxysim "
-                                f"reads ({MAX_IMAGE_PIXELS:,} pixels).")
+                raise self.fail(
+                    f"{where}: image_shape_ {shape} is larger than any image galaxysim "
+                    f"reads ({MAX_IMAGE_PIXELS:,} pixels)."
+                )
         check = getattr(estimator, "_check_params", None)
-        if check is None or not all(name in vars(estimator) for name in estimator._get_param_names()):
+        if check is None or not all(
+            name in vars(estimator) for name in estimator._get_param_names()
+        ):
             return
         state = vars(estimator)
         device = state.get("device")
@@ -348,14 +380,18 @@ class _Decoder:
     def _network_shape(self, estimator: Any, key: str, names: list[str], where: str) -> Any:
         """Compare the network the parameters describe with the weights, before building it."""
         try:
-            shape = network_shape(lambda: estimator._empty_module(key),
-                                  max_parts=8 * len(names) + 256)
+            shape = network_shape(
+                lambda: estimator._empty_module(key), max_parts=8 * len(names) + 256
+            )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise self.fail(f"{where}: its network could not be built ({exc}).") from None
         if shape is not None:
             self._compare(names, shape.tensors, where)
-            check_allocation(shape.n_bytes, f"the network {where} of {self.source}",
-                             "Load it on a larger machine.")
+            check_allocation(
+                shape.n_bytes,
+                f"the network {where} of {self.source}",
+                "Load it on a larger machine.",
+            )
         return shape
 
     def _compare(self, names: list[str], expected: dict[str, tuple], where: str) -> None:
@@ -368,7 +404,9 @@ class _Decoder:
         for name, (shape, dtype) in expected.items():
             tensor = self.tensors.get(f"{where}.{name}")
             if tensor is None:
-                raise self.fail(f"the header refers to a tensor {where}.{name!r} the file does not hold.")
+                raise self.fail(
+                    f"the header refers to a tensor {where}.{name!r} the file does not hold."
+                )
             if tuple(tensor.shape) != tuple(shape) or tensor.dtype != dtype:
                 raise self.fail(
                     f"{where}.{name} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}, "
@@ -381,8 +419,11 @@ def _parameter_defaults(cls: type) -> dict[str, Any]:
     import inspect
 
     signature = inspect.signature(cls.__init__)
-    return {name: param.default for name, param in signature.parameters.items()
-            if name != "self" and param.default is not inspect.Parameter.empty}
+    return {
+        name: param.default
+        for name, param in signature.parameters.items()
+        if name != "self" and param.default is not inspect.Parameter.empty
+    }
 
 
 def _read_header_length(path: Path, size: int) -> None:
@@ -404,8 +445,9 @@ def _open_tensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
     check_regular_file(path, "path")
     _read_header_length(path, path.stat().st_size)
-    check_allocation(path.stat().st_size, f"the model file {str(path)!r}",
-                     "Load it on a larger machine.")
+    check_allocation(
+        path.stat().st_size, f"the model file {str(path)!r}", "Load it on a larger machine."
+    )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}

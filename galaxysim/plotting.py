@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -113,7 +113,9 @@ def plot_image_grid(
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
     if row_labels is not None and len(row_labels) != n_rows:
-        raise ValueError(f"row_labels has {len(row_labels)} entries but the grid has {n_rows} rows.")
+        raise ValueError(
+            f"row_labels has {len(row_labels)} entries but the grid has {n_rows} rows."
+        )
     caption_space = 0.35 if titles is not None else 0.0
     fig = _new_figure((n_cols * image_size, n_rows * (image_size + caption_space)))
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
@@ -202,13 +204,23 @@ def plot_latent_map(
         if q.shape[1] != Z.shape[1]:
             raise ValueError(f"query has {q.shape[1]} dimensions but embedding has {Z.shape[1]}.")
         qp = pca.transform(q)
-        ax.scatter(qp[:, 0], qp[:, 1], marker="*", s=300, color="black", edgecolor="gold", label=query_label, zorder=5)
+        ax.scatter(
+            qp[:, 0],
+            qp[:, 1],
+            marker="*",
+            s=300,
+            color="black",
+            edgecolor="gold",
+            label=query_label,
+            zorder=5,
+        )
     share = pca.explained_variance_ratio_
     ax.set_xlabel(f"PC 1 ({100 * share[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * share[1]:.0f}% of variance)")
     if labels is not None or query is not None:
-        ax.legend(handles=_legend_markers(ax, query_label if query is not None else None),
-                  fontsize=7)
+        ax.legend(
+            handles=_legend_markers(ax, query_label if query is not None else None), fontsize=7
+        )
     ax.set_title("Embedding of the collection (first two principal components)")
     return fig
 
@@ -225,11 +237,30 @@ def _legend_markers(ax, query_label: str | None) -> list:
     entries = []
     for handle, label in zip(*ax.get_legend_handles_labels()):
         if label == query_label:
-            entries.append(Line2D([], [], linestyle="", marker="*", markersize=10,
-                                  markerfacecolor="black", markeredgecolor="gold", label=label))
+            entries.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="",
+                    marker="*",
+                    markersize=10,
+                    markerfacecolor="black",
+                    markeredgecolor="gold",
+                    label=label,
+                )
+            )
         else:
-            entries.append(Line2D([], [], linestyle="", marker="o", markersize=5,
-                                  color=handle.get_facecolor()[0], label=label))
+            entries.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="",
+                    marker="o",
+                    markersize=5,
+                    color=handle.get_facecolor()[0],
+                    label=label,
+                )
+            )
     return entries
 
 

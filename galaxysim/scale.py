@@ -40,9 +40,10 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -172,14 +173,15 @@ def _write_piece(chunk: int, piece: ChunkPiece, model: Any, out: str, n_threads:
             f"embedder.transform returned {embedding.shape[1]} features; the output has "
             f"{array.shape[1]}."
         )
-    array[piece.start:piece.stop] = embedding
+    array[piece.start : piece.stop] = embedding
     marker = {"rows": [piece.start, piece.stop], "sha256": digest}
     atomic_write(_marker(Path(out), chunk), json.dumps(marker))
     return piece.stop - piece.start
 
 
-def _embed_task(chunk: int, piece: ChunkPiece, out: str, token: str, data: bytes,
-                n_threads: int | None) -> int:
+def _embed_task(
+    chunk: int, piece: ChunkPiece, out: str, token: str, data: bytes, n_threads: int | None
+) -> int:
     """A Dask task: the worker's copy of the model embeds one piece."""
     return _write_piece(chunk, piece, _worker_model(token, data), out, n_threads)
 
@@ -187,7 +189,8 @@ def _embed_task(chunk: int, piece: ChunkPiece, out: str, token: str, data: bytes
 def _chunk_error(chunk: int, piece: ChunkPiece, exc: BaseException) -> ChunkError:
     error = ChunkError(
         f"Embedding chunk {chunk} (rows {piece.start}:{piece.stop} of "
-        f"{piece.location!r}) failed: {type(exc).__name__}: {exc}", chunk,
+        f"{piece.location!r}) failed: {type(exc).__name__}: {exc}",
+        chunk,
     )
     error.__cause__ = exc
     return error
@@ -198,11 +201,13 @@ def _chunk_error(chunk: int, piece: ChunkPiece, exc: BaseException) -> ChunkErro
 
 def _fingerprint(chunks: ImageChunks, chunk_size: int, dim: int, data: bytes) -> dict:
     return {
-        "source": str(Path(chunks.location).resolve()), "kind": chunks.kind,
+        "source": str(Path(chunks.location).resolve()),
+        "kind": chunks.kind,
         "n_images": chunks.n_images,
         "crop": list(chunks.crop) if chunks.crop else None,
         "image_size": list(chunks.image_size) if chunks.image_size else None,
-        "chunk_size": chunk_size, "n_features": dim,
+        "chunk_size": chunk_size,
+        "n_features": dim,
         "model_sha256": hashlib.sha256(data).hexdigest(),
     }
 
@@ -220,10 +225,16 @@ def _check_same_job(out: Path, array: Any, fingerprint: dict) -> None:
     found = array.attrs.get(_ATTRIBUTE)
     if not isinstance(found, dict):
         raise ValueError(f"out {str(out)!r} is a zarr array, but not one galaxysim embed wrote.")
-    differences = [f"{key} {found.get(key)!r} there, {fingerprint[key]!r} now"
-                   for key in _SAME_JOB if found.get(key) != fingerprint[key]]
-    if not differences and array.shape == (fingerprint["n_images"], fingerprint["n_features"]) \
-            and array.chunks[0] == fingerprint["chunk_size"]:
+    differences = [
+        f"{key} {found.get(key)!r} there, {fingerprint[key]!r} now"
+        for key in _SAME_JOB
+        if found.get(key) != fingerprint[key]
+    ]
+    if (
+        not differences
+        and array.shape == (fingerprint["n_images"], fingerprint["n_features"])
+        and array.chunks[0] == fingerprint["chunk_size"]
+    ):
         return
     differences = differences or [f"its array has shape {array.shape}, chunks {array.chunks}"]
     raise ValueError(
@@ -249,8 +260,14 @@ def _open_output(out: Path, fingerprint: dict, overwrite: bool) -> Any:
     if not out.parent.is_dir():
         raise FileNotFoundError(f"The folder of out {str(out)!r} does not exist.")
     shape = (fingerprint["n_images"], fingerprint["n_features"])
-    array = zarr.open_array(str(out), mode="w", shape=shape, dtype="float64",
-                            chunks=(fingerprint["chunk_size"], shape[1]), fill_value=np.nan)
+    array = zarr.open_array(
+        str(out),
+        mode="w",
+        shape=shape,
+        dtype="float64",
+        chunks=(fingerprint["chunk_size"], shape[1]),
+        fill_value=np.nan,
+    )
     array.attrs[_ATTRIBUTE] = fingerprint
     (out / DONE_FOLDER).mkdir()
     return array
@@ -284,7 +301,7 @@ def _done_chunks(out: Path, array: Any, pieces: list[ChunkPiece], client: Any) -
     for chunk, piece in enumerate(pieces):
         digest = _marked_digest(out, chunk, piece)
         # A chunk whose rows are not all written (its zarr chunk lost after the marker) is redone.
-        if digest is not None and np.isfinite(array[piece.start:piece.stop]).all():
+        if digest is not None and np.isfinite(array[piece.start : piece.stop]).all():
             marked[chunk] = digest
     checked = [pieces[chunk] for chunk in marked]
     if client is None:
@@ -323,8 +340,9 @@ def _progress(total: int, done: int, verbose: bool):
     return tqdm(total=total, initial=done, unit="img", desc="Embedding", disable=not verbose)
 
 
-def _run_here(todo: list[tuple[int, ChunkPiece]], model: Any, out: str,
-              n_threads: int | None, bar: Any) -> None:
+def _run_here(
+    todo: list[tuple[int, ChunkPiece]], model: Any, out: str, n_threads: int | None, bar: Any
+) -> None:
     for chunk, piece in todo:
         try:
             bar.update(_write_piece(chunk, piece, model, out, n_threads))
@@ -332,8 +350,14 @@ def _run_here(todo: list[tuple[int, ChunkPiece]], model: Any, out: str,
             raise _chunk_error(chunk, piece, exc) from exc
 
 
-def _run_on_dask(todo: list[tuple[int, ChunkPiece]], client: Any, data: bytes, out: str,
-                 n_threads: int | None, bar: Any) -> None:
+def _run_on_dask(
+    todo: list[tuple[int, ChunkPiece]],
+    client: Any,
+    data: bytes,
+    out: str,
+    n_threads: int | None,
+    bar: Any,
+) -> None:
     """One task per chunk, a few per worker thread in flight; the model shipped once."""
     from distributed import as_completed
 
@@ -344,8 +368,16 @@ def _run_on_dask(todo: list[tuple[int, ChunkPiece]], client: Any, data: bytes, o
     pieces: dict[Any, tuple[int, ChunkPiece]] = {}
 
     def submit(chunk: int, piece: ChunkPiece) -> Any:
-        future = client.submit(_embed_task, chunk, piece, out, token, shipped, n_threads,
-                               key=f"galaxysim-embed-{uuid.uuid4().hex}-{chunk}")
+        future = client.submit(
+            _embed_task,
+            chunk,
+            piece,
+            out,
+            token,
+            shipped,
+            n_threads,
+            key=f"galaxysim-embed-{uuid.uuid4().hex}-{chunk}",
+        )
         pieces[future] = (chunk, piece)
         return future
 
@@ -361,7 +393,7 @@ def _run_on_dask(todo: list[tuple[int, ChunkPiece]], client: Any, data: bytes, o
             if following is not None:
                 running.add(submit(*following))
     finally:
-        client.cancel(list(pieces) + [shipped])
+        client.cancel([*list(pieces), shipped])
 
 
 def embed_collection(
@@ -478,6 +510,6 @@ def _require_zarr() -> None:
         import zarr  # noqa: F401
     except ImportError:
         raise ImportError(
-            'embed_collection needs zarr (and dask.distributed for client=): '
+            "embed_collection needs zarr (and dask.distributed for client=): "
             'pip install "galaxysim[dask]"'
         ) from None

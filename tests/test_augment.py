@@ -25,8 +25,15 @@ from galaxysim.embedders.augment import (
 )
 
 FUNCTIONS = [
-    random_affine, random_rotation, random_scale, random_shift,
-    random_blur, random_gamma, random_noise, random_brightness, random_color,
+    random_affine,
+    random_rotation,
+    random_scale,
+    random_shift,
+    random_blur,
+    random_gamma,
+    random_noise,
+    random_brightness,
+    random_color,
 ]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NO_PHOTOMETRY = dict(max_blur=0, max_gamma=0, max_noise=0, max_brightness=0, max_color=0)
@@ -37,12 +44,20 @@ def _seed(seed: int, device: str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _images(n: int = 4, channels: int = 3, height: int = 16, width: int = 16, seed: int = 0,
-            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def _images(
+    n: int = 4,
+    channels: int = 3,
+    height: int = 16,
+    width: int = 16,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     return torch.rand(n, channels, height, width, generator=_seed(seed), dtype=dtype)
 
 
-def _blob(n: int = 1, side: int = 64, sigma: float = 5.0, centre: tuple = (0.0, 0.0)) -> torch.Tensor:
+def _blob(
+    n: int = 1, side: int = 64, sigma: float = 5.0, centre: tuple = (0.0, 0.0)
+) -> torch.Tensor:
     """Centred (or offset by ``centre`` = (dx, dy) pixels) Gaussian blobs, (n, 1, side, side)."""
     axis = torch.arange(side, dtype=torch.float64) - (side - 1) / 2
     y, x = torch.meshgrid(axis - centre[1], axis - centre[0], indexing="ij")
@@ -62,6 +77,7 @@ def _moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---- contracts shared by every function ---------------------------------------------------
+
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -104,16 +120,23 @@ def test_channels_last_input_gives_the_same_values(function):
 def test_channels_last_through_the_whole_augmentation():
     images, augment = _images(), GalaxyAugmentation()
     fast = images.contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(augment(fast, _seed(0)), augment(images, _seed(0)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        augment(fast, _seed(0)), augment(images, _seed(0)), atol=1e-6, rtol=0
+    )
 
 
 # ---- geometry ----------------------------------------------------------------------------
 
+
 def _only(n: int, **values) -> tuple:
     defaults = dict(angle=0.0, mirror=False, zoom=1.0, shift=(0.0, 0.0))
     defaults.update(values)
-    return (torch.full((n,), float(defaults["angle"])), torch.full((n,), defaults["mirror"]),
-            torch.full((n,), float(defaults["zoom"])), torch.tensor([defaults["shift"]] * n))
+    return (
+        torch.full((n,), float(defaults["angle"])),
+        torch.full((n,), defaults["mirror"]),
+        torch.full((n,), float(defaults["zoom"])),
+        torch.tensor([defaults["shift"]] * n),
+    )
 
 
 def test_quarter_turn_is_rot90_and_half_turn_of_a_rectangle_is_rot180():
@@ -127,8 +150,9 @@ def test_quarter_turn_is_rot90_and_half_turn_of_a_rectangle_is_rot180():
 
 def test_mirror_is_a_left_right_flip_and_random_flips_give_both():
     images = _images(2)
-    torch.testing.assert_close(_affine(images, *_only(2, mirror=True)), images.flip(3),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        _affine(images, *_only(2, mirror=True)), images.flip(3), atol=1e-6, rtol=0
+    )
     images = _images(32)
     flipped = random_affine(images, generator=_seed(0), rotation=False, scale=None, max_shift=0)
     same = (flipped - images).abs().amax((1, 2, 3)) < 1e-6
@@ -157,8 +181,9 @@ def test_zoom_above_one_enlarges_a_centred_blob():
 def test_shift_moves_the_centroid_by_the_asked_pixels_and_stays_in_range():
     blobs = _blob(2, sigma=4.0)
     centroid, _ = _moments(_affine(blobs, *_only(2, shift=(3.0, -2.5))))
-    torch.testing.assert_close(centroid, torch.tensor([[3.0, -2.5]] * 2, dtype=torch.float64),
-                               atol=0.02, rtol=0)
+    torch.testing.assert_close(
+        centroid, torch.tensor([[3.0, -2.5]] * 2, dtype=torch.float64), atol=0.02, rtol=0
+    )
     centroid, _ = _moments(random_shift(_blob(200, sigma=4.0), generator=_seed(0), max_shift=0.1))
     assert centroid.abs().max() <= 0.1 * 64 + 0.02
     assert centroid.abs().max() > 0.08 * 64  # the range is used, on both axes and signs
@@ -172,19 +197,22 @@ def test_with_no_geometric_part_nothing_is_resampled(monkeypatch):
     monkeypatch.setattr(torch.nn.functional, "grid_sample", fail)
     images = _images()
     assert torch.equal(GalaxyAugmentation(**NO_GEOMETRY).geometric(images, _seed(0)), images)
-    assert torch.equal(random_affine(images, rotation=False, flip=False, scale=(1, 1), max_shift=0),
-                       images)
+    assert torch.equal(
+        random_affine(images, rotation=False, flip=False, scale=(1, 1), max_shift=0), images
+    )
 
 
 # ---- photometry --------------------------------------------------------------------------
+
 
 def test_blur_of_width_zero_is_the_identity():
     images = _images()
     assert torch.equal(random_blur(images, max_sigma=0), images)
     assert torch.equal(random_blur(images, max_sigma=None), images)
     # Widths below 1e-4 pixels go through the convolution with a one-pixel kernel.
-    torch.testing.assert_close(random_blur(images, generator=_seed(0), max_sigma=1e-4), images,
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        random_blur(images, generator=_seed(0), max_sigma=1e-4), images, atol=1e-6, rtol=0
+    )
 
 
 def test_blur_keeps_the_flux_and_lowers_the_peak_by_a_random_amount():
@@ -238,7 +266,9 @@ def test_colour_gains_are_independent_per_channel():
 def test_gamma_keeps_0_and_1_the_order_of_pixels_and_spans_its_range():
     ramp = torch.linspace(0, 1, 11).expand(500, 3, 1, 11).contiguous()
     out = random_gamma(ramp, generator=_seed(0), max_gamma=0.5)
-    assert torch.equal(out[..., 0], torch.zeros(500, 3, 1)) and torch.equal(out[..., -1], torch.ones(500, 3, 1))
+    assert torch.equal(out[..., 0], torch.zeros(500, 3, 1)) and torch.equal(
+        out[..., -1], torch.ones(500, 3, 1)
+    )
     assert (out.diff(dim=-1) > 0).all()  # a monotone curve: the galaxy's shape is kept
     # One gamma per image, the same for every band; log(gamma) spans [-0.5, 0.5].
     gamma = torch.log(out[:, :, 0, 5]) / math.log(0.5)
@@ -257,6 +287,7 @@ def test_gamma_keeps_the_sign_of_negative_pixels_and_zero_is_the_identity():
 
 
 # ---- the estimator -----------------------------------------------------------------------
+
 
 def test_pair_without_photometry_gives_two_equal_views():
     augmented, target = GalaxyAugmentation(**NO_PHOTOMETRY).pair(_images(), _seed(0))
@@ -302,14 +333,23 @@ def test_sklearn_clone_get_and_set_params():
     copy.set_params(max_noise=0.0, rotation=False)
     assert copy.max_noise == 0.0 and copy.rotation is False and augment.max_noise == 0.02
     assert set(augment.get_params()) == {
-        "rotation", "flip", "scale", "max_shift", "max_blur", "max_gamma", "max_noise",
-        "max_brightness", "max_color", "clip",
+        "rotation",
+        "flip",
+        "scale",
+        "max_shift",
+        "max_blur",
+        "max_gamma",
+        "max_noise",
+        "max_brightness",
+        "max_color",
+        "clip",
     }
     with pytest.raises(TypeError):
         GalaxyAugmentation(0.1)  # keyword-only
 
 
 # ---- errors ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "parameters, error, name",
@@ -384,6 +424,7 @@ def test_bad_images_are_named(images, error, use):
 
 # ---- speed (measured, not asserted) ------------------------------------------------------
 
+
 def test_throughput_on_a_galaxy10_sized_batch(capsys):
     images, augment = torch.rand(256, 3, 64, 64), GalaxyAugmentation()
     generator = _seed(0)
@@ -393,5 +434,7 @@ def test_throughput_on_a_galaxy10_sized_batch(capsys):
         augment(images, generator)
     rate = 3 * 256 / (time.perf_counter() - start)
     with capsys.disabled():
-        print(f"\nGalaxyAugmentation: {rate:.0f} images/s, (256, 3, 64, 64) on CPU, "
-              f"{torch.get_num_threads()} thread(s)")
+        print(
+            f"\nGalaxyAugmentation: {rate:.0f} images/s, (256, 3, 64, 64) on CPU, "
+            f"{torch.get_num_threads()} thread(s)"
+        )

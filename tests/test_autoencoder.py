@@ -20,17 +20,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import galaxysim.embedders.autoencoder as autoencoder_module
 from galaxysim.embedders import AutoencoderEmbedder
-from galaxysim.symmetry import random_dihedral
 from galaxysim.embedders.conv_autoencoder import (
     ConvAutoencoder,
     LatentNorm,
     ResidualBlock,
     stage_channels,
 )
+from galaxysim.symmetry import random_dihedral
 
 TINY = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +57,9 @@ def test_residual_block_starts_near_identity_with_learnable_alpha():
 
 
 def test_network_shapes_ranges_and_channel_growth():
-    net = ConvAutoencoder(3, 32, 16, latent_dim=5, n_stages=3, n_blocks=2, base_channels=4,
-                          channel_growth=2.0)
+    net = ConvAutoencoder(
+        3, 32, 16, latent_dim=5, n_stages=3, n_blocks=2, base_channels=4, channel_growth=2.0
+    )
     assert stage_channels(4, 2.0, 3) == [4, 8, 16]
     n_blocks = sum(isinstance(m, ResidualBlock) for m in net.encoder)
     assert n_blocks == 3 * 2 and sum(isinstance(m, ResidualBlock) for m in net.decoder) == 3
@@ -145,8 +144,9 @@ def test_history_records_the_training(fitted):
 
 def test_training_lowers_the_reconstruction_error(images):
     short = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
-    longer = AutoencoderEmbedder(**{**TINY, "max_epochs": 15}, learning_rate=3e-3,
-                                 random_state=0).fit(images)
+    longer = AutoencoderEmbedder(
+        **{**TINY, "max_epochs": 15}, learning_rate=3e-3, random_state=0
+    ).fit(images)
     assert longer.score(images) > short.score(images)
 
 
@@ -183,8 +183,15 @@ def test_one_channel_images_without_channel_axis(images):
 def test_generic_features_are_scaled_and_decoded_in_their_units():
     rng = np.random.default_rng(0)
     table = rng.normal(5.0, 3.0, size=(30, 6))
-    est = AutoencoderEmbedder(latent_dim=3, n_stages=0, n_blocks=1, base_channels=4,
-                              max_epochs=2, device="cpu", random_state=0).fit(table)
+    est = AutoencoderEmbedder(
+        latent_dim=3,
+        n_stages=0,
+        n_blocks=1,
+        base_channels=4,
+        max_epochs=2,
+        device="cpu",
+        random_state=0,
+    ).fit(table)
     assert est.input_format_ == "features" and est.image_shape_ == (1, 1, 6)
     assert est.input_range_ == (table.min(), table.max())
     decoded = est.inverse_transform(est.transform(table))
@@ -202,8 +209,9 @@ def test_input_is_not_modified(images):
 
 
 def test_early_stopping_keeps_the_best_epoch(images):
-    est = AutoencoderEmbedder(**{**TINY, "max_epochs": 30}, patience=1, learning_rate=0.05,
-                              random_state=0).fit(images)
+    est = AutoencoderEmbedder(
+        **{**TINY, "max_epochs": 30}, patience=1, learning_rate=0.05, random_state=0
+    ).fit(images)
     history = est.history_
     assert history.best_epoch == int(np.argmin(history.val_loss))
     if history.stopped_early:
@@ -339,16 +347,27 @@ def test_gpu_fitted_model_loads_on_a_cpu_only_machine(images, tmp_path):
         f"np.save({str(output)!r}, est.transform(np.load({str(inputs)!r})))\n"
     )
     root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
     np.testing.assert_allclose(np.load(output), est.transform(images), atol=1e-5)
 
 
 def test_pipeline_and_grid_search_over_latent_dim(images):
     flat = images.reshape(len(images), -1)
-    pipe = Pipeline([("ae", AutoencoderEmbedder(**{**TINY, "max_epochs": 6},
-                                                image_shape=(16, 16, 3), random_state=0))])
+    pipe = Pipeline(
+        [
+            (
+                "ae",
+                AutoencoderEmbedder(
+                    **{**TINY, "max_epochs": 6}, image_shape=(16, 16, 3), random_state=0
+                ),
+            )
+        ]
+    )
     search = GridSearchCV(pipe, {"ae__latent_dim": [1, 16]}, cv=2).fit(flat)
     scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores)) and np.all(scores < 0)
@@ -362,8 +381,11 @@ def test_pipeline_and_grid_search_over_latent_dim(images):
 # Generic inputs are 2-D tables with negative values: they go through the "features"
 # path (a 1x1 image per sample, d channels, min-max scaled), which needs n_stages=0.
 @parametrize_with_checks(
-    [AutoencoderEmbedder(latent_dim=2, n_stages=0, n_blocks=1, base_channels=4, max_epochs=2,
-                         device="cpu")]
+    [
+        AutoencoderEmbedder(
+            latent_dim=2, n_stages=0, n_blocks=1, base_channels=4, max_epochs=2, device="cpu"
+        )
+    ]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -386,13 +408,22 @@ def test_latent_space_beats_pca_on_same_class_neighbors():
 
     X, y = make_galaxies(900, image_size=32, random_state=0)
     X_fit, y_fit, X_held, y_held = X[:600], y[:600], X[600:], y[600:]
-    ae = AutoencoderEmbedder(latent_dim=4, n_stages=3, n_blocks=1, base_channels=8,
-                             max_epochs=15, batch_size=32, learning_rate=3e-3, device="cpu",
-                             random_state=0).fit(X_fit)
+    ae = AutoencoderEmbedder(
+        latent_dim=4,
+        n_stages=3,
+        n_blocks=1,
+        base_channels=8,
+        max_epochs=15,
+        batch_size=32,
+        learning_rate=3e-3,
+        device="cpu",
+        random_state=0,
+    ).fit(X_fit)
     pca = PCA(4, random_state=0).fit(X_fit.reshape(600, -1))
     ae_rate = _same_class_rate(ae.transform(X_fit), y_fit, ae.transform(X_held), y_held)
-    pca_rate = _same_class_rate(pca.transform(X_fit.reshape(600, -1)), y_fit,
-                                pca.transform(X_held.reshape(300, -1)), y_held)
+    pca_rate = _same_class_rate(
+        pca.transform(X_fit.reshape(600, -1)), y_fit, pca.transform(X_held.reshape(300, -1)), y_held
+    )
     assert ae_rate > pca_rate + 0.02, (ae_rate, pca_rate)
 
 
@@ -402,8 +433,15 @@ def test_fit_on_real_galaxy10_images(galaxy10_samples):
     images, names = load_images(galaxy10_samples)
     crops = center_crop(images, 64)
     assert crops.shape == (len(names), 64, 64, 3)
-    est = AutoencoderEmbedder(latent_dim=8, n_stages=3, n_blocks=1, base_channels=4,
-                              max_epochs=2, device="cpu", random_state=0).fit(crops)
+    est = AutoencoderEmbedder(
+        latent_dim=8,
+        n_stages=3,
+        n_blocks=1,
+        base_channels=4,
+        max_epochs=2,
+        device="cpu",
+        random_state=0,
+    ).fit(crops)
     codes = est.transform(crops)
     assert codes.shape == (len(names), 8) and np.all(np.isfinite(codes))
     assert np.isfinite(est.score(crops))
@@ -426,8 +464,12 @@ def test_benchmark_quick_mode_reports_finite_numbers(capsys):
         if line.startswith("| ") and not line.startswith(("| setting", "| threads", "| space"))
     ]
     by_name = {row[0]: row for row in rows}
-    for name in ("bare loop, channels-last", "estimator fit (no augment, no validation)",
-                 "autoencoder latent", "PCA"):
+    for name in (
+        "bare loop, channels-last",
+        "estimator fit (no augment, no validation)",
+        "autoencoder latent",
+        "PCA",
+    ):
         assert name in by_name, name
     speed = [row for row in rows if len(row) == 7]
     assert speed and all(float(row[3]) > 0 and np.isfinite(float(row[6])) for row in speed)
@@ -447,8 +489,9 @@ def test_init_continues_from_a_saved_autoencoder(fitted, images, tmp_path):
     from galaxysim import save_model
 
     path = save_model(fitted, tmp_path / "pretrained.safetensors")
-    adapted = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0,
-                                  init=str(path)).fit(images)
+    adapted = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0, init=str(path)).fit(
+        images
+    )
     fresh = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
     # One epoch from the pretrained weights reconstructs better than one from scratch.
     assert adapted.score(images) > fresh.score(images)

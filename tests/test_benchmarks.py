@@ -106,7 +106,9 @@ def test_evaluate_quick_writes_its_reports(tmp_path, capsys):
     files = result["files"]["builtin"]
     assert Path(files["png"]).read_bytes()[:4] == b"\x89PNG"
     markdown = Path(files["md"]).read_text()
-    assert "Command: `python benchmarks/bench_evaluate.py --quick" in markdown and "Date: " in markdown
+    assert (
+        "Command: `python benchmarks/bench_evaluate.py --quick" in markdown and "Date: " in markdown
+    )
     assert len(Path(files["csv"]).read_text().splitlines()) == len(bench.METHODS) + 2
     printed = capsys.readouterr().out
     # The main table and the same-class rate by class, each with the chance row.
@@ -115,8 +117,20 @@ def test_evaluate_quick_writes_its_reports(tmp_path, capsys):
 
 def test_evaluate_quick_on_the_real_samples(shared_data, tmp_path):
     bench = _load("bench_evaluate")
-    result = bench.main(["--quick", "--out", str(tmp_path), "--parts", "real",
-                         "--shared", str(shared_data), "--methods", "pixels", "pca"])
+    result = bench.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--parts",
+            "real",
+            "--shared",
+            str(shared_data),
+            "--methods",
+            "pixels",
+            "pca",
+        ]
+    )
     table = result["tables"]["real"]
     assert table.class_counts == [10] * 5 and table.methods == ["pixels", "pca"]
     assert all(math.isfinite(row["same_class_at_10"]) for row in table.rows)
@@ -201,7 +215,7 @@ def test_contrastive_quick(capsys):
     assert "standardi" not in printed
     # The bare loop and the convergence curve follow the estimator's defaults.
     defaults = bench.ContrastiveEmbedder().get_params()
-    assert bench.BATCH == defaults["batch_size"] and bench.WHITEN == defaults["whiten"]
+    assert defaults["batch_size"] == bench.BATCH and defaults["whiten"] == bench.WHITEN
     assert all(bench.NETWORK[name] == defaults[name] for name in bench.NETWORK)
     # The convergence curve scores the embedding whitened as transform whitens it.
     images = np.random.default_rng(0).random((20, 32, 32, 3)).astype(np.float32)
@@ -230,7 +244,7 @@ def test_compare_augmentations_quick(capsys):
     for rates in results.values():
         assert set(rates) == {"pca-whitened", *bench.SETTINGS}
         seeds = [rate for setting in bench.SETTINGS for rate in rates[setting]]
-        assert all(0.0 <= rate <= 1.0 for rate in seeds + [rates["pca-whitened"]])
+        assert all(0.0 <= rate <= 1.0 for rate in [*seeds, rates["pca-whitened"]])
     assert len(results["other generator"]["defaults"]) == 2  # two embedder seeds
     assert len(_markdown_rows(capsys.readouterr().out)) == 2  # one row per collection
 
@@ -252,11 +266,38 @@ def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
     from galaxysim.app.cli import main as cli
 
     out = tmp_path / "demo"
-    assert cli(["demo", "--out", str(out), "--n-samples", "40", "--image-size", "16",
-                "--embedder", "pca", "--latent-dim", "4", "--max-epochs", "1",
-                "--n-stages", "1", "--n-blocks", "1", "--base-channels", "4",
-                "--flow-max-epochs", "1", "--quiet"]) == 0
-    rates = _load("bench_query_warning").main([str(out / "model.safetensors"), "--n-held-out", "10"])
+    assert (
+        cli(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--n-samples",
+                "40",
+                "--image-size",
+                "16",
+                "--embedder",
+                "pca",
+                "--latent-dim",
+                "4",
+                "--max-epochs",
+                "1",
+                "--n-stages",
+                "1",
+                "--n-blocks",
+                "1",
+                "--base-channels",
+                "4",
+                "--flow-max-epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    rates = _load("bench_query_warning").main(
+        [str(out / "model.safetensors"), "--n-held-out", "10"]
+    )
     assert all(0.0 <= rates[key] <= 1.0 for key in ("warning", "isolation above 99"))
     assert isinstance(rates["make_milky_way"], bool)
     assert "held-out galaxies, share flagged" in capsys.readouterr().out
@@ -265,10 +306,14 @@ def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
 def test_train_scale_quick(capsys, tmp_path):
     bench = _load("bench_train_scale")
     h5 = tmp_path / "cutouts.h5"
-    result = bench.main(["--quick", "--threads", "1", "--workers", "0", "--in-memory",
-                         "--h5", str(h5)])
+    result = bench.main(
+        ["--quick", "--threads", "1", "--workers", "0", "--in-memory", "--h5", str(h5)]
+    )
     assert [row["run"].split(",")[0].split("(")[0] for row in result["rows"]] == [
-        "bare PyTorch loop", "ContrastiveEmbedder.fit", "ContrastiveEmbedder.fit"]
+        "bare PyTorch loop",
+        "ContrastiveEmbedder.fit",
+        "ContrastiveEmbedder.fit",
+    ]
     for row in result["rows"]:
         assert row["images_per_second"] > 0 and row["minutes_30"] > 0
         assert math.isfinite(row["ratio"]) and row["ratio"] > 0
@@ -291,8 +336,21 @@ def test_train_scale_quick_from_a_folder(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    result = bench.main(["--quick", "--threads", "1", "--workers", "0", "--source", str(folder),
-                         "--crop", "32", "--image-size", "16"])
+    result = bench.main(
+        [
+            "--quick",
+            "--threads",
+            "1",
+            "--workers",
+            "0",
+            "--source",
+            str(folder),
+            "--crop",
+            "32",
+            "--image-size",
+            "16",
+        ]
+    )
     assert "40 images of folder (folder), read as (16, 16, 3)" in result["report"]
     assert result["rows"][1]["run"] == "ContrastiveEmbedder.fit(ImageCollection(folder))"
 
@@ -300,25 +358,38 @@ def test_train_scale_quick_from_a_folder(tmp_path):
 def test_evaluate_quick_adapted_part_reuses_the_builtin_models(shared_data, tmp_path):
     bench = _load("bench_evaluate")
     models = tmp_path / "models"
-    args = ["--quick", "--out", str(tmp_path / "out"), "--shared", str(shared_data),
-            "--models", str(models)]
-    first = bench.main(args + ["--parts", "transfer", "adapted"])
+    args = [
+        "--quick",
+        "--out",
+        str(tmp_path / "out"),
+        "--shared",
+        str(shared_data),
+        "--models",
+        str(models),
+    ]
+    first = bench.main([*args, "--parts", "transfer", "adapted"])
     kept = sorted(path.name for path in models.iterdir())
-    assert kept == ["builtin_conv_100x16_quick.json", "builtin_conv_100x16_quick.safetensors",
-                    "builtin_dihedral_100x16_quick.json",
-                    "builtin_dihedral_100x16_quick.safetensors"]
+    assert kept == [
+        "builtin_conv_100x16_quick.json",
+        "builtin_conv_100x16_quick.safetensors",
+        "builtin_dihedral_100x16_quick.json",
+        "builtin_dihedral_100x16_quick.safetensors",
+    ]
     assert first["tables"]["adapted"].methods == ["pca", "contrastive"]
     # The transfer table's contrastive rows are the kept models: a second run reads them.
-    second = bench.main(args + ["--parts", "transfer"])
+    second = bench.main([*args, "--parts", "transfer"])
     for method in ("contrastive", "contrastive-conv"):
-        assert (second["tables"]["transfer"][method]["same_class_at_10"]
-                == first["tables"]["transfer"][method]["same_class_at_10"])
+        assert (
+            second["tables"]["transfer"][method]["same_class_at_10"]
+            == first["tables"]["transfer"][method]["same_class_at_10"]
+        )
 
 
 def test_compare_encoders_quick(shared_data, capsys):
     bench = _load("compare_encoders")
-    results = bench.main(["--quick", "--shared", str(shared_data), "conv", "dihedral",
-                          "train=builtin", "pre=sdss"])
+    results = bench.main(
+        ["--quick", "--shared", str(shared_data), "conv", "dihedral", "train=builtin", "pre=sdss"]
+    )
     assert [r["setting"] for r in results] == ["conv", "dihedral", "train=builtin", "pre=sdss"]
     for result in results:
         scores = [v for k, v in result.items() if k.endswith(("_euc", "_cos"))]
@@ -330,12 +401,26 @@ def test_compare_encoders_quick(shared_data, capsys):
 
 def test_pretrain_quick(shared_data, capsys):
     bench = _load("bench_pretrain")
-    assert bench.main(["--quick", "--shared", str(shared_data), "--pretrain", "sdss", "builtin",
-                       "--encoders", "dihedral"]) == 0
+    assert (
+        bench.main(
+            [
+                "--quick",
+                "--shared",
+                str(shared_data),
+                "--pretrain",
+                "sdss",
+                "builtin",
+                "--encoders",
+                "dihedral",
+            ]
+        )
+        == 0
+    )
     rows = _markdown_rows(capsys.readouterr().out)
     assert len(rows) == 3 + 3  # real, sdss, builtin for one seed; then their means
     for row in rows[:3]:
         assert 0.0 <= float(row[3]) <= 1.0 and row[4].startswith("[")
+
 
 def test_calibrate_synthetic_quick(galaxy10_samples, tmp_path, capsys):
     bench = _load("calibrate_synthetic")

@@ -32,15 +32,31 @@ from galaxysim.embedders import (
     DihedralEncoder,
     GalaxyAugmentation,
 )
-from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.embedders.contrastive_network import encoder_channels, nt_xent_loss, vicreg_loss
+from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.metrics import same_class_rate
 
-TINY = dict(n_components=8, n_stages=2, base_channels=4, projection_dim=16, max_epochs=2,
-            batch_size=16, device="cpu")
+TINY = dict(
+    n_components=8,
+    n_stages=2,
+    base_channels=4,
+    projection_dim=16,
+    max_epochs=2,
+    batch_size=16,
+    device="cpu",
+)
 # Every part of the augmentation switched off: the views are the images themselves.
-NO_AUGMENTATION = dict(rotation=False, flip=False, scale=None, max_shift=0.0, max_blur=0.0,
-                       max_gamma=0.0, max_noise=0.0, max_brightness=0.0, max_color=0.0)
+NO_AUGMENTATION = dict(
+    rotation=False,
+    flip=False,
+    scale=None,
+    max_shift=0.0,
+    max_blur=0.0,
+    max_gamma=0.0,
+    max_noise=0.0,
+    max_brightness=0.0,
+    max_color=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +146,12 @@ def test_nt_xent_matches_the_definition():
     g = torch.Generator().manual_seed(0)
     first, second = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
     assert float(nt_xent_loss(first, second, 0.2)) == pytest.approx(
-        _nt_xent_by_hand(first.numpy(), second.numpy(), 0.2), rel=1e-5)
+        _nt_xent_by_hand(first.numpy(), second.numpy(), 0.2), rel=1e-5
+    )
     # Cosine similarity: the lengths of the projections do not matter.
     assert float(nt_xent_loss(3 * first, second, 0.2)) == pytest.approx(
-        float(nt_xent_loss(first, second, 0.2)), rel=1e-5)
+        float(nt_xent_loss(first, second, 0.2)), rel=1e-5
+    )
 
 
 def test_nt_xent_prefers_matched_pairs_and_has_gradients():
@@ -158,7 +176,9 @@ def test_nt_xent_of_more_views_counts_every_other_view_as_a_positive():
     for row in range(15):
         partners = [(row + 5) % 15, (row + 10) % 15]  # the same image's two other views
         expected -= float(log_p[row, partners].mean()) / 15
-    assert float(nt_xent_loss(views[0], views[1], 0.3, views[2])) == pytest.approx(expected, rel=1e-5)
+    assert float(nt_xent_loss(views[0], views[1], 0.3, views[2])) == pytest.approx(
+        expected, rel=1e-5
+    )
     # Three identical views of orthogonal images: lower than with the third view shuffled.
     eye = torch.eye(4)
     assert nt_xent_loss(eye, eye, 0.2, eye) < nt_xent_loss(eye, eye, 0.2, eye.roll(1, dims=0))
@@ -201,7 +221,8 @@ def test_fit_transform_shapes_attributes_and_history(fitted, images):
     assert np.isfinite(score) and score < 0
     assert fitted.score(images) == score  # fixed views: the same X, the same score
     np.testing.assert_allclose(
-        ContrastiveEmbedder(**TINY, random_state=0).fit_transform(images), embedding, atol=1e-12)
+        ContrastiveEmbedder(**TINY, random_state=0).fit_transform(images), embedding, atol=1e-12
+    )
 
 
 def test_same_random_state_same_embedding(images, fitted):
@@ -277,7 +298,9 @@ def test_whitened_embedding_of_the_training_images(unnormalized, raw, images):
     np.testing.assert_allclose(fitted.whitening_mean_, raw_embedding.mean(axis=0), atol=1e-12)
     np.testing.assert_allclose(
         (raw_embedding - fitted.whitening_mean_) @ fitted.whitening_components_.T,
-        embedding, atol=1e-9)
+        embedding,
+        atol=1e-9,
+    )
     # Centred and uncorrelated; each direction's variance is v / (v + shrinkage) < 1,
     # close to 1 for the strong directions, small for the weak ones.
     whitened, variance = _pca_whitening_by_hand(raw_embedding, 8)
@@ -292,8 +315,9 @@ def test_whitened_embedding_of_the_training_images(unnormalized, raw, images):
     np.testing.assert_allclose(np.abs(embedding), np.abs(whitened), atol=1e-8)
     # scikit-learn's PCA finds the same directions, only scaled otherwise.
     reference = PCA().fit_transform(raw_embedding)
-    np.testing.assert_allclose(np.abs(embedding), np.abs(reference) / np.sqrt(variance + shrinkage),
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        np.abs(embedding), np.abs(reference) / np.sqrt(variance + shrinkage), atol=1e-7
+    )
     # Whitening changes the geometry: the raw embedding's distances differ.
     assert not np.allclose(_distances(embedding), _distances(raw_embedding))
 
@@ -302,7 +326,8 @@ def test_normalize_scales_the_whitened_embedding_to_unit_length(fitted, unnormal
     normalized, whitened = fitted.transform(images), unnormalized.transform(images)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(
-        normalized, whitened / np.linalg.norm(whitened, axis=1, keepdims=True), atol=1e-12)
+        normalized, whitened / np.linalg.norm(whitened, axis=1, keepdims=True), atol=1e-12
+    )
     # Euclidean distances then rank neighbours as cosine similarities of the whitened ones.
     cosine = (whitened / np.linalg.norm(whitened, axis=1, keepdims=True)) @ normalized.T
     np.testing.assert_allclose(_distances(normalized) ** 2, 2 - 2 * cosine, atol=1e-9)
@@ -361,16 +386,18 @@ def test_whiten_accepts_numpy_integers(images, fitted):
 
 
 def test_dihedral_average_is_invariant_to_turns_and_flips(images):
-    est = ContrastiveEmbedder(**TINY, dihedral_average=True, normalize=False,
-                              random_state=0).fit(images)
+    est = ContrastiveEmbedder(**TINY, dihedral_average=True, normalize=False, random_state=0).fit(
+        images
+    )
     base = est.transform(images)
     # Whitened over the averaged embedding, the one transform returns.
     np.testing.assert_allclose(base.mean(axis=0), 0, atol=1e-9)
     variants = [np.rot90(images, k, axes=(1, 2)) for k in (1, 2, 3)]
     variants += [images[:, ::-1], images[:, :, ::-1], images.transpose(0, 2, 1, 3)]
     for variant in variants:
-        np.testing.assert_allclose(est.transform(np.ascontiguousarray(variant)), base,
-                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            est.transform(np.ascontiguousarray(variant)), base, rtol=0, atol=1e-5
+        )
     plain = ContrastiveEmbedder(**TINY, encoder="conv", random_state=0).fit(images)
     assert not np.allclose(plain.transform(images[:, ::-1]), plain.transform(images), atol=1e-3)
 
@@ -380,8 +407,9 @@ def test_dihedral_average_of_non_square_images_uses_flips_and_the_half_turn(imag
     est = ContrastiveEmbedder(**TINY, dihedral_average=True, random_state=0).fit(wide)
     base = est.transform(wide)
     for variant in (wide[:, ::-1], wide[:, :, ::-1], wide[:, ::-1, ::-1]):
-        np.testing.assert_allclose(est.transform(np.ascontiguousarray(variant)), base,
-                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            est.transform(np.ascontiguousarray(variant)), base, rtol=0, atol=1e-5
+        )
 
 
 def test_input_layouts(images, fitted):
@@ -418,8 +446,9 @@ def test_the_augmentation_parameter_is_not_modified(images):
 
 
 def test_augmentation_changes_the_training(images, fitted):
-    none = ContrastiveEmbedder(**TINY, augmentation=GalaxyAugmentation(**NO_AUGMENTATION),
-                               random_state=0).fit(images)
+    none = ContrastiveEmbedder(
+        **TINY, augmentation=GalaxyAugmentation(**NO_AUGMENTATION), random_state=0
+    ).fit(images)
     assert not np.allclose(none.transform(images), fitted.transform(images))
     # Identical views: the positive pair is the most similar one from the start.
     assert none.history_.train_loss[0] < fitted.history_.train_loss[0]
@@ -434,8 +463,14 @@ def test_training_learns_to_group_shapes():
     # does better on this toy, 0.99-1.0 over seeds 0-3 (0.993 for random_state=0):
     # whitening gives its weakest directions, noise here, as much weight as the rest.
     X, y = shapes(120)
-    settings = dict(TINY, base_channels=8, batch_size=32, early_stopping=False,
-                    validation_fraction=0.0, random_state=0)
+    settings = dict(
+        TINY,
+        base_channels=8,
+        batch_size=32,
+        early_stopping=False,
+        validation_fraction=0.0,
+        random_state=0,
+    )
     untrained = ContrastiveEmbedder(**{**settings, "max_epochs": 1}, learning_rate=1e-9).fit(X)
     trained = ContrastiveEmbedder(**{**settings, "max_epochs": 8}, learning_rate=5e-3).fit(X)
     before = same_class_rate(untrained.transform(X), y, n_neighbors=5)
@@ -448,8 +483,9 @@ def test_training_learns_to_group_shapes():
 
 
 def test_vicreg_trains_to_finite_embeddings(images):
-    est = ContrastiveEmbedder(**{**TINY, "max_epochs": 3}, loss="vicreg", normalize=False,
-                              random_state=0)
+    est = ContrastiveEmbedder(
+        **{**TINY, "max_epochs": 3}, loss="vicreg", normalize=False, random_state=0
+    )
     est.fit(images)
     history = est.history_
     assert np.all(np.isfinite(history.train_loss + history.val_loss))
@@ -465,8 +501,9 @@ def test_training_without_early_stopping_still_records_the_validation_loss(image
     history = est.history_
     assert history.n_epochs == 2 and not history.stopped_early
     assert len(history.val_loss) == 2 and history.best_epoch == 1
-    none = ContrastiveEmbedder(**TINY, early_stopping=False, validation_fraction=0.0,
-                               random_state=0).fit(images)
+    none = ContrastiveEmbedder(
+        **TINY, early_stopping=False, validation_fraction=0.0, random_state=0
+    ).fit(images)
     assert none.history_.val_loss == [] and none.history_.n_epochs == 2
 
 
@@ -506,8 +543,9 @@ def test_training_batches_are_even_so_no_batch_is_a_tiny_remainder(images, monke
 @pytest.mark.parametrize("n_images, batch_size", [(10, 16), (2, 1)])
 def test_vicreg_survives_a_batch_of_one_image(images, n_images, batch_size):
     # 10 images: 1 held out for validation. 2 images: 1 to train and 1 to validate.
-    est = ContrastiveEmbedder(**{**TINY, "batch_size": batch_size}, loss="vicreg",
-                              random_state=0).fit(images[:n_images])
+    est = ContrastiveEmbedder(
+        **{**TINY, "batch_size": batch_size}, loss="vicreg", random_state=0
+    ).fit(images[:n_images])
     assert np.all(np.isfinite(est.history_.train_loss + est.history_.val_loss))
 
 
@@ -625,8 +663,12 @@ def test_pickle_and_joblib_round_trips(fitted, images, tmp_path):
 
 
 def test_save_model_round_trips_the_embedder_and_a_ranker(images, tmp_path):
-    est = ContrastiveEmbedder(**TINY, augmentation=GalaxyAugmentation(max_noise=0.02),
-                              dihedral_average=True, random_state=0).fit(images)
+    est = ContrastiveEmbedder(
+        **TINY,
+        augmentation=GalaxyAugmentation(max_noise=0.02),
+        dihedral_average=True,
+        random_state=0,
+    ).fit(images)
     loaded = load_model(save_model(est, tmp_path / "c.safetensors"), expected=ContrastiveEmbedder)
     np.testing.assert_array_equal(loaded.transform(images), est.transform(images))
     assert loaded.score(images) == est.score(images)
@@ -645,8 +687,12 @@ def test_save_model_round_trips_the_embedder_and_a_ranker(images, tmp_path):
 
 def test_pipeline_after_an_image_step(images):
     as_uint8 = np.round(images * 255).astype(np.uint8)
-    pipe = Pipeline([("prep", ImagePreprocessor(crop=None)),
-                     ("embed", ContrastiveEmbedder(**TINY, random_state=0))]).fit(as_uint8)
+    pipe = Pipeline(
+        [
+            ("prep", ImagePreprocessor(crop=None)),
+            ("embed", ContrastiveEmbedder(**TINY, random_state=0)),
+        ]
+    ).fit(as_uint8)
     embedding = pipe.transform(as_uint8)
     assert embedding.shape == (40, 8) and np.all(np.isfinite(embedding))
     assert np.isfinite(pipe.score(as_uint8))
@@ -655,8 +701,9 @@ def test_pipeline_after_an_image_step(images):
 
 
 def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images):
-    search = GridSearchCV(ContrastiveEmbedder(**TINY, random_state=0),
-                          {"temperature": [0.1, 0.5]}, cv=2).fit(images)
+    search = GridSearchCV(
+        ContrastiveEmbedder(**TINY, random_state=0), {"temperature": [0.1, 0.5]}, cv=2
+    ).fit(images)
     scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores)) and np.all(scores < 0)
     assert search.best_params_["temperature"] in (0.1, 0.5)
@@ -666,8 +713,10 @@ def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images
     search = GridSearchCV(base, {"augmentation__max_noise": [0.0, 0.1]}, cv=2).fit(images)
     assert [p["augmentation__max_noise"] for p in search.cv_results_["params"]] == [0.0, 0.1]
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
-    assert search.best_estimator_.augmentation.max_noise == search.best_params_[
-        "augmentation__max_noise"]
+    assert (
+        search.best_estimator_.augmentation.max_noise
+        == search.best_params_["augmentation__max_noise"]
+    )
     assert base.augmentation.max_noise == 0.05  # the searched estimator's copy is changed
     # The nested parameter reaches the training: different noise, different embedding.
     quiet = clone(base).set_params(augmentation__max_noise=0.0).fit(images)
@@ -680,12 +729,22 @@ def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images
 # batch to 1e-7: the float32 convolutions pick kernels by batch size and differ by
 # about 1e-7 relative (test_one_image_embeds_as_in_a_batch holds them to 1e-5).
 @parametrize_with_checks(
-    [ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4, projection_dim=8,
-                         max_epochs=2, batch_size=32, device="cpu")],
+    [
+        ContrastiveEmbedder(
+            n_components=4,
+            n_stages=1,
+            base_channels=4,
+            projection_dim=8,
+            max_epochs=2,
+            batch_size=32,
+            device="cpu",
+        )
+    ],
     expected_failed_checks=lambda estimator: {
         "check_methods_subset_invariance": (
             "float32 network: a sample embedded alone and in a batch differ by ~1e-7 "
-            "relative, above the check's 1e-7 tolerance"),
+            "relative, above the check's 1e-7 tolerance"
+        ),
     },
 )
 def test_sklearn_compatible(estimator, check):
@@ -707,14 +766,16 @@ def test_denoising_autoencoder_trains_on_augmented_inputs(images, monkeypatch):
 
     monkeypatch.setattr(autoencoder_module, "reconstruction_loss", recording)
     augmentation = GalaxyAugmentation(**{**NO_AUGMENTATION, "max_noise": 0.1})
-    est = AutoencoderEmbedder(**TINY_AE, augment=False, augmentation=augmentation,
-                              random_state=0).fit(images)
+    est = AutoencoderEmbedder(
+        **TINY_AE, augment=False, augmentation=augmentation, random_state=0
+    ).fit(images)
     training = [batch for in_training, batch in seen if in_training]
     assert training and all(len(batch) == 2 for batch in training)
     for noisy, clean in training:
         # The target is a clean training image; the input is that image plus noise.
-        assert any(torch.equal(clean[0], torch.from_numpy(image).permute(2, 0, 1))
-                   for image in images)
+        assert any(
+            torch.equal(clean[0], torch.from_numpy(image).permute(2, 0, 1)) for image in images
+        )
         assert 0.02 < float((noisy - clean).std()) < 0.1
     assert np.all(np.isfinite(est.history_.train_loss + est.history_.val_loss))
     assert est.transform(images).shape == (40, 4)
@@ -722,8 +783,9 @@ def test_denoising_autoencoder_trains_on_augmented_inputs(images, monkeypatch):
 
 def test_denoising_with_every_part_off_equals_no_augmentation(images):
     plain = AutoencoderEmbedder(**TINY_AE, random_state=0).fit(images)
-    off = AutoencoderEmbedder(**TINY_AE, augmentation=GalaxyAugmentation(**NO_AUGMENTATION),
-                              random_state=0).fit(images)
+    off = AutoencoderEmbedder(
+        **TINY_AE, augmentation=GalaxyAugmentation(**NO_AUGMENTATION), random_state=0
+    ).fit(images)
     np.testing.assert_array_equal(off.transform(images), plain.transform(images))
     assert off.history_.as_dict() == plain.history_.as_dict()
     noisy = AutoencoderEmbedder(**TINY_AE, augmentation=GalaxyAugmentation(), random_state=0)
@@ -755,8 +817,9 @@ def test_init_starts_from_the_pretrained_weights(fitted, images, monkeypatch):
         assert torch.equal(started[name], tensor), name
     # Training went on from there, and the pretrained model is untouched.
     first = next(iter(fitted.network_.state_dict()))
-    assert not torch.equal(adapted.network_.state_dict()[first],
-                           fitted.network_.state_dict()[first])
+    assert not torch.equal(
+        adapted.network_.state_dict()[first], fitted.network_.state_dict()[first]
+    )
     assert fitted.history_.n_epochs == TINY["max_epochs"]
 
 
@@ -765,10 +828,12 @@ def test_init_from_a_model_file_equals_init_from_the_estimator(fitted, images, t
 
     path = save_model(fitted, tmp_path / "pretrained.safetensors")
     from_file = ContrastiveEmbedder(**TINY, random_state=1, init=str(path)).fit(images)
-    from_estimator = ContrastiveEmbedder(**TINY, random_state=1,
-                                         init=FrozenEstimator(fitted)).fit(images)
-    np.testing.assert_allclose(from_file.transform(images), from_estimator.transform(images),
-                               atol=1e-6)
+    from_estimator = ContrastiveEmbedder(**TINY, random_state=1, init=FrozenEstimator(fitted)).fit(
+        images
+    )
+    np.testing.assert_allclose(
+        from_file.transform(images), from_estimator.transform(images), atol=1e-6
+    )
     fresh = ContrastiveEmbedder(**TINY, random_state=1).fit(images)
     assert not np.allclose(fresh.transform(images), from_file.transform(images), atol=1e-3)
 
@@ -814,7 +879,9 @@ def test_init_of_another_architecture_is_refused(fitted, images):
     from sklearn.frozen import FrozenEstimator
 
     with pytest.raises(ValueError, match="n_components=8"):
-        ContrastiveEmbedder(**{**TINY, "n_components": 16}, init=FrozenEstimator(fitted)).fit(images)
+        ContrastiveEmbedder(**{**TINY, "n_components": 16}, init=FrozenEstimator(fitted)).fit(
+            images
+        )
     with pytest.raises(ValueError, match="channels"):
         ContrastiveEmbedder(**TINY, init=FrozenEstimator(fitted)).fit(images[..., :1])
 
@@ -830,10 +897,12 @@ def test_init_from_a_saved_ranker_takes_its_embedder(fitted, images, tmp_path):
     ranker = SimilarityRanker(FrozenEstimator(fitted), False, invariance=None).fit(images)
     path = save_model(ranker, tmp_path / "ranker.safetensors")
     from_ranker = ContrastiveEmbedder(**TINY, random_state=1, init=path).fit(images)
-    from_embedder = ContrastiveEmbedder(**TINY, random_state=1,
-                                        init=FrozenEstimator(fitted)).fit(images)
-    np.testing.assert_allclose(from_ranker.transform(images), from_embedder.transform(images),
-                               atol=1e-6)
+    from_embedder = ContrastiveEmbedder(**TINY, random_state=1, init=FrozenEstimator(fitted)).fit(
+        images
+    )
+    np.testing.assert_allclose(
+        from_ranker.transform(images), from_embedder.transform(images), atol=1e-6
+    )
     pca_path = save_model(PCA(2).fit(images.reshape(len(images), -1)), tmp_path / "pca.safetensors")
     with pytest.raises(ValueError, match="holds a PCA, not a ContrastiveEmbedder"):
         ContrastiveEmbedder(**TINY, init=pca_path).fit(images)

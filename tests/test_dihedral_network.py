@@ -11,8 +11,16 @@ from galaxysim.embedders import ContrastiveEmbedder, ContrastiveEncoder
 from galaxysim.embedders.dihedral_network import DihedralEncoder, GroupConv2d, dihedral_cayley_table
 from galaxysim.symmetry import dihedral_index_maps
 
-TINY = dict(encoder="dihedral", n_components=8, n_stages=2, base_channels=8, projection_dim=8,
-            max_epochs=2, batch_size=16, device="cpu")
+TINY = dict(
+    encoder="dihedral",
+    n_components=8,
+    n_stages=2,
+    base_channels=8,
+    projection_dim=8,
+    max_epochs=2,
+    batch_size=16,
+    device="cpu",
+)
 
 
 def _apply(images: torch.Tensor, element: int) -> torch.Tensor:

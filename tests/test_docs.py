@@ -96,14 +96,28 @@ def test_tutorial_is_committed_without_outputs():
 @pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
     for module in BUILD_REQUIREMENTS:
-        pytest.importorskip(module, reason='the docs extra is not installed (pip install -e ".[docs]")')
+        pytest.importorskip(
+            module, reason='the docs extra is not installed (pip install -e ".[docs]")'
+        )
     html = tmp_path / "html"
     command = [
-        sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-        "-d", str(tmp_path / "doctrees"), str(DOCS), str(html),
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        "-d",
+        str(tmp_path / "doctrees"),
+        str(DOCS),
+        str(html),
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"sphinx failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    assert result.returncode == 0, (
+        f"sphinx failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    )
 
     for page in ("index", "api", "architecture", "evaluation", "benchmarks", "reliability"):
         assert (html / f"{page}.html").is_file(), page

@@ -46,7 +46,7 @@ from galaxysim.datasets.galaxy10 import (
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         server: _FileServer = self.server  # type: ignore[assignment]
         requested = self.headers.get("Range")
         server.ranges.append(requested)
@@ -159,8 +159,9 @@ def _sha(data: bytes) -> str:
 
 def test_download_success_without_progress_output(server, payload, tmp_path, capsys):
     dest = tmp_path / "sub" / "file.bin"
-    result = download_file(server.url, dest, sha256=_sha(payload).upper(), verbose=False,
-                           chunk_size=4096)
+    result = download_file(
+        server.url, dest, sha256=_sha(payload).upper(), verbose=False, chunk_size=4096
+    )
     assert result == dest and dest.read_bytes() == payload
     assert not part_path(dest).exists()
     assert server.ranges == [None]
@@ -269,8 +270,10 @@ def test_stalled_transfer_keeps_every_byte_received_and_resumes(server, payload,
     server.piece, server.pause = 5000, 3.0
     dest = tmp_path / "file.bin"
     started = time.monotonic()
-    with pytest.raises(IncompleteDownloadError,
-                       match=r"stalled: no data arrived for timeout=0.5 s after 5000 bytes.*resume"):
+    with pytest.raises(
+        IncompleteDownloadError,
+        match=r"stalled: no data arrived for timeout=0.5 s after 5000 bytes.*resume",
+    ):
         download_file(server.url, dest, sha256=_sha(payload), timeout=0.5)
     assert time.monotonic() - started < 2.0
     assert part_path(dest).read_bytes() == payload[:5000]
@@ -285,8 +288,7 @@ def test_trickle_fetch_ends_within_twice_the_timeout(galaxy10_server, tmp_path):
     server.piece, server.pause = 1, 0.4  # bytes keep coming, uselessly slowly
     started = time.monotonic()
     with pytest.raises(IncompleteDownloadError, match=r"too slow: only \d+ bytes arrived.*resume"):
-        fetch_galaxy10_decals(tmp_path, url=server.url, sha256=_sha(data), verbose=False,
-                              timeout=1)
+        fetch_galaxy10_decals(tmp_path, url=server.url, sha256=_sha(data), verbose=False, timeout=1)
     assert time.monotonic() - started < 2 * 1
     kept = part_path(tmp_path / GALAXY10_FILENAME).read_bytes()
     assert 2 <= len(kept) <= 6 and kept == data[: len(kept)]
@@ -296,8 +298,9 @@ def test_steady_transfer_slower_than_one_window_completes(server, payload, tmp_p
     # 50 kB in 10 pieces over 0.5 s: several 0.2 s windows, each above min_bytes.
     server.piece, server.pause = 5000, 0.05
     dest = tmp_path / "file.bin"
-    download_file(server.url, dest, sha256=_sha(payload), timeout=0.2, min_bytes=1000,
-                  chunk_size=4096)
+    download_file(
+        server.url, dest, sha256=_sha(payload), timeout=0.2, min_bytes=1000, chunk_size=4096
+    )
     assert dest.read_bytes() == payload and server.ranges == [None]
 
 
@@ -338,8 +341,9 @@ def test_second_download_into_the_same_file_fails_at_once(server, payload, tmp_p
     while not server.bytes_sent and time.monotonic() < deadline:
         time.sleep(0.01)
     started = time.monotonic()
-    with pytest.raises(DownloadInProgressError,
-                       match=r"Another download into .*file\.bin.* is running.*call again"):
+    with pytest.raises(
+        DownloadInProgressError, match=r"Another download into .*file\.bin.* is running.*call again"
+    ):
         download_file(server.url, dest, sha256=_sha(payload), timeout=2)
     assert time.monotonic() - started < 0.5
     thread.join(timeout=10)
@@ -357,8 +361,9 @@ def test_lock_of_another_process_blocks_until_it_dies(server, payload, tmp_path)
         "print('held', flush=True)\n"
         "time.sleep(20)\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(lock_path(dest))],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holder_code, str(lock_path(dest))], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(DownloadInProgressError, match="is running"):
@@ -480,6 +485,6 @@ def test_load_with_download_fetches_into_data_home(galaxy10_server, tmp_path, mo
 
     monkeypatch.setattr(galaxy10, "fetch_galaxy10_decals", local_fetch)
     home = tmp_path / "home"
-    X, y = load_galaxy10_decals(data_home=home, download=True, crop=8, return_X_y=True)
+    X, _y = load_galaxy10_decals(data_home=home, download=True, crop=8, return_X_y=True)
     assert calls == [home] and X.shape == (10, 8, 8, 3)
     assert (home / GALAXY10_FILENAME).read_bytes() == data

@@ -10,7 +10,6 @@ import pytest
 from matplotlib.container import BarContainer
 from sklearn.decomposition import PCA
 
-from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 from galaxysim.app.evaluation import (
     METHOD_DESCRIPTIONS,
     METHODS,
@@ -20,11 +19,10 @@ from galaxysim.app.evaluation import (
     run_evaluation,
 )
 from galaxysim.app.evaluation_methods import _n_stages_for
+from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 from galaxysim.metrics import same_class_rate, wilson_interval
 
 torch = pytest.importorskip("torch")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +58,15 @@ def test_quick_run_evaluates_every_method_with_finite_numbers(quick_run):
         assert 0.0 <= row["target_share_at_10"] <= 1.0 and 0.0 <= row["target_share_at_50"] <= 1.0
         assert row["fit_seconds"] >= 0 and row["query_seconds"] > 0
         # Mean ranks of a full ranking: count-weighted, they add up to 1 + 2 + ... + n.
-        total = sum(row[f"mean_rank:{name}"] * count
-                    for name, count in zip(table.target_names, table.class_counts))
+        total = sum(
+            row[f"mean_rank:{name}"] * count
+            for name, count in zip(table.target_names, table.class_counts)
+        )
         assert total == pytest.approx(n * (n + 1) / 2)
     assert table["pixels"]["embedding_dim"] == 32 * 32 * 3
-    assert {table[m]["embedding_dim"]
-            for m in ("pca", "pca-whitened", "autoencoder", "flow-latent")} == {8}
+    assert {
+        table[m]["embedding_dim"] for m in ("pca", "pca-whitened", "autoencoder", "flow-latent")
+    } == {8}
     assert table["pca"]["same_class_vs_pca"] == 0.0
     assert [row["kind"] for row in table.rows] == ["baseline"] * 3 + ["learned"] * 7
     # The three autoencoder methods share one trained autoencoder, counted in each fit time.
@@ -75,18 +76,23 @@ def test_quick_run_evaluates_every_method_with_finite_numbers(quick_run):
 def test_quick_run_intervals_hold_their_figures_and_classes_average_to_the_rate(quick_run):
     table, _ = quick_run
     counts = np.array(table.class_counts)
-    figures = [table.same_class_key, "same_class_vs_pca",
-               *(f"target_share_at_{k}" for k in table.ks),
-               *(f"mean_rank:{name}" for name in table.target_names),
-               *(f"{table.same_class_key}:{name}" for name in table.target_names)]
+    figures = [
+        table.same_class_key,
+        "same_class_vs_pca",
+        *(f"target_share_at_{k}" for k in table.ks),
+        *(f"mean_rank:{name}" for name in table.target_names),
+        *(f"{table.same_class_key}:{name}" for name in table.target_names),
+    ]
     for row in table.rows:  # every method, the dihedral and likelihood ones included
         for column in figures:
             low, high = (row[name] for name in table.interval_columns(column))
             assert low - 1e-12 <= row[column] <= high + 1e-12, (row["method"], column)
         per_class = np.array([row[f"{table.same_class_key}:{name}"] for name in table.target_names])
         assert np.sum(per_class * counts) / counts.sum() == pytest.approx(row[table.same_class_key])
-    assert (table["pca"]["same_class_vs_pca_ci_low"], table["pca"]["same_class_vs_pca_ci_high"]) \
-        == (0.0, 0.0)
+    assert (
+        table["pca"]["same_class_vs_pca_ci_low"],
+        table["pca"]["same_class_vs_pca_ci_high"],
+    ) == (0.0, 0.0)
 
 
 def test_quick_run_writes_csv_markdown_and_figure(quick_run):
@@ -97,15 +103,21 @@ def test_quick_run_writes_csv_markdown_and_figure(quick_run):
     # Each interval follows its figure; the per-class rates come last.
     header = list(rows[0])
     figures = ("same_class_at_10", "same_class_vs_pca")
-    assert header[3:9] == [f"{figure}{suffix}" for figure in figures
-                           for suffix in ("", "_ci_low", "_ci_high")]
-    assert header[-3:] == [f"same_class_at_10:{table.target_names[-1]}{suffix}"
-                           for suffix in ("", "_ci_low", "_ci_high")]
+    assert header[3:9] == [
+        f"{figure}{suffix}" for figure in figures for suffix in ("", "_ci_low", "_ci_high")
+    ]
+    assert header[-3:] == [
+        f"same_class_at_10:{table.target_names[-1]}{suffix}"
+        for suffix in ("", "_ci_low", "_ci_high")
+    ]
     assert float(rows[0]["mean_rank:Barred Spiral_ci_low"]) == pytest.approx(
-        table["pixels"]["mean_rank:Barred Spiral_ci_low"])
+        table["pixels"]["mean_rank:Barred Spiral_ci_low"]
+    )
     for row in rows[:-1]:
         assert math.isfinite(float(row["same_class_at_10"]))
-        assert float(row["same_class_at_10"]) == pytest.approx(table[row["method"]]["same_class_at_10"])
+        assert float(row["same_class_at_10"]) == pytest.approx(
+            table[row["method"]]["same_class_at_10"]
+        )
     assert float(rows[-1]["same_class_at_10"]) == pytest.approx(table.chance["same_class_at_10"])
     markdown = (out / "evaluation.md").read_text()
     assert markdown.startswith("# Ranking methods compared")
@@ -121,9 +133,17 @@ def test_quick_run_writes_csv_markdown_and_figure(quick_run):
 def test_separable_classes_give_perfect_baselines():
     X, y = _two_class_images()
     query = np.full((8, 8, 3), 0.85, dtype=np.float32)
-    table = evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label="bright",
-                             methods=["pca-whitened", "pca", "pixels"], latent_dim=2,
-                             n_neighbors=5, ks=(10, 12))
+    table = evaluate_methods(
+        X,
+        y,
+        query,
+        target_names=["dark", "bright"],
+        target_label="bright",
+        methods=["pca-whitened", "pca", "pixels"],
+        latent_dim=2,
+        n_neighbors=5,
+        ks=(10, 12),
+    )
     assert table.methods == ["pixels", "pca", "pca-whitened"]  # canonical order
     for method in table.methods:
         row = table[method]
@@ -142,8 +162,17 @@ def test_separable_classes_give_perfect_baselines():
 def test_separable_classes_give_intervals_of_one():
     X, y = _two_class_images()
     query = np.full((8, 8, 3), 0.85, dtype=np.float32)
-    table = evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label="bright",
-                             methods=["pixels", "pca"], latent_dim=2, n_neighbors=5, ks=(10, 24))
+    table = evaluate_methods(
+        X,
+        y,
+        query,
+        target_names=["dark", "bright"],
+        target_label="bright",
+        methods=["pixels", "pca"],
+        latent_dim=2,
+        n_neighbors=5,
+        ks=(10, 24),
+    )
     for method in table.methods:
         row = table[method]
         # Every galaxy's five neighbours are of its class: no resample can change that.
@@ -169,10 +198,21 @@ def test_separable_classes_give_intervals_of_one():
 
 def test_intervals_are_reproducible_for_a_seed():
     X, y = make_galaxies(40, image_size=8, random_state=3)
+
     def run(seed):
-        return evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
-                                methods=["pixels", "pca"], latent_dim=3, n_neighbors=3, ks=(5,),
-                                random_state=seed)
+        return evaluate_methods(
+            X,
+            y,
+            X[0],
+            target_names=SYNTHETIC_CLASSES,
+            target_label=0,
+            methods=["pixels", "pca"],
+            latent_dim=3,
+            n_neighbors=3,
+            ks=(5,),
+            random_state=seed,
+        )
+
     first, again, other = run(0)["pixels"], run(0)["pixels"], run(1)["pixels"]
     intervals = [name for name in first if name.endswith(("_ci_low", "_ci_high"))]
     assert len(intervals) == 2 * (1 + 1 + 1 + 5 + 5)
@@ -187,8 +227,17 @@ def test_per_class_rates_weighted_by_class_size_give_the_rate():
     X, y = make_galaxies(40, image_size=8, random_state=1)
     keep = np.flatnonzero((y != 1) | (np.arange(40) % 2 == 0))  # classes of unequal size
     X, y = X[keep], y[keep]
-    table = evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
-                             methods=["pixels", "pca"], latent_dim=5, n_neighbors=3, ks=(5,))
+    table = evaluate_methods(
+        X,
+        y,
+        X[0],
+        target_names=SYNTHETIC_CLASSES,
+        target_label=0,
+        methods=["pixels", "pca"],
+        latent_dim=5,
+        n_neighbors=3,
+        ks=(5,),
+    )
     counts = np.bincount(y, minlength=5)
     assert len(set(counts.tolist())) > 1 and table.class_counts == counts.tolist()
     for row in table.rows:
@@ -198,9 +247,17 @@ def test_per_class_rates_weighted_by_class_size_give_the_rate():
 
 def test_baseline_same_class_rates_match_the_metric():
     X, y = make_galaxies(40, image_size=8, random_state=1)
-    table = evaluate_methods(X, y, X[0], target_names=SYNTHETIC_CLASSES, target_label=0,
-                             methods=["pixels", "pca", "pca-whitened"], latent_dim=5,
-                             n_neighbors=3, ks=(5,))
+    table = evaluate_methods(
+        X,
+        y,
+        X[0],
+        target_names=SYNTHETIC_CLASSES,
+        target_label=0,
+        methods=["pixels", "pca", "pca-whitened"],
+        latent_dim=5,
+        n_neighbors=3,
+        ks=(5,),
+    )
     pixels = X.reshape(len(X), -1)
     embeddings = {
         "pixels": pixels,
@@ -216,8 +273,16 @@ def test_input_is_left_unchanged():
     X, y = _two_class_images()
     X_before, y_before = X.copy(), y.copy()
     query = X[0].copy()
-    evaluate_methods(X, y, query, target_names=["dark", "bright"], target_label=0,
-                     methods=["pixels"], n_neighbors=2, ks=(3,))
+    evaluate_methods(
+        X,
+        y,
+        query,
+        target_names=["dark", "bright"],
+        target_label=0,
+        methods=["pixels"],
+        n_neighbors=2,
+        ks=(3,),
+    )
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
     np.testing.assert_array_equal(query, X[0])
@@ -225,14 +290,28 @@ def test_input_is_left_unchanged():
 
 def test_same_class_vs_pca_is_the_difference_to_pca():
     X, y = make_galaxies(40, image_size=8, random_state=2)
-    table = evaluate_methods(X, y, make_milky_way(8), target_names=SYNTHETIC_CLASSES,
-                             target_label="Barred Spiral", methods=["pixels", "pca"], latent_dim=3,
-                             ks=(10,))
+    table = evaluate_methods(
+        X,
+        y,
+        make_milky_way(8),
+        target_names=SYNTHETIC_CLASSES,
+        target_label="Barred Spiral",
+        methods=["pixels", "pca"],
+        latent_dim=3,
+        ks=(10,),
+    )
     assert table["pixels"]["same_class_vs_pca"] == pytest.approx(
         table["pixels"]["same_class_at_10"] - table["pca"]["same_class_at_10"]
     )
-    without_pca = evaluate_methods(X, y, make_milky_way(8), target_names=SYNTHETIC_CLASSES,
-                                   target_label=0, methods=["pixels"], ks=(10,))
+    without_pca = evaluate_methods(
+        X,
+        y,
+        make_milky_way(8),
+        target_names=SYNTHETIC_CLASSES,
+        target_label=0,
+        methods=["pixels"],
+        ks=(10,),
+    )
     assert math.isnan(without_pca["pixels"]["same_class_vs_pca"])
 
 
@@ -247,19 +326,47 @@ def test_autoencoder_stages_follow_the_image_size():
 def _small_table() -> EvaluationTable:
     return EvaluationTable(
         rows=[
-            {"method": "pca", "kind": "baseline", "embedding_dim": 4, "same_class_at_1": 0.5,
-             "same_class_vs_pca": 0.0, "target_share_at_2": 0.5, "mean_rank:a": 1.5,
-             "mean_rank:b": 3.5, "query_isolation": 10.0, "fit_seconds": 0.25,
-             "query_seconds": 0.001},
-            {"method": "autoencoder", "kind": "learned", "embedding_dim": 4,
-             "same_class_at_1": 0.25, "same_class_vs_pca": -0.25, "target_share_at_2": 0.0,
-             "mean_rank:a": 3.5, "mean_rank:b": 1.5, "query_isolation": 99.0,
-             "fit_seconds": 12.0, "query_seconds": 0.002},
+            {
+                "method": "pca",
+                "kind": "baseline",
+                "embedding_dim": 4,
+                "same_class_at_1": 0.5,
+                "same_class_vs_pca": 0.0,
+                "target_share_at_2": 0.5,
+                "mean_rank:a": 1.5,
+                "mean_rank:b": 3.5,
+                "query_isolation": 10.0,
+                "fit_seconds": 0.25,
+                "query_seconds": 0.001,
+            },
+            {
+                "method": "autoencoder",
+                "kind": "learned",
+                "embedding_dim": 4,
+                "same_class_at_1": 0.25,
+                "same_class_vs_pca": -0.25,
+                "target_share_at_2": 0.0,
+                "mean_rank:a": 3.5,
+                "mean_rank:b": 1.5,
+                "query_isolation": 99.0,
+                "fit_seconds": 12.0,
+                "query_seconds": 0.002,
+            },
         ],
-        chance={"same_class_at_1": 1 / 3, "target_share_at_2": 0.5, "mean_rank:a": 2.5,
-                "mean_rank:b": 2.5},
-        target_names=["a", "b"], target_label=0, class_counts=[2, 2], n_neighbors=1, ks=(2,),
-        image_shape=(8, 8, 3), data_name="toy", query_name="q",
+        chance={
+            "same_class_at_1": 1 / 3,
+            "target_share_at_2": 0.5,
+            "mean_rank:a": 2.5,
+            "mean_rank:b": 2.5,
+        },
+        target_names=["a", "b"],
+        target_label=0,
+        class_counts=[2, 2],
+        n_neighbors=1,
+        ks=(2,),
+        image_shape=(8, 8, 3),
+        data_name="toy",
+        query_name="q",
     )
 
 
@@ -276,12 +383,20 @@ def test_markdown_shows_rows_chance_and_a_method_below_pca():
 def _table_with_intervals() -> EvaluationTable:
     table = _small_table()
     intervals = {
-        "pca": {"same_class_at_1": (0.25, 0.75), "same_class_vs_pca": (0.0, 0.0),
-                "target_share_at_2": (0.0945, 0.9055), "mean_rank:a": (1.0, 2.0),
-                "mean_rank:b": (3.0, 4.0)},
-        "autoencoder": {"same_class_at_1": (0.0, 0.5), "same_class_vs_pca": (-0.5, 0.0),
-                        "target_share_at_2": (0.0, 0.6576), "mean_rank:a": (3.0, 4.0),
-                        "mean_rank:b": (1.0, 2.0)},
+        "pca": {
+            "same_class_at_1": (0.25, 0.75),
+            "same_class_vs_pca": (0.0, 0.0),
+            "target_share_at_2": (0.0945, 0.9055),
+            "mean_rank:a": (1.0, 2.0),
+            "mean_rank:b": (3.0, 4.0),
+        },
+        "autoencoder": {
+            "same_class_at_1": (0.0, 0.5),
+            "same_class_vs_pca": (-0.5, 0.0),
+            "target_share_at_2": (0.0, 0.6576),
+            "mean_rank:a": (3.0, 4.0),
+            "mean_rank:b": (1.0, 2.0),
+        },
     }
     for row in table.rows:
         for column, (low, high) in intervals[row["method"]].items():
@@ -300,9 +415,12 @@ def test_markdown_shows_intervals_in_the_cells_and_a_table_by_class():
     main, by_class = text.split("\n\n")
     assert main.splitlines()[0] == (
         "| method | kind | dim | same-class@1 | vs PCA | a in top 2 | mean rank a | mean rank b "
-        "| isolation | fit s | query s |")
-    assert ("| pca | baseline | 4 | 0.500 [0.25, 0.75] | +0.000 [+0.00, +0.00] "
-            "| 0.500 [0.09, 0.91] | 2 [1, 2] | 4 [3, 4] | 10.0 | 0.25 | 0.001 |") in main
+        "| isolation | fit s | query s |"
+    )
+    assert (
+        "| pca | baseline | 4 | 0.500 [0.25, 0.75] | +0.000 [+0.00, +0.00] "
+        "| 0.500 [0.09, 0.91] | 2 [1, 2] | 4 [3, 4] | 10.0 | 0.25 | 0.001 |"
+    ) in main
     assert "| autoencoder | learned | 4 | 0.250 [0.00, 0.50] | -0.250 [-0.50, +0.00] |" in main
     assert "| *chance* | reference |  | 0.333 |  |" in main  # no interval for chance
     assert "_ci_" not in text
@@ -339,7 +457,9 @@ def test_csv_carries_every_interval(tmp_path):
 
 def test_interval_columns_are_named_after_their_figure():
     assert EvaluationTable.interval_columns("target_share_at_10") == (
-        "target_share_at_10_ci_low", "target_share_at_10_ci_high")
+        "target_share_at_10_ci_low",
+        "target_share_at_10_ci_high",
+    )
     with pytest.raises(TypeError, match="column must be a column name"):
         EvaluationTable.interval_columns("")
 
@@ -354,8 +474,9 @@ def test_figure_draws_the_intervals_as_error_bars():
         np.testing.assert_allclose([(seg[0][0], seg[1][0]) for seg in segments], expected)
         assert "95 % interval" in [text.get_text() for text in ax.get_legend().get_texts()]
     # Without intervals (a table built by hand) the bars have none.
-    (bars,) = [c for c in plot_evaluation(_small_table()).axes[0].containers
-               if isinstance(c, BarContainer)]
+    (bars,) = [
+        c for c in plot_evaluation(_small_table()).axes[0].containers if isinstance(c, BarContainer)
+    ]
     assert bars.errorbar is None
 
 
@@ -376,7 +497,7 @@ def test_table_lookup_names_the_known_methods():
 
 def test_figure_panels_and_baseline_lines():
     fig = plot_evaluation(_small_table())
-    rate, share, rank = fig.axes[:3]
+    rate, _share, rank = fig.axes[:3]
     assert [t.get_text() for t in rate.get_yticklabels()] == ["pca", "autoencoder"]
     # Chance and PCA lines on the same-class panel, at their values.
     x_lines = sorted(line.get_xdata()[0] for line in rate.get_lines())
@@ -423,15 +544,26 @@ def small_data():
 )
 def test_bad_arguments_are_named(small_data, kwargs, error, match):
     X, y, query = small_data
-    arguments = {"target_names": ["dark", "bright"], "target_label": 1, "methods": ["pixels"],
-                 "ks": (5,), "n_neighbors": 3, **kwargs}
+    arguments = {
+        "target_names": ["dark", "bright"],
+        "target_label": 1,
+        "methods": ["pixels"],
+        "ks": (5,),
+        "n_neighbors": 3,
+        **kwargs,
+    }
     with pytest.raises(error, match=match):
         evaluate_methods(X, y, query, **arguments)
 
 
 def test_mismatched_labels_and_query_are_named(small_data):
     X, y, query = small_data
-    common = {"target_names": ["dark", "bright"], "target_label": 1, "methods": ["pixels"], "ks": (5,)}
+    common = {
+        "target_names": ["dark", "bright"],
+        "target_label": 1,
+        "methods": ["pixels"],
+        "ks": (5,),
+    }
     with pytest.raises(ValueError, match="y has 11 labels but there are 12 images"):
         evaluate_methods(X, y[:-1], query, **common)
     with pytest.raises(ValueError, match=r"y must hold labels in \[0, 1\]"):
@@ -462,8 +594,9 @@ def test_run_evaluation_checks_its_paths(tmp_path):
 
 
 def test_run_evaluation_on_the_real_sample_folder(galaxy10_samples, milky_way_png, tmp_path):
-    table = run_evaluation(galaxy10_samples, tmp_path, query=milky_way_png,
-                           methods=["pixels", "pca"], quick=True)
+    table = run_evaluation(
+        galaxy10_samples, tmp_path, query=milky_way_png, methods=["pixels", "pca"], quick=True
+    )
     assert table.class_counts == [10] * 5 and table.image_shape == (32, 32, 3)
     assert table.target_name == "Barred Spiral" and table.ks == (10, 50)
     assert "milky_way_artist_impression_256.png" in table.query_name
@@ -479,18 +612,51 @@ def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
     query = make_milky_way(16)
     names = list(SYNTHETIC_CLASSES)
     other, _ = make_galaxies(40, image_size=16, random_state=1)
-    model = ContrastiveEmbedder(n_components=8, n_stages=2, base_channels=8, max_epochs=1,
-                                batch_size=16, random_state=0, device="cpu").fit(other)
+    model = ContrastiveEmbedder(
+        n_components=8,
+        n_stages=2,
+        base_channels=8,
+        max_epochs=1,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+    ).fit(other)
     before = model.transform(X)
-    table = evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
-                             methods=["contrastive"], pretrained={"contrastive": (model, 12.5)},
-                             latent_dim=4, ks=(10,), train_X=other)
+    table = evaluate_methods(
+        X,
+        y,
+        query,
+        target_names=names,
+        target_label="Barred Spiral",
+        methods=["contrastive"],
+        pretrained={"contrastive": (model, 12.5)},
+        latent_dim=4,
+        ks=(10,),
+        train_X=other,
+    )
     assert table["contrastive"]["fit_seconds"] >= 12.5
     np.testing.assert_array_equal(model.transform(X), before)  # not trained further
     with pytest.raises(ValueError, match="pretrained has the key 'pca'"):
-        evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
-                         methods=["pca"], pretrained={"pca": (model, 1.0)}, latent_dim=4, ks=(10,))
+        evaluate_methods(
+            X,
+            y,
+            query,
+            target_names=names,
+            target_label="Barred Spiral",
+            methods=["pca"],
+            pretrained={"pca": (model, 1.0)},
+            latent_dim=4,
+            ks=(10,),
+        )
     with pytest.raises(TypeError, match="pair"):
-        evaluate_methods(X, y, query, target_names=names, target_label="Barred Spiral",
-                         methods=["contrastive"], pretrained={"contrastive": model},
-                         latent_dim=4, ks=(10,))
+        evaluate_methods(
+            X,
+            y,
+            query,
+            target_names=names,
+            target_label="Barred Spiral",
+            methods=["contrastive"],
+            pretrained={"contrastive": model},
+            latent_dim=4,
+            ks=(10,),
+        )

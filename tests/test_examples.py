@@ -25,7 +25,9 @@ def test_milky_way_challenge(tmp_path, capsys):
 
 
 def test_milky_way_challenge_with_the_real_illustration(tmp_path, milky_way_png):
-    results = _load("milky_way_challenge").main(["--quick", "--out", str(tmp_path), "--milky-way", str(milky_way_png)])
+    results = _load("milky_way_challenge").main(
+        ["--quick", "--out", str(tmp_path), "--milky-way", str(milky_way_png)]
+    )
     assert 0.0 <= results["precision_at_50"] <= 1.0
 
 
@@ -47,5 +49,9 @@ def test_contrastive_embedder_example(tmp_path, capsys):
     results = _load("contrastive_embedder").main(["--quick", "--out", str(tmp_path)])
     assert set(results) == {"contrastive", "pca_whitened"}
     assert all(0.0 <= rate <= 1.0 for rate in results.values())
-    assert {p.name for p in tmp_path.iterdir()} == {"views.png", "map_contrastive.png", "map_pca.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "views.png",
+        "map_contrastive.png",
+        "map_pca.png",
+    }
     assert "same-class@10" in capsys.readouterr().out

@@ -27,11 +27,33 @@ from PIL import Image
 
 from galaxysim.app.cli import main
 
-TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1",
-        "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
+TINY = [
+    "--n-stages",
+    "1",
+    "--n-blocks",
+    "1",
+    "--base-channels",
+    "4",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "1",
+    "--latent-dim",
+    "4",
+    "--quiet",
+]
 DEMO = ["--n-samples", "60", "--image-size", "16", *TINY]
-OUTPUTS = {"ranking.csv", "neighbours.png", "latent.png", "training.png", "reconstructions.png",
-           "generated.png", "summary.json", "report.html", "model.safetensors"}
+OUTPUTS = {
+    "ranking.csv",
+    "neighbours.png",
+    "latent.png",
+    "training.png",
+    "reconstructions.png",
+    "generated.png",
+    "summary.json",
+    "report.html",
+    "model.safetensors",
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs the command in a child process that pauses once its figures are written
@@ -65,8 +87,13 @@ def _env() -> dict[str, str]:
 
 def _start_paused(args: list[str], go: Path) -> subprocess.Popen:
     env = dict(_env(), GALAXYSIM_TEST_GO=str(go))
-    return subprocess.Popen([sys.executable, "-c", PAUSING_DRIVER, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", PAUSING_DRIVER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_for_pause(process: subprocess.Popen) -> None:
@@ -85,8 +112,13 @@ def _leftovers(parent: Path, out: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}"))
 
 
-def _image_folder(folder: Path, n: int = 12, size: int = 16, labelled: bool = False,
-                  names: list[str] | None = None) -> Path:
+def _image_folder(
+    folder: Path,
+    n: int = 12,
+    size: int = 16,
+    labelled: bool = False,
+    names: list[str] | None = None,
+) -> Path:
     from galaxysim.datasets import make_galaxies
 
     X, y = make_galaxies(n, image_size=size, random_state=2)
@@ -108,8 +140,21 @@ def _mark_as_earlier_outputs(folder: Path) -> None:
 
 
 def _rank_args(data: Path, query: Path, out: Path, *more: str) -> list[str]:
-    return ["rank", "--data", str(data), "--query", str(query), "--out", str(out),
-            "--crop", "16", "--query-framing", "full", *more, *TINY]
+    return [
+        "rank",
+        "--data",
+        str(data),
+        "--query",
+        str(query),
+        "--out",
+        str(out),
+        "--crop",
+        "16",
+        "--query-framing",
+        "full",
+        *more,
+        *TINY,
+    ]
 
 
 # ----------------------------------------------------------------------------- model files
@@ -135,7 +180,9 @@ def test_a_pickle_model_never_runs_without_trust_pickle(tmp_path, capsys):
 
     query = _image_folder(tmp_path / "data")
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
-    ranker = SimilarityRanker(embedder, False).fit(make_galaxies(20, image_size=16, random_state=0)[0])
+    ranker = SimilarityRanker(embedder, False).fit(
+        make_galaxies(20, image_size=16, random_state=0)[0]
+    )
     real = tmp_path / "real.joblib"
     joblib.dump(ranker, real)
     marker = tmp_path / "marker"
@@ -145,19 +192,44 @@ def test_a_pickle_model_never_runs_without_trust_pickle(tmp_path, capsys):
     for name in ("evil.joblib", "evil.pkl", "evil.safetensors"):
         evil = tmp_path / name
         evil.write_bytes(pickle.dumps(_Payload(code)))
-        assert main(_rank_args(tmp_path / "data", query, tmp_path / f"o-{name}", "--model", str(evil))) == 1
+        assert (
+            main(_rank_args(tmp_path / "data", query, tmp_path / f"o-{name}", "--model", str(evil)))
+            == 1
+        )
         err = capsys.readouterr().err
         assert not marker.exists(), f"{name}: the pickle ran"
         assert len(err.splitlines()) == 1 and "pickle" in err and "Traceback" not in err
         assert name.endswith(".safetensors") or "--trust-pickle" in err
         assert not (tmp_path / f"o-{name}").exists()
     # A .safetensors name is always read as data, even with --trust-pickle.
-    assert main(_rank_args(tmp_path / "data", query, tmp_path / "o-st", "--trust-pickle",
-                           "--model", str(tmp_path / "evil.safetensors"))) == 1
+    assert (
+        main(
+            _rank_args(
+                tmp_path / "data",
+                query,
+                tmp_path / "o-st",
+                "--trust-pickle",
+                "--model",
+                str(tmp_path / "evil.safetensors"),
+            )
+        )
+        == 1
+    )
     assert not marker.exists()
     # The user may choose to trust a pickle: then it loads, with a warning.
-    assert main(_rank_args(tmp_path / "data", query, tmp_path / "trusted", "--trust-pickle",
-                           "--model", str(tmp_path / "evil.joblib"))) == 0
+    assert (
+        main(
+            _rank_args(
+                tmp_path / "data",
+                query,
+                tmp_path / "trusted",
+                "--trust-pickle",
+                "--model",
+                str(tmp_path / "evil.joblib"),
+            )
+        )
+        == 0
+    )
     assert marker.exists() and "warning" in capsys.readouterr().err
 
 
@@ -169,8 +241,9 @@ def test_ctrl_c_while_writing_leaves_the_previous_outputs_untouched(tmp_path):
     assert main(["demo", "--out", str(out), *DEMO]) == 0
     before = _snapshot(out)
     assert {"ranking.csv", "summary.json", "report.html", "neighbours.png"} <= set(before)
-    process = _start_paused(["demo", "--out", str(out), "--force", "--random-state", "1", *DEMO],
-                            tmp_path / "never")
+    process = _start_paused(
+        ["demo", "--out", str(out), "--force", "--random-state", "1", *DEMO], tmp_path / "never"
+    )
     try:
         _wait_for_pause(process)  # the new ranking.csv and figures are written by now
         process.send_signal(signal.SIGINT)
@@ -223,8 +296,15 @@ def test_a_read_only_out_fails_before_training(tmp_path, capsys, monkeypatch):
         if os.access(out, os.W_OK):
             # chmod does not stop root: let os.access say what it says to other users.
             access = os.access
-            monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
-                False if Path(path).resolve() in (out.resolve(), parent.resolve()) and mode & os.W_OK else access(path, mode, **kw)))
+            monkeypatch.setattr(
+                os,
+                "access",
+                lambda path, mode, **kw: (
+                    False
+                    if Path(path).resolve() in (out.resolve(), parent.resolve()) and mode & os.W_OK
+                    else access(path, mode, **kw)
+                ),
+            )
         monkeypatch.setattr(cli, "_fit_or_reuse", no_training)
         assert main(["demo", "--out", str(out), "--force", *DEMO]) == 1
         assert "not writable" in capsys.readouterr().err
@@ -262,9 +342,16 @@ def test_fifos_as_query_data_or_model_end_at_once(tmp_path):
         "--data": _rank_args(fifo, query, tmp_path / "o2"),
         "--model": _rank_args(tmp_path / "data", query, tmp_path / "o3", "--model", str(fifo)),
     }
-    runs = {flag: subprocess.Popen([sys.executable, "-m", "galaxysim", *args], text=True, env=_env(),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for flag, args in cases.items()}
+    runs = {
+        flag: subprocess.Popen(
+            [sys.executable, "-m", "galaxysim", *args],
+            text=True,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for flag, args in cases.items()
+    }
     try:
         for flag, run in runs.items():
             _, err = run.communicate(timeout=60)  # a read of the FIFO would block for ever
@@ -319,16 +406,24 @@ def test_summary_records_the_provenance_of_every_input(tmp_path):
     assert main(args) == 0
     record = json.loads((again / "summary.json").read_text())["provenance"]
     assert record["argv"] == ["galaxysim", *args]
-    assert record["versions"] == {"galaxysim": galaxysim.__version__, "python": sys.version.split()[0],
-                                  "numpy": np.__version__, "torch": torch.__version__,
-                                  "scikit-learn": sklearn.__version__}
+    assert record["versions"] == {
+        "galaxysim": galaxysim.__version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
     assert record["random_state"] == 0
     assert record["model"]["sha256"] == _sha256(model)
     assert (record["data"], record["query"]) == (earlier["data"], earlier["query"])
     demo = tmp_path / "demo"
     assert main(["demo", "--out", str(demo), *DEMO]) == 0
     generated = json.loads((demo / "summary.json").read_text())["provenance"]["data"]
-    assert (generated["n_samples"], generated["image_size"], generated["random_state"]) == (60, 16, 0)
+    assert (generated["n_samples"], generated["image_size"], generated["random_state"]) == (
+        60,
+        16,
+        0,
+    )
 
 
 def test_a_formula_file_name_is_escaped_in_ranking_csv(tmp_path):

@@ -19,8 +19,21 @@ from PIL import Image
 from galaxysim.app.cli import main
 from galaxysim.app.output_folder import OutputFolderError, check_out_folder, staged_output
 
-TINY = ["--n-stages", "1", "--n-blocks", "1", "--base-channels", "4", "--max-epochs", "1",
-        "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
+TINY = [
+    "--n-stages",
+    "1",
+    "--n-blocks",
+    "1",
+    "--base-channels",
+    "4",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "1",
+    "--latent-dim",
+    "4",
+    "--quiet",
+]
 
 
 def earlier_outputs(folder: Path) -> Path:
@@ -73,7 +86,9 @@ def _refused(args: list[str], root: Path, capsys, *words: str) -> None:
     assert _tree(root) == before
 
 
-def test_the_home_folder_root_and_the_current_folder_are_never_replaced(scratch, capsys, monkeypatch):
+def test_the_home_folder_root_and_the_current_folder_are_never_replaced(
+    scratch, capsys, monkeypatch
+):
     home = scratch / "home"
     _refused(["demo", "--out", str(home), "--force", *TINY], scratch, capsys, "home folder")
     _refused(["demo", "--out", str(scratch), "--force", *TINY], scratch, capsys, "holds your home")
@@ -86,7 +101,9 @@ def test_the_home_folder_root_and_the_current_folder_are_never_replaced(scratch,
     _refused(["demo", "--out", ".", "--force", *TINY], scratch, capsys, "the current folder")
     _refused(["demo", "--out", str(deep), *TINY], scratch, capsys, "the current folder")
     _refused(["demo", "--out", "..", "--force", *TINY], scratch, capsys, "holds the current folder")
-    _refused(["demo", "--out", "../..", "--force", *TINY], scratch, capsys, "holds the current folder")
+    _refused(
+        ["demo", "--out", "../..", "--force", *TINY], scratch, capsys, "holds the current folder"
+    )
     assert (home / "thesis.tex").read_text() == "years of work"
 
 
@@ -106,8 +123,20 @@ def test_a_folder_holding_or_inside_an_input_is_never_replaced(scratch, capsys):
     Image.new("RGB", (16, 16)).save(query)
 
     def rank(out: Path, *more: str) -> list[str]:
-        return ["rank", "--data", str(data), "--query", str(query), "--out", str(out), "--force",
-                "--crop", "16", *more, *TINY]
+        return [
+            "rank",
+            "--data",
+            str(data),
+            "--query",
+            str(query),
+            "--out",
+            str(out),
+            "--force",
+            "--crop",
+            "16",
+            *more,
+            *TINY,
+        ]
 
     _refused(rank(queries), scratch, capsys, "--query")
     _refused(rank(data), scratch, capsys, "--data")
@@ -118,23 +147,58 @@ def test_a_folder_holding_or_inside_an_input_is_never_replaced(scratch, capsys):
     outer = earlier_outputs(scratch / "outer")
     index = earlier_outputs(outer / "index")
     for out, words in ((index / "ranked", "inside the --index"), (outer, "holds the --index")):
-        _refused(["rank", "--index", str(index), "--model", str(models / "model.safetensors"),
-                  "--query", str(query), "--out", str(out), "--force"], scratch, capsys, words)
+        _refused(
+            [
+                "rank",
+                "--index",
+                str(index),
+                "--model",
+                str(models / "model.safetensors"),
+                "--query",
+                str(query),
+                "--out",
+                str(out),
+                "--force",
+            ],
+            scratch,
+            capsys,
+            words,
+        )
     embeddings = scratch / "embeddings.zarr"
     embeddings.mkdir()
     pytest.importorskip("zarr")
-    _refused(["index", "--embeddings", str(embeddings), "--out", str(embeddings), "--force"],
-             scratch, capsys, "--embeddings")
-    _refused(["embed", "--data", str(data), "--model", str(models / "model.safetensors"),
-              "--out", str(data / "e.zarr")], scratch, capsys, "inside the --data")
+    _refused(
+        ["index", "--embeddings", str(embeddings), "--out", str(embeddings), "--force"],
+        scratch,
+        capsys,
+        "--embeddings",
+    )
+    _refused(
+        [
+            "embed",
+            "--data",
+            str(data),
+            "--model",
+            str(models / "model.safetensors"),
+            "--out",
+            str(data / "e.zarr"),
+        ],
+        scratch,
+        capsys,
+        "inside the --data",
+    )
 
 
 def test_force_replaces_only_an_earlier_runs_outputs(scratch, capsys):
     mine = scratch / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    _refused(["demo", "--out", str(mine), "--force", *TINY], scratch, capsys,
-             "not the outputs of an earlier galaxysim run")
+    _refused(
+        ["demo", "--out", str(mine), "--force", *TINY],
+        scratch,
+        capsys,
+        "not the outputs of an earlier galaxysim run",
+    )
     # A summary.json that is not galaxysim's (no provenance, or nested to exhaustion) is not enough.
     (mine / "summary.json").write_text(json.dumps({"score": 1}))
     _refused(["demo", "--out", str(mine), "--force", *TINY], scratch, capsys, "summary.json")
@@ -150,6 +214,8 @@ def test_force_replaces_only_an_earlier_runs_outputs(scratch, capsys):
 def test_a_dangling_symlink_out_is_one_clear_line(scratch, capsys):
     link = scratch / "link"
     link.symlink_to(scratch / "missing" / "target")
-    _refused(["demo", "--out", str(link), *TINY], scratch, capsys, "symbolic link", "does not exist")
+    _refused(
+        ["demo", "--out", str(link), *TINY], scratch, capsys, "symbolic link", "does not exist"
+    )
     with pytest.raises(OutputFolderError, match="symbolic link"):
         check_out_folder(link)

@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from galaxysim import _limits
 from galaxysim._loop import fit_module
 from galaxysim.datasets import load_galaxy10_folder
 from galaxysim.datasets.galaxy10 import load_galaxy10_decals
@@ -24,7 +25,6 @@ from galaxysim.embedders.conv_autoencoder import (
     reconstruction_loss,
     saved_activation_bytes,
 )
-from galaxysim import _limits
 from galaxysim.images import io as image_io
 from galaxysim.images import load_image, load_images, preprocess_images
 
@@ -44,8 +44,11 @@ def _smooth_rgb(height, width, seed=0):
 
 # -- cropping while decoding ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["rgb", "gray", "rgba", "palette", "sixteen", "float"])
-@pytest.mark.parametrize("crop,image_size", [(None, None), (11, None), ((9, 14), (5, 7)), (None, 6)])
+@pytest.mark.parametrize(
+    "crop,image_size", [(None, None), (11, None), ((9, 14), (5, 7)), (None, 6)]
+)
 def test_crop_while_decoding_equals_crop_after(tmp_path, kind, crop, image_size):
     rgb = _smooth_rgb(21, 30)
     images = {
@@ -97,6 +100,7 @@ def test_jpeg_is_decoded_at_a_reduced_scale_when_the_output_allows(tmp_path, mon
 
 # -- the pixel limit ---------------------------------------------------------------------------
 
+
 def test_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
     path = tmp_path / "wide.png"
     Image.fromarray(np.zeros((50, 60, 3), np.uint8)).save(path)
@@ -132,6 +136,7 @@ def test_a_jpeg_over_the_limit_loads_when_it_decodes_small(tmp_path, monkeypatch
 
 # -- regular files only ---------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_fifos_are_refused_before_opening(tmp_path):
     fifo = tmp_path / "query.png"
@@ -151,6 +156,7 @@ def test_fifos_are_refused_before_opening(tmp_path):
 
 # -- HDF5 files that declare more than they hold ---------------------------------------------------
 
+
 def _galaxy10_file(path, images_kwargs, n=20, write=True):
     with h5py.File(path, "w") as handle:
         images = handle.create_dataset("images", dtype=np.uint8, **images_kwargs)
@@ -163,9 +169,13 @@ def _galaxy10_file(path, images_kwargs, n=20, write=True):
 
 
 def test_chunks_never_written_are_refused(tmp_path):
-    path = _galaxy10_file(tmp_path / "forged.h5", {
-        "shape": (20, 64, 64, 3), "chunks": (1, 64, 64, 3), "compression": "gzip"})
-    with pytest.raises(ValueError, match=r"'images' declares \(20, 64, 64, 3\).* 2 of its 20 chunks"):
+    path = _galaxy10_file(
+        tmp_path / "forged.h5",
+        {"shape": (20, 64, 64, 3), "chunks": (1, 64, 64, 3), "compression": "gzip"},
+    )
+    with pytest.raises(
+        ValueError, match=r"'images' declares \(20, 64, 64, 3\).* 2 of its 20 chunks"
+    ):
         load_galaxy10_decals(path)
 
 
@@ -178,15 +188,18 @@ def test_contiguous_data_missing_from_the_file_is_refused(tmp_path):
 def test_external_data_is_refused(tmp_path):
     raw = tmp_path / "elsewhere.bin"
     raw.write_bytes(bytes(20 * 64 * 64 * 3))
-    path = _galaxy10_file(tmp_path / "external.h5", {
-        "shape": (20, 64, 64, 3), "external": [(str(raw), 0, h5py.h5f.UNLIMITED)]})
+    path = _galaxy10_file(
+        tmp_path / "external.h5",
+        {"shape": (20, 64, 64, 3), "external": [(str(raw), 0, h5py.h5f.UNLIMITED)]},
+    )
     with pytest.raises(ValueError, match="external or virtual"):
         load_galaxy10_decals(path)
 
 
 def test_output_larger_than_the_memory_is_refused_before_allocating(tmp_path, monkeypatch):
-    path = _galaxy10_file(tmp_path / "ok.h5", {"data": np.zeros((20, 64, 64, 3), np.uint8)},
-                          write=False)
+    path = _galaxy10_file(
+        tmp_path / "ok.h5", {"data": np.zeros((20, 64, 64, 3), np.uint8)}, write=False
+    )
     monkeypatch.setattr(_limits, "available_memory_bytes", lambda: 200_000)
     with pytest.raises(MemoryError, match=r"10 images of 64x64x3 .* smaller crop or image_size"):
         load_galaxy10_decals(path)
@@ -208,6 +221,7 @@ def test_nan_labels_in_the_file_are_named(tmp_path):
 
 # -- labels.csv ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def labelled_folder(tmp_path):
     folder = tmp_path / "folder"
@@ -217,12 +231,15 @@ def labelled_folder(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("name,message", [
-    ("../secret.png", "leads outside the folder"),
-    ("sub/../../secret.png", "leads outside the folder"),
-    ("{secret}", "is an absolute path"),
-    ("link.png", "leads outside the folder"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("../secret.png", "leads outside the folder"),
+        ("sub/../../secret.png", "leads outside the folder"),
+        ("{secret}", "is an absolute path"),
+        ("link.png", "leads outside the folder"),
+    ],
+)
 def test_labels_may_only_name_files_inside_the_folder(labelled_folder, name, message):
     secret = labelled_folder.parent / "secret.png"
     (labelled_folder / "link.png").symlink_to(secret)
@@ -241,6 +258,7 @@ def test_missing_labels_in_the_csv_are_named(labelled_folder, raw):
 
 # -- training memory ------------------------------------------------------------------------------
 
+
 def _autograd_saved_bytes(network, image_shape, batch):
     """Bytes autograd really keeps for backward, traced on the meta device."""
     params = {id(p) for p in network.parameters()}
@@ -258,23 +276,41 @@ def _autograd_saved_bytes(network, image_shape, batch):
     return sum(t.nelement() * t.element_size() for t in kept.values())
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"n_stages": 2, "n_blocks": 1, "base_channels": 4, "channel_growth": 2.0, "latent_dim": 5},
-    {"n_stages": 0, "n_blocks": 2, "base_channels": 3, "latent_dim": 4, "normalize_latent": False},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_stages": 2, "n_blocks": 1, "base_channels": 4, "channel_growth": 2.0, "latent_dim": 5},
+        {
+            "n_stages": 0,
+            "n_blocks": 2,
+            "base_channels": 3,
+            "latent_dim": 4,
+            "normalize_latent": False,
+        },
+    ],
+)
 def test_activation_estimate_matches_what_autograd_keeps(kwargs):
     shape = (16, 24, 3)
     with torch.device("meta"):
         network = ConvAutoencoder(3, 16, 24, **kwargs)
-    per_image = (_autograd_saved_bytes(network, shape, 4)
-                 - _autograd_saved_bytes(network, shape, 2)) // 2
+    per_image = (
+        _autograd_saved_bytes(network, shape, 4) - _autograd_saved_bytes(network, shape, 2)
+    ) // 2
     assert saved_activation_bytes(network, shape) == per_image
 
 
 def test_fit_refuses_a_batch_the_memory_cannot_hold(monkeypatch):
     X = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
-    embedder = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1, base_channels=2,
-                                   max_epochs=1, batch_size=4, device="cpu", random_state=0)
+    embedder = AutoencoderEmbedder(
+        latent_dim=2,
+        n_stages=1,
+        n_blocks=1,
+        base_channels=2,
+        max_epochs=1,
+        batch_size=4,
+        device="cpu",
+        random_state=0,
+    )
     monkeypatch.setattr(_limits, "available_memory_bytes", lambda: 200_000)
     with pytest.raises(MemoryError, match=r"batches of 4 images of 32x32x3.*batch_size \(now 4\)"):
         embedder.fit(X)
@@ -283,26 +319,49 @@ def test_fit_refuses_a_batch_the_memory_cannot_hold(monkeypatch):
     assert embedder.fit(X).history_.n_epochs == 1
 
 
-@pytest.mark.parametrize("error", [
-    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.16 GiB"),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
-                 "memory: you tried to allocate 9835049984 bytes."),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.16 GiB"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 9835049984 bytes."
+        ),
+    ],
+)
 def test_out_of_memory_during_training_becomes_one_clear_error(error):
     def loss_fn(module, batch):
         raise error
 
-    with pytest.raises(MemoryError, match=r"ran out of memory on cpu.*batch_size \(now 8\)") as info:
-        fit_module(torch.nn.Linear(2, 1), torch.zeros(20, 2), loss_fn, max_epochs=1,
-                   batch_size=8, learning_rate=0.1, device="cpu", random_state=0)
+    with pytest.raises(
+        MemoryError, match=r"ran out of memory on cpu.*batch_size \(now 8\)"
+    ) as info:
+        fit_module(
+            torch.nn.Linear(2, 1),
+            torch.zeros(20, 2),
+            loss_fn,
+            max_epochs=1,
+            batch_size=8,
+            learning_rate=0.1,
+            device="cpu",
+            random_state=0,
+        )
     assert isinstance(info.value, ValueError) and info.value.__cause__ is error
 
     def other_error(module, batch):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     with pytest.raises(RuntimeError, match="cannot be multiplied"):
-        fit_module(torch.nn.Linear(2, 1), torch.zeros(20, 2), other_error, max_epochs=1,
-                   batch_size=8, learning_rate=0.1, device="cpu", random_state=0)
+        fit_module(
+            torch.nn.Linear(2, 1),
+            torch.zeros(20, 2),
+            other_error,
+            max_epochs=1,
+            batch_size=8,
+            learning_rate=0.1,
+            device="cpu",
+            random_state=0,
+        )
 
 
 def test_available_memory_is_read():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,23 @@ from PIL import Image
 
 from galaxysim.app.cli import main
 
-FAST = ["--embedder", "pca", "--latent-dim", "3", "--n-stages", "1", "--n-blocks", "1",
-        "--base-channels", "4", "--max-epochs", "1", "--flow-max-epochs", "1", "--quiet"]
+FAST = [
+    "--embedder",
+    "pca",
+    "--latent-dim",
+    "3",
+    "--n-stages",
+    "1",
+    "--n-blocks",
+    "1",
+    "--base-channels",
+    "4",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "1",
+    "--quiet",
+]
 
 
 def _one_line_error(capsys) -> str:
@@ -69,16 +85,31 @@ def _exceptions() -> list[BaseException]:
 
     chunk = ChunkError("Embedding chunk 2 (rows 10:15 of 'x') failed: ValueError: bad PNG\nmore", 2)
     return [
-        ValueError("bad value"), TypeError("bad type"), KeyError("key"), MemoryError(),
-        OSError(28, "No space left on device"), ImportError("no faiss"),
-        RecursionError("maximum recursion depth exceeded"), OverflowError("int too large"),
-        AttributeError("'list' object has no attribute 'items'"), chunk,
-        RuntimeError("faiss: Error in ...\n  at line 2"), IndexError("index 9 is out of bounds"),
-        ZeroDivisionError("division by zero"), NotImplementedError(), AssertionError("x"),
-        json.JSONDecodeError("Expecting value", "{", 1), UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
-        UnidentifiedImageError("cannot identify image file"), NotFittedError("not fitted"),
-        Exception(""), ExceptionGroup("several", [ValueError("a"), TypeError("b")]),
-    ]
+        ValueError("bad value"),
+        TypeError("bad type"),
+        KeyError("key"),
+        MemoryError(),
+        OSError(28, "No space left on device"),
+        ImportError("no faiss"),
+        RecursionError("maximum recursion depth exceeded"),
+        OverflowError("int too large"),
+        AttributeError("'list' object has no attribute 'items'"),
+        chunk,
+        RuntimeError("faiss: Error in ...\n  at line 2"),
+        IndexError("index 9 is out of bounds"),
+        ZeroDivisionError("division by zero"),
+        NotImplementedError(),
+        AssertionError("x"),
+        json.JSONDecodeError("Expecting value", "{", 1),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+        UnidentifiedImageError("cannot identify image file"),
+        NotFittedError("not fitted"),
+        Exception(""),
+    ] + (  # ExceptionGroup exists from Python 3.11
+        [ExceptionGroup("several", [ValueError("a"), TypeError("b")])]  # noqa: F821
+        if sys.version_info >= (3, 11)
+        else []
+    )
 
 
 @pytest.mark.parametrize("error", _exceptions(), ids=lambda e: type(e).__name__)
@@ -122,8 +153,25 @@ def test_a_corrupt_png_while_embedding_is_one_line(tmp_path, model, capsys):
     pytest.importorskip("zarr")
     data = _folder(tmp_path / "data", n=8)
     (data / "g05.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
-    assert main(["embed", "--data", str(data), "--model", str(model), "--out",
-                 str(tmp_path / "e.zarr"), "--crop", "16", "--chunk-size", "4", "--quiet"]) == 1
+    assert (
+        main(
+            [
+                "embed",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--out",
+                str(tmp_path / "e.zarr"),
+                "--crop",
+                "16",
+                "--chunk-size",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     err = _one_line_error(capsys)
     assert "chunk 1 (rows 4:8" in err and "g05.png" in err
 
@@ -146,28 +194,58 @@ def _edit_json(change):
         header = json.loads(text)
         change(header)
         return json.dumps(header)
+
     return edit
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda text: text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested more than"),
-    (_edit_json(lambda h: h["model"].update(state=[1])), "state must be an object"),
-    (_edit_json(lambda h: h["model"]["state"].update(neighbors_params=[1])), "neighbors_params"),
-    (_edit_json(lambda h: h["model"]["state"].update(_rebuilt_after_loading=["x"])),
-     "attribute of the class"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (
+            lambda text: text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "nested more than",
+        ),
+        (_edit_json(lambda h: h["model"].update(state=[1])), "state must be an object"),
+        (
+            _edit_json(lambda h: h["model"]["state"].update(neighbors_params=[1])),
+            "neighbors_params",
+        ),
+        (
+            _edit_json(lambda h: h["model"]["state"].update(_rebuilt_after_loading=["x"])),
+            "attribute of the class",
+        ),
+    ],
+)
 def test_hostile_model_headers_are_one_line(tmp_path, model, capsys, edit, words):
     hostile = _rewrite_model(model, tmp_path / "hostile.safetensors", edit)
     query = _folder(tmp_path / "data") / "g00.png"
-    assert main(["rank", "--data", str(tmp_path / "data"), "--query", str(query), "--model",
-                 str(hostile), "--out", str(tmp_path / "out"), "--crop", "16", *FAST]) == 1
+    assert (
+        main(
+            [
+                "rank",
+                "--data",
+                str(tmp_path / "data"),
+                "--query",
+                str(query),
+                "--model",
+                str(hostile),
+                "--out",
+                str(tmp_path / "out"),
+                "--crop",
+                "16",
+                *FAST,
+            ]
+        )
+        == 1
+    )
     err = _one_line_error(capsys)
     assert "--model" in err and words in err
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("ef_search, words", [(10**12, "ef_search must be"),
-                                              ("nested", "nested more than")])
+@pytest.mark.parametrize(
+    "ef_search, words", [(10**12, "ef_search must be"), ("nested", "nested more than")]
+)
 def test_hostile_saved_searches_are_one_line(tmp_path, model, capsys, ef_search, words):
     pytest.importorskip("faiss")
     from galaxysim.ranking import NeighborSearch
@@ -183,8 +261,24 @@ def test_hostile_saved_searches_are_one_line(tmp_path, model, capsys, ef_search,
         text = json.dumps(header)
     (folder / "search.json").write_text(text)
     query = _folder(tmp_path / "data", n=1) / "g00.png"
-    assert main(["rank", "--index", str(folder), "--model", str(model), "--query", str(query),
-                 "--out", str(tmp_path / "out"), "--query-framing", "full"]) == 1
+    assert (
+        main(
+            [
+                "rank",
+                "--index",
+                str(folder),
+                "--model",
+                str(model),
+                "--query",
+                str(query),
+                "--out",
+                str(tmp_path / "out"),
+                "--query-framing",
+                "full",
+            ]
+        )
+        == 1
+    )
     assert words in _one_line_error(capsys)
 
 
@@ -197,8 +291,21 @@ def test_impossible_numbers_are_named(tmp_path, model, capsys):
     rank = ["rank", "--data", str(data), "--query", str(query), "--crop", "16", *FAST]
     assert main([*rank, "--out", str(tmp_path / "a"), "--n-neighbors", str(10**12)]) == 1
     assert "--n-neighbors 1000000000000 is more than the 12 galaxies" in _one_line_error(capsys)
-    assert main(["demo", "--out", str(tmp_path / "b"), "--n-samples", "20",
-                 "--n-neighbors", "21", *FAST]) == 1
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(tmp_path / "b"),
+                "--n-samples",
+                "20",
+                "--n-neighbors",
+                "21",
+                *FAST,
+            ]
+        )
+        == 1
+    )
     assert "--n-neighbors 21" in _one_line_error(capsys)
     assert main([*rank, "--out", str(tmp_path / "c"), "--image-size", "1000000000"]) == 1
     assert "memory" in _one_line_error(capsys)
@@ -222,8 +329,19 @@ def test_missing_and_conflicting_options_are_named(tmp_path, model, capsys):
     usage_errors = {
         "--query": ["rank", "--data", str(data), *out],
         "--model": ["embed", "--data", str(data), "--out", str(tmp_path / "e.zarr")],
-        "--scheduler": ["embed", "--data", str(data), "--model", str(model), "--out",
-                        str(tmp_path / "e.zarr"), "--workers", "2", "--scheduler", "tcp://x:1"],
+        "--scheduler": [
+            "embed",
+            "--data",
+            str(data),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "e.zarr"),
+            "--workers",
+            "2",
+            "--scheduler",
+            "tcp://x:1",
+        ],
     }
     for option, args in usage_errors.items():
         with pytest.raises(SystemExit) as usage:
@@ -232,11 +350,31 @@ def test_missing_and_conflicting_options_are_named(tmp_path, model, capsys):
     one_line_errors = {
         "--data": ["rank", "--query", query, *out],
         "--index needs --model": ["rank", "--index", str(tmp_path), "--query", query, *out],
-        "--query-crop and --query-framing": ["rank", "--data", str(data), "--query", query, *out,
-                                             "--query-crop", "8", "--query-framing", "full"],
+        "--query-crop and --query-framing": [
+            "rank",
+            "--data",
+            str(data),
+            "--query",
+            query,
+            *out,
+            "--query-crop",
+            "8",
+            "--query-framing",
+            "full",
+        ],
         "--trust-pickle": ["rank", "--data", str(data), "--query", query, *out, "--trust-pickle"],
-        "--classes": ["rank", "--index", str(tmp_path), "--model", str(model), "--query", query,
-                      *out, "--classes", "5"],
+        "--classes": [
+            "rank",
+            "--index",
+            str(tmp_path),
+            "--model",
+            str(model),
+            "--query",
+            query,
+            *out,
+            "--classes",
+            "5",
+        ],
     }
     for words, args in one_line_errors.items():
         assert main(args) == 1
@@ -252,8 +390,25 @@ def test_unicode_and_spaces_in_every_path(tmp_path):
     query = tmp_path / "requête de la Voie lactée.png"
     query.write_bytes((data / "é 0 ü.png").read_bytes())
     out = tmp_path / "résultats avec espaces"
-    assert main(["rank", "--data", str(data), "--query", str(query), "--out", str(out),
-                 "--crop", "16", "--query-framing", "full", *FAST]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "--data",
+                str(data),
+                "--query",
+                str(query),
+                "--out",
+                str(out),
+                "--crop",
+                "16",
+                "--query-framing",
+                "full",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     with open(out / "ranking.csv", newline="", encoding="utf-8") as handle:
         names = {row["name"] for row in csv.DictReader(handle)}
     assert names == {f"é {i} ü.png" for i in range(12)}
@@ -270,8 +425,23 @@ def test_trust_pickle_with_a_joblib_file(tmp_path, model, capsys):
     joblib.dump(load_model(model), pickled)
     data = _folder(tmp_path / "data")
     common = ["--data", str(data), "--model", str(pickled), "--crop", "16"]
-    assert main(["rank", *common, "--query", str(data / "g00.png"), "--out", str(tmp_path / "o"),
-                 "--query-framing", "full", "--trust-pickle", *FAST]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                *common,
+                "--query",
+                str(data / "g00.png"),
+                "--out",
+                str(tmp_path / "o"),
+                "--query-framing",
+                "full",
+                "--trust-pickle",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "--trust-pickle" in warnings[0]
     # embed has no --trust-pickle: a pickle is never loaded there.
@@ -312,8 +482,10 @@ def small_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=64", "tmpfs",
-                              str(disk)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=64", "tmpfs", str(disk)],
+        capture_output=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -375,8 +547,26 @@ def test_a_disk_that_fills_while_outputs_are_written_is_one_line(small_disk, tmp
     out.mkdir()
     previous = {"provenance": {"argv": ["galaxysim", "demo"], "versions": {"galaxysim": "0"}}}
     (out / "summary.json").write_text(json.dumps(previous))
-    assert main(["rank", "--data", str(data), "--query", str(data / "g00.png"), "--out", str(out),
-                 "--force", "--crop", "16", "--query-framing", "full", *FAST]) == 1
+    assert (
+        main(
+            [
+                "rank",
+                "--data",
+                str(data),
+                "--query",
+                str(data / "g00.png"),
+                "--out",
+                str(out),
+                "--force",
+                "--crop",
+                "16",
+                "--query-framing",
+                "full",
+                *FAST,
+            ]
+        )
+        == 1
+    )
     assert "No space left on device" in _one_line_error(capsys)
     assert json.loads((out / "summary.json").read_text()) == previous
     assert sorted(p.name for p in small_disk.iterdir()) == ["out"]
@@ -388,8 +578,23 @@ def test_a_disk_that_fills_while_outputs_are_written_is_one_line(small_disk, tmp
 def test_a_file_listed_twice_in_labels_csv_is_named(tmp_path, capsys):
     data = _folder(tmp_path / "data", n=4)
     (data / "labels.csv").write_text("filename,ans\ng00.png,5\ng01.png,6\n./g00.png,7\ng02.png,5\n")
-    assert main(["rank", "--data", str(data), "--query", str(data / "g03.png"),
-                 "--out", str(tmp_path / "out"), "--crop", "16", *FAST]) == 1
+    assert (
+        main(
+            [
+                "rank",
+                "--data",
+                str(data),
+                "--query",
+                str(data / "g03.png"),
+                "--out",
+                str(tmp_path / "out"),
+                "--crop",
+                "16",
+                *FAST,
+            ]
+        )
+        == 1
+    )
     err = _one_line_error(capsys)
     assert "line 4: './g00.png' is listed again (first on line 2)" in err
 
@@ -403,8 +608,11 @@ def test_fits_cubes_of_four_bands_get_a_clear_error(tmp_path):
     folder.mkdir()
     for i in range(3):
         fits.PrimaryHDU(rng.random((4, 16, 16))).writeto(folder / f"g{i}.fits")
-    with pytest.raises(ValueError, match=r"shape \(4, 16, 16\); galaxysim reads a 2-D image or a "
-                                         r"cube of 1 or 3 bands"):
+    with pytest.raises(
+        ValueError,
+        match=r"shape \(4, 16, 16\); galaxysim reads a 2-D image or a "
+        r"cube of 1 or 3 bands",
+    ):
         load_images(folder)
     for i in range(3):
         (folder / f"g{i}.fits").unlink()

@@ -22,8 +22,6 @@ from galaxysim.flows import FlowDensityEstimator
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
 def _tiny(**params) -> FlowDensityEstimator:
     defaults = dict(n_layers=2, hidden_features=(8,), max_epochs=2, device="cpu", random_state=0)
     return FlowDensityEstimator(**{**defaults, **params})
@@ -57,8 +55,14 @@ def test_gaussian_held_out_log_likelihood_is_near_the_truth(
 ):
     train, test, truth = gaussian_8d
     est = FlowDensityEstimator(
-        flow=flow, n_layers=4, hidden_features=(16,), max_epochs=max_epochs, batch_size=512,
-        learning_rate=learning_rate, device="cpu", random_state=0,
+        flow=flow,
+        n_layers=4,
+        hidden_features=(16,),
+        max_epochs=max_epochs,
+        batch_size=512,
+        learning_rate=learning_rate,
+        device="cpu",
+        random_state=0,
     ).fit(train)
     gap = est.score(test) - truth.logpdf(test).mean()
     # A Gaussian fit by maximum likelihood lands ~0.01 nats below; the flows overfit a little.
@@ -96,8 +100,14 @@ def test_mixture_held_out_log_likelihood_is_near_the_truth():
     sample, log_density = _mixture_2d()
     train, test = sample(1500, 0), sample(2000, 1)
     est = FlowDensityEstimator(
-        flow="spline", n_layers=2, hidden_features=(32,), max_epochs=30, batch_size=256,
-        learning_rate=2e-2, device="cpu", random_state=0,
+        flow="spline",
+        n_layers=2,
+        hidden_features=(32,),
+        max_epochs=30,
+        batch_size=256,
+        learning_rate=2e-2,
+        device="cpu",
+        random_state=0,
     ).fit(train)
     gap = est.score(test) - log_density(test).mean()
     assert abs(gap) < 0.1, gap
@@ -108,8 +118,9 @@ def test_mixture_held_out_log_likelihood_is_near_the_truth():
 
 def test_density_integrates_to_one_in_the_units_of_x():
     x = np.random.default_rng(0).gamma(2.0, 30.0, size=(500, 1)) + 100.0
-    est = FlowDensityEstimator(n_layers=2, hidden_features=(16,), max_epochs=20,
-                               device="cpu", random_state=0).fit(x)
+    est = FlowDensityEstimator(
+        n_layers=2, hidden_features=(16,), max_epochs=20, device="cpu", random_state=0
+    ).fit(x)
     grid = np.linspace(-400.0, 1200.0, 8001)[:, None]
     total = np.exp(est.score_samples(grid)).sum() * (grid[1, 0] - grid[0, 0])
     assert total == pytest.approx(1.0, abs=0.01)
@@ -187,7 +198,7 @@ def test_history_records_the_training():
 
 def test_init_is_keyword_only_and_documents_the_training_parameters():
     with pytest.raises(TypeError):
-        FlowDensityEstimator("affine")  # noqa: the point of the test
+        FlowDensityEstimator("affine")  # positional: the point of the test
     params = FlowDensityEstimator().get_params()
     for param in TRAINING_PARAMETERS:
         assert param.name in params
@@ -294,8 +305,12 @@ def test_fit_does_not_modify_its_input():
 
 def _run_script(path: Path, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(path), *args], capture_output=True, text=True, timeout=240,
-        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -304,8 +319,12 @@ def _run_script(path: Path, *args: str) -> str:
 def test_gridsearch_example_picks_by_held_out_log_likelihood():
     output = _run_script(ROOT / "examples" / "gridsearch_flow.py", "--quick")
     assert "best parameters:" in output
-    scores = [float(line.split("|")[3]) for line in output.splitlines() if line.startswith("| ")
-              and line.split("|")[3].strip().lstrip("-").replace(".", "", 1).isdigit()]
+    scores = [
+        float(line.split("|")[3])
+        for line in output.splitlines()
+        if line.startswith("| ")
+        and line.split("|")[3].strip().lstrip("-").replace(".", "", 1).isdigit()
+    ]
     best = float(output.split("best held-out log-likelihood:")[1].split()[0])
     assert scores and math.isclose(best, max(scores), abs_tol=1e-3)
 
@@ -314,14 +333,20 @@ def test_benchmark_quick_mode_prints_a_finite_table():
     output = _run_script(ROOT / "benchmarks" / "bench_flows.py", "--quick")
     rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) >= 3 and "python benchmarks/bench_flows.py --quick" in output
-    numbers = [float(cell) for row in rows[1:] for cell in row.strip("| ").split(" | ")[2:]
-               if cell.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()]
+    numbers = [
+        float(cell)
+        for row in rows[1:]
+        for cell in row.strip("| ").split(" | ")[2:]
+        if cell.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()
+    ]
     assert numbers and all(math.isfinite(n) for n in numbers)
 
 
 def test_vector_scores_of_a_batch_and_of_single_samples_agree_as_documented():
     """The docs promise agreement to float64 rounding for vector flows."""
     x = np.random.default_rng(0).normal(size=(64, 3))
-    est = FlowDensityEstimator(max_epochs=2, hidden_features=(8,), device="cpu", random_state=0).fit(x)
+    est = FlowDensityEstimator(
+        max_epochs=2, hidden_features=(8,), device="cpu", random_state=0
+    ).fit(x)
     alone = np.concatenate([est.score_samples(x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(alone, est.score_samples(x), rtol=1e-12, atol=1e-12)

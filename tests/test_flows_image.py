@@ -22,8 +22,6 @@ from galaxysim.flows.ood import png_bits
 from galaxysim.metrics import bits_per_dim
 
 
-
-
 def _perturbed_image_flow(image_shape=(4, 4, 2), n_levels=2, seed=0) -> MultiscaleImageFlow:
     """A float64 flow with ActNorm initialised and every weight moved off its initial value."""
     torch.manual_seed(seed)
@@ -55,8 +53,14 @@ def _blob_images(n: int, size: int = 8, seed: int = 0) -> np.ndarray:
 def fitted_blobs():
     images = _blob_images(400)
     est = FlowDensityEstimator(
-        n_layers=2, n_levels=2, hidden_features=(16,), max_epochs=15, batch_size=64,
-        learning_rate=3e-3, device="cpu", random_state=0,
+        n_layers=2,
+        n_levels=2,
+        hidden_features=(16,),
+        max_epochs=15,
+        batch_size=64,
+        learning_rate=3e-3,
+        device="cpu",
+        random_state=0,
     )
     return est.fit(images), images
 
@@ -196,16 +200,14 @@ def test_image_data_model_speaks_8_bit_images():
 
 
 def test_fitted_flow_beats_uniform_and_generalises(fitted_blobs):
-    est, images = fitted_blobs
+    est, _images = fitted_blobs
     held_out = _blob_images(100, seed=1)
     bits = est.bits_per_dim(held_out)
     assert bits.dtype == np.float64
     # Noise of sd 0.02 (about 5 levels) alone costs ~4.4 bits; a useless model costs 8.
     assert bits.mean() < 6.0
     assert est.history_.val_loss[-1] < est.history_.val_loss[0]
-    np.testing.assert_allclose(
-        est.score_samples(held_out), -bits * 64 * math.log(2.0), rtol=1e-12
-    )
+    np.testing.assert_allclose(est.score_samples(held_out), -bits * 64 * math.log(2.0), rtol=1e-12)
 
 
 def test_image_transform_round_trips_and_latent_is_roughly_standard(fitted_blobs):
@@ -231,8 +233,13 @@ def test_flattened_and_gray_inputs_keep_their_layout():
     images = _blob_images(60)
     flat = images.reshape(60, -1)
     est = FlowDensityEstimator(
-        n_layers=1, n_levels=1, hidden_features=(4,), max_epochs=1, image_shape=(8, 8, 1),
-        device="cpu", random_state=0,
+        n_layers=1,
+        n_levels=1,
+        hidden_features=(4,),
+        max_epochs=1,
+        image_shape=(8, 8, 1),
+        device="cpu",
+        random_state=0,
     ).fit(flat)
     assert est.image_shape_ == (8, 8, 1) and est.n_features_in_ == 64
     assert est.sample(3, random_state=0).shape == (3, 64)
@@ -253,7 +260,7 @@ def test_uint8_images_give_the_same_scores_as_floats(fitted_blobs):
 
 
 def test_ood_scores_flag_unlike_images(fitted_blobs):
-    est, images = fitted_blobs
+    est, _images = fitted_blobs
     rng = np.random.default_rng(3)
     noise = rng.random((20, 8, 8, 1)).astype(np.float32)
     in_dist = _blob_images(20, seed=2)

@@ -16,11 +16,15 @@ from galaxysim.flows import FlowDensityEstimator
 from galaxysim.flows.jammy import import_jammy_flows, jammy_layers
 
 
-
-
 def _jammy(**params) -> FlowDensityEstimator:
-    defaults = dict(backend="jammy", flow="gaussianization", n_layers=2, max_epochs=2,
-                    device="cpu", random_state=0)
+    defaults = dict(
+        backend="jammy",
+        flow="gaussianization",
+        n_layers=2,
+        max_epochs=2,
+        device="cpu",
+        random_state=0,
+    )
     return FlowDensityEstimator(**{**defaults, **params})
 
 
@@ -61,7 +65,7 @@ def jammy_fit():
 
 
 def test_jammy_density_is_float64_and_near_the_truth(jammy_fit):
-    est, train, test, truth = jammy_fit
+    est, _train, test, truth = jammy_fit
     scores = est.score_samples(test)
     assert scores.dtype == np.float64
     assert next(est.flow_.pdf.parameters()).dtype == torch.float64
@@ -88,7 +92,7 @@ def test_jammy_round_trip_and_sample_moments(jammy_fit):
 
 def test_jammy_pickles_by_rebuilding(jammy_fit, tmp_path):
     est, _, test, _ = jammy_fit
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (whatever jammy's pdf raises)
         pickle.dumps(est.flow_.pdf)  # the reason for rebuilding: the raw pdf does not pickle
     path = tmp_path / "jammy.joblib"
     joblib.dump(est, path)

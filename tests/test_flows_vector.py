@@ -12,8 +12,6 @@ from galaxysim.flows.base import Standardization, standard_normal_log_prob
 from galaxysim.flows.vector import VECTOR_FLOWS, VectorFlow, zuko_flow
 
 
-
-
 def _perturbed_flow(n_features: int, flow: str, seed: int = 0) -> VectorFlow:
     """A float64 flow whose weights are moved away from the near-identity initialisation."""
     generator = torch.Generator().manual_seed(seed)
@@ -105,4 +103,3 @@ def test_vector_data_model_is_the_identity_on_continuous_data():
     torch.testing.assert_close(z, net.latent(x)[0])
     torch.testing.assert_close(net.from_latent(z), x)
     torch.testing.assert_close(net.sample_from_latent(z), net.inverse(z))
-

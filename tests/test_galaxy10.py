@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from galaxysim.datasets import galaxy10
+from galaxysim.datasets._home import get_data_home
 from galaxysim.datasets.galaxy10 import (
     GALAXY10_CLASSES,
     GALAXY10_FILENAME,
@@ -17,7 +18,6 @@ from galaxysim.datasets.galaxy10 import (
     load_galaxy10_decals,
 )
 from galaxysim.datasets.galaxy10_folder import load_galaxy10_folder
-from galaxysim.datasets._home import get_data_home
 from galaxysim.images import center_crop, load_image, preprocess_images
 
 N_IMAGES, HEIGHT, WIDTH = 40, 36, 44
@@ -138,7 +138,7 @@ def test_chunked_reads_give_the_same_result_and_stay_small(h5_file, monkeypatch,
     # Every read is one slice of rows inside an aligned block of chunk_rows, and
     # only the crop window of those rows.
     assert reads
-    for rows, top_bottom, left_right, channels in reads:
+    for rows, top_bottom, left_right, _channels in reads:
         assert rows.stop - rows.start <= chunk_rows
         assert rows.start // chunk_rows == (rows.stop - 1) // chunk_rows
         assert (top_bottom, left_right) == (slice(12, 24), slice(16, 28))
@@ -219,7 +219,9 @@ def test_damaged_bytes_give_oserror_or_valueerror_only(tmp_path):
     source = tmp_path / "good.h5"
     with h5py.File(source, "w") as handle:
         handle.create_dataset(
-            "images", data=np.zeros((N_IMAGES, 16, 16, 3), np.uint8), chunks=(4, 8, 8, 3),
+            "images",
+            data=np.zeros((N_IMAGES, 16, 16, 3), np.uint8),
+            chunks=(4, 8, 8, 3),
             compression="gzip",
         )
         handle["ans"] = np.arange(N_IMAGES) % 10
@@ -424,7 +426,7 @@ def test_real_samples_seed_classes(galaxy10_samples):
     assert list(data.target_names) == list(GALAXY10_CLASSES[5:])
     first = load_image(data.filenames[0])
     np.testing.assert_allclose(data.images[0], center_crop(first, 64), atol=1e-6)
-    assert 0.0 <= data.images.min() and data.images.max() <= 1.0
+    assert data.images.min() >= 0.0 and data.images.max() <= 1.0
 
 
 def test_real_samples_all_classes(galaxy10_samples):

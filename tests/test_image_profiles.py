@@ -45,7 +45,7 @@ def test_white_noise_has_a_flat_spectrum_at_its_variance_and_smoothed_noise_fall
 
 
 def test_a_wave_puts_its_power_in_its_ring():
-    yy, xx = np.mgrid[:32, :32]
+    _yy, xx = np.mgrid[:32, :32]
     wave = np.sin(2 * np.pi * 5 * xx / 32)[None, :, :, None]
     frequency, power = radial_power_spectrum(wave, window=False)
     assert frequency[np.argmax(power[0, :, 0])] == 5 / 32

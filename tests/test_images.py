@@ -75,7 +75,7 @@ def test_sixteen_bit_png_keeps_its_range(tmp_path):
 def test_load_image_with_size(tmp_path, rgb_u8):
     image = load_image(_save(tmp_path / "i.png", rgb_u8), image_size=(6, 5))
     assert image.shape == (6, 5, 3)
-    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= 0.0 and image.max() <= 1.0
 
 
 def test_missing_file(tmp_path):
@@ -281,7 +281,7 @@ def test_load_real_galaxy10_samples(galaxy10_samples):
 def test_load_real_milky_way(milky_way_png):
     image = load_image(milky_way_png, image_size=64)
     assert image.shape == (64, 64, 3)
-    assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.05
+    assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.05
 
 
 def test_image_preprocessor_follows_sklearn_conventions(tmp_path):

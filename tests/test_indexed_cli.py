@@ -12,8 +12,23 @@ from galaxysim.app.cli import main
 
 pytest.importorskip("zarr")
 
-TINY = ["--embedder", "autoencoder", "--n-samples", "60", "--image-size", "16", "--n-stages", "2", "--max-epochs", "1",
-        "--flow-max-epochs", "1", "--latent-dim", "4", "--quiet"]
+TINY = [
+    "--embedder",
+    "autoencoder",
+    "--n-samples",
+    "60",
+    "--image-size",
+    "16",
+    "--n-stages",
+    "2",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "1",
+    "--latent-dim",
+    "4",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +61,59 @@ def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
     data, images = collection
     model = demo / "model.safetensors"
     embeddings = tmp_path / "embeddings.zarr"
-    assert main(["embed", "--data", str(data), "--model", str(model), "--out", str(embeddings),
-                 "--crop", "16", "--chunk-size", "16", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--out",
+                str(embeddings),
+                "--crop",
+                "16",
+                "--chunk-size",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     index = tmp_path / "index"
-    assert main(["index", "--embeddings", str(embeddings), "--out", str(index),
-                 "--search", "exact"]) == 0
+    assert (
+        main(["index", "--embeddings", str(embeddings), "--out", str(index), "--search", "exact"])
+        == 0
+    )
     query = tmp_path / "query.png"
     from PIL import Image
 
     Image.fromarray((images[7] * 255).round().astype(np.uint8)).save(query)
     out = tmp_path / "ranked"
-    assert main(["rank", "--index", str(index), "--model", str(model), "--query", str(query),
-                 "--data", str(data), "--crop", "16", "--query-framing", "full",
-                 "--n-neighbors", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "--index",
+                str(index),
+                "--model",
+                str(model),
+                "--query",
+                str(query),
+                "--data",
+                str(data),
+                "--crop",
+                "16",
+                "--query-framing",
+                "full",
+                "--n-neighbors",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with open(out / "ranking.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 5 and rows[0]["index"] == "7"  # the query's own galaxy comes first
@@ -70,8 +125,11 @@ def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
     from galaxysim.images import load_image
 
     # The saved, fitted embedder embeds the collection (fit would retrain an unfitted one).
-    expected = ranker.set_params(n_neighbors=5, embedder=ranker.embedder_).fit(images).kneighbors(
-        load_image(query)[None])[1][0]
+    expected = (
+        ranker.set_params(n_neighbors=5, embedder=ranker.embedder_)
+        .fit(images)
+        .kneighbors(load_image(query)[None])[1][0]
+    )
     assert [int(row["index"]) for row in rows] == list(expected)
 
 
@@ -80,12 +138,30 @@ def test_rank_index_needs_a_model_and_refuses_pickles(demo, tmp_path):
     from PIL import Image
 
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(query)
-    assert main(["rank", "--index", str(tmp_path), "--query", str(query),
-                 "--out", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            ["rank", "--index", str(tmp_path), "--query", str(query), "--out", str(tmp_path / "o")]
+        )
+        == 1
+    )
     evil = tmp_path / "evil.joblib"
     evil.write_bytes(b"\x80\x04junk")
-    assert main(["rank", "--index", str(tmp_path), "--model", str(evil), "--query", str(query),
-                 "--out", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "rank",
+                "--index",
+                str(tmp_path),
+                "--model",
+                str(evil),
+                "--query",
+                str(query),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
 
 
 def test_rank_without_data_or_index_is_one_line(tmp_path, capsys):
@@ -93,13 +169,14 @@ def test_rank_without_data_or_index_is_one_line(tmp_path, capsys):
     assert "--data" in capsys.readouterr().err
 
 
-def test_embed_resumes_by_content_not_by_path_and_refuses_other_images(demo, collection, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_embed_resumes_by_content_not_by_path_and_refuses_other_images(
+    demo, collection, tmp_path, monkeypatch, capsys
+):
     import shutil
 
     import h5py
 
-    data, images = collection
+    data, _images = collection
     local = tmp_path / "galaxies.h5"
     shutil.copy(data, local)
     model = demo / "model.safetensors"

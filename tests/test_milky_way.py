@@ -182,7 +182,7 @@ def test_galaxy10_framing_of_the_illustration_fills_the_frame(milky_way_png):
     full = load_milky_way(64, path=milky_way_png, framing="full")
     framed = load_milky_way(64, path=milky_way_png)
     assert framed.shape == (64, 64, 3) and framed.dtype == np.float32
-    assert 0.0 <= framed.min() and framed.max() <= 1.0
+    assert framed.min() >= 0.0 and framed.max() <= 1.0
     corners = (slice(0, 6), slice(0, 6))
     assert full[corners].mean() < 0.05 < framed[corners].mean()  # zoomed in past the margins
     yy, xx = np.mgrid[:64, :64] - 31.5

@@ -24,8 +24,15 @@ from galaxysim import (
 from galaxysim.datasets import make_galaxies, make_milky_way
 from galaxysim.persistence import FORMAT, ModelFileError
 
-TINY_AE = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2,
-               device="cpu", random_state=0)
+TINY_AE = dict(
+    latent_dim=4,
+    n_stages=2,
+    n_blocks=1,
+    base_channels=4,
+    max_epochs=2,
+    device="cpu",
+    random_state=0,
+)
 TINY_FLOW = dict(hidden_features=(8,), max_epochs=2, device="cpu", random_state=0)
 
 
@@ -38,7 +45,8 @@ def galaxies():
 def ranker(galaxies):
     X, y = galaxies
     return SimilarityRanker(
-        AutoencoderEmbedder(**TINY_AE), FlowDensityEstimator(**TINY_FLOW),
+        AutoencoderEmbedder(**TINY_AE),
+        FlowDensityEstimator(**TINY_FLOW),
         target_names=["a", "b", "c", "d", "e"],
     ).fit(X, y)
 
@@ -68,8 +76,9 @@ def test_ranker_round_trip_gives_identical_rankings(ranker, galaxies, tmp_path):
     np.testing.assert_array_equal(after.log_density, before.log_density)
     assert after.query_typicality == before.query_typicality
     assert loaded.score(X, y) == ranker.score(X, y)
-    np.testing.assert_array_equal(loaded.embedder_.history_.train_loss,
-                                  ranker.embedder_.history_.train_loss)
+    np.testing.assert_array_equal(
+        loaded.embedder_.history_.train_loss, ranker.embedder_.history_.train_loss
+    )
     assert loaded.get_params()["target_names"] == ["a", "b", "c", "d", "e"]
 
 
@@ -86,17 +95,20 @@ def test_vector_flows_round_trip_exactly(flow, tmp_path):
 
 def test_image_flow_and_autoencoder_round_trip_exactly(galaxies, tmp_path):
     X, _ = galaxies
-    flow = FlowDensityEstimator(n_layers=1, n_levels=1, hidden_features=(4,), max_epochs=1,
-                                device="cpu", random_state=0).fit(X[:, :8, :8])
+    flow = FlowDensityEstimator(
+        n_layers=1, n_levels=1, hidden_features=(4,), max_epochs=1, device="cpu", random_state=0
+    ).fit(X[:, :8, :8])
     loaded = load_model(save_model(flow, tmp_path / "i.safetensors"))
-    np.testing.assert_array_equal(loaded.score_samples(X[:5, :8, :8]),
-                                  flow.score_samples(X[:5, :8, :8]))
+    np.testing.assert_array_equal(
+        loaded.score_samples(X[:5, :8, :8]), flow.score_samples(X[:5, :8, :8])
+    )
     np.testing.assert_array_equal(loaded.sample(2, random_state=0), flow.sample(2, random_state=0))
     ae = AutoencoderEmbedder(**TINY_AE).fit(X)
     ae_loaded = load_model(save_model(ae, tmp_path / "a.safetensors"), expected=AutoencoderEmbedder)
     np.testing.assert_array_equal(ae_loaded.transform(X), ae.transform(X))
-    np.testing.assert_array_equal(ae_loaded.inverse_transform(ae.transform(X[:3])),
-                                  ae.inverse_transform(ae.transform(X[:3])))
+    np.testing.assert_array_equal(
+        ae_loaded.inverse_transform(ae.transform(X[:3])), ae.inverse_transform(ae.transform(X[:3]))
+    )
 
 
 def test_sklearn_pipelines_and_unfitted_estimators_round_trip(galaxies, tmp_path):
@@ -214,8 +226,9 @@ def test_saving_refuses_to_overwrite_and_leaves_nothing_on_failure(ranker, tmp_p
 def test_jammy_flow_round_trips_exactly(tmp_path):
     pytest.importorskip("jammy_flows")
     X = np.random.default_rng(0).normal(size=(60, 2))
-    est = FlowDensityEstimator(backend="jammy", flow="gt", n_layers=1, max_epochs=1,
-                               device="cpu", random_state=0).fit(X)
+    est = FlowDensityEstimator(
+        backend="jammy", flow="gt", n_layers=1, max_epochs=1, device="cpu", random_state=0
+    ).fit(X)
     loaded = load_model(save_model(est, tmp_path / "j.safetensors"))
     np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
 
@@ -230,11 +243,13 @@ def _peak_rss_bytes() -> int:
 
 def _set(path, value):
     """An edit that sets header[path[0]][path[1]]... to ``value``."""
+
     def edit(header):
         node = header
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return edit
 
 
@@ -261,7 +276,10 @@ DENSITY = ("model", "state", "density_", "state")
         (_set((*EMBEDDER, "history_"), {"history": [1]}), "could not be read"),
         (_set((*EMBEDDER, "latent_dim"), -3), "latent_dim"),
         (_set(("model", "state", "image_shape_"), {"tuple": [10**6, 10**6, 3]}), "larger than"),
-        (_set(("model", "state", "image_shape_"), {"tuple": [16, 16, 0]}), "image_shape_ must hold positive"),
+        (
+            _set(("model", "state", "image_shape_"), {"tuple": [16, 16, 0]}),
+            "image_shape_ must hold positive",
+        ),
     ],
 )
 def test_hostile_headers_are_refused_before_any_network_is_built(edit, match, ranker, tmp_path):

@@ -6,7 +6,9 @@ from galaxysim.plotting import plot_image_grid
 
 def test_grid_layout_and_captions(tmp_path):
     images = np.random.default_rng(0).random((7, 8, 8, 3))
-    fig = plot_image_grid(images, titles=[f"g{i}" for i in range(7)], n_cols=4, row_labels=["a", "b"])
+    fig = plot_image_grid(
+        images, titles=[f"g{i}" for i in range(7)], n_cols=4, row_labels=["a", "b"]
+    )
     axes = fig.axes
     assert len(axes) == 8
     assert [ax.get_title() for ax in axes[:7]] == [f"g{i}" for i in range(7)]
@@ -54,7 +56,9 @@ def test_training_curves_one_panel_per_model():
     from galaxysim.plotting import plot_training_curves
 
     history = {"train_loss": [3.0, 2.0, 1.5], "val_loss": [3.1, 2.2, 2.4], "best_epoch": 1}
-    fig = plot_training_curves({"autoencoder": history, "flow": {"train_loss": [1.0, 0.5], "val_loss": []}})
+    fig = plot_training_curves(
+        {"autoencoder": history, "flow": {"train_loss": [1.0, 0.5], "val_loss": []}}
+    )
     assert len(fig.axes) == 2
     lines = fig.axes[0].get_lines()
     np.testing.assert_array_equal(lines[0].get_ydata(), [3.0, 2.0, 1.5])
@@ -69,8 +73,13 @@ def test_latent_map_legend_star_is_the_size_of_the_other_entries():
     from galaxysim.plotting import plot_latent_map
 
     Z = np.random.default_rng(0).normal(size=(60, 4))
-    fig = plot_latent_map(Z, labels=np.arange(60) % 3, target_names=["a", "b", "c"],
-                          query=Z[:1], query_label="Milky Way")
+    fig = plot_latent_map(
+        Z,
+        labels=np.arange(60) % 3,
+        target_names=["a", "b", "c"],
+        query=Z[:1],
+        query_label="Milky Way",
+    )
     legend = fig.axes[0].get_legend()
     texts = [text.get_text() for text in legend.get_texts()]
     assert texts == ["a", "b", "c", "Milky Way"]

@@ -62,15 +62,19 @@ def test_held_out_galaxies_are_rarely_flagged(builtin):
 
 def test_the_check_survives_a_model_file(builtin, tmp_path):
     ranker, held_out = builtin
-    loaded = load_model(save_model(ranker, tmp_path / "ranker.safetensors"), expected=SimilarityRanker)
+    loaded = load_model(
+        save_model(ranker, tmp_path / "ranker.safetensors"), expected=SimilarityRanker
+    )
     np.testing.assert_array_equal(loaded.image_statistics_, ranker.image_statistics_)
     query = make_milky_way(64)
-    assert loaded.rank(query).query_pixel_outlyingness == ranker.rank(query).query_pixel_outlyingness
+    assert (
+        loaded.rank(query).query_pixel_outlyingness == ranker.rank(query).query_pixel_outlyingness
+    )
     assert loaded.rank(held_out[0]).warning == ranker.rank(held_out[0]).warning
 
 
 def test_a_model_saved_before_the_check_still_ranks(builtin):
-    ranker, held_out = builtin
+    _, held_out = builtin
     old = _ranker().fit(held_out[:30])
     del old.image_statistics_
     old._rebuild_after_loading()
@@ -84,8 +88,11 @@ def test_no_pixel_check_for_vectors_or_small_collections():
     assert vectors.image_statistics_ is None
     assert vectors.rank(rng.normal(size=5)).query_pixel_outlyingness is None
     images = rng.random((10, 16, 16, 3)).astype(np.float32)
-    small = _ranker().set_params(embedder=make_pipeline(
-        ImagePreprocessor(crop=None, flatten=True), PCA(4))).fit(images)
+    small = (
+        _ranker()
+        .set_params(embedder=make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(4)))
+        .fit(images)
+    )
     assert small.image_statistics_.shape == (10, len(IMAGE_STATISTICS))
     assert small.rank(images[0]).query_pixel_outlyingness is None
 
@@ -116,8 +123,10 @@ def test_warning_text_names_each_reason():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REAL_FOLDER.is_dir() and REAL_MILKY_WAY.is_file()),
-                    reason="../shared/data (real Galaxy10 images, Milky Way illustration) is absent")
+@pytest.mark.skipif(
+    not (REAL_FOLDER.is_dir() and REAL_MILKY_WAY.is_file()),
+    reason="../shared/data (real Galaxy10 images, Milky Way illustration) is absent",
+)
 def test_real_illustration_is_flagged_and_real_galaxies_rarely():
     from galaxysim.datasets import load_galaxy10_folder, load_milky_way
 

@@ -15,10 +15,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from galaxysim.images import ImagePreprocessor
 from galaxysim.metrics import neighbor_label_shares, percentile_rank
+from galaxysim.ranking import Ranking, SimilarityRanker
 from galaxysim.ranking.search import NeighborSearch
-from galaxysim.ranking import SimilarityRanker
 from galaxysim.symmetry import dihedral_views
-from galaxysim.ranking import Ranking
 
 
 def _pca(n=6):
@@ -48,7 +47,9 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y = data
-    return SimilarityRanker(_pca(), KernelDensity(bandwidth=1.0), n_neighbors=5, target_names=["bar", "ring"]).fit(X, y)
+    return SimilarityRanker(
+        _pca(), KernelDensity(bandwidth=1.0), n_neighbors=5, target_names=["bar", "ring"]
+    ).fit(X, y)
 
 
 def test_dihedral_views_are_the_eight_symmetries():
@@ -62,7 +63,7 @@ def test_dihedral_views_are_the_eight_symmetries():
 
 
 def test_fit_attributes(fitted, data):
-    X, y = data
+    _X, y = data
     assert fitted.embedding_.shape == (40, 6)
     assert fitted.log_density_.shape == (40,)
     np.testing.assert_array_equal(fitted.labels_, y)
@@ -71,7 +72,7 @@ def test_fit_attributes(fitted, data):
 
 
 def test_rank_finds_the_query_itself_first(fitted, data):
-    X, y = data
+    X, _y = data
     ranking = fitted.rank(X[7])
     assert isinstance(ranking, Ranking) and len(ranking) == 5
     assert ranking.indices[0] == 7 and ranking.distances[0] == pytest.approx(0.0, abs=1e-5)
@@ -102,7 +103,7 @@ def test_parameters_after_density_are_keyword_only():
 
 
 def test_rank_the_whole_collection_orders_classes(fitted, data):
-    X, y = data
+    X, _y = data
     ranking = fitted.rank(X[25], n_neighbors=fitted.n_samples_fit_)
     assert sorted(ranking.indices) == list(range(40))
     assert ranking.similarity[-1] == 0.0
@@ -111,7 +112,7 @@ def test_rank_the_whole_collection_orders_classes(fitted, data):
 
 
 def test_dihedral_invariance_matches_rotated_queries(data):
-    X, y = data
+    X, _y = data
     ranker = SimilarityRanker(_pca(), False, n_neighbors=3).fit(X)
     rotated = np.rot90(X[3], k=1, axes=(0, 1))
     assert ranker.rank(rotated).indices[0] == 3
@@ -126,7 +127,9 @@ def test_dihedral_merge_equals_brute_force(data):
     queries = X[[1, 30]] * 0.9
     dist, idx = ranker.kneighbors(queries)
     views = [ranker.embedder_.transform(v) for v in dihedral_views(queries)]
-    full = np.min([np.linalg.norm(v[:, None] - ranker.embedding_[None], axis=-1) for v in views], axis=0)
+    full = np.min(
+        [np.linalg.norm(v[:, None] - ranker.embedding_[None], axis=-1) for v in views], axis=0
+    )
     for row in range(2):
         np.testing.assert_allclose(dist[row], np.sort(full[row])[:7], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(idx[row], np.argsort(full[row], kind="stable")[:7])
@@ -134,7 +137,9 @@ def test_dihedral_merge_equals_brute_force(data):
 
 def test_likelihood_method_ranks_by_log_density_gap(data):
     X, y = data
-    ranker = SimilarityRanker(_pca(), KernelDensity(bandwidth=1.0), method="likelihood", invariance=None, n_neighbors=4).fit(X, y)
+    ranker = SimilarityRanker(
+        _pca(), KernelDensity(bandwidth=1.0), method="likelihood", invariance=None, n_neighbors=4
+    ).fit(X, y)
     ranking = ranker.rank(X[10])
     gaps = np.abs(ranker.log_density_ - ranker.log_density_[10])
     np.testing.assert_allclose(ranking.distances, np.sort(gaps)[:4], atol=1e-5)
@@ -155,15 +160,20 @@ def test_kneighbors_like_sklearn(fitted, data):
     only_idx = fitted.kneighbors(X[:4], n_neighbors=3, return_distance=False)
     np.testing.assert_array_equal(only_idx, idx)
     plain = clone(fitted).set_params(invariance=None).fit(*data)
-    self_dist, self_idx = plain.kneighbors(n_neighbors=2)
+    _self_dist, self_idx = plain.kneighbors(n_neighbors=2)
     assert self_idx.shape == (40, 2) and not np.any(self_idx == np.arange(40)[:, None])
     with pytest.raises(ValueError, match="does not keep"):
         fitted.kneighbors(n_neighbors=2)
 
 
-@pytest.mark.parametrize("settings", [{"invariance": "dihedral"},
-                                      {"invariance": None},
-                                      {"invariance": None, "method": "likelihood"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"invariance": "dihedral"},
+        {"invariance": None},
+        {"invariance": None, "method": "likelihood"},
+    ],
+)
 def test_kneighbors_exclude_self_gives_the_lists_behind_score(fitted, data, settings):
     X, y = data
     ranker = clone(fitted).set_params(**settings).fit(X, y)
@@ -198,7 +208,9 @@ def test_score_excludes_self_matches_on_the_fitted_data(fitted, data):
     shuffled = np.random.default_rng(0).permutation(y)
     assert fitted.score(X, shuffled) < on_fit
     # A copy of the data is recognised as the fitted data (no self-match credit).
-    degenerate = SimilarityRanker(_pca(), False, n_neighbors=1, invariance=None).fit(X, np.arange(40))
+    degenerate = SimilarityRanker(_pca(), False, n_neighbors=1, invariance=None).fit(
+        X, np.arange(40)
+    )
     assert degenerate.score(X.copy(), np.arange(40)) == 0.0
     assert degenerate.score(X * 0.999, np.arange(40)) > 0.9  # new images: matched to the originals
 
@@ -215,7 +227,7 @@ def test_grid_search_tunes_the_embedder(data):
 
 
 def test_prefitted_embedder_is_not_refitted(data):
-    X, y = data
+    X, _y = data
     embedder = _pca().fit(X[:20])
     components = embedder[-1].components_.copy()
     ranker = SimilarityRanker(embedder, False, n_neighbors=2).fit(X)
@@ -311,7 +323,9 @@ def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
     assert len([ax for ax in bare.plot(X, n_neighbors=3).axes if ax.images]) == 3
 
 
-@parametrize_with_checks([SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)])
+@parametrize_with_checks(
+    [SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)]
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -330,7 +344,9 @@ def test_ranking_csv_neutralises_spreadsheet_formulas(fitted, data, tmp_path):
     import csv as csv_module
 
     X, _ = data
-    names = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tx", "plain"] + [f"g{i}" for i in range(34)]
+    names = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tx", "plain"] + [
+        f"g{i}" for i in range(34)
+    ]
     fitted.rank(X[0], n_neighbors=40, names=names).to_csv(tmp_path / "r.csv")
     with open(tmp_path / "r.csv", newline="") as handle:
         table = list(csv_module.DictReader(handle))

@@ -34,6 +34,15 @@ def test_declared_dependencies_cover_the_design():
 
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in meta["dependencies"]}
-    assert {"numpy", "scikit-learn", "torch", "h5py", "joblib", "pillow", "tqdm", "matplotlib"} <= names
+    assert {
+        "numpy",
+        "scikit-learn",
+        "torch",
+        "h5py",
+        "joblib",
+        "pillow",
+        "tqdm",
+        "matplotlib",
+    } <= names
     assert {"test", "jammy", "milkyway", "fits"} <= set(meta["optional-dependencies"])
     assert meta["scripts"]["galaxysim"] == "galaxysim.app.cli:main"

@@ -21,13 +21,34 @@ import pytest
 
 from galaxysim.app.cli import main
 
-TINY = ["--n-samples", "60", "--image-size", "16", "--n-stages", "1", "--n-blocks", "1",
-        "--base-channels", "4", "--max-epochs", "1", "--flow-max-epochs", "2",
-        "--latent-dim", "4", "--quiet"]
+TINY = [
+    "--n-samples",
+    "60",
+    "--image-size",
+    "16",
+    "--n-stages",
+    "1",
+    "--n-blocks",
+    "1",
+    "--base-channels",
+    "4",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "2",
+    "--latent-dim",
+    "4",
+    "--quiet",
+]
 
-HEADINGS = ["Summary", "Query and its most similar galaxies", "Embedding map",
-            "Training curves", "Autoencoder output of galaxies and of the query",
-            "Generated galaxies"]
+HEADINGS = [
+    "Summary",
+    "Query and its most similar galaxies",
+    "Embedding map",
+    "Training curves",
+    "Autoencoder output of galaxies and of the query",
+    "Generated galaxies",
+]
 
 # Writes a JSON summary of the loaded page into <pre id="probe">.
 PROBE = """
@@ -48,8 +69,16 @@ window.addEventListener("load", function () {
 </script>
 """
 
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _browser() -> str:
@@ -64,7 +93,10 @@ def _run_browser(browser: str, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
 
@@ -125,8 +157,13 @@ def test_every_image_loads_with_an_alt_text(browser, report, tmp_path):
 
 def test_screenshot(browser, report, tmp_path):
     shot = tmp_path / "report.png"
-    result = _run_browser(browser, f"--screenshot={shot}", "--window-size=1200,2400",
-                          "--hide-scrollbars", report.as_uri())
+    result = _run_browser(
+        browser,
+        f"--screenshot={shot}",
+        "--window-size=1200,2400",
+        "--hide-scrollbars",
+        report.as_uri(),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")

@@ -11,8 +11,13 @@ zarr = pytest.importorskip("zarr")
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
-from galaxysim import AutoencoderEmbedder, ImagePreprocessor, load_model, save_model  # noqa: E402
-from galaxysim import scale  # noqa: E402
+from galaxysim import (  # noqa: E402
+    AutoencoderEmbedder,
+    ImagePreprocessor,
+    load_model,
+    save_model,
+    scale,
+)
 from galaxysim.scale import DONE_FOLDER, ChunkError, embed_collection  # noqa: E402
 
 N, SIDE, CROP, CHUNK = 23, 20, 16, 5
@@ -27,7 +32,7 @@ def images():
 @pytest.fixture(scope="module")
 def cropped(images):
     top = (SIDE - CROP) // 2
-    return images[:, top:top + CROP, top:top + CROP]
+    return images[:, top : top + CROP, top : top + CROP]
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +42,16 @@ def pca(cropped):
 
 @pytest.fixture(scope="module")
 def autoencoder(cropped):
-    return AutoencoderEmbedder(latent_dim=4, n_stages=1, n_blocks=1, base_channels=2,
-                               max_epochs=1, batch_size=8, device="cpu",
-                               random_state=0).fit(cropped)
+    return AutoencoderEmbedder(
+        latent_dim=4,
+        n_stages=1,
+        n_blocks=1,
+        base_channels=2,
+        max_epochs=1,
+        batch_size=8,
+        device="cpu",
+        random_state=0,
+    ).fit(cropped)
 
 
 def _write_h5(path, images, keys=("ans", "ra", "dec", "redshift", "pxscale")):
@@ -51,8 +63,9 @@ def _write_h5(path, images, keys=("ans", "ra", "dec", "redshift", "pxscale")):
 
 
 def _write_zarr(path, images):
-    zarr.open_array(str(path), mode="w", shape=images.shape, dtype=images.dtype,
-                    chunks=(7, *images.shape[1:]))[:] = images
+    zarr.open_array(
+        str(path), mode="w", shape=images.shape, dtype=images.dtype, chunks=(7, *images.shape[1:])
+    )[:] = images
     return path
 
 
@@ -81,7 +94,7 @@ def _chunked(model, cropped, tmp_path):
     path = tmp_path / "expected_model.safetensors"
     model = load_model(save_model(model, path, overwrite=True))
     with scale._threads(1):
-        return np.concatenate([model.transform(cropped[i:i + CHUNK]) for i in range(0, N, CHUNK)])
+        return np.concatenate([model.transform(cropped[i : i + CHUNK]) for i in range(0, N, CHUNK)])
 
 
 def test_sequential_equals_transform_of_every_source(source, tmp_path, pca, cropped):
@@ -97,8 +110,9 @@ def test_a_model_file_and_resize_work(tmp_path, images, autoencoder, cropped):
     source = _write_zarr(tmp_path / "images.zarr", images)
     result = embed_collection(source, model, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
     assert np.array_equal(result[:], _chunked(autoencoder, cropped, tmp_path).astype(np.float64))
-    small = embed_collection(source, model, tmp_path / "small.zarr", chunk_size=CHUNK,
-                             crop=None, image_size=CROP)
+    small = embed_collection(
+        source, model, tmp_path / "small.zarr", chunk_size=CHUNK, crop=None, image_size=CROP
+    )
     assert small.shape == (N, 4) and np.isfinite(small[:]).all()
 
 
@@ -141,8 +155,9 @@ def test_a_chunk_written_but_not_marked_is_done_again(tmp_path, images, pca, cro
     zarr.open_array(str(out), mode="r+")[5:10] = 0.0  # a crash mid-write ...
     (out / DONE_FOLDER / "1").unlink()  # ... happens before the marker
     calls = _counting(monkeypatch)
-    assert np.array_equal(embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)[:],
-                          expected)
+    assert np.array_equal(
+        embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)[:], expected
+    )
     assert calls == [1]
 
 
@@ -191,27 +206,34 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as dask_client:
             yield dask_client
 
 
 def test_dask_equals_one_process_bit_for_bit_and_ships_the_model_once(
-        client, tmp_path, images, autoencoder):
+    client, tmp_path, images, autoencoder
+):
     source = _write_h5(tmp_path / "images.h5", images)
-    here = embed_collection(source, autoencoder, tmp_path / "here.zarr", chunk_size=CHUNK,
-                            crop=CROP)
+    here = embed_collection(
+        source, autoencoder, tmp_path / "here.zarr", chunk_size=CHUNK, crop=CROP
+    )
     before = client.run(scale._worker_model_loads)
-    there = embed_collection(source, autoencoder, tmp_path / "there.zarr", chunk_size=CHUNK,
-                             crop=CROP, client=client)
+    there = embed_collection(
+        source, autoencoder, tmp_path / "there.zarr", chunk_size=CHUNK, crop=CROP, client=client
+    )
     assert np.array_equal(here[:], there[:])
     assert len(list((tmp_path / "there.zarr" / DONE_FOLDER).iterdir())) == N_CHUNKS
-    loads = {worker: n - before[worker] for worker, n in client.run(scale._worker_model_loads).items()}
+    loads = {
+        worker: n - before[worker] for worker, n in client.run(scale._worker_model_loads).items()
+    }
     assert len(loads) == 2 and all(n <= 1 for n in loads.values()) and sum(loads.values()) >= 1
     # A second job with the same model reuses each worker's copy.
-    embed_collection(source, autoencoder, tmp_path / "again.zarr", chunk_size=CHUNK + 1,
-                     crop=CROP, client=client)
+    embed_collection(
+        source, autoencoder, tmp_path / "again.zarr", chunk_size=CHUNK + 1, crop=CROP, client=client
+    )
     after = client.run(scale._worker_model_loads)
     assert all(after[worker] - before[worker] <= 1 for worker in before)
 
@@ -242,8 +264,9 @@ def _chunk_file(out, chunk):
 
 
 @pytest.mark.parametrize("kind", ["folder", "h5"])
-def test_a_source_replaced_by_other_images_is_refused_on_resume(tmp_path, images, pca, monkeypatch,
-                                                                kind):
+def test_a_source_replaced_by_other_images_is_refused_on_resume(
+    tmp_path, images, pca, monkeypatch, kind
+):
     writer = {"folder": _write_folder, "h5": _write_h5}[kind]
     source = writer(tmp_path / ("images" if kind == "folder" else "images.h5"), images)
     out = tmp_path / "emb.zarr"
@@ -261,15 +284,19 @@ def test_a_source_replaced_by_other_images_is_refused_on_resume(tmp_path, images
     calls = _counting(monkeypatch)
     with pytest.raises(ValueError, match=r"embeddings of other images: rows 0:5 .*overwrite=True"):
         embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
-    assert calls == [] and {p.name: p.read_bytes() for p in (out / DONE_FOLDER).iterdir()} == markers
+    assert (
+        calls == [] and {p.name: p.read_bytes() for p in (out / DONE_FOLDER).iterdir()} == markers
+    )
     result = embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP, overwrite=True)
     top = (SIDE - CROP) // 2
-    np.testing.assert_allclose(result[:], pca.transform(other[:, top:top + CROP, top:top + CROP]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        result[:], pca.transform(other[:, top : top + CROP, top : top + CROP]), rtol=1e-5, atol=1e-5
+    )
 
 
-def test_the_same_source_by_a_relative_or_an_absolute_path_resumes(tmp_path, images, pca,
-                                                                   monkeypatch):
+def test_the_same_source_by_a_relative_or_an_absolute_path_resumes(
+    tmp_path, images, pca, monkeypatch
+):
     source = _write_zarr(tmp_path / "images.zarr", images)
     monkeypatch.chdir(tmp_path)
     _counting(monkeypatch, fail_at=2)
@@ -297,7 +324,9 @@ def test_another_model_or_a_running_job_is_refused(tmp_path, images, pca, croppe
     source = _write_zarr(tmp_path / "images.zarr", images)
     out = tmp_path / "emb.zarr"
     embed_collection(source, pca, out, chunk_size=CHUNK, crop=CROP)
-    other = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3)).fit(cropped[::-1][:20])
+    other = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3)).fit(
+        cropped[::-1][:20]
+    )
     with pytest.raises(ValueError, match="another job.*model_sha256"):
         embed_collection(source, other, out, chunk_size=CHUNK, crop=CROP)
     from galaxysim._filelock import FileLock
@@ -320,8 +349,13 @@ def test_zarr_metadata_nested_100000_deep_is_one_clear_error(tmp_path, images, p
 
 def test_a_zarr_array_declaring_a_trillion_images_is_refused_before_listing_them(tmp_path, pca):
     source = tmp_path / "declared.zarr"
-    zarr.open_array(str(source), mode="w", shape=(10**12, SIDE, SIDE, 3), dtype="uint8",
-                    chunks=(7, SIDE, SIDE, 3))[:7] = 1
+    zarr.open_array(
+        str(source),
+        mode="w",
+        shape=(10**12, SIDE, SIDE, 3),
+        dtype="uint8",
+        chunks=(7, SIDE, SIDE, 3),
+    )[:7] = 1
     with pytest.raises(MemoryError, match="chunks of .*larger chunk_size"):
         embed_collection(source, pca, tmp_path / "emb.zarr", chunk_size=CHUNK, crop=CROP)
     assert not (tmp_path / "emb.zarr").exists()

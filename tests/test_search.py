@@ -83,7 +83,7 @@ def test_view_merge_takes_the_closest_view(points):
 def test_view_merge_with_exclude_self(points):
     Z, _ = points
     views = [Z, Z * 1.01]
-    dist, idx = NeighborSearch().fit(Z).kneighbors_views(views, 49, exclude_self=True)
+    _dist, idx = NeighborSearch().fit(Z).kneighbors_views(views, 49, exclude_self=True)
     full = np.min([np.linalg.norm(v[:, None] - Z[None], axis=-1) for v in views], axis=0)
     np.fill_diagonal(full, np.inf)
     np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :49])
@@ -91,7 +91,7 @@ def test_view_merge_with_exclude_self(points):
 
 
 def test_params_reach_the_backend_and_clone(points):
-    Z, Q = points
+    Z, _Q = points
     search = NeighborSearch("ball_tree", leaf_size=5)
     assert search.get_params() == {"algorithm": "ball_tree", "metric": "euclidean", "leaf_size": 5}
     assert repr(search) == "NeighborSearch(algorithm='ball_tree', leaf_size=5)"
@@ -204,13 +204,20 @@ def test_ranker_search_parameter(points):
     Z, _ = points
     ranker = SimilarityRanker(PCA(2), False, invariance=None).fit(Z)
     assert ranker.search == "auto" and ranker.search_.algorithm_ == "exact"
-    tree = SimilarityRanker(PCA(2), False, invariance=None, neighbors_params={"algorithm": "kd_tree"})
+    tree = SimilarityRanker(
+        PCA(2), False, invariance=None, neighbors_params={"algorithm": "kd_tree"}
+    )
     assert tree.fit(Z).search_.algorithm_ == "kd_tree"
     with pytest.raises(ValueError, match="search must be 'auto' or one of"):
         SimilarityRanker(PCA(2), False, invariance=None, search="annoy").fit(Z)
     with pytest.raises(ValueError, match="disagree"):
-        SimilarityRanker(PCA(2), False, invariance=None, search="exact",
-                         neighbors_params={"algorithm": "kd_tree"}).fit(Z)
+        SimilarityRanker(
+            PCA(2),
+            False,
+            invariance=None,
+            search="exact",
+            neighbors_params={"algorithm": "kd_tree"},
+        ).fit(Z)
 
 
 def _edited_search(tmp_path, points, **changes):
@@ -252,7 +259,9 @@ def test_saved_embeddings_that_declare_more_than_they_hold_are_refused(tmp_path,
     npy = (folder / "embeddings.npy").read_bytes()
     header_end = npy.index(b"\n") + 1
     header = npy[:header_end].replace(b"(50, 3)", b"(50000000000, 3)")
-    header = header[:-1].rstrip(b" ") + b" " * (header_end - len(header[:-1].rstrip(b" ")) - 1) + b"\n"
+    header = (
+        header[:-1].rstrip(b" ") + b" " * (header_end - len(header[:-1].rstrip(b" ")) - 1) + b"\n"
+    )
     (folder / "embeddings.npy").write_bytes(header[:header_end] + npy[header_end:])
     with pytest.raises(ValueError, match="declares 1,200,000,000,000 bytes"):
         NeighborSearch.load(folder)

@@ -183,7 +183,9 @@ def test_search_parameters_from_a_file_are_bounded(tmp_path, data, value):
     with pytest.raises(ValueError, match="ef_search must be a positive int of at most 65,536"):
         NeighborSearch.load(folder)
     for name, largest in (("M", 512), ("nprobe", 2**20)):
-        with pytest.raises(ValueError, match=f"{name} must be a positive int of at most {largest:,}"):
+        with pytest.raises(
+            ValueError, match=f"{name} must be a positive int of at most {largest:,}"
+        ):
             algorithm = "faiss-hnsw" if name == "M" else "faiss-ivf"
             NeighborSearch(algorithm, **{name: largest + 1}).fit(data[0][:300])
 
@@ -212,8 +214,9 @@ def test_a_small_index_file_declaring_gigabytes_is_refused_before_faiss_reads_it
     assert NeighborSearch.load(folder).n_samples_fit_ == 40
 
 
-@pytest.mark.parametrize("algorithm, params", [("faiss-hnsw", {"M": 8}), ("faiss-ivf", {}),
-                                               ("faiss-ivf", {"pq": 4})])
+@pytest.mark.parametrize(
+    "algorithm, params", [("faiss-hnsw", {"M": 8}), ("faiss-ivf", {}), ("faiss-ivf", {"pq": 4})]
+)
 def test_every_declared_size_of_an_index_file_is_checked(data, algorithm, params):
     from galaxysim.ranking._faiss_file import IndexFileError, check_index_file
 
@@ -226,7 +229,7 @@ def test_every_declared_size_of_an_index_file_is_checked(data, algorithm, params
         check_index_file(good[:-1], algorithm)
     # Every 8-byte field set to a huge length: refused by the check, never read by faiss.
     for start in range(4, len(good) - 8, 97):
-        hostile = good[:start] + (2**40).to_bytes(8, "little") + good[start + 8:]
+        hostile = good[:start] + (2**40).to_bytes(8, "little") + good[start + 8 :]
         try:
             check_index_file(hostile, algorithm)
         except IndexFileError:

@@ -103,14 +103,19 @@ def test_fit_module_lowers_the_loss_and_records_history():
     assert not history.stopped_early and not history.interrupted
     assert not module.training  # left in eval mode
     assert set(history.as_dict()) == {
-        "train_loss", "val_loss", "best_epoch", "n_epochs", "stopped_early", "interrupted"
+        "train_loss",
+        "val_loss",
+        "best_epoch",
+        "n_epochs",
+        "stopped_early",
+        "interrupted",
     }
 
 
 def test_fit_module_is_reproducible_with_a_seed():
     a, history_a = _fit(_net(0), random_state=5)
     b, history_b = _fit(_net(0), random_state=5)
-    c, history_c = _fit(_net(0), random_state=6)
+    _c, history_c = _fit(_net(0), random_state=6)
     assert history_a.train_loss == history_b.train_loss
     assert all(torch.equal(p, q) for p, q in zip(_weights(a), _weights(b)))
     assert history_a.train_loss != history_c.train_loss
@@ -127,7 +132,7 @@ def test_early_stopping_restores_the_best_weights():
     # Validation targets are the negated training targets: once the fit follows the
     # training data, the validation loss can only grow.
     x, y = _regression_data(64)
-    val_x, val_y = _regression_data(32, seed=1)
+    val_x, _val_y = _regression_data(32, seed=1)
     val = (val_x, -(val_x @ torch.tensor([[1.0], [-2.0], [0.5]])))
     module, history = _fit(
         data=(x, y), validation_data=val, max_epochs=40, patience=3, learning_rate=0.05
@@ -156,8 +161,14 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far():
     interrupted = _net()
     with pytest.warns(RuntimeWarning, match="interrupted after 1 complete epoch"):
         history = fit_module(
-            interrupted, data, interrupting_loss, max_epochs=10, batch_size=16,
-            learning_rate=0.01, device="cpu", random_state=0,
+            interrupted,
+            data,
+            interrupting_loss,
+            max_epochs=10,
+            batch_size=16,
+            learning_rate=0.01,
+            device="cpu",
+            random_state=0,
         )
     assert history.interrupted and history.n_epochs == 1 and history.best_epoch == 0
     one_epoch, _ = _fit(data=data, max_epochs=1, batch_size=16, learning_rate=0.01)
@@ -170,8 +181,15 @@ def test_non_finite_loss_is_a_clear_error():
         return _mse(module, batch) * float("nan")
 
     with pytest.raises(RuntimeError, match="learning_rate"):
-        fit_module(_net(), _regression_data(), nan_loss, max_epochs=2, batch_size=16,
-                   learning_rate=0.01, device="cpu")
+        fit_module(
+            _net(),
+            _regression_data(),
+            nan_loss,
+            max_epochs=2,
+            batch_size=16,
+            learning_rate=0.01,
+            device="cpu",
+        )
 
 
 def test_too_few_samples_names_n_samples_and_validation_fraction():
@@ -213,8 +231,9 @@ def test_bad_data_is_named():
     with pytest.raises(TypeError, match="data"):
         _fit(data=x.numpy())
     with pytest.raises(TypeError, match="loss_fn"):
-        fit_module(_net(), (x, y), "mse", max_epochs=1, batch_size=8, learning_rate=0.1,
-                   device="cpu")
+        fit_module(
+            _net(), (x, y), "mse", max_epochs=1, batch_size=8, learning_rate=0.1, device="cpu"
+        )
 
 
 def test_augment_sees_every_training_sample_and_not_validation():
@@ -245,15 +264,36 @@ def test_even_batches_spread_the_samples_over_batches_of_nearly_equal_size(even_
             validation.append(batch[0].shape[0])
         return _mse(module, batch)
 
-    fit_module(_net(), _regression_data(90), mse, max_epochs=1, batch_size=16, learning_rate=0.01,
-               device="cpu", random_state=0, augment=record, early_stopping=False,
-               validation_fraction=0.0, even_batches=even_batches)
+    fit_module(
+        _net(),
+        _regression_data(90),
+        mse,
+        max_epochs=1,
+        batch_size=16,
+        learning_rate=0.01,
+        device="cpu",
+        random_state=0,
+        augment=record,
+        early_stopping=False,
+        validation_fraction=0.0,
+        even_batches=even_batches,
+    )
     assert seen == sizes
     x, y = _regression_data(97)
     seen.clear()
-    fit_module(_net(), (x[:70], y[:70]), mse, max_epochs=1, batch_size=32, learning_rate=0.01,
-               device="cpu", random_state=0, augment=record, validation_data=(x[70:], y[70:]),
-               even_batches=even_batches)
+    fit_module(
+        _net(),
+        (x[:70], y[:70]),
+        mse,
+        max_epochs=1,
+        batch_size=32,
+        learning_rate=0.01,
+        device="cpu",
+        random_state=0,
+        augment=record,
+        validation_data=(x[70:], y[70:]),
+        even_batches=even_batches,
+    )
     assert sorted(seen) == ([23, 23, 24] if even_batches else [6, 32, 32])
     assert validation == [27]
     with pytest.raises(TypeError, match="even_batches"):
@@ -326,9 +366,21 @@ def test_documented_defaults_come_from_the_signature():
         [training parameters]
         """
 
-        def __init__(self, *, max_epochs=7, batch_size=3, learning_rate=0.5, weight_decay=0.0,
-                     max_grad_norm=None, validation_fraction=0.2, early_stopping=False,
-                     patience=2, device="cpu", random_state=None, verbose=0):
+        def __init__(
+            self,
+            *,
+            max_epochs=7,
+            batch_size=3,
+            learning_rate=0.5,
+            weight_decay=0.0,
+            max_grad_norm=None,
+            validation_fraction=0.2,
+            early_stopping=False,
+            patience=2,
+            device="cpu",
+            random_state=None,
+            verbose=0,
+        ):
             pass
 
     assert "max_epochs : int, default=7" in Estimator.__doc__
@@ -346,9 +398,19 @@ def test_a_docstring_without_the_marker_is_a_developer_error():
 
 class _Holder(TorchEstimatorMixin):
     def __init__(self, **params):
-        defaults = dict(max_epochs=2, batch_size=16, learning_rate=0.01, weight_decay=0.0,
-                        max_grad_norm=None, validation_fraction=0.1, early_stopping=True,
-                        patience=3, device="cpu", random_state=0, verbose=0)
+        defaults = dict(
+            max_epochs=2,
+            batch_size=16,
+            learning_rate=0.01,
+            weight_decay=0.0,
+            max_grad_norm=None,
+            validation_fraction=0.1,
+            early_stopping=True,
+            patience=3,
+            device="cpu",
+            random_state=0,
+            verbose=0,
+        )
         defaults.update(params)
         self.__dict__.update(defaults)
 

@@ -47,8 +47,7 @@ def _net():
 
 def _fit(data, **kwargs):
     net = _net()
-    options = dict(max_epochs=3, batch_size=16, learning_rate=0.01, device="cpu",
-                   random_state=0)
+    options = dict(max_epochs=3, batch_size=16, learning_rate=0.01, device="cpu", random_state=0)
     options.update(kwargs)
     return net, fit_module(net, data, _mse, **options)
 
@@ -85,8 +84,7 @@ def test_prepare_runs_on_every_batch_before_augment():
         seen.append(batch[0].abs().max().item())
         return batch
 
-    _fit(Batches(x / 2, y), prepare=prepare, augment=augment, max_epochs=1,
-         early_stopping=False)
+    _fit(Batches(x / 2, y), prepare=prepare, augment=augment, max_epochs=1, early_stopping=False)
     assert max(seen) == pytest.approx(x.abs().max().item())
 
 
@@ -99,8 +97,7 @@ def test_validation_augment_draws_the_same_views_every_epoch():
         draws.append(noise)
         return batch[0] + noise, batch[1]
 
-    _, history = _fit(Batches(x, y), validation_augment=noisy, max_epochs=2,
-                      early_stopping=False)
+    _, history = _fit(Batches(x, y), validation_augment=noisy, max_epochs=2, early_stopping=False)
     assert len(history.val_loss) == 2 and len(draws) == 2  # 9 validation rows: one batch
     assert torch.equal(draws[0], draws[1])
 
@@ -150,8 +147,17 @@ def test_keyboard_interrupt_while_streaming_keeps_the_weights_and_stops_the_work
 
     net = _net()
     with pytest.warns(RuntimeWarning, match="interrupted after 1 complete epoch"):
-        history = fit_module(net, Batches(x, y), interrupting, max_epochs=5, batch_size=16,
-                             learning_rate=0.01, device="cpu", random_state=0, num_workers=1)
+        history = fit_module(
+            net,
+            Batches(x, y),
+            interrupting,
+            max_epochs=5,
+            batch_size=16,
+            learning_rate=0.01,
+            device="cpu",
+            random_state=0,
+            num_workers=1,
+        )
     assert history.interrupted and history.n_epochs == 1
     one_epoch, _ = _fit((x, y), max_epochs=1)
     assert _same(net, one_epoch)

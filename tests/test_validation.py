@@ -43,7 +43,9 @@ def test_flattened_input_without_image_shape_is_rejected():
 
 
 def test_flattened_input_with_wrong_feature_count():
-    with pytest.raises(ValueError, match=r"47 features per sample but image_shape=\(4, 4, 3\) needs 48"):
+    with pytest.raises(
+        ValueError, match=r"47 features per sample but image_shape=\(4, 4, 3\) needs 48"
+    ):
         check_images(np.zeros((3, 47)), image_shape=(4, 4, 3))
 
 

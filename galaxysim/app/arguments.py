@@ -58,5 +58,7 @@ def resolve_n_neighbors(args: argparse.Namespace, n_galaxies: int, where: str) -
     if args.n_neighbors is None:
         args.n_neighbors = min(DEFAULT_N_NEIGHBORS, n_galaxies)
     elif args.n_neighbors > n_galaxies:
-        raise ValueError(f"--n-neighbors {args.n_neighbors} is more than the {n_galaxies:,} "
-                         f"galaxies in {where}; ask for at most {n_galaxies:,}.")
+        raise ValueError(
+            f"--n-neighbors {args.n_neighbors} is more than the {n_galaxies:,} "
+            f"galaxies in {where}; ask for at most {n_galaxies:,}."
+        )

@@ -16,8 +16,14 @@ from typing import Any
 
 from .arguments import DEFAULT_N_NEIGHBORS, positive_int
 
-__all__ = ["EMBEDDERS", "add_model_options", "build_embedder", "build_ranker",
-           "build_study_ranker", "ranking_params"]
+__all__ = [
+    "EMBEDDERS",
+    "add_model_options",
+    "build_embedder",
+    "build_ranker",
+    "build_study_ranker",
+    "ranking_params",
+]
 
 #: The embedders ``--embedder`` chooses from; the first is the default.
 EMBEDDERS = ("contrastive", "autoencoder", "pca")
@@ -43,18 +49,67 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     'contrastive'
     """
     group = parser.add_argument_group("model")
-    group.add_argument("--embedder", choices=EMBEDDERS, default=EMBEDDERS[0], help="how galaxies are compared: a contrastive self-supervised network (default), the original study's autoencoder, or PCA of the pixels")
-    group.add_argument("--latent-dim", type=positive_int, default=None, help="embedding size (default: 64 contrastive (whitened from 128), 32 autoencoder and PCA)")
-    group.add_argument("--max-epochs", type=positive_int, default=None, help="training epochs of the embedders at most (default: 15 contrastive, 30 autoencoder)")
+    group.add_argument(
+        "--embedder",
+        choices=EMBEDDERS,
+        default=EMBEDDERS[0],
+        help="how galaxies are compared: a contrastive self-supervised network (default), the original study's autoencoder, or PCA of the pixels",
+    )
+    group.add_argument(
+        "--latent-dim",
+        type=positive_int,
+        default=None,
+        help="embedding size (default: 64 contrastive (whitened from 128), 32 autoencoder and PCA)",
+    )
+    group.add_argument(
+        "--max-epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs of the embedders at most (default: 15 contrastive, 30 autoencoder)",
+    )
     # A light autoencoder by default, so that a CPU finishes in minutes; the
     # original study's 6 blocks of 16 channels is --n-blocks 6 --base-channels 16.
-    group.add_argument("--n-stages", type=positive_int, default=5, help="autoencoder stages, each halving the image (default: %(default)s)")
-    group.add_argument("--n-blocks", type=positive_int, default=1, help="residual blocks per autoencoder stage (default: %(default)s)")
-    group.add_argument("--base-channels", type=positive_int, default=8, help="autoencoder base channels (default: %(default)s)")
-    group.add_argument("--flow-max-epochs", type=positive_int, default=50, help="flow epochs at most (default: %(default)s)")
-    group.add_argument("--method", choices=("embedding", "likelihood"), default="embedding", help="ranking method (default: %(default)s)")
-    group.add_argument("--no-invariance", action="store_true", help="compare the query only as given, not in its 8 rotations and flips")
-    group.add_argument("--n-neighbors", type=positive_int, default=None, help=f"neighbours to show (default: {DEFAULT_N_NEIGHBORS}, or all galaxies when there are fewer; more than there are is an error); ranking.csv ranks the whole collection")
+    group.add_argument(
+        "--n-stages",
+        type=positive_int,
+        default=5,
+        help="autoencoder stages, each halving the image (default: %(default)s)",
+    )
+    group.add_argument(
+        "--n-blocks",
+        type=positive_int,
+        default=1,
+        help="residual blocks per autoencoder stage (default: %(default)s)",
+    )
+    group.add_argument(
+        "--base-channels",
+        type=positive_int,
+        default=8,
+        help="autoencoder base channels (default: %(default)s)",
+    )
+    group.add_argument(
+        "--flow-max-epochs",
+        type=positive_int,
+        default=50,
+        help="flow epochs at most (default: %(default)s)",
+    )
+    group.add_argument(
+        "--method",
+        choices=("embedding", "likelihood"),
+        default="embedding",
+        help="ranking method (default: %(default)s)",
+    )
+    group.add_argument(
+        "--no-invariance",
+        action="store_true",
+        help="compare the query only as given, not in its 8 rotations and flips",
+    )
+    group.add_argument(
+        "--n-neighbors",
+        type=positive_int,
+        default=None,
+        help=f"neighbours to show (default: {DEFAULT_N_NEIGHBORS}, or all galaxies when there are fewer; more than there are is an error); ranking.csv ranks the whole collection",
+    )
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 
@@ -94,31 +149,47 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
 
         # Whitened: every component counts alike, which groups galaxies better than
         # plain PCA (docs/evaluation_builtin.md).
-        return make_pipeline(ImagePreprocessor(crop=None, flatten=True),
-                             PCA(dim, whiten=True, random_state=args.random_state))
+        return make_pipeline(
+            ImagePreprocessor(crop=None, flatten=True),
+            PCA(dim, whiten=True, random_state=args.random_state),
+        )
     epochs = args.max_epochs or _DEFAULT_EPOCHS[kind]
     if kind == "autoencoder":
         from ..embedders import AutoencoderEmbedder
 
         return AutoencoderEmbedder(
-            latent_dim=dim, n_stages=args.n_stages, n_blocks=args.n_blocks,
-            base_channels=args.base_channels, max_epochs=epochs,
-            random_state=args.random_state, verbose=_verbose(args),
+            latent_dim=dim,
+            n_stages=args.n_stages,
+            n_blocks=args.n_blocks,
+            base_channels=args.base_channels,
+            max_epochs=epochs,
+            random_state=args.random_state,
+            verbose=_verbose(args),
         )
     from ..embedders import ContrastiveEmbedder
 
     # The network's width stays at its default unless a larger embedding is asked for;
     # the embedding is its whitened projection on `dim` directions.
     width = max(ContrastiveEmbedder().n_components, dim)
-    return ContrastiveEmbedder(n_components=width, whiten=dim, max_epochs=epochs,
-                               random_state=args.random_state, verbose=_verbose(args))
+    return ContrastiveEmbedder(
+        n_components=width,
+        whiten=dim,
+        max_epochs=epochs,
+        random_state=args.random_state,
+        verbose=_verbose(args),
+    )
 
 
 def _flow(args: argparse.Namespace) -> Any:
     from ..flows import FlowDensityEstimator
 
-    return FlowDensityEstimator(flow="affine", n_layers=4, max_epochs=args.flow_max_epochs,
-                                random_state=args.random_state, verbose=_verbose(args))
+    return FlowDensityEstimator(
+        flow="affine",
+        n_layers=4,
+        max_epochs=args.flow_max_epochs,
+        random_state=args.random_state,
+        verbose=_verbose(args),
+    )
 
 
 def ranking_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,5 +242,6 @@ def build_study_ranker(args: argparse.Namespace) -> Any:
     from ..ranking import SimilarityRanker
 
     args = argparse.Namespace(**{**vars(args), "latent_dim": None})
-    return SimilarityRanker(build_embedder(args, "autoencoder"), _flow(args),
-                            **ranking_params(args))
+    return SimilarityRanker(
+        build_embedder(args, "autoencoder"), _flow(args), **ranking_params(args)
+    )

@@ -13,15 +13,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .._version import __version__
 from .arguments import positive_int, resolve_n_neighbors
 from .building import add_model_options, build_ranker, build_study_ranker, ranking_params
 from .indexed import add_embed_parser, add_index_parser
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 class CLIError(Exception):
@@ -78,25 +78,45 @@ def _run_demo(args: argparse.Namespace) -> int:
         )
         query, query_name = default_query(args.image_size)
         provenance = run_provenance(
-            args.argv, random_state=args.random_state,
-            data={"generator": "galaxysim.datasets.make_galaxies", "n_samples": args.n_samples,
-                  "image_size": args.image_size, "random_state": args.random_state},
-            query={"generator": "galaxysim.app.collections.default_query",
-                   "image_size": args.image_size, "name": query_name},
+            args.argv,
+            random_state=args.random_state,
+            data={
+                "generator": "galaxysim.datasets.make_galaxies",
+                "n_samples": args.n_samples,
+                "image_size": args.image_size,
+                "random_state": args.random_state,
+            },
+            query={
+                "generator": "galaxysim.app.collections.default_query",
+                "image_size": args.image_size,
+                "name": query_name,
+            },
         )
-        print(f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}")
-        ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+        print(
+            f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}"
+        )
+        ranker, fit_seconds = _fit_or_reuse(
+            args, collection.images, collection.target, collection.target_names
+        )
         study = _fit_study(args, ranker, collection)
         files = write_ranking_outputs(
-            staging, ranker, collection.images, query, labels=collection.target,
-            target_names=collection.target_names, study=study,
-            target_label=collection.target_names.index(TARGET_CLASS), query_name=query_name,
-            n_neighbors=16, random_state=args.random_state,
+            staging,
+            ranker,
+            collection.images,
+            query,
+            labels=collection.target,
+            target_names=collection.target_names,
+            study=study,
+            target_label=collection.target_names.index(TARGET_CLASS),
+            query_name=query_name,
+            n_neighbors=16,
+            random_state=args.random_state,
             title="galaxysim demo: the Milky Way challenge on built-in galaxies",
             notes="Synthetic galaxies of the five Galaxy10 spiral and edge-on classes, ranked by "
             "similarity to the Milky Way. The Milky Way is a barred spiral, so a good ranking "
             "puts Barred Spiral first and the edge-on classes last.",
-            extra_summary={"fit seconds": round(fit_seconds, 1)}, provenance=provenance,
+            extra_summary={"fit seconds": round(fit_seconds, 1)},
+            provenance=provenance,
         )
     _print_outputs(args.out, files, time.perf_counter() - start)
     return 0
@@ -116,13 +136,16 @@ def _parse_classes(values):
 def _check_rank_options(args: argparse.Namespace) -> None:
     """Refuse options that contradict each other, or that nothing would read."""
     if args.query_crop is not None and args.query_framing is not None:
-        raise CLIError("--query-crop and --query-framing both say how to frame the query; "
-                       "give one of them.")
+        raise CLIError(
+            "--query-crop and --query-framing both say how to frame the query; give one of them."
+        )
     if args.trust_pickle and args.model is None:
         raise CLIError("--trust-pickle applies to a --model file, and none was given.")
     if args.index is not None and args.classes:
-        raise CLIError("--classes selects images to fit on; with --index nothing is fitted, so "
-                       "drop --classes (the index holds the collection it was built from).")
+        raise CLIError(
+            "--classes selects images to fit on; with --index nothing is fitted, so "
+            "drop --classes (the index holds the collection it was built from)."
+        )
 
 
 def _parse_framing(text: str | None) -> str | float:
@@ -133,7 +156,9 @@ def _parse_framing(text: str | None) -> str | float:
     try:
         return float(text)
     except ValueError:
-        raise CLIError(f"--query-framing must be 'galaxy10', 'full' or a number, got {text!r}.") from None
+        raise CLIError(
+            f"--query-framing must be 'galaxy10', 'full' or a number, got {text!r}."
+        ) from None
 
 
 def _check_rank_inputs(args: argparse.Namespace) -> None:
@@ -172,26 +197,48 @@ def _run_rank(args: argparse.Namespace) -> int:
     _check_rank_inputs(args)
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
-        provenance = run_provenance(args.argv, random_state=args.random_state, data=args.data,
-                                    query=args.query, model=args.model)
+        provenance = run_provenance(
+            args.argv,
+            random_state=args.random_state,
+            data=args.data,
+            query=args.query,
+            model=args.model,
+        )
         collection = load_collection(
-            args.data, classes=_parse_classes(args.classes), crop=args.crop,
-            image_size=args.image_size, verbose=not args.quiet, name="--data",
+            args.data,
+            classes=_parse_classes(args.classes),
+            crop=args.crop,
+            image_size=args.image_size,
+            verbose=not args.quiet,
+            name="--data",
         )
         resolve_n_neighbors(args, len(collection), f"--data {args.data!r}")
-        query, _ = load_query(args.query, collection.images.shape[1:], crop=args.query_crop,
-                              framing=framing)
-        print(f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}")
-        ranker, fit_seconds = _fit_or_reuse(args, collection.images, collection.target, collection.target_names)
+        query, _ = load_query(
+            args.query, collection.images.shape[1:], crop=args.query_crop, framing=framing
+        )
+        print(
+            f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}"
+        )
+        ranker, fit_seconds = _fit_or_reuse(
+            args, collection.images, collection.target, collection.target_names
+        )
         target_names = collection.target_names
         target_label = None
         if target_names is not None and TARGET_CLASS in target_names:
             target_label = target_names.index(TARGET_CLASS)
         query_name = Path(args.query).name
         files = write_ranking_outputs(
-            staging, ranker, collection.images, query, labels=collection.target,
-            target_names=target_names, target_label=target_label, names=collection.names,
-            query_name=query_name, n_neighbors=args.n_neighbors, random_state=args.random_state,
+            staging,
+            ranker,
+            collection.images,
+            query,
+            labels=collection.target,
+            target_names=target_names,
+            target_label=target_label,
+            names=collection.names,
+            query_name=query_name,
+            n_neighbors=args.n_neighbors,
+            random_state=args.random_state,
             title=f"galaxysim ranking for {query_name}",
             extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
             provenance=provenance,
@@ -215,16 +262,26 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
         table = run_evaluation(
-            args.data, staging, query=args.query, methods=args.methods, quick=args.quick,
-            n_samples=args.n_samples, random_state=args.random_state, verbose=not args.quiet,
+            args.data,
+            staging,
+            query=args.query,
+            methods=args.methods,
+            quick=args.quick,
+            n_samples=args.n_samples,
+            random_state=args.random_state,
+            verbose=not args.quiet,
         )
         provenance = run_provenance(
-            args.argv, random_state=args.random_state, query=args.query,
+            args.argv,
+            random_state=args.random_state,
+            query=args.query,
             data=data or {"generator": "galaxysim.datasets.make_galaxies"},
         )
         (staging / "summary.json").write_text(json.dumps({"provenance": provenance}, indent=2))
     print(table.to_markdown())
-    print(f"wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to {args.out} in {time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to {args.out} in {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 
@@ -253,7 +310,8 @@ def _add_output_options(parser: argparse.ArgumentParser, *, out: str | None, qui
     else:
         parser.add_argument("--out", default=out, help="output folder (default: %(default)s)")
     parser.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="replace a non-empty --out folder: its old contents are removed once this run's "
         "outputs are complete (a failed or interrupted run leaves it untouched)",
     )
@@ -269,8 +327,18 @@ def _add_demo_parser(sub) -> None:
         "report.html and model.safetensors into a folder.",
     )
     _add_output_options(demo, out="galaxysim-demo", quiet="no progress bars")
-    demo.add_argument("--n-samples", type=positive_int, default=2000, help="galaxies to generate (default: %(default)s)")
-    demo.add_argument("--image-size", type=positive_int, default=64, help="image side in pixels (default: %(default)s)")
+    demo.add_argument(
+        "--n-samples",
+        type=positive_int,
+        default=2000,
+        help="galaxies to generate (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=64,
+        help="image side in pixels (default: %(default)s)",
+    )
     add_model_options(demo)
     demo.set_defaults(handler=_run_demo)
 
@@ -282,22 +350,50 @@ def _add_rank_parser(sub) -> None:
         description="Fit (or load) a model on a collection and rank it by similarity to a "
         "query image; writes the same files as the demo.",
     )
-    rank.add_argument("--data", help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels); with --index, only the neighbours' images are read from it")
-    rank.add_argument("--index", help="an index built by 'galaxysim index': answer from it, embedding only the query (needs --model)")
+    rank.add_argument(
+        "--data",
+        help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels); with --index, only the neighbours' images are read from it",
+    )
+    rank.add_argument(
+        "--index",
+        help="an index built by 'galaxysim index': answer from it, embedding only the query (needs --model)",
+    )
     rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
     _add_output_options(rank, out=None, quiet="no progress bars")
-    rank.add_argument("--model", help="a model.safetensors written earlier: reuse its trained embedder instead of training one")
     rank.add_argument(
-        "--trust-pickle", action="store_true",
+        "--model",
+        help="a model.safetensors written earlier: reuse its trained embedder instead of training one",
+    )
+    rank.add_argument(
+        "--trust-pickle",
+        action="store_true",
         help="let --model be a pickle (joblib) file; loading one runs any code in it, so only "
         "for a file you made yourself or fully trust",
     )
-    rank.add_argument("--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)")
-    rank.add_argument("--crop", type=positive_int, default=64, help="center crop of the collection's images (default: %(default)s)")
-    rank.add_argument("--image-size", type=positive_int, default=None, help="resize after cropping (default: keep)")
-    rank.add_argument("--query-crop", type=positive_int, default=None, help="center crop of the query before it is resized to the collection's size (replaces --query-framing)")
     rank.add_argument(
-        "--query-framing", default=None,
+        "--classes", nargs="+", help="Galaxy10 labels or names to keep (default: 5 6 7 8 9)"
+    )
+    rank.add_argument(
+        "--crop",
+        type=positive_int,
+        default=64,
+        help="center crop of the collection's images (default: %(default)s)",
+    )
+    rank.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="resize after cropping (default: keep)",
+    )
+    rank.add_argument(
+        "--query-crop",
+        type=positive_int,
+        default=None,
+        help="center crop of the query before it is resized to the collection's size (replaces --query-framing)",
+    )
+    rank.add_argument(
+        "--query-framing",
+        default=None,
         help="'galaxy10' (default): scale the query so its galaxy fills the frame as a Galaxy10 "
         "galaxy fills its 64-pixel crop; 'full': the whole picture; or a number, the half-light "
         "diameter as a fraction of the side",
@@ -314,19 +410,28 @@ def _add_evaluate_parser(sub) -> None:
         "dihedral invariance, the flow's latent space, likelihood closeness) on one collection "
         "and write evaluation.csv, evaluation.md, evaluation.png and summary.json (provenance).",
     )
-    evaluate.add_argument("--data", default="builtin", help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)")
+    evaluate.add_argument(
+        "--data",
+        default="builtin",
+        help="'builtin', a Galaxy10 h5, or a folder with labels.csv (default: %(default)s)",
+    )
     evaluate.add_argument("--query", help="query image (default: the Milky Way)")
     evaluate.add_argument("--methods", nargs="+", help="methods to run (default: all)")
     _add_output_options(evaluate, out="galaxysim-evaluation", quiet="no progress output")
-    evaluate.add_argument("--quick", action="store_true", help="tiny models and data (seconds), for a smoke test")
-    evaluate.add_argument("--n-samples", type=positive_int, default=None, help="use at most this many galaxies")
+    evaluate.add_argument(
+        "--quick", action="store_true", help="tiny models and data (seconds), for a smoke test"
+    )
+    evaluate.add_argument(
+        "--n-samples", type=positive_int, default=None, help="use at most this many galaxies"
+    )
     evaluate.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
     evaluate.set_defaults(handler=_run_evaluate)
 
 
 def _add_info_parser(sub) -> None:
     info = sub.add_parser(
-        "info", help="show versions, the device, the optional extras and the data found",
+        "info",
+        help="show versions, the device, the optional extras and the data found",
         description="Show the versions of galaxysim and its main dependencies, the torch "
         "device, which optional extras are installed, the data folder and whether the "
         "Galaxy10 file and the Milky Way illustration are there.",

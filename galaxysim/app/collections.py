@@ -13,9 +13,10 @@ everywhere.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class Collection:
         """Whether every image has a class label."""
         return self.target is not None
 
-    def subsample(self, n_samples: int | None, random_state: int | None = None) -> "Collection":
+    def subsample(self, n_samples: int | None, random_state: int | None = None) -> Collection:
         """A random subset of ``n_samples`` images, in the collection's order.
 
         Parameters
@@ -157,11 +158,14 @@ def _unlabelled_folder(path: Path, crop: Any, image_size: Any) -> Collection:
     )
 
 
-def _galaxy10_file(path: Path, classes: Any, crop: Any, image_size: Any, verbose: bool) -> Collection:
+def _galaxy10_file(
+    path: Path, classes: Any, crop: Any, image_size: Any, verbose: bool
+) -> Collection:
     from ..datasets import load_galaxy10_decals
 
-    bunch = load_galaxy10_decals(path, classes=classes, crop=crop, image_size=image_size,
-                                 verbose=verbose)
+    bunch = load_galaxy10_decals(
+        path, classes=classes, crop=crop, image_size=image_size, verbose=verbose
+    )
     selection, resized = _describe_selection(classes, crop, image_size)
     return Collection(
         images=bunch.images,
@@ -351,8 +355,10 @@ def default_query(image_size: int = 64) -> tuple[np.ndarray, str]:
     from ..datasets import load_milky_way, make_milky_way
 
     try:
-        return (load_milky_way(image_size=image_size),
-                "Milky Way (NASA/JPL-Caltech/R. Hurt illustration)")
+        return (
+            load_milky_way(image_size=image_size),
+            "Milky Way (NASA/JPL-Caltech/R. Hurt illustration)",
+        )
     except ImportError:
         return make_milky_way(image_size=image_size), "Milky Way (built-in drawing)"
 

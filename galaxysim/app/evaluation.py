@@ -26,18 +26,31 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._validation import (
-    PathLike, check_bool, check_image, check_images, check_labels, check_positive_int,
+    PathLike,
+    check_bool,
+    check_image,
+    check_images,
+    check_labels,
+    check_positive_int,
     is_fitted,
 )
 from ..ranking import SimilarityRanker
-from .collections import TARGET_CLASS, Collection, load_collection, load_query, make_builtin_collection
+from .collections import (
+    TARGET_CLASS,
+    Collection,
+    load_collection,
+    load_query,
+    make_builtin_collection,
+)
+from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
 from .evaluation_methods import (
     _BASELINES,
     _BUILDERS,
@@ -50,7 +63,6 @@ from .evaluation_methods import (
     check_pretrained,
     describe_settings,
 )
-from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
 from .evaluation_table import EvaluationTable, plot_evaluation
 
 __all__ = [
@@ -67,7 +79,9 @@ __all__ = [
 
 
 def _check_target_names(target_names: Any) -> list[str]:
-    if isinstance(target_names, (str, bytes)) or not isinstance(target_names, (Sequence, np.ndarray)):
+    if isinstance(target_names, (str, bytes)) or not isinstance(
+        target_names, (Sequence, np.ndarray)
+    ):
         raise TypeError(
             f"target_names must be a sequence of class names, got {type(target_names).__name__}."
         )
@@ -80,7 +94,9 @@ def _check_target_names(target_names: Any) -> list[str]:
 def _check_target_label(target_label: Any, target_names: list[str]) -> int:
     if isinstance(target_label, str):
         if target_label not in target_names:
-            raise ValueError(f"target_label {target_label!r} is not one of target_names {target_names}.")
+            raise ValueError(
+                f"target_label {target_label!r} is not one of target_names {target_names}."
+            )
         return target_names.index(target_label)
     if isinstance(target_label, (bool, np.bool_)) or not isinstance(target_label, Integral):
         raise TypeError(
@@ -103,9 +119,20 @@ def _check_ks(ks: Any, n: int) -> tuple[int, ...]:
     return ks
 
 
-def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label: Any,
-                  methods: Any, latent_dim: Any, n_neighbors: Any, ks: Any, quick: Any,
-                  random_state: Any) -> EvaluationInputs:
+def _check_inputs(
+    X: Any,
+    y: Any,
+    query: Any,
+    *,
+    target_names: Any,
+    target_label: Any,
+    methods: Any,
+    latent_dim: Any,
+    n_neighbors: Any,
+    ks: Any,
+    quick: Any,
+    random_state: Any,
+) -> EvaluationInputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
     chosen = _check_methods(methods)
     names = _check_target_names(target_names)
@@ -133,15 +160,26 @@ def _check_inputs(X: Any, y: Any, query: Any, *, target_names: Any, target_label
     check_bool(quick, "quick")
     if random_state is not None:
         check_positive_int(random_state, "random_state", minimum=0)
-    return EvaluationInputs(chosen, images, labels, query_image, names, target, latent_dim,
-                            n_neighbors, ks, random_state=random_state)
+    return EvaluationInputs(
+        chosen,
+        images,
+        labels,
+        query_image,
+        names,
+        target,
+        latent_dim,
+        n_neighbors,
+        ks,
+        random_state=random_state,
+    )
 
 
 # ------------------------------------------------------------------------ evaluation
 
 
-def _measure(name: str, models: _Models,
-             inputs: EvaluationInputs) -> tuple[dict[str, Any], np.ndarray]:
+def _measure(
+    name: str, models: _Models, inputs: EvaluationInputs
+) -> tuple[dict[str, Any], np.ndarray]:
     """Fit one method's ranker on the collection and measure it.
 
     Returns one table row and the leave-one-out same-class share of every
@@ -161,12 +199,16 @@ def _measure(name: str, models: _Models,
     ranker.fit(inputs.images, inputs.labels)
     fit_seconds = time.perf_counter() - start + shared_seconds
     figures, shares = measure_ranker(ranker, inputs, fit_seconds=fit_seconds)
-    return {"method": name, "kind": "baseline" if name in _BASELINES else "learned",
-            **figures}, shares
+    return {
+        "method": name,
+        "kind": "baseline" if name in _BASELINES else "learned",
+        **figures,
+    }, shares
 
 
-def _measure_all(models: _Models, inputs: EvaluationInputs, *,
-                 verbose: bool) -> list[dict[str, Any]]:
+def _measure_all(
+    models: _Models, inputs: EvaluationInputs, *, verbose: bool
+) -> list[dict[str, Any]]:
     """One row per method, each with its same-class rate's (paired) difference to PCA's."""
     key = inputs.same_class_key
     low, high = EvaluationTable.interval_columns(key)
@@ -317,23 +359,45 @@ def evaluate_methods(
     (['pixels', 'pca'], True)
     """
     inputs = _check_inputs(
-        X, y, query, target_names=target_names, target_label=target_label, methods=methods,
-        latent_dim=latent_dim, n_neighbors=n_neighbors, ks=ks, quick=quick,
+        X,
+        y,
+        query,
+        target_names=target_names,
+        target_label=target_label,
+        methods=methods,
+        latent_dim=latent_dim,
+        n_neighbors=n_neighbors,
+        ks=ks,
+        quick=quick,
         random_state=random_state,
     )
     if train_X is not None:
         inputs.train_images = check_images(train_X, min_samples=2, name="train_X")
         if inputs.train_images.shape[1:] != inputs.images.shape[1:]:
-            raise ValueError(f"train_X holds images of shape {inputs.train_images.shape[1:]}, "
-                             f"X of {inputs.images.shape[1:]}; they must match.")
+            raise ValueError(
+                f"train_X holds images of shape {inputs.train_images.shape[1:]}, "
+                f"X of {inputs.images.shape[1:]}; they must match."
+            )
     params = _model_params(
-        inputs.methods, inputs.images.shape[1:], quick=quick, verbose=verbose,
-        params={"autoencoder_params": autoencoder_params, "flow_params": flow_params,
-                "contrastive_params": contrastive_params},
+        inputs.methods,
+        inputs.images.shape[1:],
+        quick=quick,
+        verbose=verbose,
+        params={
+            "autoencoder_params": autoencoder_params,
+            "flow_params": flow_params,
+            "contrastive_params": contrastive_params,
+        },
     )
-    models = _Models(inputs.images if train_X is None else inputs.train_images,
-                     inputs.latent_dim, params["autoencoder"], params["flow"], random_state,
-                     params["contrastive"], check_pretrained(pretrained))
+    models = _Models(
+        inputs.images if train_X is None else inputs.train_images,
+        inputs.latent_dim,
+        params["autoencoder"],
+        params["flow"],
+        random_state,
+        params["contrastive"],
+        check_pretrained(pretrained),
+    )
     rows = _measure_all(models, inputs, verbose=verbose)
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
     return EvaluationTable(
@@ -348,7 +412,10 @@ def evaluate_methods(
         data_name=data_name,
         query_name=query_name,
         settings=describe_settings(
-            inputs.methods, params, latent_dim=inputs.latent_dim, quick=quick,
+            inputs.methods,
+            params,
+            latent_dim=inputs.latent_dim,
+            quick=quick,
             random_state=random_state,
             n_train=None if train_X is None else len(inputs.train_images),
         ),
@@ -358,8 +425,9 @@ def evaluate_methods(
 # ---------------------------------------------------------------------- run_evaluation
 
 
-def _evaluation_collection(data: Any, *, n_samples: int | None, quick: bool,
-                           random_state: int | None, verbose: bool) -> Collection:
+def _evaluation_collection(
+    data: Any, *, n_samples: int | None, quick: bool, random_state: int | None, verbose: bool
+) -> Collection:
     """The labelled collection of ``data``: built-in, a Galaxy10 file or a labelled folder."""
     side = 32 if quick else 64
     if isinstance(data, str) and data == "builtin":
@@ -373,8 +441,9 @@ def _evaluation_collection(data: Any, *, n_samples: int | None, quick: bool,
             f"data {str(path)!r} is neither 'builtin', a Galaxy10 .h5 file nor a folder "
             "with a labels.csv."
         )
-    collection = load_collection(path, crop=64, image_size=side if quick else None,
-                                 require_labels=True, verbose=verbose)
+    collection = load_collection(
+        path, crop=64, image_size=side if quick else None, require_labels=True, verbose=verbose
+    )
     return collection.subsample(n_samples, random_state)
 
 
@@ -478,16 +547,26 @@ def run_evaluation(
         n_samples = 200
     if latent_dim is None:
         latent_dim = 8 if quick else 32
-    collection = _evaluation_collection(data, n_samples=n_samples, quick=quick,
-                                        random_state=random_state, verbose=verbose)
+    collection = _evaluation_collection(
+        data, n_samples=n_samples, quick=quick, random_state=random_state, verbose=verbose
+    )
     query_image, query_name = load_query(query, collection.images.shape[1:])
     table = evaluate_methods(
-        collection.images, collection.target, query_image,
-        target_names=collection.target_names, target_label=TARGET_CLASS, methods=methods,
-        latent_dim=latent_dim, ks=tuple(k for k in (10, 50) if k <= len(collection)),
-        quick=quick, autoencoder_params=autoencoder_params,
-        contrastive_params=contrastive_params, flow_params=flow_params,
-        random_state=random_state, data_name=collection.description, query_name=query_name,
+        collection.images,
+        collection.target,
+        query_image,
+        target_names=collection.target_names,
+        target_label=TARGET_CLASS,
+        methods=methods,
+        latent_dim=latent_dim,
+        ks=tuple(k for k in (10, 50) if k <= len(collection)),
+        quick=quick,
+        autoencoder_params=autoencoder_params,
+        contrastive_params=contrastive_params,
+        flow_params=flow_params,
+        random_state=random_state,
+        data_name=collection.description,
+        query_name=query_name,
         verbose=verbose,
     )
     _write_reports(table, out_dir)

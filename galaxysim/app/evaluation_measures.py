@@ -18,8 +18,9 @@ method (PCA) and :func:`chance_figures` what a random ranking scores.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,12 +94,17 @@ def _bootstrap(values: np.ndarray, random_state: int | None) -> tuple[float, flo
     """The evaluation's interval of a mean over galaxies; NaN for no galaxies."""
     if len(values) == 0:
         return _NO_INTERVAL
-    return bootstrap_interval(values, confidence=INTERVAL_CONFIDENCE,
-                              n_resamples=BOOTSTRAP_RESAMPLES, random_state=random_state)
+    return bootstrap_interval(
+        values,
+        confidence=INTERVAL_CONFIDENCE,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        random_state=random_state,
+    )
 
 
-def _with_interval(row: dict[str, Any], column: str, value: float,
-                   interval: tuple[float, float]) -> None:
+def _with_interval(
+    row: dict[str, Any], column: str, value: float, interval: tuple[float, float]
+) -> None:
     """Put ``value`` in ``column`` and its interval in the two columns after it."""
     row[column] = float(value)
     low, high = EvaluationTable.interval_columns(column)
@@ -116,8 +122,9 @@ def _target_share_interval(hits: int, k: int, n: int) -> tuple[float, float]:
     return wilson_interval(hits, k, confidence=INTERVAL_CONFIDENCE)
 
 
-def measure_ranker(ranker: SimilarityRanker, inputs: EvaluationInputs, *,
-                   fit_seconds: float) -> tuple[dict[str, Any], np.ndarray]:
+def measure_ranker(
+    ranker: SimilarityRanker, inputs: EvaluationInputs, *, fit_seconds: float
+) -> tuple[dict[str, Any], np.ndarray]:
     """Measure a ranker fitted on ``inputs.images``: its table row, intervals included.
 
     Parameters
@@ -171,27 +178,42 @@ def measure_ranker(ranker: SimilarityRanker, inputs: EvaluationInputs, *,
     _with_interval(row, "same_class_vs_pca", float("nan"), _NO_INTERVAL)
     for k in inputs.ks:
         hits = int(np.count_nonzero(ranked_labels[:k] == inputs.target))
-        _with_interval(row, f"target_share_at_{k}", summary[f"precision_at_{k}"],
-                       _target_share_interval(hits, k, n))
+        _with_interval(
+            row,
+            f"target_share_at_{k}",
+            summary[f"precision_at_{k}"],
+            _target_share_interval(hits, k, n),
+        )
     # Position (1 = most similar) of every galaxy in the query's full ranking.
     positions = np.empty(n)
     positions[ranking.indices] = np.arange(1, n + 1)
     for label, class_name in enumerate(inputs.target_names):
-        _with_interval(row, f"mean_rank:{class_name}",
-                       summary["class_rank_profile"][class_name]["mean_rank"],
-                       _bootstrap(positions[inputs.labels == label], seed))
+        _with_interval(
+            row,
+            f"mean_rank:{class_name}",
+            summary["class_rank_profile"][class_name]["mean_rank"],
+            _bootstrap(positions[inputs.labels == label], seed),
+        )
     row["query_isolation"] = float(ranking.query_isolation)
     row["fit_seconds"] = float(fit_seconds)
     row["query_seconds"] = float(query_seconds)
     for label, class_name in enumerate(inputs.target_names):
         mine = shares[inputs.labels == label]
-        _with_interval(row, f"{key}:{class_name}", np.mean(mine) if len(mine) else float("nan"),
-                       _bootstrap(mine, seed))
+        _with_interval(
+            row,
+            f"{key}:{class_name}",
+            np.mean(mine) if len(mine) else float("nan"),
+            _bootstrap(mine, seed),
+        )
     return row, shares
 
 
-def add_differences(rows: Sequence[dict[str, Any]], shares: Sequence[np.ndarray], reference: int,
-                    inputs: EvaluationInputs) -> None:
+def add_differences(
+    rows: Sequence[dict[str, Any]],
+    shares: Sequence[np.ndarray],
+    reference: int,
+    inputs: EvaluationInputs,
+) -> None:
     """Set each row's ``same_class_vs_pca``: its same-class rate minus the reference row's.
 
     The interval is a paired bootstrap: the per-galaxy differences of the two
@@ -224,8 +246,12 @@ def add_differences(rows: Sequence[dict[str, Any]], shares: Sequence[np.ndarray]
     key = inputs.same_class_key
     rate = rows[reference][key]
     for row, method_shares in zip(rows, shares):
-        _with_interval(row, "same_class_vs_pca", row[key] - rate,
-                       _bootstrap(method_shares - shares[reference], inputs.random_state))
+        _with_interval(
+            row,
+            "same_class_vs_pca",
+            row[key] - rate,
+            _bootstrap(method_shares - shares[reference], inputs.random_state),
+        )
 
 
 def chance_figures(inputs: EvaluationInputs) -> dict[str, float]:
@@ -263,6 +289,8 @@ def chance_figures(inputs: EvaluationInputs) -> dict[str, float]:
         **{f"target_share_at_{k}": float(shares[inputs.target]) for k in inputs.ks},
         **{f"mean_rank:{class_name}": (n + 1) / 2 for class_name in inputs.target_names},
         # Within one class: a random other galaxy is of that class with this probability.
-        **{f"{key}:{class_name}": float((count - 1) / (n - 1)) if count else float("nan")
-           for class_name, count in zip(inputs.target_names, class_counts)},
+        **{
+            f"{key}:{class_name}": float((count - 1) / (n - 1)) if count else float("nan")
+            for class_name, count in zip(inputs.target_names, class_counts)
+        },
     }

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -54,45 +55,50 @@ from ..images import ImagePreprocessor
 __all__ = ["METHODS", "METHOD_DESCRIPTIONS", "check_pretrained", "describe_settings"]
 
 #: Human-readable description of every method, in the table's order.
-METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
-    "pixels": "raw pixels, flattened; Euclidean distance (baseline)",
-    "pca": "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)",
-    "pca-whitened": (
-        "the same PCA with every component scaled to unit variance (baseline: what the "
-        "flow's standardisation alone does to PCA)"
-    ),
-    "contrastive": (
-        "ContrastiveEmbedder (SimCLR on galaxy augmentations; its defaults: the "
-        "group-convolutional encoder, invariant to flips and quarter turns), whitened and "
-        "normalised embedding; Euclidean distance"
-    ),
-    "contrastive-conv": (
-        "the same with the plain convolutional encoder (encoder='conv', the default "
-        "before 0.2)"
-    ),
-    "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
-    "autoencoder+dihedral": (
-        "the same autoencoder; the query compared in its 8 rotations and flips, "
-        "smallest distance kept"
-    ),
-    "autoencoder+augmentation": (
-        "AutoencoderEmbedder trained to reconstruct each galaxy from an augmented view "
-        "(GalaxyAugmentation: blur, noise, brightness, colour; any rotation, scale, shift)"
-    ),
-    "flow-latent": (
-        "FlowDensityEstimator (affine coupling) fitted on the PCA vectors; Euclidean "
-        "distance in its Gaussianised latent space"
-    ),
-    "likelihood": (
-        "closeness of log-likelihood under a FlowDensityEstimator fitted on the "
-        "autoencoder codes (the original study's flow approach)"
-    ),
-})
+METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "pixels": "raw pixels, flattened; Euclidean distance (baseline)",
+        "pca": "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)",
+        "pca-whitened": (
+            "the same PCA with every component scaled to unit variance (baseline: what the "
+            "flow's standardisation alone does to PCA)"
+        ),
+        "contrastive": (
+            "ContrastiveEmbedder (SimCLR on galaxy augmentations; its defaults: the "
+            "group-convolutional encoder, invariant to flips and quarter turns), whitened and "
+            "normalised embedding; Euclidean distance"
+        ),
+        "contrastive-conv": (
+            "the same with the plain convolutional encoder (encoder='conv', the default before 0.2)"
+        ),
+        "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
+        "autoencoder+dihedral": (
+            "the same autoencoder; the query compared in its 8 rotations and flips, "
+            "smallest distance kept"
+        ),
+        "autoencoder+augmentation": (
+            "AutoencoderEmbedder trained to reconstruct each galaxy from an augmented view "
+            "(GalaxyAugmentation: blur, noise, brightness, colour; any rotation, scale, shift)"
+        ),
+        "flow-latent": (
+            "FlowDensityEstimator (affine coupling) fitted on the PCA vectors; Euclidean "
+            "distance in its Gaussianised latent space"
+        ),
+        "likelihood": (
+            "closeness of log-likelihood under a FlowDensityEstimator fitted on the "
+            "autoencoder codes (the original study's flow approach)"
+        ),
+    }
+)
 #: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in the table's order.
 METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
 _BASELINES = ("pixels", "pca", "pca-whitened")
-_AUTOENCODER_METHODS = ("autoencoder", "autoencoder+dihedral", "autoencoder+augmentation",
-                        "likelihood")
+_AUTOENCODER_METHODS = (
+    "autoencoder",
+    "autoencoder+dihedral",
+    "autoencoder+augmentation",
+    "likelihood",
+)
 _CONTRASTIVE_METHODS = ("contrastive", "contrastive-conv")
 _PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
 _FLOW_METHODS = ("flow-latent", "likelihood")
@@ -101,8 +107,13 @@ _FLOW_METHODS = ("flow-latent", "likelihood")
 _QUICK_AUTOENCODER = {"n_blocks": 1, "base_channels": 8, "max_epochs": 3, "batch_size": 32}
 _QUICK_FLOW = {"n_layers": 2, "hidden_features": (32,), "max_epochs": 5, "batch_size": 64}
 #: The contrastive embedder of quick=True (also what a quick pretrained one must be).
-QUICK_CONTRASTIVE = {"n_components": 16, "n_stages": 2, "base_channels": 8, "max_epochs": 2,
-                      "batch_size": 32}
+QUICK_CONTRASTIVE = {
+    "n_components": 16,
+    "n_stages": 2,
+    "base_channels": 8,
+    "max_epochs": 2,
+    "batch_size": 32,
+}
 
 
 # ------------------------------------------------------------------------ the methods
@@ -213,18 +224,20 @@ def _likelihood(models: _Models) -> tuple[dict[str, Any], float]:
 
 # Each builder returns the SimilarityRanker parameters of its method and the
 # seconds already spent training shared models it reuses.
-_BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = MappingProxyType({
-    "pixels": _pixels,
-    "pca": _pca,
-    "pca-whitened": _pca_whitened,
-    "contrastive": _contrastive,
-    "contrastive-conv": _contrastive_conv,
-    "autoencoder": _autoencoder,
-    "autoencoder+dihedral": _autoencoder_dihedral,
-    "autoencoder+augmentation": _autoencoder_augmentation,
-    "flow-latent": _flow_latent,
-    "likelihood": _likelihood,
-})
+_BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = MappingProxyType(
+    {
+        "pixels": _pixels,
+        "pca": _pca,
+        "pca-whitened": _pca_whitened,
+        "contrastive": _contrastive,
+        "contrastive-conv": _contrastive_conv,
+        "autoencoder": _autoencoder,
+        "autoencoder+dihedral": _autoencoder_dihedral,
+        "autoencoder+augmentation": _autoencoder_augmentation,
+        "flow-latent": _flow_latent,
+        "likelihood": _likelihood,
+    }
+)
 
 
 # ------------------------------------------------------------------------ validation
@@ -264,7 +277,9 @@ def check_pretrained(pretrained: Mapping[str, Any] | None) -> dict[str, tuple[An
         model, seconds = value
         check_is_fitted(model)
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
-            raise ValueError(f"pretrained[{key!r}]'s seconds must be a number >= 0, got {seconds!r}.")
+            raise ValueError(
+                f"pretrained[{key!r}]'s seconds must be a number >= 0, got {seconds!r}."
+            )
         checked[key] = (model, float(seconds))
     return checked
 
@@ -299,7 +314,9 @@ def _check_params(params: Any, name: str) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, Mapping):
-        raise TypeError(f"{name} must be a dict of estimator parameters, got {type(params).__name__}.")
+        raise TypeError(
+            f"{name} must be a dict of estimator parameters, got {type(params).__name__}."
+        )
     return dict(params)
 
 
@@ -316,10 +333,13 @@ def _n_stages_for(side: int, default: int = 5) -> int:
     return stages
 
 
-
 def _model_params(
-    methods: Sequence[str], image_shape: Sequence[int], *, quick: bool,
-    params: Mapping[str, Any], verbose: bool,
+    methods: Sequence[str],
+    image_shape: Sequence[int],
+    *,
+    quick: bool,
+    params: Mapping[str, Any],
+    verbose: bool,
 ) -> dict[str, dict[str, Any]]:
     """Each model's parameters (``"autoencoder"``, ``"contrastive"``, ``"flow"``).
 
@@ -331,8 +351,9 @@ def _model_params(
         from ..embedders import AutoencoderEmbedder
 
         default_stages = AutoencoderEmbedder().n_stages
-        models["autoencoder"]["n_stages"] = _n_stages_for(math.gcd(*image_shape[:2]),
-                                                          default_stages)
+        models["autoencoder"]["n_stages"] = _n_stages_for(
+            math.gcd(*image_shape[:2]), default_stages
+        )
     if quick:
         models["autoencoder"].update(_QUICK_AUTOENCODER)
         models["contrastive"].update(QUICK_CONTRASTIVE)
@@ -345,8 +366,13 @@ def _model_params(
 
 
 def describe_settings(
-    methods: Sequence[str], params: Mapping[str, Mapping[str, Any]], *, latent_dim: int,
-    quick: bool, random_state: int | None, n_train: int | None = None,
+    methods: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    latent_dim: int,
+    quick: bool,
+    random_state: int | None,
+    n_train: int | None = None,
 ) -> dict[str, Any]:
     """The settings of an evaluation, for the record: the parameters of the models it used.
 
@@ -372,12 +398,18 @@ def describe_settings(
     >>> describe_settings(["pca"], {}, latent_dim=8, quick=True, random_state=0)
     {'latent_dim': 8, 'quick': True, 'random_state': 0}
     """
-    settings: dict[str, Any] = {"latent_dim": latent_dim, "quick": bool(quick),
-                                "random_state": random_state}
+    settings: dict[str, Any] = {
+        "latent_dim": latent_dim,
+        "quick": bool(quick),
+        "random_state": random_state,
+    }
     if n_train is not None:
         settings["models trained on"] = f"the {n_train} images of train_X"
-    for kind, kind_methods in (("autoencoder", _AUTOENCODER_METHODS),
-                               ("contrastive", _CONTRASTIVE_METHODS), ("flow", _FLOW_METHODS)):
+    for kind, kind_methods in (
+        ("autoencoder", _AUTOENCODER_METHODS),
+        ("contrastive", _CONTRASTIVE_METHODS),
+        ("flow", _FLOW_METHODS),
+    ):
         if set(kind_methods) & set(methods):
             settings[kind] = _describe_params(params[kind])
     return settings

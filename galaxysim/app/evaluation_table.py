@@ -233,9 +233,14 @@ class EvaluationTable:
         table = self._markdown_table()
         if not details:
             return table
-        legend = [f"- `{row['method']}`: {METHOD_DESCRIPTIONS.get(row['method'], '')}" for row in self.rows]
-        return "\n".join([self._markdown_intro(), "", table, "", self._markdown_legend(), "",
-                          *legend]) + "\n"
+        legend = [
+            f"- `{row['method']}`: {METHOD_DESCRIPTIONS.get(row['method'], '')}"
+            for row in self.rows
+        ]
+        return (
+            "\n".join([self._markdown_intro(), "", table, "", self._markdown_legend(), "", *legend])
+            + "\n"
+        )
 
     def _markdown_table(self) -> str:
         """The main table and, when the rows have them, the table of per-class rates."""
@@ -249,8 +254,10 @@ class EvaluationTable:
 
     def _markdown_lines(self, columns: list[str]) -> str:
         align = ["---" if name in ("method", "kind") else "---:" for name in columns]
-        lines = ["| " + " | ".join(self._header(name) for name in columns) + " |",
-                 "|" + "|".join(align) + "|"]
+        lines = [
+            "| " + " | ".join(self._header(name) for name in columns) + " |",
+            "|" + "|".join(align) + "|",
+        ]
         chance = {**self._chance_row(), "method": "*chance*"}
         for row in [*self.rows, chance]:
             cells = []
@@ -317,7 +324,7 @@ class EvaluationTable:
             return ""
         if isinstance(value, str):
             return value
-        if isinstance(value, (bool, np.bool_)) or isinstance(value, Integral):
+        if isinstance(value, (bool, np.bool_, Integral)):
             return str(int(value))
         value = float(value)
         if math.isnan(value):
@@ -397,8 +404,9 @@ def plot_evaluation(table: EvaluationTable):
         raise TypeError(f"table must be an EvaluationTable, got {type(table).__name__}.")
     if not table.rows:
         raise ValueError("table has no rows to plot.")
-    colours = [_BASELINE_COLOUR if row.get("kind") == "baseline" else _LEARNED_COLOUR
-               for row in table.rows]
+    colours = [
+        _BASELINE_COLOUR if row.get("kind") == "baseline" else _LEARNED_COLOUR for row in table.rows
+    ]
     fig = Figure(figsize=(15, 2.2 + 0.5 * len(table.rows)), layout="constrained")
     fig.suptitle(f"{table.data_name}\nquery: {table.query_name}", fontsize=9)
     ax_rate, ax_share, ax_rank = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.3]})
@@ -415,8 +423,15 @@ def _interval_handle():
     """The legend entry of the error bars."""
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], color=_ERROR_STYLE["ecolor"], marker="|", markersize=7,
-                  linewidth=_ERROR_STYLE["elinewidth"], label="95 % interval")
+    return Line2D(
+        [],
+        [],
+        color=_ERROR_STYLE["ecolor"],
+        marker="|",
+        markersize=7,
+        linewidth=_ERROR_STYLE["elinewidth"],
+        label="95 % interval",
+    )
 
 
 def _error_bars(table: EvaluationTable, column: str) -> np.ndarray | None:
@@ -448,8 +463,10 @@ def _plot_same_class_rate(ax, table: EvaluationTable, colours: list[str]) -> Non
     ends = rates if errors is None else np.asarray(rates) + errors[1]
     for pos, value, end in zip(y_pos, rates, ends):
         ax.text(end, pos, f" {value:.2f}", va="center", fontsize=8)
-    handles = [Patch(color=_BASELINE_COLOUR, label="baseline"),
-               Patch(color=_LEARNED_COLOUR, label="learned")]
+    handles = [
+        Patch(color=_BASELINE_COLOUR, label="baseline"),
+        Patch(color=_LEARNED_COLOUR, label="learned"),
+    ]
     handles.append(ax.axvline(table.chance[key], color="k", linestyle=":", label="chance"))
     if "pca" in table.methods:
         handles.append(ax.axvline(table["pca"][key], color="0.3", linestyle="--", label="PCA"))
@@ -477,13 +494,30 @@ def _plot_target_share(ax, table: EvaluationTable, colours: list[str]) -> None:
             offset = (i - (len(ks) - 1) / 2) * height
             # Later cut-offs are hatched so that colour keeps meaning baseline/learned.
             hatch = None if i == 0 else "///"
-            ax.barh(y_pos + offset, shares, height=height, color=colours,
-                    alpha=1.0 if i == 0 else 0.5, hatch=hatch, edgecolor="white",
-                    xerr=_error_bars(table, f"target_share_at_{k}"), error_kw=_ERROR_STYLE)
-            handles.append(Patch(facecolor="0.35" if i == 0 else "0.8", hatch=hatch,
-                                 edgecolor="white", label=f"top {k}"))
-        handles.append(ax.axvline(table.chance[f"target_share_at_{ks[0]}"], color="k",
-                                  linestyle=":", label="chance"))
+            ax.barh(
+                y_pos + offset,
+                shares,
+                height=height,
+                color=colours,
+                alpha=1.0 if i == 0 else 0.5,
+                hatch=hatch,
+                edgecolor="white",
+                xerr=_error_bars(table, f"target_share_at_{k}"),
+                error_kw=_ERROR_STYLE,
+            )
+            handles.append(
+                Patch(
+                    facecolor="0.35" if i == 0 else "0.8",
+                    hatch=hatch,
+                    edgecolor="white",
+                    label=f"top {k}",
+                )
+            )
+        handles.append(
+            ax.axvline(
+                table.chance[f"target_share_at_{ks[0]}"], color="k", linestyle=":", label="chance"
+            )
+        )
         if any(_error_bars(table, f"target_share_at_{k}") is not None for k in ks):
             handles.append(_interval_handle())
         ax.legend(handles=handles, loc="lower right", fontsize=8)
@@ -497,16 +531,22 @@ def _plot_target_share(ax, table: EvaluationTable, colours: list[str]) -> None:
 def _plot_mean_ranks(ax, table: EvaluationTable) -> None:
     """A heat map of each class's mean rank, scaled to the collection, with a colour bar."""
     n = sum(table.class_counts)
-    ranks = np.array([[row[f"mean_rank:{name}"] for name in table.target_names]
-                      for row in table.rows], dtype=float)
+    ranks = np.array(
+        [[row[f"mean_rank:{name}"] for name in table.target_names] for row in table.rows],
+        dtype=float,
+    )
     scaled = (ranks - 1) / max(n - 1, 1)
     image = ax.imshow(scaled, cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
     for (row, col), value in np.ndenumerate(ranks):
         if np.isfinite(value):
             ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=8)
     ax.set_yticks(np.arange(len(table.rows)), [""] * len(table.rows))
-    ax.set_xticks(np.arange(len(table.target_names)),
-                  [name.replace(" ", "\n", 1) for name in table.target_names], fontsize=7)
-    ax.set_title(f"Mean rank of each class for the query (of {n}; chance {(n + 1) / 2:.0f})",
-                 fontsize=10)
+    ax.set_xticks(
+        np.arange(len(table.target_names)),
+        [name.replace(" ", "\n", 1) for name in table.target_names],
+        fontsize=7,
+    )
+    ax.set_title(
+        f"Mean rank of each class for the query (of {n}; chance {(n + 1) / 2:.0f})", fontsize=10
+    )
     ax.figure.colorbar(image, ax=ax, label="mean rank / collection size", shrink=0.8)

@@ -81,8 +81,11 @@ def _data() -> dict[str, object]:
     return {
         "data_home": str(home),
         "data_home_exists": home.is_dir(),
-        "galaxy10": {"path": str(galaxy10), "present": present,
-                     "bytes": galaxy10.stat().st_size if present else None},
+        "galaxy10": {
+            "path": str(galaxy10),
+            "present": present,
+            "bytes": galaxy10.stat().st_size if present else None,
+        },
         "milky_way": {"path": milky_way, "present": milky_way is not None, "problem": problem},
     }
 

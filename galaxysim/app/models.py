@@ -76,16 +76,23 @@ def load_ranker(path: Path, *, trust_pickle: bool) -> Any:
         except ValueError as exc:
             reason = str(exc)
             if path.suffix == ".safetensors" and _is_pickle(path):
-                reason = ("it is a pickle named like a model file; a pickle runs code when "
-                          "loaded, so it is never loaded under a .safetensors name")
+                reason = (
+                    "it is a pickle named like a model file; a pickle runs code when "
+                    "loaded, so it is never loaded under a .safetensors name"
+                )
             elif _is_pickle(path) or path.suffix in _PICKLE_SUFFIXES:
                 reason = _PICKLE_REFUSED
-            raise ModelFileRefused(f"--model {str(path)!r} could not be loaded: {reason}.") from None
+            raise ModelFileRefused(
+                f"--model {str(path)!r} could not be loaded: {reason}."
+            ) from None
     else:
         import joblib
 
-        print(f"galaxysim: warning: --trust-pickle: loading the pickle {str(path)!r}, which can "
-              "run any code it contains.", file=sys.stderr)
+        print(
+            f"galaxysim: warning: --trust-pickle: loading the pickle {str(path)!r}, which can "
+            "run any code it contains.",
+            file=sys.stderr,
+        )
         try:
             saved = joblib.load(path)
         except Exception as exc:  # joblib raises many kinds for a corrupt file

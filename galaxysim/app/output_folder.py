@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .._filelock import FileLock, LockHeldError
 from .._json_input import check_schema, read_json
@@ -54,8 +54,12 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def check_not_an_input(
-    out: PathLike, *, data: PathLike | None = None, query: PathLike | None = None,
-    model: PathLike | None = None, index: PathLike | None = None,
+    out: PathLike,
+    *,
+    data: PathLike | None = None,
+    query: PathLike | None = None,
+    model: PathLike | None = None,
+    index: PathLike | None = None,
     embeddings: PathLike | None = None,
 ) -> None:
     """Refuse an output folder that is, holds, or lies inside what the run reads.
@@ -91,8 +95,13 @@ def check_not_an_input(
     galaxysim.app.output_folder.OutputFolderError: --out 'Q' holds the --query 'Q/q.png'; ...
     """
     target = Path(out).resolve()
-    inputs = {"data": data, "query": query, "model": model, "index": index,
-              "embeddings": embeddings}
+    inputs = {
+        "data": data,
+        "query": query,
+        "model": model,
+        "index": index,
+        "embeddings": embeddings,
+    }
     for name, given in inputs.items():
         if given is None:
             continue
@@ -294,8 +303,10 @@ def _signals_held() -> Iterator[None]:
     # that does not block it (torch keeps worker threads), and Python still raises
     # KeyboardInterrupt in the main thread.
     held = (signal.SIGINT, signal.SIGTERM)
-    previous = {number: signal.signal(number, lambda number, frame: received.append(number))
-                for number in held}
+    previous = {
+        number: signal.signal(number, lambda number, frame: received.append(number))
+        for number in held
+    }
     try:
         yield
     finally:
@@ -385,4 +396,3 @@ def staged_output(out: PathLike, *, force: bool = False) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
         lock.release()
-

@@ -12,8 +12,9 @@ model file, see :mod:`galaxysim.persistence`). Both ``galaxysim demo`` and
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _training_histories(ranker: SimilarityRanker, study: SimilarityRanker | None) -> dict[str, dict]:
+def _training_histories(
+    ranker: SimilarityRanker, study: SimilarityRanker | None
+) -> dict[str, dict]:
     """Loss histories of the fitted models that kept one, named after their estimators."""
     models = [ranker.embedder_, ranker.density_]
     if study is not None:
@@ -53,28 +56,45 @@ def _decoder(ranker: SimilarityRanker, study: SimilarityRanker | None) -> Simila
     return None
 
 
-def _reconstructions(decoder: SimilarityRanker, images: np.ndarray, query: np.ndarray, *,
-                     labels: np.ndarray | None, target_names: Sequence[str] | None,
-                     query_name: str, n_galaxies: int = 7) -> Any:
+def _reconstructions(
+    decoder: SimilarityRanker,
+    images: np.ndarray,
+    query: np.ndarray,
+    *,
+    labels: np.ndarray | None,
+    target_names: Sequence[str] | None,
+    query_name: str,
+    n_galaxies: int = 7,
+) -> Any:
     """Figure: galaxies and the query (top row) and the embedder's output for each (below)."""
     rng = np.random.default_rng(0)
     chosen = np.sort(rng.choice(len(images), size=min(n_galaxies, len(images)), replace=False))
     inputs = np.concatenate([np.asarray(images)[chosen], np.asarray(query)[np.newaxis]])
     outputs = decoder.embedder_.inverse_transform(decoder.embedder_.transform(inputs))
     outputs = np.clip(np.asarray(outputs).reshape(inputs.shape), 0.0, 1.0)
-    titles = [str(target_names[labels[i]]) if labels is not None and target_names is not None
-              else f"galaxy {i}" for i in chosen]
+    titles = [
+        str(target_names[labels[i]])
+        if labels is not None and target_names is not None
+        else f"galaxy {i}"
+        for i in chosen
+    ]
     titles = [*titles, "query"] + [""] * len(inputs)
-    pictures = np.concatenate([inputs.astype(np.float32) / (255.0 if inputs.dtype == np.uint8 else 1.0),
-                               outputs])
-    return plot_image_grid(pictures, titles, n_cols=len(inputs),
-                           row_labels=["input", "output"],
-                           suptitle=f"{query_name} and galaxies through the "
-                           f"{type(decoder.embedder_).__name__}: inputs above, outputs below")
+    pictures = np.concatenate(
+        [inputs.astype(np.float32) / (255.0 if inputs.dtype == np.uint8 else 1.0), outputs]
+    )
+    return plot_image_grid(
+        pictures,
+        titles,
+        n_cols=len(inputs),
+        row_labels=["input", "output"],
+        suptitle=f"{query_name} and galaxies through the "
+        f"{type(decoder.embedder_).__name__}: inputs above, outputs below",
+    )
 
 
-def _generated_images(decoder: SimilarityRanker | None, n_generate: int,
-                      random_state: int | None) -> np.ndarray | None:
+def _generated_images(
+    decoder: SimilarityRanker | None, n_generate: int, random_state: int | None
+) -> np.ndarray | None:
     """Embeddings sampled from the density and decoded; None when either cannot."""
     if decoder is None:
         return None
@@ -89,9 +109,18 @@ def _generated_images(decoder: SimilarityRanker | None, n_generate: int,
 
 
 def _write_figures(
-    out: Path, ranker: SimilarityRanker, ranking: Ranking, query: np.ndarray, *,
-    labels: np.ndarray | None, target_names: Sequence[str] | None, query_name: str,
-    n_neighbors: int, n_generate: int, random_state: int | None, study: SimilarityRanker | None,
+    out: Path,
+    ranker: SimilarityRanker,
+    ranking: Ranking,
+    query: np.ndarray,
+    *,
+    labels: np.ndarray | None,
+    target_names: Sequence[str] | None,
+    query_name: str,
+    n_neighbors: int,
+    n_generate: int,
+    random_state: int | None,
+    study: SimilarityRanker | None,
     images: np.ndarray,
 ) -> dict[str, Path]:
     """neighbours.png, latent.png; training, reconstructions and generated where possible."""
@@ -99,7 +128,10 @@ def _write_figures(
     query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
     files["latent"] = _save(
         plot_latent_map(
-            ranker.embedding_, labels, target_names=target_names, query=query_embedding,
+            ranker.embedding_,
+            labels,
+            target_names=target_names,
+            query=query_embedding,
             query_label=query_name,
         ),
         out / "latent.png",
@@ -110,14 +142,22 @@ def _write_figures(
     decoder = _decoder(ranker, study)
     if decoder is not None:
         files["reconstructions"] = _save(
-            _reconstructions(decoder, images, query, labels=labels, target_names=target_names,
-                             query_name=query_name),
+            _reconstructions(
+                decoder,
+                images,
+                query,
+                labels=labels,
+                target_names=target_names,
+                query_name=query_name,
+            ),
             out / "reconstructions.png",
         )
     generated = _generated_images(decoder, n_generate, random_state)
     if generated is not None:
         files["generated"] = _save(
-            plot_image_grid(generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"),
+            plot_image_grid(
+                generated, n_cols=8, suptitle="Galaxies sampled from the density and decoded"
+            ),
             out / "generated.png",
         )
     return files
@@ -132,8 +172,13 @@ def _model_name(model: Any) -> str:
 
 
 def _summaries(
-    ranker: SimilarityRanker, ranking: Ranking, *, labels: np.ndarray | None,
-    target_names: Sequence[str] | None, target_label: int | None, query_name: str,
+    ranker: SimilarityRanker,
+    ranking: Ranking,
+    *,
+    labels: np.ndarray | None,
+    target_names: Sequence[str] | None,
+    target_label: int | None,
+    query_name: str,
     extra_summary: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report's summary rows (for people) and summary.json's record (for programs)."""
@@ -149,11 +194,16 @@ def _summaries(
         summary["query typicality (percentile)"] = round(ranking.query_typicality, 1)
     if ranking.warning:
         summary["warning"] = ranking.warning
-    record: dict[str, Any] = {"query": query_name, "n_galaxies": ranker.n_samples_fit_,
-                              "embedder": _model_name(ranker.embedder_),
-                              "method": ranker.method, "invariance": ranker.invariance,
-                              "query_typicality": ranking.query_typicality,
-                              "query_isolation": ranking.query_isolation, "warning": ranking.warning}
+    record: dict[str, Any] = {
+        "query": query_name,
+        "n_galaxies": ranker.n_samples_fit_,
+        "embedder": _model_name(ranker.embedder_),
+        "method": ranker.method,
+        "invariance": ranker.invariance,
+        "query_typicality": ranking.query_typicality,
+        "query_isolation": ranking.query_isolation,
+        "warning": ranking.warning,
+    }
     if labels is not None and target_names is not None:
         figures = summarize_ranking(np.asarray(labels)[ranking.indices], target_names, target_label)
         record.update(figures)
@@ -164,13 +214,16 @@ def _summaries(
     return summary, record
 
 
-def _class_summary(figures: dict[str, Any], target_names: Sequence[str],
-                   target_label: int | None) -> dict[str, str]:
+def _class_summary(
+    figures: dict[str, Any], target_names: Sequence[str], target_label: int | None
+) -> dict[str, str]:
     """Summary rows, in words, of :func:`~galaxysim.metrics.summarize_ranking`'s figures."""
     rows = {}
     for key, value in figures.items():
         if key.startswith("precision_at_"):
-            rows[f"{target_names[target_label]} share in top {key.rsplit('_', 1)[1]}"] = f"{value:.0%}"
+            rows[f"{target_names[target_label]} share in top {key.rsplit('_', 1)[1]}"] = (
+                f"{value:.0%}"
+            )
     if "chance" in figures:
         rows[f"{target_names[target_label]} share of the collection"] = f"{figures['chance']:.0%}"
     for name, profile in figures["class_rank_profile"].items():
@@ -178,38 +231,55 @@ def _class_summary(figures: dict[str, Any], target_names: Sequence[str],
     return rows
 
 
-def _study_summary(study: SimilarityRanker, images: np.ndarray, query: np.ndarray, *,
-                   labels: np.ndarray | None, target_names: Sequence[str] | None,
-                   target_label: int | None) -> dict[str, Any]:
+def _study_summary(
+    study: SimilarityRanker,
+    images: np.ndarray,
+    query: np.ndarray,
+    *,
+    labels: np.ndarray | None,
+    target_names: Sequence[str] | None,
+    target_label: int | None,
+) -> dict[str, Any]:
     """How the study's autoencoder ranks the query, in the summary's words."""
     if labels is None or target_names is None or target_label is None:
         return {}
     ranking = study.rank(query, n_neighbors=study.n_samples_fit_)
     figures = summarize_ranking(np.asarray(labels)[ranking.indices], target_names, target_label)
     name = target_names[target_label]
-    return {f"{name} share in top 10, original study's autoencoder":
-            f"{figures['precision_at_10']:.0%}"}
+    return {
+        f"{name} share in top 10, original study's autoencoder": f"{figures['precision_at_10']:.0%}"
+    }
 
 
 # Each figure's caption in the report, and what it shows (its alt text).
 _CAPTIONS = {
-    "neighbours": ("Query and its most similar galaxies",
-                   "The query galaxy followed by a grid of the collection's most similar "
-                   "galaxies, most similar first, each labelled with its rank, similarity and "
-                   "class."),
-    "latent": ("Embedding map",
-               "Scatter plot of the collection's embeddings on their first two principal "
-               "components, coloured by class, with the query marked by a star."),
-    "training": ("Training curves",
-                 "Loss curves of the models' training and validation per epoch, the best "
-                 "epoch marked by a dotted line."),
-    "reconstructions": ("Autoencoder output of galaxies and of the query",
-                        "Top row: galaxies of the collection and the query; bottom row: each "
-                        "one encoded and decoded by the autoencoder (the original study's "
-                        "autoencoder output of the target image)."),
-    "generated": ("Generated galaxies",
-                  "A grid of galaxies sampled from the flow density on the embedding and "
-                  "decoded by the autoencoder."),
+    "neighbours": (
+        "Query and its most similar galaxies",
+        "The query galaxy followed by a grid of the collection's most similar "
+        "galaxies, most similar first, each labelled with its rank, similarity and "
+        "class.",
+    ),
+    "latent": (
+        "Embedding map",
+        "Scatter plot of the collection's embeddings on their first two principal "
+        "components, coloured by class, with the query marked by a star.",
+    ),
+    "training": (
+        "Training curves",
+        "Loss curves of the models' training and validation per epoch, the best "
+        "epoch marked by a dotted line.",
+    ),
+    "reconstructions": (
+        "Autoencoder output of galaxies and of the query",
+        "Top row: galaxies of the collection and the query; bottom row: each "
+        "one encoded and decoded by the autoencoder (the original study's "
+        "autoencoder output of the target image).",
+    ),
+    "generated": (
+        "Generated galaxies",
+        "A grid of galaxies sampled from the flow density on the embedding and "
+        "decoded by the autoencoder.",
+    ),
 }
 
 
@@ -307,27 +377,52 @@ def write_ranking_outputs(
     ranking = ranker.rank(query, n_neighbors=ranker.n_samples_fit_, images=images, names=names)
     files = {"ranking_csv": ranking.to_csv(out / "ranking.csv", overwrite=True)}
     figures = _write_figures(
-        out, ranker, ranking, query, labels=labels, target_names=target_names,
-        query_name=query_name, n_neighbors=n_neighbors, n_generate=n_generate,
-        random_state=random_state, study=study, images=images,
+        out,
+        ranker,
+        ranking,
+        query,
+        labels=labels,
+        target_names=target_names,
+        query_name=query_name,
+        n_neighbors=n_neighbors,
+        n_generate=n_generate,
+        random_state=random_state,
+        study=study,
+        images=images,
     )
     files.update(figures)
     if study is not None:
-        extra_summary = {**_study_summary(study, images, query, labels=labels,
-                                          target_names=target_names, target_label=target_label),
-                         **(extra_summary or {})}
+        extra_summary = {
+            **_study_summary(
+                study,
+                images,
+                query,
+                labels=labels,
+                target_names=target_names,
+                target_label=target_label,
+            ),
+            **(extra_summary or {}),
+        }
     summary, record = _summaries(
-        ranker, ranking, labels=labels, target_names=target_names, target_label=target_label,
-        query_name=query_name, extra_summary=extra_summary,
+        ranker,
+        ranking,
+        labels=labels,
+        target_names=target_names,
+        target_label=target_label,
+        query_name=query_name,
+        extra_summary=extra_summary,
     )
     if provenance is not None:
         record["provenance"] = provenance
     files["summary"] = out / "summary.json"
     files["summary"].write_text(json.dumps(record, indent=2, default=str))
     files["report"] = write_html_report(
-        out / "report.html", title=title, summary=summary,
+        out / "report.html",
+        title=title,
+        summary=summary,
         figures={_CAPTIONS[kind][0]: (path, _CAPTIONS[kind][1]) for kind, path in figures.items()},
-        ranking=ranking, notes=notes,
+        ranking=ranking,
+        notes=notes,
     )
     files["model"] = save_model(ranker, out / "model.safetensors", overwrite=True)
     return files

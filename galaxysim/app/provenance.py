@@ -13,8 +13,9 @@ import hashlib
 import os
 import platform
 import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .._validation import PathLike
 from .._version import __version__
@@ -87,6 +88,7 @@ def _versions() -> dict[str, str | None]:
 
     try:
         import torch
+
         torch_version: str | None = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         torch_version = None
@@ -100,8 +102,12 @@ def _versions() -> dict[str, str | None]:
 
 
 def run_provenance(
-    argv: Sequence[str], *, random_state: int | None, data: Any = None,
-    query: Any = None, model: PathLike | None = None,
+    argv: Sequence[str],
+    *,
+    random_state: int | None,
+    data: Any = None,
+    query: Any = None,
+    model: PathLike | None = None,
 ) -> dict[str, Any]:
     """The ``provenance`` record of ``summary.json``.
 
@@ -132,6 +138,7 @@ def run_provenance(
     >>> sorted(record), record["data"]["generator"], record["model"]
     (['argv', 'data', 'model', 'query', 'random_state', 'versions'], 'make_galaxies', None)
     """
+
     def describe(value: Any) -> Any:
         if value is None or isinstance(value, dict):
             return value

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .._validation import PathLike
 from ..plotting import png_data_uri
@@ -24,6 +24,7 @@ td img { image-rendering: pixelated; }
 .warning { color: #8b0000; font-weight: bold; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
 """
+
 
 def _embed_png(path: Path, alt: str) -> str:
     uri = png_data_uri(Path(path).read_bytes())
@@ -106,4 +107,3 @@ def write_html_report(
     path = Path(path)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
-

@@ -21,22 +21,23 @@ import http.client
 import os
 import re
 import time
+from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
 
+from .._filelock import FileLock, LockHeldError
 from .._validation import PathLike, check_positive_int
 from .._version import __version__
-from .._filelock import FileLock, LockHeldError
 
 __all__ = [
-    "DownloadError",
     "ChecksumMismatchError",
+    "DownloadError",
     "DownloadInProgressError",
     "IncompleteDownloadError",
     "download_file",
@@ -111,13 +112,21 @@ def _check_url(url: str) -> str:
     return url
 
 
-def _hash_file(path: Path, chunk_size: int, *, verbose: bool = False) -> "hashlib._Hash":
+def _hash_file(path: Path, chunk_size: int, *, verbose: bool = False) -> hashlib._Hash:
     hasher = hashlib.sha256()
     size = path.stat().st_size
-    with open(path, "rb") as stream, tqdm(
-        total=size, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=f"Checking {path.name}", disable=not verbose, leave=False,
-    ) as bar:
+    with (
+        open(path, "rb") as stream,
+        tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"Checking {path.name}",
+            disable=not verbose,
+            leave=False,
+        ) as bar,
+    ):
         while block := stream.read(chunk_size):
             hasher.update(block)
             bar.update(len(block))
@@ -162,8 +171,17 @@ def _reason(exc: BaseException) -> str:
 
 
 def _append_stream(
-    response: Any, part: Path, mode: str, hasher: "hashlib._Hash", bar: Any, *,
-    url: str, offset: int, length: int | None, chunk_size: int, pace: tuple[float, int],
+    response: Any,
+    part: Path,
+    mode: str,
+    hasher: hashlib._Hash,
+    bar: Any,
+    *,
+    url: str,
+    offset: int,
+    length: int | None,
+    chunk_size: int,
+    pace: tuple[float, int],
 ) -> int:
     """Write the response body into ``part`` as it arrives; the number of bytes received.
 
@@ -246,9 +264,15 @@ def _open(url: str, part: Path, offset: int, timeout: float) -> Any | None:
 
 
 def _transfer(
-    url: str, part: Path, *, expected: str | None, pace: tuple[float, int], chunk_size: int,
-    verbose: bool, desc: str,
-) -> "hashlib._Hash":
+    url: str,
+    part: Path,
+    *,
+    expected: str | None,
+    pace: tuple[float, int],
+    chunk_size: int,
+    verbose: bool,
+    desc: str,
+) -> hashlib._Hash:
     """Bring ``part`` up to the full remote file and return the hash of its content.
 
     Resumes from the bytes already in ``part``; a ``part`` whose hash is
@@ -282,11 +306,26 @@ def _transfer(
             offset, hasher, mode = 0, hashlib.sha256(), "wb"
         total = offset + length if length is not None else None
         with tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=desc, disable=not verbose,
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            disable=not verbose,
         ) as bar:
-            received = _append_stream(response, part, mode, hasher, bar, url=url, offset=offset,
-                                      length=length, chunk_size=chunk_size, pace=pace)
+            received = _append_stream(
+                response,
+                part,
+                mode,
+                hasher,
+                bar,
+                url=url,
+                offset=offset,
+                length=length,
+                chunk_size=chunk_size,
+                pace=pace,
+            )
     if length is not None and received < length:
         raise IncompleteDownloadError(
             f"The download of {url} stopped after {offset + received} of {total} bytes. "
@@ -333,7 +372,8 @@ def _lock(path: Path, url: str) -> FileLock:
     except LockHeldError as exc:
         stale = (
             f" If no download is running, a killed one left the lock: delete {str(exc.path)!r}."
-            if exc.may_be_stale else ""
+            if exc.may_be_stale
+            else ""
         )
         raise DownloadInProgressError(
             f"Another download into {str(path)!r} is running (it holds {str(exc.path)!r}), "
@@ -342,8 +382,12 @@ def _lock(path: Path, url: str) -> FileLock:
 
 
 def _verify(
-    part: Path, hasher: "hashlib._Hash", expected: str | None,
-    check: Callable[[Path], None] | None, url: str, path: Path,
+    part: Path,
+    hasher: hashlib._Hash,
+    expected: str | None,
+    check: Callable[[Path], None] | None,
+    url: str,
+    path: Path,
 ) -> None:
     """Compare the checksum and run ``check``; delete ``part`` if it is not the file."""
     got = hasher.hexdigest()
@@ -484,8 +528,15 @@ def download_file(
     try:
         # Again under the lock: a download that held it may have just finished.
         _check_destination(path, overwrite)
-        hasher = _transfer(url, part, expected=expected, pace=(float(timeout), min_bytes),
-                           chunk_size=chunk_size, verbose=verbose, desc=path.name)
+        hasher = _transfer(
+            url,
+            part,
+            expected=expected,
+            pace=(float(timeout), min_bytes),
+            chunk_size=chunk_size,
+            verbose=verbose,
+            desc=path.name,
+        )
         _verify(part, hasher, expected, check, url, path)
         os.replace(part, path)
     finally:

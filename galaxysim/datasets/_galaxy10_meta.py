@@ -6,8 +6,8 @@ folder loader (:mod:`~galaxysim.datasets.galaxy10_folder`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from numbers import Integral
-from typing import Iterable, Union
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from .._validation import check_labels
 
 __all__ = ["DESCR", "GALAXY10_CLASSES", "SEED_CLASSES", "ClassSpec"]
 
-ClassSpec = Union[int, str, Iterable[Union[int, str]]]
+ClassSpec = int | str | Iterable[int | str]
 
 #: The ten Galaxy10 DECaLS classes; the position of a name is its label ``ans``.
 GALAXY10_CLASSES: tuple[str, ...] = (
@@ -76,8 +76,7 @@ def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
         items = list(classes)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(
-            "classes must be Galaxy10 labels (ints 0-9) or class names, "
-            f"got {classes!r}."
+            f"classes must be Galaxy10 labels (ints 0-9) or class names, got {classes!r}."
         ) from None
     if not items:
         raise ValueError("classes is empty; give at least one Galaxy10 label (0-9) or name.")
@@ -100,8 +99,7 @@ def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
             labels.append(label)
         else:
             raise TypeError(
-                f"classes must hold ints 0-9 or class names, got {item!r} "
-                f"({type(item).__name__})."
+                f"classes must hold ints 0-9 or class names, got {item!r} ({type(item).__name__})."
             )
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:

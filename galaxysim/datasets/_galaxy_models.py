@@ -9,8 +9,9 @@ light into survey-like images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -42,7 +43,7 @@ class _Canvas:
     offset: int
 
     @classmethod
-    def around(cls, image_size: int, max_sigma_px: float) -> "_Canvas":
+    def around(cls, image_size: int, max_sigma_px: float) -> _Canvas:
         margin = int(np.ceil(3.0 * max_sigma_px))
         side = scipy.fft.next_fast_len(image_size + 2 * margin, real=True)
         return cls(image_size, side, (side - image_size) // 2)
@@ -137,7 +138,7 @@ def _spiral_arms(
     spacing = np.float32(2.0 * np.pi) / _col(n_arms)
     offset = azimuth - winding - _col(phase)
     nearest = np.round(offset / spacing)
-    arm = (nearest.astype(np.int64) % np.asarray(n_arms, dtype=np.int64).reshape(-1, 1, 1))
+    arm = nearest.astype(np.int64) % np.asarray(n_arms, dtype=np.int64).reshape(-1, 1, 1)
     arm += (np.arange(len(arm)) * arm_amplitudes.shape[1]).reshape(-1, 1, 1)
     amplitude = np.asarray(arm_amplitudes, dtype=np.float32).ravel()[arm]
     offset -= nearest * spacing + np.asarray(arm_lags, dtype=np.float32).ravel()[arm]
@@ -160,9 +161,7 @@ def _colorize(components: Sequence[np.ndarray], colors: Sequence[np.ndarray]) ->
     return np.matmul(palette, stacked).reshape(n, 3, height, width)
 
 
-def _jitter_color(
-    rng: np.random.Generator, base: np.ndarray, n: int, scale: float
-) -> np.ndarray:
+def _jitter_color(rng: np.random.Generator, base: np.ndarray, n: int, scale: float) -> np.ndarray:
     """``n`` RGB colours from ``base`` ((3,) or (n, 3)), each channel times a log-normal factor."""
     factors = np.exp(rng.normal(0.0, scale, (n, 3)))
     return (np.broadcast_to(base, (n, 3)) * factors).astype(np.float32)
@@ -270,9 +269,7 @@ class _EdgeOnModel:
     color_gradient: np.ndarray | None = None  # see _redden_centre
 
 
-def _render_spiral(
-    canvas: _Canvas, model: _SpiralModel, rng: np.random.Generator
-) -> np.ndarray:
+def _render_spiral(canvas: _Canvas, model: _SpiralModel, rng: np.random.Generator) -> np.ndarray:
     """Unblurred flux (n, 3, side, side) of spiral galaxies."""
     x, y = canvas.grid()
     center = (model.center_x, model.center_y, model.position_angle)
@@ -357,8 +354,6 @@ def _render_edge_on(canvas: _Canvas, model: _EdgeOnModel) -> np.ndarray:
     radius = np.sqrt(u**2 + z**2)
     # The bright inner disk is short next to the scale length along the disk.
     return _redden_centre(flux, radius, 0.3 * model.disk_scale, model.color_gradient)
-
-
 
 
 # --------------------------------------------------------------------------

@@ -66,7 +66,9 @@ def check_stored(dataset: h5py.Dataset, path: Path, file_bytes: int) -> None:
         )
     if dataset.size == 0 or layout == h5py.h5d.COMPACT:
         return  # compact data lives in the object header, which has been read
-    declared = f"declares {dataset.shape} values of {dataset.dtype} ({format_bytes(dataset.nbytes)})"
+    declared = (
+        f"declares {dataset.shape} values of {dataset.dtype} ({format_bytes(dataset.nbytes)})"
+    )
     if layout == h5py.h5d.CONTIGUOUS:
         offset = dataset.id.get_offset()
         if offset is None or offset + dataset.nbytes > file_bytes:

@@ -34,9 +34,7 @@ _NOISE_CHANNEL_CORRELATION = 0.93
 # --------------------------------------------------------------------------
 
 
-def _gaussian_blur(
-    images: np.ndarray, sigma_px: np.ndarray, wing: float = 0.0
-) -> np.ndarray:
+def _gaussian_blur(images: np.ndarray, sigma_px: np.ndarray, wing: float = 0.0) -> np.ndarray:
     """Blur each image of a batch (n, C, H, W) by its own PSF (sigma in pixels).
 
     The PSF is a Gaussian core of standard deviation ``sigma_px`` plus, with
@@ -139,7 +137,7 @@ def _add_stars(
     for channel in range(3):
         light_of_channel = (stamps * colors[:, channel, None, None]).astype(np.float32)
         np.add.at(canvas[:, channel], index, light_of_channel)
-    light += canvas[:, :, margin:margin + height, margin:margin + width]
+    light += canvas[:, :, margin : margin + height, margin : margin + width]
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -167,7 +165,9 @@ def _sky_noise(rng: np.random.Generator, shape: tuple[int, int, int, int]) -> np
     """
     n, channels, height, width = shape
     grey = _smooth_noise(rng, (n, 1, height, width))
-    blocks = rng.standard_normal((n, channels, (height + 1) // 2, (width + 1) // 2), dtype=np.float32)
+    blocks = rng.standard_normal(
+        (n, channels, (height + 1) // 2, (width + 1) // 2), dtype=np.float32
+    )
     colour = blocks.repeat(2, axis=2).repeat(2, axis=3)[:, :, :height, :width]
     rho = _NOISE_CHANNEL_CORRELATION
     return np.float32(np.sqrt(rho)) * grey + np.float32(np.sqrt(1.0 - rho)) * colour

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def open_zarr_array(path: PathLike, mode: str = "r", what: str = "zarr array") -
         import zarr
     except ImportError:
         raise ImportError(
-            f"Reading the zarr array {str(path)!r} needs zarr: pip install \"galaxysim[dask]\"."
+            f'Reading the zarr array {str(path)!r} needs zarr: pip install "galaxysim[dask]".'
         ) from None
 
     folder = Path(path)
@@ -160,7 +161,7 @@ class ChunkPiece:
                 return _read(dataset, (slice(self.start, self.stop), *window, slice(None)), path)
         array = open_zarr_array(self.location)
         window = _crop_window(self.crop, *array.shape[1:3])
-        return np.asarray(array[self.start:self.stop, window[0], window[1], :])
+        return np.asarray(array[self.start : self.stop, window[0], window[1], :])
 
 
 def _block_digest(block: np.ndarray) -> str:
@@ -195,10 +196,15 @@ class ImageChunks:
         memory available before it is made.
         """
         n_pieces = -(-self.n_images // chunk_size)
-        check_allocation(_PIECE_BYTES * n_pieces, f"the {n_pieces:,} chunks of {self.location!r}",
-                         "Pass a larger chunk_size, or check the collection's declared size.")
-        return [self.piece(start, min(start + chunk_size, self.n_images))
-                for start in range(0, self.n_images, chunk_size)]
+        check_allocation(
+            _PIECE_BYTES * n_pieces,
+            f"the {n_pieces:,} chunks of {self.location!r}",
+            "Pass a larger chunk_size, or check the collection's declared size.",
+        )
+        return [
+            self.piece(start, min(start + chunk_size, self.n_images))
+            for start in range(0, self.n_images, chunk_size)
+        ]
 
     def read_rows(self, rows: Sequence[int] | np.ndarray, *, raw: bool = False) -> np.ndarray:
         """The images of ``rows`` (any order, repeats allowed), cropped and resized.
@@ -208,11 +214,12 @@ class ImageChunks:
         scale by 1/255 (on a GPU, say); otherwise float32 in [0, 1].
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if rows.size and not (0 <= rows.min() and rows.max() < self.n_images):
+        if rows.size and not (rows.min() >= 0 and rows.max() < self.n_images):
             raise ValueError(f"rows must lie in 0:{self.n_images}; got {rows.min()}:{rows.max()}.")
         if self.kind == "folder":
-            return load_images([self.paths[row] for row in rows], self.image_size,
-                               crop=self.crop)[0]
+            return load_images([self.paths[row] for row in rows], self.image_size, crop=self.crop)[
+                0
+            ]
         wanted, where = np.unique(rows, return_inverse=True)
         block = _h5_rows(self, wanted) if self.kind == "h5" else _zarr_rows(self, wanted)
         block = block[where]
@@ -232,8 +239,10 @@ def _h5_rows(chunks: ImageChunks, rows: np.ndarray) -> np.ndarray:
         # One read per run of consecutive rows: h5py reads slices far faster than
         # lists of rows (by 2-30 times for 128 rows scattered over a file).
         runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows.size else []
-        blocks = [_read(dataset, (slice(int(run[0]), int(run[-1]) + 1), *window, slice(None)),
-                        path) for run in runs]
+        blocks = [
+            _read(dataset, (slice(int(run[0]), int(run[-1]) + 1), *window, slice(None)), path)
+            for run in runs
+        ]
         height, width = (side.stop - side.start for side in window)
         empty = np.empty((0, height, width, dataset.shape[-1]), dtype=dataset.dtype)
     return np.concatenate(blocks) if blocks else empty

@@ -12,18 +12,18 @@ size of the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
+from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
 from ..images import preprocess_images
-from .._limits import check_allocation, check_regular_file
 from ._download import (
     ChecksumMismatchError,
     _check_sha256,
@@ -31,7 +31,6 @@ from ._download import (
     download_file,
     file_sha256,
 )
-from ._hdf5_storage import check_stored
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
@@ -41,16 +40,17 @@ from ._galaxy10_meta import (
     _galaxy10_labels,
     _relabel,
 )
+from ._hdf5_storage import check_stored
 from ._home import get_data_home
 
 __all__ = [
     "GALAXY10_CLASSES",
-    "SEED_CLASSES",
     "GALAXY10_FILENAME",
-    "GALAXY10_URL",
     "GALAXY10_SHA256",
-    "load_galaxy10_decals",
+    "GALAXY10_URL",
+    "SEED_CLASSES",
     "fetch_galaxy10_decals",
+    "load_galaxy10_decals",
 ]
 
 GALAXY10_FILENAME = "Galaxy10_DECals.h5"
@@ -66,6 +66,7 @@ _META_KEYS = ("ra", "dec", "redshift", "pxscale")
 _CHUNK_ROWS = 256
 # Upper bound on one block when widening it to whole HDF5 chunks.
 _MAX_BLOCK_BYTES = 256 * 2**20
+
 
 @contextmanager
 def _open_galaxy10(path: Path) -> Iterator[h5py.File]:
@@ -101,9 +102,7 @@ def _check_layout(handle: h5py.File, path: Path) -> None:
         )
     for key in _REQUIRED_KEYS:
         if not isinstance(handle[key], h5py.Dataset):
-            raise ValueError(
-                f"{str(path)!r}: {key!r} is an HDF5 group, expected a dataset."
-            )
+            raise ValueError(f"{str(path)!r}: {key!r} is an HDF5 group, expected a dataset.")
     images = handle["images"]
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
@@ -111,9 +110,7 @@ def _check_layout(handle: h5py.File, path: Path) -> None:
             "(n, height, width, 3) RGB cutouts."
         )
     if images.dtype != np.uint8:
-        raise ValueError(
-            f"{str(path)!r}: 'images' has dtype {images.dtype}; expected uint8."
-        )
+        raise ValueError(f"{str(path)!r}: 'images' has dtype {images.dtype}; expected uint8.")
     n_images = images.shape[0]
     for key in ("ans", *_META_KEYS):
         if handle[key].shape != (n_images,):
@@ -158,12 +155,22 @@ def _check_galaxy10_file(path: Path) -> None:
 
 
 def _download_galaxy10(
-    path: Path, *, url: str, sha256: str | None, overwrite: bool, verbose: bool,
+    path: Path,
+    *,
+    url: str,
+    sha256: str | None,
+    overwrite: bool,
+    verbose: bool,
     timeout: float,
 ) -> Path:
     return download_file(
-        url, path, sha256=sha256, overwrite=overwrite, check=_check_galaxy10_file,
-        timeout=timeout, verbose=verbose,
+        url,
+        path,
+        sha256=sha256,
+        overwrite=overwrite,
+        check=_check_galaxy10_file,
+        timeout=timeout,
+        verbose=verbose,
     )
 
 
@@ -284,8 +291,12 @@ def _resolve_path(
     if not target.exists():
         if download:
             return _download_galaxy10(
-                target, url=GALAXY10_URL, sha256=GALAXY10_SHA256, overwrite=False,
-                verbose=verbose, timeout=60.0,
+                target,
+                url=GALAXY10_URL,
+                sha256=GALAXY10_SHA256,
+                overwrite=False,
+                verbose=verbose,
+                timeout=60.0,
             )
         raise FileNotFoundError(
             f"path {str(target)!r} does not exist. Pass download=True to download "
@@ -305,9 +316,7 @@ def _check_crop_fits(crop: object, height: int, width: int, where: str) -> None:
         )
 
 
-def _crop_window(
-    crop: int | Sequence[int] | None, height: int, width: int
-) -> tuple[slice, slice]:
+def _crop_window(crop: int | Sequence[int] | None, height: int, width: int) -> tuple[slice, slice]:
     """Rows and columns of the center crop, placed as :func:`center_crop` places it."""
     if crop is None:
         return slice(0, height), slice(0, width)
@@ -342,7 +351,8 @@ def _read_images(
     height, width = dataset.shape[1:3]
     window = _crop_window(crop, height, width)
     out_height, out_width = (
-        check_image_size(image_size, "image_size") if image_size is not None
+        check_image_size(image_size, "image_size")
+        if image_size is not None
         else (window[0].stop - window[0].start, window[1].stop - window[1].start)
     )
     check_allocation(
@@ -363,7 +373,7 @@ def _read_images(
             block = _read(dataset, (slice(start, stop), *window, slice(None)), source)
             if group.size != stop - start:
                 block = block[group - start]
-            images[filled:filled + group.size] = preprocess_images(
+            images[filled : filled + group.size] = preprocess_images(
                 block, image_size=image_size, name="images"
             )
             filled += group.size

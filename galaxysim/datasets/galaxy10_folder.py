@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -27,6 +27,7 @@ from ._galaxy10_meta import (
     _check_classes,
     _relabel,
 )
+
 __all__ = ["load_galaxy10_folder"]
 
 
@@ -69,7 +70,7 @@ def _check_once(filename: str, labels: Path, line: int, seen: dict[str, int]) ->
 def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
     """Read ``(filename, ans)`` pairs from a labels.csv, with errors naming the line."""
     try:
-        stream = open(labels, newline="", encoding="utf-8-sig")
+        stream = open(labels, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise OSError(f"Could not open {str(labels)!r}: {exc}") from None
     entries: list[tuple[str, int]] = []
@@ -108,8 +109,7 @@ def _read_labels_csv(labels: Path) -> list[tuple[str, int]]:
                 label = int(raw)
             except ValueError:
                 raise ValueError(
-                    f"{str(labels)!r}, line {line}: ans must be an integer label 0-9, "
-                    f"got {raw!r}."
+                    f"{str(labels)!r}, line {line}: ans must be an integer label 0-9, got {raw!r}."
                 ) from None
             if not 0 <= label < len(GALAXY10_CLASSES):
                 raise ValueError(
@@ -187,12 +187,9 @@ def load_galaxy10_folder(
     if image_size is not None:
         check_image_size(image_size, "image_size")
     folder, labels = _labels_file(folder)
-    entries = [(name, label) for name, label in _read_labels_csv(labels)
-               if label in labels_wanted]
+    entries = [(name, label) for name, label in _read_labels_csv(labels) if label in labels_wanted]
     if not entries:
-        raise ValueError(
-            f"{str(labels)!r} lists no images of classes {list(labels_wanted)}."
-        )
+        raise ValueError(f"{str(labels)!r} lists no images of classes {list(labels_wanted)}.")
     paths = [folder / name for name, _ in entries]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

@@ -11,8 +11,9 @@ the collection in memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,8 +107,11 @@ class ImageCollection(torch.utils.data.Dataset):
     ) -> None:
         _refuse_one_image(source)
         self._chunks: ImageChunks = image_chunks(source, crop=crop, image_size=image_size)
-        self.num_workers = (default_num_workers() if num_workers is None
-                            else check_positive_int(num_workers, "num_workers", minimum=0))
+        self.num_workers = (
+            default_num_workers()
+            if num_workers is None
+            else check_positive_int(num_workers, "num_workers", minimum=0)
+        )
         if self._chunks.n_images == 0:
             raise ValueError(f"source {self.source!r} holds no images.")
         self.image_shape = tuple(int(side) for side in self.read([0]).shape[1:])
@@ -127,12 +131,17 @@ class ImageCollection(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         framing = "".join(
-            f", {name}={value}" for name, value in
-            (("crop", self._chunks.crop), ("image_size", self._chunks.image_size))
+            f", {name}={value}"
+            for name, value in (
+                ("crop", self._chunks.crop),
+                ("image_size", self._chunks.image_size),
+            )
             if value is not None
         )
-        return (f"ImageCollection({self.source!r}{framing}, num_workers={self.num_workers}) "
-                f"# {len(self)} images of {self.image_shape}")
+        return (
+            f"ImageCollection({self.source!r}{framing}, num_workers={self.num_workers}) "
+            f"# {len(self)} images of {self.image_shape}"
+        )
 
     def __getitem__(self, index: Any) -> np.ndarray:
         """One image ``(H, W, C)`` for an int; ``(n, H, W, C)`` for a slice or a list of ints."""
@@ -183,8 +192,11 @@ class ImageCollection(torch.utils.data.Dataset):
         shape = getattr(self, "image_shape", None)
         if shape is not None and images.shape[1:] != shape:
             first = int(np.asarray(rows).reshape(-1)[0])
-            where = (repr(self._chunks.paths[first]) if self.kind == "folder"
-                     else f"row {first} of {self.source!r}")
+            where = (
+                repr(self._chunks.paths[first])
+                if self.kind == "folder"
+                else f"row {first} of {self.source!r}"
+            )
             raise ValueError(
                 f"Image {where} reads as {images.shape[1:]}, but the collection's first image "
                 f"as {shape}; pass crop= or image_size= so that all images end up the same size."
@@ -196,7 +208,7 @@ def _refuse_one_image(source: Any) -> None:
     """A clear error for the path of one image file, which is not a collection."""
     if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
         name = os.fspath(source).lower()
-        if name.endswith(IMAGE_EXTENSIONS + (".gz",)):
+        if name.endswith((*IMAGE_EXTENSIONS, ".gz")):
             raise ValueError(
                 f"source {os.fspath(source)!r} is one image file; a collection is an HDF5 "
                 "file, a zarr array or a folder of images. Read one image with "

@@ -27,10 +27,10 @@ from .._validation import PathLike, check_positive_int
 from ..images import center_crop, load_image, resize
 
 __all__ = [
-    "MILKY_WAY_CREDIT",
     "GALAXY10_HALF_LIGHT_FRACTION",
-    "load_milky_way",
+    "MILKY_WAY_CREDIT",
     "half_light_radius",
+    "load_milky_way",
 ]
 
 #: Credit line that every use of the illustration must show.
@@ -197,7 +197,7 @@ def _reframe(image: np.ndarray, fraction: float, image_size: int) -> np.ndarray:
     out = np.empty((image_size, image_size, image.shape[2]), dtype=np.float32)
     out[...] = sky
     top = (image_size - inner) // 2
-    out[top:top + inner, top:top + inner] = resize(image, inner)
+    out[top : top + inner, top : top + inner] = resize(image, inner)
     return out
 
 

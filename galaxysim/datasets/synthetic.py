@@ -38,8 +38,9 @@ differ in shape and colour, not in how bright the image is on average.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from numbers import Integral
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -104,7 +105,14 @@ _PSF_WING = 0.08
 # Expected number of neighbour galaxies in a 64-pixel frame.
 _NEIGHBOURS_PER_FRAME = 0.3
 # Lengths that the size factor scales.
-_SPIRAL_LENGTHS = ("bulge_radius", "disk_scale", "bar_length", "bar_width", "arm_start", "arm_width")
+_SPIRAL_LENGTHS = (
+    "bulge_radius",
+    "disk_scale",
+    "bar_length",
+    "bar_width",
+    "arm_start",
+    "arm_width",
+)
 _EDGE_ON_LENGTHS = ("disk_scale", "bulge_radius")  # disk heights stay near the PSF
 
 # Class-dependent parameter ranges, one (low, high) per spiral class in the
@@ -190,9 +198,7 @@ def _by_class(
     return rng.uniform(bounds[:, 0], bounds[:, 1])
 
 
-def _sample_spirals(
-    rng: np.random.Generator, labels: np.ndarray, pixel: float
-) -> _SpiralModel:
+def _sample_spirals(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> _SpiralModel:
     """Draw parameters for spirals of the given labels (0, 1 or 2)."""
     n = len(labels)
     draw = {name: _by_class(rng, labels, ranges) for name, ranges in _SPIRAL_RANGES.items()}
@@ -249,9 +255,7 @@ def _sample_spirals(
     )
 
 
-def _sample_edge_ons(
-    rng: np.random.Generator, labels: np.ndarray, pixel: float
-) -> _EdgeOnModel:
+def _sample_edge_ons(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> _EdgeOnModel:
     """Draw parameters for edge-on galaxies of the given labels (3 or 4)."""
     n = len(labels)
     with_bulge = labels == _EDGE_ON_BULGE
@@ -279,6 +283,7 @@ def _sample_edge_ons(
         bulge_rgb=_jitter_color(rng, _BULGE_RGB, n, 0.06),
         disk_rgb=_jitter_color(rng, disk_base, n, 0.05),
     )
+
 
 def _vary_galaxies(
     model: Any, lengths: Sequence[str], size: np.ndarray, gradient: np.ndarray
@@ -413,7 +418,9 @@ def make_galaxies(
     canvas = _Canvas.around(image_size, _PSF_SIGMA_PX[1] * image_size / _REFERENCE_SIZE)
     chunk = max(1, _CHUNK_PIXELS // canvas.side**2)
     check_allocation(
-        4.0 * 3 * (n_samples * image_size**2 + _WORKING_COPIES * min(chunk, n_samples) * canvas.side**2),
+        4.0
+        * 3
+        * (n_samples * image_size**2 + _WORKING_COPIES * min(chunk, n_samples) * canvas.side**2),
         f"{n_samples} galaxies of {image_size}x{image_size} pixels",
         "Ask for fewer or smaller images (n_samples, image_size).",
     )

@@ -18,8 +18,10 @@ def _check_inputs(images: Any, generator: Any) -> torch.Tensor:
         raise TypeError(f"images must be a torch.Tensor (n, C, H, W), got {type(images).__name__}.")
     if images.ndim != 4 or not images.is_floating_point():
         kind = ValueError if images.is_floating_point() else TypeError
-        raise kind(f"images must be a 4-D (n, C, H, W) float tensor, got {images.dtype} "
-                   f"of shape {tuple(images.shape)}.")
+        raise kind(
+            f"images must be a 4-D (n, C, H, W) float tensor, got {images.dtype} "
+            f"of shape {tuple(images.shape)}."
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}.")
     return images

@@ -15,7 +15,8 @@ over any of them in batches.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class CollectionBatches(torch.utils.data.Dataset):
         height, width, channels = self.collection.image_shape
         return len(self.rows), channels, height, width
 
-    def take(self, rows: Any) -> "CollectionBatches":
+    def take(self, rows: Any) -> CollectionBatches:
         """The batches of ``rows`` (positions in this one)."""
         return CollectionBatches(self.collection, self.rows[np.asarray(rows, np.int64)])
 
@@ -137,17 +138,23 @@ class ImageInputMixin:
         collection = _as_collection(X)
         if collection is None:
             images, input_format, input_range = self._fit_input(X)
-            return TrainingInput(as_nchw(images), input_format, input_range,
-                                 tuple(int(side) for side in images.shape[1:]))
+            return TrainingInput(
+                as_nchw(images),
+                input_format,
+                input_range,
+                tuple(int(side) for side in images.shape[1:]),
+            )
         if getattr(self, "image_shape", None) is not None:
             shape = check_image_shape(self.image_shape)
             if shape != collection.image_shape:
-                raise ValueError(f"X holds images of shape {collection.image_shape} but "
-                                 f"image_shape={shape}.")
+                raise ValueError(
+                    f"X holds images of shape {collection.image_shape} but image_shape={shape}."
+                )
         # A collection holds no column names; none of an earlier fit may linger.
         self.__dict__.pop("feature_names_in_", None)
-        return TrainingInput(CollectionBatches(collection), "images", (0.0, 1.0),
-                             collection.image_shape)
+        return TrainingInput(
+            CollectionBatches(collection), "images", (0.0, 1.0), collection.image_shape
+        )
 
     def _network_input(self, X: Any) -> torch.Tensor | CollectionBatches:
         """Validate input after fitting: the network's ``(n, C, H, W)``, or a stream of it."""
@@ -204,9 +211,11 @@ class ImageInputMixin:
         collection = _as_collection(X)
         if collection is not None:
             self._check_collection(collection)
-            check_allocation(len(collection) * 4 * int(np.prod(collection.image_shape)),
-                             f"{len(collection):,} images of {collection.image_shape} as float32",
-                             "Read fewer of them (ImageCollection.read) or smaller ones.")
+            check_allocation(
+                len(collection) * 4 * int(np.prod(collection.image_shape)),
+                f"{len(collection):,} images of {collection.image_shape} as float32",
+                "Read fewer of them (ImageCollection.read) or smaller ones.",
+            )
             return collection.read(np.arange(len(collection)))
         if self.input_format_ == "features":
             table = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -221,7 +230,9 @@ class ImageInputMixin:
         return images
 
     def _batched(
-        self, fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        inputs: torch.Tensor,
         device: torch.device | None = None,
     ) -> torch.Tensor:
         """``fn`` over ``inputs`` in batches on ``device`` (default ``device_``), without
@@ -237,11 +248,13 @@ class ImageInputMixin:
         return torch.cat(outputs)
 
 
-def _streamed(fn: Callable[[torch.Tensor], torch.Tensor], inputs: CollectionBatches,
-              device: torch.device) -> torch.Tensor:
+def _streamed(
+    fn: Callable[[torch.Tensor], torch.Tensor], inputs: CollectionBatches, device: torch.device
+) -> torch.Tensor:
     """:meth:`ImageInputMixin._batched` over a stream, in the same batches as from memory."""
-    source = StreamedBatches(inputs, device, num_workers=inputs.num_workers,
-                             prepare=images_on_device)
+    source = StreamedBatches(
+        inputs, device, num_workers=inputs.num_workers, prepare=images_on_device
+    )
     outputs = []
     try:
         with torch.no_grad():

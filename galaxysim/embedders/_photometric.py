@@ -13,15 +13,22 @@ import torch.nn.functional as F
 
 from ._augment_checks import _check_amount, _check_inputs, _uniform
 
-__all__ = ["LARGEST_GAMMA", "random_blur", "random_brightness", "random_color", "random_gamma",
-           "random_noise"]
+__all__ = [
+    "LARGEST_GAMMA",
+    "random_blur",
+    "random_brightness",
+    "random_color",
+    "random_gamma",
+    "random_noise",
+]
 
 #: The largest ``max_gamma``: powers from exp(-2) to exp(2), about 0.14 to 7.4.
 LARGEST_GAMMA = 2.0
 
 
-def random_blur(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                max_sigma: float | None = 1.0) -> torch.Tensor:
+def random_blur(
+    images: torch.Tensor, *, generator: torch.Generator | None = None, max_sigma: float | None = 1.0
+) -> torch.Tensor:
     """Blur each image with a Gaussian PSF of random width.
 
     Parameters
@@ -56,15 +63,18 @@ def random_blur(images: torch.Tensor, *, generator: torch.Generator | None = Non
     x = torch.arange(-radius, radius + 1, device=images.device, dtype=sigma.dtype)
     kernels = torch.exp(-0.5 * (x / sigma.clamp_min(1e-3)[:, None]) ** 2)
     kernels = kernels.masked_fill(kernels < 1e-7, 0.0)  # denormal weights slow CPUs down
-    kernels = (kernels / kernels.sum(1, keepdim=True)).to(images.dtype).repeat_interleave(channels, 0)
+    kernels = (
+        (kernels / kernels.sum(1, keepdim=True)).to(images.dtype).repeat_interleave(channels, 0)
+    )
     planes = F.pad(images.reshape(1, n * channels, height, width), (radius,) * 4, "reflect")
     planes = F.conv2d(planes, kernels[:, None, None, :], groups=n * channels)  # along rows
     planes = F.conv2d(planes, kernels[:, None, :, None], groups=n * channels)  # along columns
     return planes.reshape(n, channels, height, width)
 
 
-def random_gamma(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 max_gamma: float | None = 0.3) -> torch.Tensor:
+def random_gamma(
+    images: torch.Tensor, *, generator: torch.Generator | None = None, max_gamma: float | None = 0.3
+) -> torch.Tensor:
     """Change each image's display stretch: raise its pixel values to a random power.
 
     A survey image shows flux through a non-linear stretch (asinh, a
@@ -112,8 +122,12 @@ def random_gamma(images: torch.Tensor, *, generator: torch.Generator | None = No
     return images.sign() * images.abs().pow(gamma)
 
 
-def random_noise(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 max_sigma: float | None = 0.05) -> torch.Tensor:
+def random_noise(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    max_sigma: float | None = 0.05,
+) -> torch.Tensor:
     """Add Gaussian noise of a random level to each image.
 
     Parameters
@@ -142,8 +156,12 @@ def random_noise(images: torch.Tensor, *, generator: torch.Generator | None = No
     return noise.to(images.dtype).mul_(sigma.to(images.dtype)[:, None, None, None]).add_(images)
 
 
-def random_brightness(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                      max_change: float | None = 0.15) -> torch.Tensor:
+def random_brightness(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    max_change: float | None = 0.15,
+) -> torch.Tensor:
     """Multiply each image by a random gain uniform in [1 - max_change, 1 + max_change].
 
     Parameters
@@ -170,8 +188,12 @@ def random_brightness(images: torch.Tensor, *, generator: torch.Generator | None
     return images * gain.to(images.dtype)[:, None, None, None]
 
 
-def random_color(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 max_change: float | None = 0.05) -> torch.Tensor:
+def random_color(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    max_change: float | None = 0.05,
+) -> torch.Tensor:
     """Scale each channel of each image by its own gain: a random change of colour.
 
     Every channel gets a gain uniform in [1 - max_change, 1 + max_change],

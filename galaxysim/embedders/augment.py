@@ -25,21 +25,45 @@ from sklearn.base import BaseEstimator
 from .._validation import check_bool
 from ._augment_checks import _check_amount, _check_inputs, _check_scale, _uniform
 from ._photometric import (
-    LARGEST_GAMMA, random_blur, random_brightness, random_color, random_gamma, random_noise,
+    LARGEST_GAMMA,
+    random_blur,
+    random_brightness,
+    random_color,
+    random_gamma,
+    random_noise,
 )
 
 __all__ = [
-    "GalaxyAugmentation", "random_affine", "random_blur", "random_brightness", "random_color",
-    "random_gamma", "random_noise", "random_rotation", "random_scale", "random_shift",
+    "GalaxyAugmentation",
+    "random_affine",
+    "random_blur",
+    "random_brightness",
+    "random_color",
+    "random_gamma",
+    "random_noise",
+    "random_rotation",
+    "random_scale",
+    "random_shift",
 ]
 # The geometric parts, off; the amounts' upper bounds (GalaxyAugmentation's names).
 _NO_GEOMETRY = {"rotation": False, "flip": False, "scale": None, "max_shift": 0.0}
-_LARGEST = {"max_shift": 0.5, "max_blur": math.inf, "max_gamma": LARGEST_GAMMA, "max_noise": math.inf,
-            "max_brightness": 1.0, "max_color": 1.0}
+_LARGEST = {
+    "max_shift": 0.5,
+    "max_blur": math.inf,
+    "max_gamma": LARGEST_GAMMA,
+    "max_noise": math.inf,
+    "max_brightness": 1.0,
+    "max_color": 1.0,
+}
 
 
-def _affine(images: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor,
-            zoom: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def _affine(
+    images: torch.Tensor,
+    angle: torch.Tensor,
+    mirror: torch.Tensor,
+    zoom: torch.Tensor,
+    shift: torch.Tensor,
+) -> torch.Tensor:
     """Resample each image once under its own affine map, in pixel units.
 
     Output pixel ``p`` (pixels from the centre, x right, y down) takes the input
@@ -50,9 +74,10 @@ def _affine(images: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor,
     _, _, height, width = images.shape
     cos, sin = torch.cos(angle), torch.sin(angle)
     sign = 1.0 - 2.0 * mirror.to(angle.dtype)
-    linear = torch.stack(
-        [torch.stack([cos * sign, -sin], -1), torch.stack([sin * sign, cos], -1)], -2
-    ) / zoom[:, None, None]
+    linear = (
+        torch.stack([torch.stack([cos * sign, -sin], -1), torch.stack([sin * sign, cos], -1)], -2)
+        / zoom[:, None, None]
+    )
     offset = -(linear @ shift.unsqueeze(-1))
     # affine_grid's coordinates are normalised to [-1, 1] on each axis: with
     # D = diag(W / 2, H / 2), theta = D^-1 [A D | t].
@@ -63,8 +88,13 @@ def _affine(images: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor,
 
 
 def random_affine(
-    images: torch.Tensor, *, generator: torch.Generator | None = None, rotation: bool = True,
-    flip: bool = True, scale: tuple[float, float] | None = (0.9, 1.1), max_shift: float | None = 0.075,
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    rotation: bool = True,
+    flip: bool = True,
+    scale: tuple[float, float] | None = (0.9, 1.1),
+    max_shift: float | None = 0.075,
 ) -> torch.Tensor:
     """Randomly rotate, mirror, zoom and shift each image, in one resampling.
 
@@ -113,7 +143,9 @@ def random_affine(
     return _affine(images, angle, mirror, zoom, shift)
 
 
-def random_rotation(images: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_rotation(
+    images: torch.Tensor, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Rotate each image by a random angle in [0, 2 pi): :func:`random_affine`'s rotation alone.
 
     Parameters
@@ -134,8 +166,12 @@ def random_rotation(images: torch.Tensor, *, generator: torch.Generator | None =
     return random_affine(images, generator=generator, **{**_NO_GEOMETRY, "rotation": True})
 
 
-def random_scale(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 scale: tuple[float, float] | None = (0.9, 1.1)) -> torch.Tensor:
+def random_scale(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] | None = (0.9, 1.1),
+) -> torch.Tensor:
     """Zoom each image about its centre by a random factor: :func:`random_affine`'s zoom alone.
 
     Parameters
@@ -156,8 +192,12 @@ def random_scale(images: torch.Tensor, *, generator: torch.Generator | None = No
     return random_affine(images, generator=generator, **{**_NO_GEOMETRY, "scale": scale})
 
 
-def random_shift(images: torch.Tensor, *, generator: torch.Generator | None = None,
-                 max_shift: float | None = 0.075) -> torch.Tensor:
+def random_shift(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    max_shift: float | None = 0.075,
+) -> torch.Tensor:
     """Move each image by a random sub-pixel shift (jitter crop): :func:`random_affine`'s alone.
 
     Parameters
@@ -180,8 +220,10 @@ def random_shift(images: torch.Tensor, *, generator: torch.Generator | None = No
 
 # GalaxyAugmentation's photometric parts in order: (parameter, function, its keyword).
 _PHOTOMETRY = (
-    ("max_blur", random_blur, "max_sigma"), ("max_gamma", random_gamma, "max_gamma"),
-    ("max_brightness", random_brightness, "max_change"), ("max_color", random_color, "max_change"),
+    ("max_blur", random_blur, "max_sigma"),
+    ("max_gamma", random_gamma, "max_gamma"),
+    ("max_brightness", random_brightness, "max_change"),
+    ("max_color", random_color, "max_change"),
     ("max_noise", random_noise, "max_sigma"),
 )
 
@@ -228,10 +270,18 @@ class GalaxyAugmentation(BaseEstimator):
     """
 
     def __init__(
-        self, *, rotation: bool = True, flip: bool = True, scale: tuple[float, float] | None = (0.9, 1.1),
-        max_shift: float | None = 0.075, max_blur: float | None = 1.0, max_gamma: float | None = 0.0,
+        self,
+        *,
+        rotation: bool = True,
+        flip: bool = True,
+        scale: tuple[float, float] | None = (0.9, 1.1),
+        max_shift: float | None = 0.075,
+        max_blur: float | None = 1.0,
+        max_gamma: float | None = 0.0,
         max_noise: float | None = 0.05,
-        max_brightness: float | None = 0.15, max_color: float | None = 0.05, clip: bool = False,
+        max_brightness: float | None = 0.15,
+        max_color: float | None = 0.05,
+        clip: bool = False,
     ) -> None:
         self.rotation = rotation
         self.flip = flip
@@ -246,13 +296,17 @@ class GalaxyAugmentation(BaseEstimator):
 
     def _check_parameters(self) -> dict[str, Any]:
         """The parameters, checked (None read as off); raises naming a bad one."""
-        checked = {name: check_bool(getattr(self, name), name) for name in ("rotation", "flip", "clip")}
+        checked = {
+            name: check_bool(getattr(self, name), name) for name in ("rotation", "flip", "clip")
+        }
         checked["scale"] = _check_scale(self.scale, "scale")
         for name, upper in _LARGEST.items():
             checked[name] = _check_amount(getattr(self, name), name, upper)
         return checked
 
-    def geometric(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def geometric(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The geometric part alone: rotation, flip, zoom and shift, in one resampling.
 
         Parameters
@@ -273,7 +327,9 @@ class GalaxyAugmentation(BaseEstimator):
         p, images = self._check_parameters(), _check_inputs(images, generator)
         return random_affine(images, generator=generator, **{k: p[k] for k in _NO_GEOMETRY})
 
-    def photometric(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def photometric(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The photometric part alone: blur, stretch, brightness, colour, noise, optional clip.
 
         Parameters
@@ -300,7 +356,9 @@ class GalaxyAugmentation(BaseEstimator):
             return out.clamp(0.0, 1.0)
         return out.clone() if out is images else out
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Augment a batch: :meth:`geometric`, then :meth:`photometric`.
 
         Parameters
@@ -320,8 +378,9 @@ class GalaxyAugmentation(BaseEstimator):
         """
         return self.photometric(self.geometric(images, generator), generator)
 
-    def pair(self, images: torch.Tensor,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """An (input, target) pair for denoising training: one geometry, photometry on one.
 
         Parameters

@@ -8,9 +8,10 @@ input.
 
 from __future__ import annotations
 
-from numbers import Real
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +30,13 @@ __all__ = ["AutoencoderEmbedder"]
 # The parameters that decide the network's shape: an ``init`` model must share them.
 _ARCHITECTURE = ("latent_dim", "n_stages", "n_blocks", "base_channels", "channel_growth")
 
+
 @documents_training_parameters
 class AutoencoderEmbedder(
-    ImageInputMixin, TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+    ImageInputMixin,
+    TorchEstimatorMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
     BaseEstimator,
 ):
     """Embed images with a residual convolutional autoencoder.
@@ -206,7 +211,7 @@ class AutoencoderEmbedder(
 
     # -- fitting -------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any = None) -> "AutoencoderEmbedder":
+    def fit(self, X: Any, y: Any = None) -> AutoencoderEmbedder:
         """Train the autoencoder on images.
 
         Parameters
@@ -257,9 +262,13 @@ class AutoencoderEmbedder(
             network = self._new_network((height, width, channels))
         if self.init is not None:
             self._initial_weights(network, "network_", _ARCHITECTURE)
-        check_training_memory(network, (len(given.data), height, width, channels),
-                              self.batch_size, device,
-                              copied_bytes=0 if given.streamed else given.data.nbytes)
+        check_training_memory(
+            network,
+            (len(given.data), height, width, channels),
+            self.batch_size,
+            device,
+            copied_bytes=0 if given.streamed else given.data.nbytes,
+        )
         history = self._fit_module(
             network,
             given.data,
@@ -283,8 +292,9 @@ class AutoencoderEmbedder(
         """The training loop's augmentation: dihedral turns, then the denoising pair."""
         if self.augmentation is None:
             return random_dihedral if self.augment else None
-        return partial(_denoising_pair, augmentation=clone(self.augmentation),
-                       dihedral=bool(self.augment))
+        return partial(
+            _denoising_pair, augmentation=clone(self.augmentation), dihedral=bool(self.augment)
+        )
 
     def _new_network(self, image_shape: tuple[int, int, int]) -> ConvAutoencoder:
         """An untrained network for images of ``image_shape``, from the parameters."""
@@ -459,8 +469,11 @@ class AutoencoderEmbedder(
 
 
 def _denoising_pair(
-    batch: tuple[torch.Tensor, ...], generator: torch.Generator, *,
-    augmentation: GalaxyAugmentation, dihedral: bool,
+    batch: tuple[torch.Tensor, ...],
+    generator: torch.Generator,
+    *,
+    augmentation: GalaxyAugmentation,
+    dihedral: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(augmented input, clean target) for one training batch of a denoising autoencoder."""
     if dihedral:

@@ -47,7 +47,10 @@ _VALIDATION_SEED = 12345
 
 @documents_training_parameters
 class ContrastiveEmbedder(
-    ImageInputMixin, TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+    ImageInputMixin,
+    TorchEstimatorMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
     BaseEstimator,
 ):
     """Embed galaxy images by contrastive self-supervised learning.
@@ -252,9 +255,7 @@ class ContrastiveEmbedder(
 
     def _check_params(self) -> torch.device:
         if self.encoder not in _ENCODERS:
-            raise ValueError(
-                f"encoder must be one of {tuple(_ENCODERS)}, got {self.encoder!r}."
-            )
+            raise ValueError(f"encoder must be one of {tuple(_ENCODERS)}, got {self.encoder!r}.")
         check_positive_int(self.n_components, "n_components")
         check_positive_int(self.n_stages, "n_stages")
         check_positive_int(self.base_channels, "base_channels")
@@ -272,15 +273,18 @@ class ContrastiveEmbedder(
 
     def _augmentation(self, input_format: str) -> GalaxyAugmentation:
         """The augmentation to train with; generic features get no geometry and no blur."""
-        augmentation = GalaxyAugmentation() if self.augmentation is None else clone(self.augmentation)
+        augmentation = (
+            GalaxyAugmentation() if self.augmentation is None else clone(self.augmentation)
+        )
         if input_format == "features":
-            augmentation.set_params(rotation=False, flip=False, scale=(1.0, 1.0),
-                                    max_shift=0.0, max_blur=0.0)
+            augmentation.set_params(
+                rotation=False, flip=False, scale=(1.0, 1.0), max_shift=0.0, max_blur=0.0
+            )
         return augmentation
 
     # -- fitting -------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any = None) -> "ContrastiveEmbedder":
+    def fit(self, X: Any, y: Any = None) -> ContrastiveEmbedder:
         """Train the encoder on augmented views of the images.
 
         Parameters
@@ -320,17 +324,23 @@ class ContrastiveEmbedder(
             self._initial_weights(network, "network_", _ARCHITECTURE)
         views = partial(_views, augmentation=augmentation, n_views=self.n_views)
         history = self._fit_module(
-            network, take(data, train) if given.streamed else (data[train],),
+            network,
+            take(data, train) if given.streamed else (data[train],),
             partial(_views_loss, loss=self.loss, temperature=float(self.temperature)),
-            random_state=seed, device=device, augment=views,
+            random_state=seed,
+            device=device,
+            augment=views,
             # The images are split here; the loop must not split them again.
-            validation_fraction=0.0, even_batches=True,
-            **self._validation(given, validation, augmentation), **given.loop_options(),
+            validation_fraction=0.0,
+            even_batches=True,
+            **self._validation(given, validation, augmentation),
+            **given.loop_options(),
         )
         # Fitted state is set only once training and the whitening have succeeded.
         whitening = shrunk_whitening(
             self._embed(data, network, device) if self.whiten is not None else None,
-            self.n_components, self.whiten,
+            self.n_components,
+            self.whiten,
         )
         self.history_ = history
         self.input_format_ = given.input_format
@@ -342,8 +352,9 @@ class ContrastiveEmbedder(
         self.whitening_mean_, self.whitening_components_ = whitening
         return self
 
-    def _validation(self, given: Any, validation: Any, augmentation: GalaxyAugmentation
-                    ) -> dict[str, Any]:
+    def _validation(
+        self, given: Any, validation: Any, augmentation: GalaxyAugmentation
+    ) -> dict[str, Any]:
         """The loop's validation arguments: fixed views drawn once from memory, or per batch.
 
         In memory the views of all validation images are drawn here, once; a
@@ -353,19 +364,21 @@ class ContrastiveEmbedder(
         if validation is None:
             return {}
         if not given.streamed:
-            return {"validation_data": (
-                _fixed_views(given.data[validation], augmentation, self.n_views),)}
-        return {"validation_data": take(given.data, validation),
-                "validation_augment": partial(_views, augmentation=augmentation,
-                                              n_views=self.n_views)}
+            return {
+                "validation_data": (
+                    _fixed_views(given.data[validation], augmentation, self.n_views),
+                )
+            }
+        return {
+            "validation_data": take(given.data, validation),
+            "validation_augment": partial(_views, augmentation=augmentation, n_views=self.n_views),
+        }
 
     def _split(self, data: Any, seed: int) -> tuple[Any, Any]:
         """Indices of the training images and of the validation ones (None without)."""
         n_samples = int(data.shape[0])
         if n_samples < 2:
-            raise ValueError(
-                f"X has {n_samples} sample(s); contrastive training needs at least 2."
-            )
+            raise ValueError(f"X has {n_samples} sample(s); contrastive training needs at least 2.")
         generator = torch.Generator().manual_seed(seed)
         train, validation = validation_split(
             n_samples, self.validation_fraction, lambda n: torch.randperm(n, generator=generator)
@@ -375,8 +388,11 @@ class ContrastiveEmbedder(
     def _new_network(self, in_channels: int) -> ContrastiveEncoder | DihedralEncoder:
         """An untrained network for images of ``in_channels`` channels, from the parameters."""
         network = _ENCODERS[self.encoder](
-            in_channels, n_components=self.n_components, n_stages=self.n_stages,
-            base_channels=self.base_channels, projection_dim=self.projection_dim,
+            in_channels,
+            n_components=self.n_components,
+            n_stages=self.n_stages,
+            base_channels=self.base_channels,
+            projection_dim=self.projection_dim,
         )
         if self.encoder == "dihedral":
             return network  # its 5-D filters are expanded into 4-D ones at each call
@@ -399,8 +415,12 @@ class ContrastiveEmbedder(
         """Number of output features, for ``get_feature_names_out``."""
         return self.whitening_components_.shape[0]
 
-    def _embed(self, images: Any, network: ContrastiveEncoder | None = None,
-               device: torch.device | None = None) -> np.ndarray:
+    def _embed(
+        self,
+        images: Any,
+        network: ContrastiveEncoder | None = None,
+        device: torch.device | None = None,
+    ) -> np.ndarray:
         """Raw (unwhitened) float64 embeddings of ``(n, C, H, W)`` images (or a stream of them).
 
         By ``network`` on ``device``; by default the fitted ``network_`` on ``device_``.
@@ -413,7 +433,9 @@ class ContrastiveEmbedder(
         total = None
         for index_map in maps:
 
-            def view_embedding(batch: torch.Tensor, index_map: torch.Tensor = index_map) -> torch.Tensor:
+            def view_embedding(
+                batch: torch.Tensor, index_map: torch.Tensor = index_map
+            ) -> torch.Tensor:
                 return network(batch.flatten(2)[..., index_map].reshape(batch.shape))
 
             part = self._batched(view_embedding, images, device).double()
@@ -489,15 +511,20 @@ class ContrastiveEmbedder(
 
 
 def _views(
-    batch: tuple[torch.Tensor, ...], generator: torch.Generator, *,
-    augmentation: GalaxyAugmentation, n_views: int,
+    batch: tuple[torch.Tensor, ...],
+    generator: torch.Generator,
+    *,
+    augmentation: GalaxyAugmentation,
+    n_views: int,
 ) -> tuple[torch.Tensor]:
     """Training-loop augmentation: images ``(n, C, H, W)`` to views ``(n, n_views, C, H, W)``."""
     (images,) = batch
     return (torch.stack([augmentation(images, generator) for _ in range(n_views)], 1),)
 
 
-def _fixed_views(images: torch.Tensor, augmentation: GalaxyAugmentation, n_views: int) -> torch.Tensor:
+def _fixed_views(
+    images: torch.Tensor, augmentation: GalaxyAugmentation, n_views: int
+) -> torch.Tensor:
     """``n_views`` views of each image, always the same ones: for validation and ``score``."""
     generator = torch.Generator().manual_seed(_VALIDATION_SEED)
     return _views((images.float(),), generator, augmentation=augmentation, n_views=n_views)[0]

@@ -10,6 +10,8 @@ augmented views of the same images. The scikit-learn estimator around them is
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -142,7 +144,7 @@ class ContrastiveEncoder(nn.Module):
         self.in_channels = in_channels
         self.n_components = n_components
         widths = [in_channels, *encoder_channels(n_stages, base_channels, n_components)]
-        self.stages = nn.Sequential(*(_stage(a, b) for a, b in zip(widths[:-1], widths[1:])))
+        self.stages = nn.Sequential(*(_stage(a, b) for a, b in itertools.pairwise(widths)))
         self.head = projection_head(n_components, projection_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

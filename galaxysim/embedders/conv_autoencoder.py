@@ -96,8 +96,9 @@ class LatentNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardise ``x`` (n, latent_dim) per dimension."""
         if self.training and x.shape[0] == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, training=False,
-                                eps=self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, training=False, eps=self.eps
+            )
         return super().forward(x)
 
 
@@ -348,8 +349,12 @@ def saved_activation_bytes(network: ConvAutoencoder, image_shape: tuple[int, int
 
 
 def check_training_memory(
-    network: ConvAutoencoder, shape: tuple[int, int, int, int], batch_size: int,
-    device: torch.device, *, copied_bytes: int,
+    network: ConvAutoencoder,
+    shape: tuple[int, int, int, int],
+    batch_size: int,
+    device: torch.device,
+    *,
+    copied_bytes: int,
 ) -> None:
     """Refuse, before training, a batch whose activations cannot fit on ``device``.
 
@@ -358,8 +363,8 @@ def check_training_memory(
     """
     n_images, height, width, channels = shape
     batch = min(batch_size, n_images)
-    activations = _ACTIVATION_SAFETY * batch * saved_activation_bytes(
-        network, (height, width, channels)
+    activations = (
+        _ACTIVATION_SAFETY * batch * saved_activation_bytes(network, (height, width, channels))
     )
     # Weights, their gradients and Adam's two moments.
     weights = 4 * sum(p.numel() * p.element_size() for p in network.parameters())
@@ -375,5 +380,6 @@ def check_training_memory(
         f"Pass a smaller batch_size (now {batch_size}), or smaller images: a smaller "
         "crop or image_size when loading them; or a smaller network (n_blocks, "
         "base_channels).",
-        available=available, where=where,
+        available=available,
+        where=where,
     )

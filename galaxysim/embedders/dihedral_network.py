@@ -18,7 +18,7 @@ embedding from ``forward``, a projection head for training), so that
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ __all__ = ["DihedralEncoder", "GroupConv2d", "dihedral_cayley_table"]
 GROUP_ORDER = 8
 
 
-@lru_cache(maxsize=None)
+@cache
 def dihedral_cayley_table() -> tuple[tuple[int, ...], ...]:
     """The composition table of the symmetries of the square, in ``dihedral_index_maps`` order.
 
@@ -107,8 +107,9 @@ class GroupConv2d(nn.Module):
     True
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
-                 lifting: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, *, lifting: bool = False
+    ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
@@ -118,14 +119,16 @@ class GroupConv2d(nn.Module):
         copies = 1 if lifting else GROUP_ORDER
         weight = torch.empty(out_channels, in_channels, copies, kernel_size, kernel_size)
         # He initialisation for the fan-in the full filter bank sees.
-        nn.init.kaiming_normal_(weight.view(out_channels, -1, kernel_size, kernel_size),
-                                nonlinearity="relu")
+        nn.init.kaiming_normal_(
+            weight.view(out_channels, -1, kernel_size, kernel_size), nonlinearity="relu"
+        )
         self.weight = nn.Parameter(weight)
         table = dihedral_cayley_table()
         # For output copy g, input copy h is read through the filter stored at g^-1 h.
         order = [[table[_inverse(g)][h] for h in range(copies)] for g in range(GROUP_ORDER)]
-        self.register_buffer("_order", torch.tensor(order if not lifting else
-                                                    [[0]] * GROUP_ORDER), persistent=False)
+        self.register_buffer(
+            "_order", torch.tensor(order if not lifting else [[0]] * GROUP_ORDER), persistent=False
+        )
 
     def filter_bank(self) -> torch.Tensor:
         """The ordinary convolution weights ``(out * 8, in * copies, k, k)`` this layer applies."""
@@ -147,8 +150,11 @@ class GroupConv2d(nn.Module):
 
 
 def _block(in_channels: int, out_channels: int, *, lifting: bool = False) -> list[nn.Module]:
-    return [GroupConv2d(in_channels, out_channels, lifting=lifting),
-            nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)]
+    return [
+        GroupConv2d(in_channels, out_channels, lifting=lifting),
+        nn.BatchNorm3d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class _Pool(nn.Module):
@@ -213,8 +219,10 @@ class DihedralEncoder(nn.Module):
         super().__init__()
         self.in_channels = in_channels
         self.n_components = n_components
-        fields = [max(1, width // GROUP_ORDER)
-                  for width in encoder_channels(n_stages, base_channels, n_components)]
+        fields = [
+            max(1, width // GROUP_ORDER)
+            for width in encoder_channels(n_stages, base_channels, n_components)
+        ]
         layers: list[nn.Module] = _block(in_channels, fields[0], lifting=True)
         previous = fields[0]
         for width in fields:
@@ -223,7 +231,8 @@ class DihedralEncoder(nn.Module):
         self.stages = nn.Sequential(*layers)
         self.expand = nn.Sequential(
             GroupConv2d(previous, n_components, kernel_size=1),
-            nn.BatchNorm3d(n_components), nn.ReLU(inplace=True),
+            nn.BatchNorm3d(n_components),
+            nn.ReLU(inplace=True),
         )
         self.head = projection_head(n_components, projection_dim)
 

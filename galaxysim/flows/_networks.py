@@ -8,7 +8,8 @@ Everything after that, training included, is the same for every kind.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ FlowFactory = Callable[
 
 
 def _standardization(
-    est: "FlowDensityEstimator", train: np.ndarray, dtype: torch.dtype
+    est: FlowDensityEstimator, train: np.ndarray, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loc, scale)`` of the training features, or (0, 1) without ``standardize``."""
     if est.standardize:
@@ -50,22 +51,32 @@ def _standardization(
 
 
 def zuko_network(
-    est: "FlowDensityEstimator", X: np.ndarray, train_idx: np.ndarray,
-    rng: np.random.RandomState, seed: int,
+    est: FlowDensityEstimator,
+    X: np.ndarray,
+    train_idx: np.ndarray,
+    rng: np.random.RandomState,
+    seed: int,
 ) -> tuple[DensityFlow, torch.Tensor]:
     """A zuko :class:`VectorFlow` (trained in float32) behind the standardisation."""
     loc, scale = _standardization(est, X[train_idx], torch.float32)
     with seeded(seed):
         module = VectorFlow(
-            X.shape[1], flow=est.flow, n_layers=est.n_layers,
-            hidden_features=tuple(est.hidden_features), loc=loc, scale=scale,
+            X.shape[1],
+            flow=est.flow,
+            n_layers=est.n_layers,
+            hidden_features=tuple(est.hidden_features),
+            loc=loc,
+            scale=scale,
         )
     return module, module.training_tensor(X)
 
 
 def jammy_network(
-    est: "FlowDensityEstimator", X: np.ndarray, train_idx: np.ndarray,
-    rng: np.random.RandomState, seed: int,
+    est: FlowDensityEstimator,
+    X: np.ndarray,
+    train_idx: np.ndarray,
+    rng: np.random.RandomState,
+    seed: int,
 ) -> tuple[DensityFlow, torch.Tensor]:
     """A float64 :class:`JammyFlow`, initialised on the training vectors."""
     loc, scale = _standardization(est, X[train_idx], torch.float64)
@@ -77,13 +88,18 @@ def jammy_network(
 
 
 def image_network(
-    est: "FlowDensityEstimator", images: np.ndarray, train_idx: np.ndarray,
-    rng: np.random.RandomState, seed: int,
+    est: FlowDensityEstimator,
+    images: np.ndarray,
+    train_idx: np.ndarray,
+    rng: np.random.RandomState,
+    seed: int,
 ) -> tuple[DensityFlow, torch.Tensor]:
     """A :class:`MultiscaleImageFlow` with ActNorm initialised on random training images."""
     with seeded(seed):
         module = MultiscaleImageFlow(
-            images.shape[1:], n_levels=est.n_levels, n_steps=est.n_layers,
+            images.shape[1:],
+            n_levels=est.n_levels,
+            n_steps=est.n_layers,
             hidden_features=tuple(est.hidden_features),
         )
         levels = module.training_tensor(images)
@@ -94,7 +110,7 @@ def image_network(
     return module, levels
 
 
-def empty_network(est: "FlowDensityEstimator") -> DensityFlow:
+def empty_network(est: FlowDensityEstimator) -> DensityFlow:
     """The untrained network of a fitted estimator, at its scoring precision.
 
     Built from the parameters and the fitted shapes alone, without data, so
@@ -104,14 +120,18 @@ def empty_network(est: "FlowDensityEstimator") -> DensityFlow:
     """
     if est.image_shape_ is not None:
         module: DensityFlow = MultiscaleImageFlow(
-            est.image_shape_, n_levels=est.n_levels, n_steps=est.n_layers,
+            est.image_shape_,
+            n_levels=est.n_levels,
+            n_steps=est.n_layers,
             hidden_features=tuple(est.hidden_features),
         )
     elif est.backend == "jammy":
         module = JammyFlow(est.n_features_in_, jammy_layers(est.flow, est.n_layers))
     else:
         module = VectorFlow(
-            est.n_features_in_, flow=est.flow, n_layers=est.n_layers,
+            est.n_features_in_,
+            flow=est.flow,
+            n_layers=est.n_layers,
             hidden_features=tuple(est.hidden_features),
         )
     return module.for_inference()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -219,7 +219,7 @@ class DensityFlow(nn.Module, abc.ABC):
         """A sample of user data from latent draws; here :meth:`from_latent`."""
         return self.from_latent(z)
 
-    def for_inference(self) -> "DensityFlow":
+    def for_inference(self) -> DensityFlow:
         """Put the trained network in eval mode at its scoring precision; return it.
 
         Vector flows train in float32 and score in float64, so that a score

@@ -11,7 +11,8 @@ complexity-corrected score) come from :class:`~galaxysim.flows.ood.LikelihoodSco
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -255,7 +256,7 @@ class FlowDensityEstimator(
 
     # --------------------------------------------------------------------- fit
 
-    def fit(self, X: Any, y: Any = None) -> "FlowDensityEstimator":
+    def fit(self, X: Any, y: Any = None) -> FlowDensityEstimator:
         """Fit the flow to ``X`` by maximum likelihood.
 
         Parameters

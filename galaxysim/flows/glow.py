@@ -16,7 +16,8 @@ assembles them into a flow on images.
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -222,7 +223,7 @@ class AffineCoupling(nn.Module):
         n_transformed = channels - self.n_conditioning
         widths = [self.n_conditioning, *(int(h) for h in hidden_features)]
         layers: list[nn.Module] = [nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.ReLU()]
-        for width_in, width_out in zip(widths[1:-1], widths[2:]):
+        for width_in, width_out in itertools.pairwise(widths[1:]):
             layers += [nn.Conv2d(width_in, width_out, 1), nn.ReLU()]
         last = nn.Conv2d(widths[-1], 2 * n_transformed, 3, padding=1)
         nn.init.zeros_(last.weight)

@@ -20,7 +20,7 @@ that likelihood in bits per dimension.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -178,7 +178,6 @@ class MultiscaleImageFlow(DensityFlow):
             h = unsqueeze(h)
         return h.permute(0, 2, 3, 1) + 0.5
 
-
     # ----------------------------------------------------------------- data model
 
     def training_tensor(self, data: np.ndarray) -> Tensor:
@@ -259,7 +258,7 @@ class MultiscaleImageFlow(DensityFlow):
         """8-bit images in [0, 1] from latent draws: the cells that contain their points."""
         return quantize_unit(self.inverse(z))
 
-    def for_inference(self) -> "MultiscaleImageFlow":
+    def for_inference(self) -> MultiscaleImageFlow:
         """Eval mode in float32: the image flow is large, and scores it in its own precision."""
         return self.eval()
 

@@ -187,12 +187,13 @@ class JammyFlow(DensityFlow):
             generator's state is restored afterwards.
         """
         u, _ = self.standardization(x)
-        saved = np.random.get_state()
+        # jammy_flows draws from numpy's legacy global generator; seed it, then restore it.
+        saved = np.random.get_state()  # noqa: NPY002
         try:
-            np.random.seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
             self.pdf.init_params(data=u)
         finally:
-            np.random.set_state(saved)
+            np.random.set_state(saved)  # noqa: NPY002
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Log density of each sample in the units of ``x`` (nats), shape ``(n,)``."""

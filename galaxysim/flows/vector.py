@@ -19,7 +19,7 @@ see unit-scale features while the density stays in the units of the data.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import zuko

@@ -16,13 +16,14 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .._validation import PathLike, check_image_size
 from .._limits import check_allocation, check_regular_file
+from .._validation import PathLike, check_image_size
 from .preprocessing import _resize_one, resize
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "load_image", "load_images"]
@@ -83,8 +84,7 @@ def _read_fits(path: Path, crop: tuple[int, int] | None) -> np.ndarray:
         from astropy.io import fits
     except ImportError:
         raise ImportError(
-            f"Reading FITS file {str(path)!r} needs astropy: "
-            'pip install "galaxysim[fits]".'
+            f'Reading FITS file {str(path)!r} needs astropy: pip install "galaxysim[fits]".'
         ) from None
     try:
         with fits.open(path, memmap=False) as hdul:
@@ -141,9 +141,7 @@ def _open_pillow(path: Path) -> Any:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _draft_scale(
-    img: Any, box: _Box, image_size: tuple[int, int] | None
-) -> int:
+def _draft_scale(img: Any, box: _Box, image_size: tuple[int, int] | None) -> int:
     """The JPEG reduction (1, 2, 4 or 8) whose crop still has ``image_size`` pixels."""
     if image_size is None or getattr(img, "format", None) != "JPEG":
         return 1
@@ -201,8 +199,12 @@ def _decode(
     # The crop in the coordinates of the reduced image, as fractions of a pixel:
     # the whole pixels around it are converted, the Lanczos filter reads the rest.
     exact = tuple(v / scale for v in box)
-    outer = (math.floor(exact[0]), math.floor(exact[1]),
-             min(math.ceil(exact[2]), img.size[0]), min(math.ceil(exact[3]), img.size[1]))
+    outer = (
+        math.floor(exact[0]),
+        math.floor(exact[1]),
+        min(math.ceil(exact[2]), img.size[0]),
+        min(math.ceil(exact[3]), img.size[1]),
+    )
     inner = (exact[0] - outer[0], exact[1] - outer[1], exact[2] - outer[0], exact[3] - outer[1])
     return _resize_one(_pixels(img, outer), image_size, box=inner)
 
@@ -210,9 +212,13 @@ def _decode(
 # The EXIF orientations (2-8) as the array operations that show the picture upright,
 # as a viewer (and Pillow's ImageOps.exif_transpose) shows it; 5-8 swap height and width.
 _ORIENTATIONS = {
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
 }
 _EXIF_ORIENTATION = 0x0112
 
@@ -225,8 +231,9 @@ def _orientation(img: Any) -> int:
     return value if value in _ORIENTATIONS else 1
 
 
-def _upright(img: Any, path: Path, crop: tuple[int, int] | None,
-             image_size: tuple[int, int] | None) -> np.ndarray:
+def _upright(
+    img: Any, path: Path, crop: tuple[int, int] | None, image_size: tuple[int, int] | None
+) -> np.ndarray:
     """Decode with the crop and size of the upright picture, then turn it upright."""
     orientation = _orientation(img)
     if orientation >= 5:  # the stored picture is the upright one turned by 90 degrees
@@ -322,7 +329,9 @@ def load_image(
     (4, 2, 3)
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}.")
+        raise TypeError(
+            f"path must be a file path (str or os.PathLike), got {type(path).__name__}."
+        )
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(
@@ -332,8 +341,11 @@ def load_image(
     size = check_image_size(image_size, "image_size") if image_size is not None else None
     crop = check_image_size(crop, "crop") if crop is not None else None
     if size is not None:  # the resized image, and the filter's work on it
-        check_allocation(16 * size[0] * size[1], f"an image resized to {size[0]}x{size[1]}",
-                         "Pass a smaller image_size.")
+        check_allocation(
+            16 * size[0] * size[1],
+            f"an image resized to {size[0]}x{size[1]}",
+            "Pass a smaller image_size.",
+        )
     if path.name.lower().endswith(_FITS_EXTENSIONS):
         image = _read_fits(path, crop)
     else:
@@ -347,8 +359,10 @@ def load_image(
 
 def _list_folder(folder: Path) -> list[Path]:
     files = sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".")
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
         and p.name.lower().endswith(IMAGE_EXTENSIONS + _FITS_EXTENSIONS)
     )
     if not files:
@@ -433,7 +447,8 @@ def load_images(
         image = load_image(path, image_size=image_size, crop=crop)
         if images is None:
             check_allocation(
-                len(paths) * image.nbytes, f"{len(paths)} images of shape {image.shape}",
+                len(paths) * image.nbytes,
+                f"{len(paths)} images of shape {image.shape}",
                 "Pass crop= and/or image_size= to read them smaller, or read fewer files.",
             )
             images = np.empty((len(paths), *image.shape), dtype=np.float32)

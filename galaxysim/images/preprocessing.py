@@ -8,7 +8,7 @@ galaxies).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -63,7 +63,7 @@ def center_crop(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarr
             f"image_size={(height, width)} is larger than the images, which are {H}x{W} pixels."
         )
     top, left = (H - height) // 2, (W - width) // 2
-    cropped = batch[:, top:top + height, left:left + width].copy()
+    cropped = batch[:, top : top + height, left : left + width].copy()
     return cropped[0] if single else cropped
 
 
@@ -93,11 +93,14 @@ def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
     height, width = check_image_size(image_size)
     batch = check_images(batch, name="images")
     n, H, W, C = batch.shape
-    if (H, W) == (height, width):
+    if (height, width) == (H, W):
         out = batch
     else:
-        check_allocation(4 * n * height * width * C, f"{n} image(s) resized to {height}x{width}",
-                         "Pass a smaller image_size.")
+        check_allocation(
+            4 * n * height * width * C,
+            f"{n} image(s) resized to {height}x{width}",
+            "Pass a smaller image_size.",
+        )
         out = np.empty((n, height, width, C), dtype=np.float32)
         for i in range(n):
             out[i] = _resize_one(batch[i], (height, width))
@@ -161,9 +164,7 @@ def preprocess_images(
     """
     array = np.asarray(images)
     if array.ndim != 4:
-        raise ValueError(
-            f"{name} must be a batch of images (n, H, W, C); got shape {array.shape}."
-        )
+        raise ValueError(f"{name} must be a batch of images (n, H, W, C); got shape {array.shape}.")
     if crop is not None:
         # Cropping before the float conversion keeps the work (and memory)
         # proportional to the output when the input is large uint8.
@@ -249,7 +250,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
             return array[..., np.newaxis]
         return array
 
-    def fit(self, X: np.ndarray, y: object = None) -> "ImagePreprocessor":
+    def fit(self, X: np.ndarray, y: object = None) -> ImagePreprocessor:
         """Check the parameters and the images, and record their shapes.
 
         Parameters
@@ -301,7 +302,7 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         n_out = int(np.prod(self.image_shape_out_))
         return np.asarray([f"pixel{i}" for i in range(n_out)], dtype=object)
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.requires_fit = True

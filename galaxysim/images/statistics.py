@@ -84,7 +84,9 @@ def _colour_of_detail(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(R)
     F = R.reshape(n, -1, 3)
     chroma = np.sqrt(((F - F.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1))
-    share = np.median(chroma, axis=1) / np.maximum(np.median(np.sqrt((F**2).sum(axis=-1)), axis=1), 1e-12)
+    share = np.median(chroma, axis=1) / np.maximum(
+        np.median(np.sqrt((F**2).sum(axis=-1)), axis=1), 1e-12
+    )
     F = F - F.mean(axis=1, keepdims=True)
     var = (F**2).sum(axis=1)
     corr = [
@@ -100,7 +102,9 @@ def _noise_floor(X: np.ndarray) -> np.ndarray:
     R = X - ndimage.gaussian_filter(X, sigma=(0, 1.0, 1.0, 0), mode="reflect")
     b = max(2, min(h, w) // 8)
     h2, w2 = h // b * b, w // b * b
-    energy = (R[:, :h2, :w2] ** 2).mean(axis=-1).reshape(n, h2 // b, b, w2 // b, b).mean(axis=(2, 4))
+    energy = (
+        (R[:, :h2, :w2] ** 2).mean(axis=-1).reshape(n, h2 // b, b, w2 // b, b).mean(axis=(2, 4))
+    )
     energy = energy.reshape(n, -1)
     return np.sqrt(np.quantile(energy, 0.1, axis=1) / np.maximum(np.median(energy, axis=1), 1e-20))
 
@@ -186,7 +190,7 @@ def image_statistics(images: Any) -> np.ndarray:
     """
     images = _checked(images)
     parts = [
-        _chunk_statistics(np.asarray(images[start:start + _CHUNK], dtype=np.float64))
+        _chunk_statistics(np.asarray(images[start : start + _CHUNK], dtype=np.float64))
         for start in range(0, len(images), _CHUNK)
     ]
     return np.concatenate(parts)
@@ -220,10 +224,12 @@ def sky_noise(images: Any) -> np.ndarray:
     [0.013, 0.0]
     """
     images = _checked(images)
-    return np.concatenate([
-        _trimmed_abs(_laplacian(np.asarray(images[start:start + _CHUNK], dtype=np.float64)))
-        for start in range(0, len(images), _CHUNK)
-    ])
+    return np.concatenate(
+        [
+            _trimmed_abs(_laplacian(np.asarray(images[start : start + _CHUNK], dtype=np.float64)))
+            for start in range(0, len(images), _CHUNK)
+        ]
+    )
 
 
 def _ring_means(values: np.ndarray, rings: np.ndarray, n_rings: int) -> np.ndarray:
@@ -274,11 +280,14 @@ def radial_profile(images: Any) -> np.ndarray:
     radius = np.hypot(yy - (height - 1) / 2.0, xx - (width - 1) / 2.0)
     rings = np.floor(radius).astype(np.int64).ravel()
     n_rings = min(height, width) // 2
-    return np.concatenate([
-        _ring_means(images[s:s + _CHUNK].reshape(-1, height * width, channels),
-                    rings, n_rings)
-        for s in range(0, n, _CHUNK)
-    ])
+    return np.concatenate(
+        [
+            _ring_means(
+                images[s : s + _CHUNK].reshape(-1, height * width, channels), rings, n_rings
+            )
+            for s in range(0, n, _CHUNK)
+        ]
+    )
 
 
 def radial_power_spectrum(images: Any, *, window: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -338,8 +347,10 @@ def radial_power_spectrum(images: Any, *, window: bool = True) -> tuple[np.ndarr
     n_rings = side // 2
     parts = []
     for start in range(0, n, _CHUNK):
-        chunk = images[start:start + _CHUNK]
+        chunk = images[start : start + _CHUNK]
         chunk = (chunk - chunk.mean(axis=(1, 2), keepdims=True)) * taper[None, :, :, None]
         power = np.abs(np.fft.fft2(chunk, axes=(1, 2))) ** 2 / (taper**2).sum()
-        parts.append(_ring_means(power.reshape(len(chunk), height * width, channels), rings, n_rings))
+        parts.append(
+            _ring_means(power.reshape(len(chunk), height * width, channels), rings, n_rings)
+        )
     return np.arange(1, n_rings + 1) / side, np.concatenate(parts)

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 from sklearn.utils.validation import validate_data
 
 from .._validation import (
-    check_image_shape, check_images, check_labels, check_positive_int, is_image_input,
+    check_image_shape,
+    check_images,
+    check_labels,
+    check_positive_int,
+    is_image_input,
 )
 
 __all__ = [
-    "check_ranker_input", "check_ranker_labels", "check_ranker_params", "fingerprint",
-    "is_fitted_collection", "is_single_query",
+    "check_ranker_input",
+    "check_ranker_labels",
+    "check_ranker_params",
+    "fingerprint",
+    "is_fitted_collection",
+    "is_single_query",
 ]
 
 _METHODS = ("embedding", "likelihood")
@@ -52,7 +60,10 @@ def _check_search(search: Any, neighbors_params: dict) -> None:
             "give the search backend once, as search."
         )
 
-def check_ranker_input(ranker: Any, X: Any, name: str = "X", *, fitting: bool = False) -> np.ndarray:
+
+def check_ranker_input(
+    ranker: Any, X: Any, name: str = "X", *, fitting: bool = False
+) -> np.ndarray:
     """A ranker's input as images, float32 (n, H, W, C), or as vectors, float (n, d)."""
     if fitting:
         treat_as_vectors = not is_image_input(X, ranker.image_shape)
@@ -73,7 +84,9 @@ def check_ranker_input(ranker: Any, X: Any, name: str = "X", *, fitting: bool = 
     return images
 
 
-def check_ranker_labels(y: Any, n_samples: int, target_names: Sequence[str] | None) -> np.ndarray | None:
+def check_ranker_labels(
+    y: Any, n_samples: int, target_names: Sequence[str] | None
+) -> np.ndarray | None:
     """``y`` as checked labels (within ``target_names`` when given), or None."""
     if y is None:
         return None

@@ -16,7 +16,7 @@ dependency (the ``galaxysim[faiss]`` extra), imported when a backend is built.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,8 +30,13 @@ FAISS_ALGORITHMS = ("faiss-flat", "faiss-hnsw", "faiss-ivf")
 #: is held to them too, so that a file cannot make faiss allocate for a
 #: candidate list of two billion entries (``ef_search``) or overflow its ints.
 MAXIMA: dict[str, int] = {
-    "M": 512, "ef_construction": 65_536, "ef_search": 65_536,
-    "nlist": 1 << 20, "nprobe": 1 << 20, "pq": 4096, "train_size": 2**31 - 1,
+    "M": 512,
+    "ef_construction": 65_536,
+    "ef_search": 65_536,
+    "nlist": 1 << 20,
+    "nprobe": 1 << 20,
+    "pq": 4096,
+    "train_size": 2**31 - 1,
 }
 # Rows reconstructed or searched at a time when the fitted set is queried.
 _CHUNK = 8192
@@ -82,7 +87,7 @@ class _FaissBackend:
     """What the three faiss backends share: float32 input, sqrt distances, self exclusion."""
 
     #: Backend parameters and their defaults (subclasses fill this in).
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, algorithm: str, metric: Any, **params: Any) -> None:
         self.faiss = import_faiss()
@@ -106,8 +111,11 @@ class _FaissBackend:
     def _check_params(self) -> None:
         for name, value in self.params.items():
             largest = MAXIMA[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                      or not 1 <= value <= largest):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not 1 <= value <= largest
+            ):
                 raise ValueError(
                     f"{name} must be a positive int of at most {largest:,}, or None; got {value!r}."
                 )
@@ -115,7 +123,7 @@ class _FaissBackend:
     def _build(self, d: int, n: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit(self, embeddings: np.ndarray) -> "_FaissBackend":
+    def fit(self, embeddings: np.ndarray) -> _FaissBackend:
         data = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.index = self._build(data.shape[1], len(data))
         if not self.index.is_trained:
@@ -173,7 +181,7 @@ class _FaissBackend:
     def to_bytes(self) -> bytes:
         return self.faiss.serialize_index(self.index).tobytes()
 
-    def load_bytes(self, data: bytes) -> "_FaissBackend":
+    def load_bytes(self, data: bytes) -> _FaissBackend:
         """Read an index written by :meth:`to_bytes` (faiss's own format, not a pickle).
 
         The sizes the file declares are checked against its length first
@@ -184,12 +192,15 @@ class _FaissBackend:
             *_, extra_bytes = check_index_file(data, self.algorithm)
         except IndexFileError as error:
             raise ValueError(f"the faiss index file is refused: {error}.") from None
-        check_allocation(len(data) + extra_bytes, "reading the faiss index",
-                         "Load it on a larger machine.")
+        check_allocation(
+            len(data) + extra_bytes, "reading the faiss index", "Load it on a larger machine."
+        )
         try:
             index = self.faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except Exception as error:  # faiss raises RuntimeError on a bad file
-            raise ValueError(f"the faiss index cannot be read: {str(error).splitlines()[0]}") from None
+            raise ValueError(
+                f"the faiss index cannot be read: {str(error).splitlines()[0]}"
+            ) from None
         expected = {"faiss-flat": "IndexFlat", "faiss-hnsw": "IndexHNSW", "faiss-ivf": "IndexIVF"}
         if not type(index).__name__.startswith(expected[self.algorithm]):
             raise ValueError(
@@ -203,7 +214,7 @@ class _FaissBackend:
 class FlatBackend(_FaissBackend):
     """Exhaustive search in float32 (``IndexFlatL2``): exact, no parameters."""
 
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def _build(self, d: int, n: int) -> Any:
         return self.faiss.IndexFlatL2(d)
@@ -222,7 +233,7 @@ class HNSWBackend(_FaissBackend):
     most ``M=512`` and ``ef_construction = ef_search = 65,536`` (:data:`MAXIMA`).
     """
 
-    defaults: dict[str, Any] = {"M": 32, "ef_construction": 80, "ef_search": 64}
+    defaults: ClassVar[dict[str, Any]] = {"M": 32, "ef_construction": 80, "ef_search": 64}
 
     def _build(self, d: int, n: int) -> Any:
         index = self.faiss.IndexHNSWFlat(d, int(self.params["M"]))
@@ -250,8 +261,12 @@ class IVFBackend(_FaissBackend):
     2**20``, ``pq=4096`` and ``train_size = 2**31 - 1`` (:data:`MAXIMA`).
     """
 
-    defaults: dict[str, Any] = {
-        "nlist": None, "nprobe": 32, "pq": None, "train_size": None, "random_state": 0,
+    defaults: ClassVar[dict[str, Any]] = {
+        "nlist": None,
+        "nprobe": 32,
+        "pq": None,
+        "train_size": None,
+        "random_state": 0,
     }
 
     def _check_params(self) -> None:
@@ -300,5 +315,7 @@ class IVFBackend(_FaissBackend):
 
 #: The backends by the name NeighborSearch(algorithm=...) takes.
 FAISS_BACKENDS: dict[str, type] = {
-    "faiss-flat": FlatBackend, "faiss-hnsw": HNSWBackend, "faiss-ivf": IVFBackend,
+    "faiss-flat": FlatBackend,
+    "faiss-hnsw": HNSWBackend,
+    "faiss-ivf": IVFBackend,
 }

@@ -61,7 +61,7 @@ class _Reader:
     def tag(self) -> bytes:
         start = self.position
         self.skip(4, "an index type")
-        return self.data[start:self.position]
+        return self.data[start : self.position]
 
     def vector(self, item_bytes: int, what: str) -> int:
         """Skip a faiss vector (a 64-bit count, then the items); return the count."""
@@ -123,7 +123,9 @@ def _product_quantizer(reader: _Reader, d: int) -> tuple[int, int]:
     m = reader.unpack("<Q", "the number of sub-quantizers")
     bits = reader.unpack("<Q", "the bits per code")
     if pq_d != d or not 1 <= m <= d or d % m or not 1 <= bits <= _MAX_PQ_BITS:
-        raise IndexFileError(f"its product quantizer ({m} parts of {bits} bits, d={pq_d}) is invalid")
+        raise IndexFileError(
+            f"its product quantizer ({m} parts of {bits} bits, d={pq_d}) is invalid"
+        )
     if reader.vector(4, "centroids") != d * 2**bits:
         raise IndexFileError("its product quantizer holds the wrong number of centroids")
     return (m * bits + 7) // 8, m * 2**bits * 4

@@ -89,7 +89,9 @@ def _distances(Z: np.ndarray, reference: dict[str, np.ndarray]) -> np.ndarray:
     return np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", Z, reference["precision"], Z), 0.0))
 
 
-def _pixel_checks(data: np.ndarray, reference: dict[str, np.ndarray] | None, statistics: Any) -> list:
+def _pixel_checks(
+    data: np.ndarray, reference: dict[str, np.ndarray] | None, statistics: Any
+) -> list:
     """Per query: (outlyingness percentile, {statistic: percentile}, most unusual statistics)."""
     if reference is None or data.ndim != 4 or min(data.shape[1:3]) < 8:
         return [(None, None, ())] * len(data)
@@ -99,7 +101,10 @@ def _pixel_checks(data: np.ndarray, reference: dict[str, np.ndarray] | None, sta
     outlyingness = percentile_rank(_distances(Z, reference), reference["distances"])
     rows = []
     for q, z, p in zip(query, Z, outlyingness):
-        each = {name: float(percentile_rank([q[j]], statistics[:, j])[0]) for j, name in enumerate(names)}
+        each = {
+            name: float(percentile_rank([q[j]], statistics[:, j])[0])
+            for j, name in enumerate(names)
+        }
         unusual = tuple(names[j] for j in np.argsort(-np.abs(z))[:2])
         rows.append((float(p), each, unusual))
     return rows
@@ -136,8 +141,9 @@ def query_statistics(ranker: Any, Z: np.ndarray, data: np.ndarray) -> dict[str, 
         query_ll = ranker._log_density(Z)
         out["log_density"] = [float(v) for v in query_ll]
         out["typicality"] = [float(p) for p in percentile_rank(query_ll, ranker.log_density_)]
-    checks = _pixel_checks(data, getattr(ranker, "pixel_reference_", None),
-                           getattr(ranker, "image_statistics_", None))
+    checks = _pixel_checks(
+        data, getattr(ranker, "pixel_reference_", None), getattr(ranker, "image_statistics_", None)
+    )
     out["pixel_outlyingness"] = [row[0] for row in checks]
     out["pixel_percentiles"] = [row[1] for row in checks]
     out["unusual"] = [row[2] for row in checks]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,6 @@ def _exact_neighbors(
     return best_i.tolist()
 
 
-
 def recall_at_k(
     search: Any, embeddings: np.ndarray | None, n_queries: int, n_neighbors: int, random_state: Any
 ) -> float:
@@ -47,7 +47,9 @@ def recall_at_k(
         reference: Callable = search.backend_.reconstruct
     else:
         if len(embeddings) != n:
-            raise ValueError(f"embeddings has {len(embeddings)} rows; the search was fitted on {n}.")
+            raise ValueError(
+                f"embeddings has {len(embeddings)} rows; the search was fitted on {n}."
+            )
         reference = lambda start, stop: embeddings[start:stop]  # noqa: E731
     queries = np.concatenate([reference(r, r + 1) for r in rows])
     true = _exact_neighbors(queries, reference, n, rows, k)

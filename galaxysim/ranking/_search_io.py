@@ -58,10 +58,14 @@ def write_search(search: Any, path: str | os.PathLike, overwrite: bool = False) 
     if not isinstance(search.metric, str):
         raise TypeError("Only a search with a metric given by name can be saved, not a callable.")
     header = {
-        "format": FORMAT, "version": VERSION,
-        "algorithm": search.algorithm, "algorithm_": search.algorithm_,
-        "metric": search.metric, "params": search.params,
-        "n_samples": int(search.n_samples_fit_), "n_features": int(search.n_features_in_),
+        "format": FORMAT,
+        "version": VERSION,
+        "algorithm": search.algorithm,
+        "algorithm_": search.algorithm_,
+        "metric": search.metric,
+        "params": search.params,
+        "n_samples": int(search.n_samples_fit_),
+        "n_features": int(search.n_features_in_),
     }
     try:
         text = json.dumps(header, indent=2)
@@ -82,8 +86,14 @@ def write_search(search: Any, path: str | os.PathLike, overwrite: bool = False) 
 
 # The types of search.json; backend parameters are single values (each backend bounds its own).
 _SCHEMA = {
-    "format": str, "version": int, "algorithm": str, "algorithm_": str, "metric": str,
-    "params": {...: (int, float, str, bool, type(None))}, "n_samples": int, "n_features": int,
+    "format": str,
+    "version": int,
+    "algorithm": str,
+    "algorithm_": str,
+    "metric": str,
+    "params": {...: (int, float, str, bool, type(None))},
+    "n_samples": int,
+    "n_features": int,
 }
 
 
@@ -94,8 +104,10 @@ def _read_header(folder: Path, known: set[str]) -> dict[str, Any]:
         raise ValueError(f"{str(path)!r} is not a saved galaxysim NeighborSearch.")
     check_schema(header, _SCHEMA, repr(str(path)))
     if header["version"] != VERSION:
-        raise ValueError(f"{str(path)!r} has format version {header['version']!r}; "
-                         f"this galaxysim reads version {VERSION}.")
+        raise ValueError(
+            f"{str(path)!r} has format version {header['version']!r}; "
+            f"this galaxysim reads version {VERSION}."
+        )
     if header["algorithm_"] not in known:
         raise ValueError(f"{str(path)!r} names the unknown algorithm {header['algorithm_']!r}.")
     for key in ("n_samples", "n_features"):
@@ -105,13 +117,17 @@ def _read_header(folder: Path, known: set[str]) -> dict[str, Any]:
         raise ValueError(f"{str(path)!r}: params may not hold 'algorithm' or 'metric'.")
     n_jobs = header["params"].get("n_jobs")
     if isinstance(n_jobs, int) and abs(n_jobs) > _MAX_JOBS:  # joblib would start that many threads
-        raise ValueError(f"{str(path)!r}: n_jobs must be at most {_MAX_JOBS} in size, got {n_jobs!r}.")
+        raise ValueError(
+            f"{str(path)!r}: n_jobs must be at most {_MAX_JOBS} in size, got {n_jobs!r}."
+        )
     return header
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
     path = check_regular_file(path, what)
-    check_allocation(path.stat().st_size, f"the {what} {str(path)!r}", "Load it on a larger machine.")
+    check_allocation(
+        path.stat().st_size, f"the {what} {str(path)!r}", "Load it on a larger machine."
+    )
     return path.read_bytes()
 
 
@@ -119,8 +135,11 @@ def _declared_bytes(data: bytes) -> tuple[int, int]:
     """(bytes the .npy header declares, bytes that follow it), read without allocating."""
     stream = io.BytesIO(data)
     version = np.lib.format.read_magic(stream)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
     shape, _, dtype = read_header(stream)
     return math.prod(shape) * dtype.itemsize, len(data) - stream.tell()
 
@@ -130,10 +149,14 @@ def _read_embeddings(folder: Path, n: int, d: int) -> np.ndarray:
     try:
         declared, held = _declared_bytes(data)
         if declared > held:
-            raise ValueError(f"its header declares {declared:,} bytes of data, the file holds {held:,}")
+            raise ValueError(
+                f"its header declares {declared:,} bytes of data, the file holds {held:,}"
+            )
         embeddings = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as error:
-        raise ValueError(f"The saved embeddings in {str(folder)!r} cannot be read: {error}") from None
+        raise ValueError(
+            f"The saved embeddings in {str(folder)!r} cannot be read: {error}"
+        ) from None
     if embeddings.shape != (n, d) or embeddings.dtype.kind not in "fiu":
         raise ValueError(
             f"The saved embeddings in {str(folder)!r} have shape {embeddings.shape} and dtype "

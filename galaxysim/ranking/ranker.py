@@ -10,7 +10,8 @@ holds no model or search code of its own. Its answer, a
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -19,8 +20,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import check_bool, check_labels, is_fitted
 from ..symmetry import dihedral_views
 from ._checks import (
-    check_ranker_input, check_ranker_labels, check_ranker_params, fingerprint,
-    is_fitted_collection, is_single_query,
+    check_ranker_input,
+    check_ranker_labels,
+    check_ranker_params,
+    fingerprint,
+    is_fitted_collection,
+    is_single_query,
 )
 from ._query_checks import collection_statistics, fit_pixel_reference, query_statistics
 from .result import Ranking, make_ranking
@@ -176,7 +181,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return check_ranker_labels(y, n_samples, self.target_names)
 
     # -------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> "SimilarityRanker":
+    def fit(self, X: Any, y: Any = None) -> SimilarityRanker:
         """Embed the collection, fit the density and index the embeddings.
 
         Parameters
@@ -253,7 +258,9 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
             density = FlowDensityEstimator()
         if not hasattr(density, "score_samples"):
-            raise TypeError(f"density must have fit and score_samples, got {type(density).__name__}.")
+            raise TypeError(
+                f"density must have fit and score_samples, got {type(density).__name__}."
+            )
         self.density_ = clone(density).fit(self.embedding_)
         self.log_density_ = self._log_density(self.embedding_)
 
@@ -343,7 +350,11 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return self._log_density(self.transform(X))
 
     def kneighbors(
-        self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True, *,
+        self,
+        X: Any = None,
+        n_neighbors: int | None = None,
+        return_distance: bool = True,
+        *,
         exclude_self: bool = False,
     ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """Find the most similar galaxies of the collection, as sklearn does.
@@ -395,8 +406,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         else:
             data = self._validate_input(X)
             if exclude_self and not is_fitted_collection(self, data):
-                raise ValueError("exclude_self=True needs X to be the fitted collection (the "
-                                 f"same {self.n_samples_fit_} images in the same order).")
+                raise ValueError(
+                    "exclude_self=True needs X to be the fitted collection (the "
+                    f"same {self.n_samples_fit_} images in the same order)."
+                )
             k = self._check_k(n_neighbors, exclude_self=exclude_self)
             dist, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return (dist, idx) if return_distance else idx
@@ -455,7 +468,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         checks = query_statistics(self, view_embeddings[0], data)
         rankings = [
             make_ranking(
-                idx[row], dist[row],
+                idx[row],
+                dist[row],
                 n_collection=self.n_samples_fit_,
                 method=self.method,
                 query_isolation=checks["isolation"][row],

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import html
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,12 @@ from .._validation import PathLike, check_image, check_positive_int
 from ..images import IMAGE_STATISTICS
 from ..plotting import plot_image_grid, png_data_uri
 
-__all__ = ["OUT_OF_DISTRIBUTION_PERCENTILE", "Ranking", "make_ranking", "out_of_distribution_warning"]
+__all__ = [
+    "OUT_OF_DISTRIBUTION_PERCENTILE",
+    "Ranking",
+    "make_ranking",
+    "out_of_distribution_warning",
+]
 
 #: Above 100 minus this isolation or pixel-outlyingness percentile, a query is unlike the collection.
 OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
@@ -114,11 +120,17 @@ class Ranking:
         return len(self.indices)
 
     _PER_GALAXY = (
-        "indices", "distances", "similarity", "log_density", "labels", "class_names", "names",
+        "indices",
+        "distances",
+        "similarity",
+        "log_density",
+        "labels",
+        "class_names",
+        "names",
         "neighbor_images",
     )
 
-    def head(self, n: int = 10) -> "Ranking":
+    def head(self, n: int = 10) -> Ranking:
         """The first ``n`` galaxies of the ranking, as a new Ranking.
 
         Parameters
@@ -226,8 +238,9 @@ class Ranking:
             raise FileExistsError(f"path {str(path)!r} exists; pass overwrite=True to replace it.")
         if not path.parent.is_dir():
             raise FileNotFoundError(f"The folder of path {str(path)!r} does not exist.")
-        columns = {name: [_csv_cell(value) for value in values]
-                   for name, values in self._columns().items()}
+        columns = {
+            name: [_csv_cell(value) for value in values] for name, values in self._columns().items()
+        }
         with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(list(columns))
@@ -315,8 +328,10 @@ class Ranking:
                 alt = f"Galaxy ranked {i + 1}" + (
                     f", {self.class_names[i]}" if self.class_names is not None else ""
                 )
-                cells.append(f'<td><img src="{png_data_uri(self.neighbor_images[i])}" '
-                             f'alt="{html.escape(alt)}" width="64"></td>')
+                cells.append(
+                    f'<td><img src="{png_data_uri(self.neighbor_images[i])}" '
+                    f'alt="{html.escape(alt)}" width="64"></td>'
+                )
             for values in columns.values():
                 value = values[i]
                 text = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -324,8 +339,10 @@ class Ranking:
             rows.append("<tr>" + "".join(cells) + "</tr>")
         header = [f"<b>Ranking</b> ({html.escape(self.method)}, {len(self)} galaxies)"]
         if self.query_image is not None:
-            header.append(f'<br>query: <img src="{png_data_uri(self.query_image)}" '
-                          'alt="The query galaxy" width="64">')
+            header.append(
+                f'<br>query: <img src="{png_data_uri(self.query_image)}" '
+                'alt="The query galaxy" width="64">'
+            )
         if self.query_typicality is not None:
             header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
         header.append(f"; isolation: {self.query_isolation:.1f} percentile")
@@ -334,7 +351,8 @@ class Ranking:
         if self.warning:
             header.append(f'<br><span style="color:darkred">{html.escape(self.warning)}</span>')
         return (
-            "<div>" + "".join(header)
+            "<div>"
+            + "".join(header)
             + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
 
@@ -497,8 +515,10 @@ def make_ranking(
         query_pixel_outlyingness=query_pixel_outlyingness,
         query_checks=query_checks,
         warning=out_of_distribution_warning(
-            query_typicality, query_isolation,
-            pixel_outlyingness=query_pixel_outlyingness, unusual=unusual,
+            query_typicality,
+            query_isolation,
+            pixel_outlyingness=query_pixel_outlyingness,
+            unusual=unusual,
         ),
         query_image=None if images is None else query_image,
         neighbor_images=None if images is None else np.asarray(images)[indices],

@@ -27,7 +27,8 @@ sort, which is exact including ties.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -38,8 +39,13 @@ from ._faiss import FAISS_BACKENDS, faiss_available
 from ._recall import recall_at_k
 from ._search_io import read_search, write_search
 
-__all__ = ["AUTO_EXACT_BELOW", "NeighborSearch", "check_n_neighbors", "choose_algorithm",
-           "closest_values"]
+__all__ = [
+    "AUTO_EXACT_BELOW",
+    "NeighborSearch",
+    "check_n_neighbors",
+    "choose_algorithm",
+    "closest_values",
+]
 
 #: ``algorithm="auto"`` searches exactly below this many embeddings.
 AUTO_EXACT_BELOW = 100_000
@@ -64,7 +70,7 @@ class _ExactBackend:
                 f"them: {error}"
             ) from None
 
-    def fit(self, embeddings: np.ndarray) -> "_ExactBackend":
+    def fit(self, embeddings: np.ndarray) -> _ExactBackend:
         self.embeddings = embeddings  # kept for save() and reconstruct()
         self.index.fit(embeddings)
         return self
@@ -242,7 +248,9 @@ class NeighborSearch(BaseEstimator):
     [1, 0, 1]
     """
 
-    def __init__(self, algorithm: str = "exact", metric: str | Callable = "euclidean", **params: Any) -> None:
+    def __init__(
+        self, algorithm: str = "exact", metric: str | Callable = "euclidean", **params: Any
+    ) -> None:
         self.algorithm = algorithm
         self.metric = metric
         self.params = params
@@ -257,7 +265,7 @@ class NeighborSearch(BaseEstimator):
         """
         return {"algorithm": self.algorithm, "metric": self.metric, **self.params}
 
-    def set_params(self, **params: Any) -> "NeighborSearch":
+    def set_params(self, **params: Any) -> NeighborSearch:
         """Set parameters; names other than ``algorithm`` and ``metric`` go to the backend.
 
         Examples
@@ -272,7 +280,7 @@ class NeighborSearch(BaseEstimator):
                 self.params[name] = value
         return self
 
-    def fit(self, embeddings: Any) -> "NeighborSearch":
+    def fit(self, embeddings: Any) -> NeighborSearch:
         """Index the embeddings.
 
         Parameters
@@ -321,7 +329,7 @@ class NeighborSearch(BaseEstimator):
         return write_search(self, path, overwrite)
 
     @classmethod
-    def load(cls, path: Any) -> "NeighborSearch":
+    def load(cls, path: Any) -> NeighborSearch:
         """Read a search written by :meth:`save` (an exact one is indexed again).
 
         Parameters
@@ -345,7 +353,11 @@ class NeighborSearch(BaseEstimator):
         return read_search(cls, path, _BACKENDS)
 
     def estimate_recall(
-        self, embeddings: Any = None, *, n_queries: int = 100, n_neighbors: int = 10,
+        self,
+        embeddings: Any = None,
+        *,
+        n_queries: int = 100,
+        n_neighbors: int = 10,
         random_state: Any = 0,
     ) -> float:
         """Share of the true ``n_neighbors`` nearest that the backend finds (recall@k).
