@@ -436,7 +436,7 @@ def quality(
         [
             "PCA",
             str(setup.latent_dim),
-            f"{same_class_rate(pca.transform(flat_fit), y_fit, pca.transform(flat_held), y_held):.3f}",
+            f"{same_class_rate(pca.transform(flat_fit), y_fit, pca.transform(flat_held), y_held):.3f}",  # noqa: E501
             f"{np.mean((pca_recon - flat_held) ** 2):.5f}",
         ],
         [

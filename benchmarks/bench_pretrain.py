@@ -146,7 +146,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         f"trained on the 100 alone: {args.real_epochs} epochs. Device {args.device}, "
         f"torch {torch.__version__}. SDSS crop {args.sdss_crop} -> {args.image_size}.",
         "",
-        "| encoder | start | seed | same-class@10 (50 real) | 95 % interval | Barred Spiral in top 10 | s |",
+        "| encoder | start | seed | same-class@10 (50 real) | 95 % interval "
+        "| Barred Spiral in top 10 | s |",
         "|---|---|---:|---:|---|---:|---:|",
     ]
     for row in rows:

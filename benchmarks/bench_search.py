@@ -126,7 +126,8 @@ def run(sizes: list[int], dims: list[int], n_queries: int, seed: int = 0) -> lis
                 result = measure(pool[:n], queries, truth, algorithm)
                 rows.append({"dim": dim, "n_stored": n, "algorithm": algorithm, **result})
                 print(
-                    f"  d={dim:<4d} n={n:>9,d} {algorithm:10s} build {result['build_seconds']:7.2f} s  "
+                    f"  d={dim:<4d} n={n:>9,d} {algorithm:10s} "
+                    f"build {result['build_seconds']:7.2f} s  "
                     f"p50 {result['p50_ms']:8.3f} ms  p99 {result['p99_ms']:8.3f} ms  "
                     f"recall {result['recall']:.3f}  {result['index_mb']:8.1f} MB",
                     file=sys.stderr,
@@ -158,7 +159,10 @@ def paper_estimate(
         {
             "backend": "exact / faiss-flat",
             "bytes": 4 * dim * n,
-            "formula": f"4 d n (float32; the exact backend keeps float64: 8 d n = {8 * dim * n / 1e9:.0f} GB)",
+            "formula": (
+                "4 d n (float32; the exact backend keeps float64: "
+                f"8 d n = {8 * dim * n / 1e9:.0f} GB)"
+            ),
         },
         {
             "backend": f"faiss-hnsw (M={M})",

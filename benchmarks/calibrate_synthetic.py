@@ -101,7 +101,7 @@ def _sky_corners(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _main_area(light: np.ndarray) -> np.ndarray:
-    """Pixels more than AREA_THRESHOLD above the sky (3x3-smoothed), in the part holding the centre."""
+    """Pixels over AREA_THRESHOLD above the sky (3x3-smoothed), in the part holding the centre."""
     smooth = ndimage.uniform_filter(light, size=(1, 3, 3))
     above = smooth > AREA_THRESHOLD
     size = light.shape[1]
@@ -189,7 +189,7 @@ def calibration_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def load_real(data: Path, per_class: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Real crops of the five classes (labels 0-4 as SYNTHETIC_CLASSES) from a folder or an h5 file."""
+    """Real crops of the five classes (labels 0-4 as SYNTHETIC_CLASSES) from a folder or h5 file."""
     if data.suffix in (".h5", ".hdf5"):
         bunch = load_galaxy10_decals(data, crop=CROP)
     else:
@@ -238,7 +238,7 @@ def table(medians: dict) -> str:
 def figure(
     real: dict, real_y: np.ndarray, builtin: dict, builtin_y: np.ndarray, output: Path
 ) -> None:
-    """One panel per statistic; per class, real solid and built-in dashed (curves) or open (points)."""
+    """One panel per statistic; per class real solid, built-in dashed (curves) or open (points)."""
     import matplotlib
 
     matplotlib.use("Agg")

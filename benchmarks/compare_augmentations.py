@@ -16,14 +16,14 @@ same-class rate of 10 neighbours, ``galaxysim.metrics.same_class_rate``) on:
 The settings are the defaults, a random display stretch
 (``GalaxyAugmentation(max_gamma=0.3)``), four views per galaxy
 (``n_views=4``) and a leaner encoder (``base_channels=16``, half the
-channels of every stage but the last: about half the training time). Whitened PCA of the pixels is printed beside each as the
-baseline.
+channels of every stage but the last: about half the training time). Whitened PCA of the
+pixels is printed beside each as the baseline.
 
 Usage::
 
     python benchmarks/compare_augmentations.py            # about 20 minutes on 2 cores
     python benchmarks/compare_augmentations.py --settings n_views=4   # some of the settings
-    python benchmarks/compare_augmentations.py --collections builtin real   # some of the collections
+    python benchmarks/compare_augmentations.py --collections builtin real  # some collections
     python benchmarks/compare_augmentations.py --quick    # seconds
 """
 

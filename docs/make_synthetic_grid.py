@@ -187,7 +187,10 @@ def main() -> None:
         n_cols=2 * count,
         row_labels=[*SYNTHETIC_CLASSES, "Milky Way"],
         image_size=1.0,
-        suptitle=f"make_galaxies (left) and Galaxy10 DECaLS (right); Milky Way illustration: {MILKY_WAY_CREDIT}",
+        suptitle=(
+            "make_galaxies (left) and Galaxy10 DECaLS (right); "
+            f"Milky Way illustration: {MILKY_WAY_CREDIT}"
+        ),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=110)

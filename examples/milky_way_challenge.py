@@ -79,7 +79,8 @@ def main(argv=None) -> dict:
     }
     print(
         f"{TARGET_CLASS} in the top 10: {results['precision_at_10']:.0%}, "
-        f"top 50: {results['precision_at_50']:.0%} (share of the collection: {results['chance']:.0%})"
+        f"top 50: {results['precision_at_50']:.0%} "
+        f"(share of the collection: {results['chance']:.0%})"
     )
     for k, profile in class_rank_profile(ranked_labels, classes=range(len(names))).items():
         print(f"  mean rank of {names[k]:<24} {profile['mean_rank']:7.1f}")

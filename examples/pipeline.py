@@ -57,10 +57,12 @@ def main(argv=None) -> dict:
     milky_way_log_density = float(pipe.score_samples(milky_way)[0])
     percentile = 100.0 * np.mean(log_density <= milky_way_log_density)
     print(
-        f"held-out mean log-density: {log_density.mean():.2f} (pipe.score: {pipe.score(X_test):.2f})"
+        f"held-out mean log-density: {log_density.mean():.2f} "
+        f"(pipe.score: {pipe.score(X_test):.2f})"
     )
     print(
-        f"Milky Way drawing: log-density {milky_way_log_density:.2f}, percentile {percentile:.0f} among held-out galaxies"
+        f"Milky Way drawing: log-density {milky_way_log_density:.2f}, "
+        f"percentile {percentile:.0f} among held-out galaxies"
     )
 
     # The embedding: every step but the density.
@@ -70,7 +72,8 @@ def main(argv=None) -> dict:
     # New galaxies: sample the flow's latent space, decode with the autoencoder.
     generated = pipe[1].inverse_transform(pipe[-1].sample(8, random_state=0))
     print(
-        f"generated galaxies: {generated.shape}, pixel range [{generated.min():.2f}, {generated.max():.2f}]"
+        f"generated galaxies: {generated.shape}, "
+        f"pixel range [{generated.min():.2f}, {generated.max():.2f}]"
     )
     return {
         "mean_log_density": float(log_density.mean()),

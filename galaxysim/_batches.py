@@ -306,7 +306,7 @@ def batch_sources(
     options: dict[str, Any],
     generator: torch.Generator,
 ) -> tuple[TensorBatches | StreamedBatches, TensorBatches | StreamedBatches | None]:
-    """Where the training and the validation batches of :func:`~galaxysim._loop.fit_module` come from.
+    """Where the training and validation batches of :func:`~galaxysim._loop.fit_module` come from.
 
     ``options`` holds the checked ``device``, ``validation_fraction``,
     ``early_stopping``, ``num_workers`` and ``prepare``; a Dataset is split

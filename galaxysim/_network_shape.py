@@ -83,7 +83,7 @@ class _ShapesOnly(TorchFunctionMode):
 
 @contextlib.contextmanager
 def _at_most(max_parts: int) -> Iterator[None]:
-    """Raise NetworkTooLargeError once more than ``max_parts`` modules, parameters and buffers exist."""
+    """Raise NetworkTooLargeError once over ``max_parts`` modules, parameters and buffers exist."""
     from torch.nn.modules import module as nn_module
 
     count = 0
@@ -140,7 +140,8 @@ def network_shape(build: Callable[[], torch.nn.Module], *, max_parts: int) -> Ne
     >>> shape = network_shape(lambda: torch.nn.Linear(30000, 30000), max_parts=10)
     >>> shape.tensors["weight"], shape.n_bytes > 3 * 2**30
     (((30000, 30000), torch.float32), True)
-    >>> network_shape(lambda: torch.nn.Sequential(*[torch.nn.ReLU()] * 50), max_parts=10)  # doctest: +ELLIPSIS
+    >>> many = lambda: torch.nn.Sequential(*[torch.nn.ReLU()] * 50)
+    >>> network_shape(many, max_parts=10)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     galaxysim._network_shape.NetworkTooLargeError: the network has more than 10 parts ...

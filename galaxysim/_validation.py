@@ -132,7 +132,7 @@ def is_image_input(X: Any, image_shape: Any = None) -> bool:
 
 
 def is_fitted(estimator: Any) -> bool:
-    """Whether scikit-learn's ``check_is_fitted`` accepts ``estimator`` (False for non-estimators)."""
+    """Whether scikit-learn's ``check_is_fitted`` accepts ``estimator`` (False for others)."""
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
@@ -155,7 +155,7 @@ def input_ndim(X: Any) -> int:
 
 
 def check_image_size(value: int | Sequence[int], name: str = "image_size") -> tuple[int, int]:
-    """Return an image size ``value`` (an int or a pair) as ``(height, width)``; an int is a square."""
+    """Return an image size ``value`` (an int or a pair) as ``(height, width)``."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         side = check_positive_int(int(value), name)
         return side, side

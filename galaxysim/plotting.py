@@ -282,7 +282,8 @@ def plot_training_curves(histories: dict[str, dict]):
     Examples
     --------
     >>> from galaxysim.plotting import plot_training_curves
-    >>> fig = plot_training_curves({"autoencoder": {"train_loss": [3, 2, 1], "val_loss": [3, 2.5, 2]}})
+    >>> history = {"train_loss": [3, 2, 1], "val_loss": [3, 2.5, 2]}
+    >>> fig = plot_training_curves({"autoencoder": history})
     >>> len(fig.axes)
     1
     """

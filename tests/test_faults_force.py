@@ -1,4 +1,4 @@
-"""--force never deletes what the user owns: folders a run refuses to replace, before touching anything.
+"""--force never deletes what the user owns: folders a run refuses to replace, checked first.
 
 Every case runs in a scratch folder with HOME pointed at a scratch home
 first, so no test ever names the real home folder. Each refused run must end

@@ -572,7 +572,7 @@ def test_a_disk_that_fills_while_outputs_are_written_is_one_line(small_disk, tmp
     assert sorted(p.name for p in small_disk.iterdir()) == ["out"]
 
 
-# ----------------------------------------------------------------------------- unclear errors made clear
+# ------------------------------------------------------------------ unclear errors made clear
 
 
 def test_a_file_listed_twice_in_labels_csv_is_named(tmp_path, capsys):

@@ -36,8 +36,9 @@ def test_same_class_rate_hand_computed():
     # Points on a line: 0, 1, 2 (class a) and 10, 11 (class b), 3 (class b).
     Z = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [3.0]])
     y = np.array(["a", "a", "a", "b", "b", "b"])
-    # With k=2 (ties at equal distance both included): 0: {1, 2} -> 2/2; 1: {0, 2} -> 2/2; 2: {1, 3} -> 1/2; 10: {11, 3} -> 2/2;
-    # 11: {10, 3} -> 2/2; 3: {2, 1} -> 0/2.  Mean = (1 + 1 + .5 + 1 + 1 + 0) / 6
+    # With k=2 (ties at equal distance both included): 0: {1, 2} -> 2/2; 1: {0, 2} -> 2/2;
+    # 2: {1, 3} -> 1/2; 10: {11, 3} -> 2/2; 11: {10, 3} -> 2/2; 3: {2, 1} -> 0/2.
+    # Mean = (1 + 1 + .5 + 1 + 1 + 0) / 6
     assert same_class_rate(Z, y, n_neighbors=2) == pytest.approx(4.5 / 6)
 
 

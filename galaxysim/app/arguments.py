@@ -50,10 +50,11 @@ def resolve_n_neighbors(args: argparse.Namespace, n_galaxies: int, where: str) -
     >>> resolve_n_neighbors(args, 5, "--data")
     >>> args.n_neighbors
     5
-    >>> resolve_n_neighbors(argparse.Namespace(n_neighbors=10**12), 5, "--data 'x'")
+    >>> too_many = argparse.Namespace(n_neighbors=10**12)
+    >>> resolve_n_neighbors(too_many, 5, "--data 'x'")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: --n-neighbors 1000000000000 is more than the 5 galaxies in --data 'x'; ask for at most 5.
+    ValueError: --n-neighbors 1000000000000 is more than the 5 galaxies in --data 'x'; ask ...
     """
     if args.n_neighbors is None:
         args.n_neighbors = min(DEFAULT_N_NEIGHBORS, n_galaxies)

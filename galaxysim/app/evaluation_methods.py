@@ -58,7 +58,9 @@ __all__ = ["METHODS", "METHOD_DESCRIPTIONS", "check_pretrained", "describe_setti
 METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
     {
         "pixels": "raw pixels, flattened; Euclidean distance (baseline)",
-        "pca": "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)",
+        "pca": (
+            "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)"
+        ),
         "pca-whitened": (
             "the same PCA with every component scaled to unit variance (baseline: what the "
             "flow's standardisation alone does to PCA)"
@@ -90,7 +92,7 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         ),
     }
 )
-#: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in the table's order.
+#: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in table order.
 METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
 _BASELINES = ("pixels", "pca", "pca-whitened")
 _AUTOENCODER_METHODS = (
@@ -254,10 +256,10 @@ def check_pretrained(pretrained: Mapping[str, Any] | None) -> dict[str, tuple[An
     --------
     >>> check_pretrained(None)
     {}
-    >>> check_pretrained({"pca": (None, 1.0)})
+    >>> check_pretrained({"pca": (None, 1.0)})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: pretrained has the key 'pca'; it takes ('contrastive', 'contrastive-conv', 'autoencoder').
+    ValueError: pretrained has the key 'pca'; it takes ('contrastive', 'contrastive-conv', ...)...
     """
     from sklearn.utils.validation import check_is_fitted
 

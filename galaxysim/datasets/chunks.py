@@ -182,7 +182,7 @@ class ImageChunks:
     paths: tuple[str, ...] = ()
 
     def piece(self, start: int, stop: int) -> ChunkPiece:
-        """The :class:`ChunkPiece` of rows ``start:stop`` (a folder's piece names only its files)."""
+        """The :class:`ChunkPiece` of rows ``start:stop`` (a folder's names only its files)."""
         if not 0 <= start < stop <= self.n_images:
             raise ValueError(f"rows {start}:{stop} are not inside 0:{self.n_images}.")
         paths = self.paths[start:stop] if self.kind == "folder" else ()

@@ -176,7 +176,7 @@ def half_light_radius(image: np.ndarray) -> float:
 
 
 def _reframe(image: np.ndarray, fraction: float, image_size: int) -> np.ndarray:
-    """Crop or pad a square image so its half-light diameter spans ``fraction`` of ``image_size``."""
+    """Crop or pad a square image so its half-light diameter is ``fraction`` of ``image_size``."""
     side = image.shape[0]
     probe = resize(image, _PROBE_SIZE) if side > _PROBE_SIZE else image
     current = 2.0 * half_light_radius(probe) / probe.shape[0]

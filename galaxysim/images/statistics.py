@@ -58,7 +58,7 @@ def _laplacian(X: np.ndarray) -> np.ndarray:
 
 
 def _trimmed_abs(R: np.ndarray) -> np.ndarray:
-    """Mean of the smaller half of ``|R|`` per image: a noise level galaxies and stars barely move."""
+    """Mean of the smaller half of ``|R|`` per image: a noise level galaxies and stars spare."""
     a = np.sort(np.abs(R).reshape(len(R), -1), axis=1)
     return a[:, : max(1, a.shape[1] // 2)].mean(axis=1)
 
@@ -97,7 +97,7 @@ def _colour_of_detail(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _noise_floor(X: np.ndarray) -> np.ndarray:
-    """Fine-scale energy of the calmest tenth of blocks relative to the median block (0 to about 1)."""
+    """Fine-scale energy of the calmest tenth of blocks relative to the median block (0 to ~1)."""
     n, h, w = X.shape[:3]
     R = X - ndimage.gaussian_filter(X, sigma=(0, 1.0, 1.0, 0), mode="reflect")
     b = max(2, min(h, w) // 8)
@@ -233,7 +233,10 @@ def sky_noise(images: Any) -> np.ndarray:
 
 
 def _ring_means(values: np.ndarray, rings: np.ndarray, n_rings: int) -> np.ndarray:
-    """Mean of ``values`` (n, P, C) over the pixels of each ring (P,) in 0..n_rings-1 -> (n, n_rings, C)."""
+    """Mean of ``values`` (n, P, C) over the pixels of each ring (P,) in 0..n_rings-1.
+
+    Returns an array of shape (n, n_rings, C).
+    """
     inside = rings < n_rings
     weights = np.zeros((n_rings, int(inside.sum())))
     weights[rings[inside], np.arange(weights.shape[1])] = 1.0
