@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -420,21 +419,3 @@ def test_bad_images_are_named(images, error, use):
     call = call or (lambda x: globals()[use](x))
     with pytest.raises(error, match="images"):
         call(images)
-
-
-# ---- speed (measured, not asserted) ------------------------------------------------------
-
-
-def test_throughput_on_a_galaxy10_sized_batch(capsys):
-    images, augment = torch.rand(256, 3, 64, 64), GalaxyAugmentation()
-    generator = _seed(0)
-    augment(images, generator)  # warm up
-    start = time.perf_counter()
-    for _ in range(3):
-        augment(images, generator)
-    rate = 3 * 256 / (time.perf_counter() - start)
-    with capsys.disabled():
-        print(
-            f"\nGalaxyAugmentation: {rate:.0f} images/s, (256, 3, 64, 64) on CPU, "
-            f"{torch.get_num_threads()} thread(s)"
-        )
