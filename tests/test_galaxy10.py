@@ -122,7 +122,7 @@ def test_return_X_y(h5_file):
 def test_chunked_reads_give_the_same_result_and_stay_small(h5_file, monkeypatch, chunk_rows):
     path, content = h5_file
     reads = []
-    real_read = galaxy10._read
+    real_read = galaxy10.read_dataset
 
     def recording_read(dataset, selection, where):
         if dataset.name == "/images":
@@ -130,7 +130,7 @@ def test_chunked_reads_give_the_same_result_and_stay_small(h5_file, monkeypatch,
         return real_read(dataset, selection, where)
 
     monkeypatch.setattr(galaxy10, "_CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(galaxy10, "_read", recording_read)
+    monkeypatch.setattr(galaxy10, "read_dataset", recording_read)
     data = load_galaxy10_decals(path, classes=(0, 5, 9), crop=12)
     rows = np.flatnonzero(np.isin(content["ans"], (0, 5, 9)))
     expected = center_crop(content["images"][rows], 12).astype(np.float32) / 255
@@ -155,7 +155,7 @@ def test_compressed_chunked_file_reads_whole_chunks(tmp_path, monkeypatch):
         for key in ("ra", "dec", "redshift", "pxscale"):
             handle[key] = np.zeros(N_IMAGES)
     reads = []
-    real_read = galaxy10._read
+    real_read = galaxy10.read_dataset
     monkeypatch.setattr(galaxy10, "_CHUNK_ROWS", 4)
 
     def recording_read(dataset, selection, where):
@@ -163,7 +163,7 @@ def test_compressed_chunked_file_reads_whole_chunks(tmp_path, monkeypatch):
             reads.append(selection)
         return real_read(dataset, selection, where)
 
-    monkeypatch.setattr(galaxy10, "_read", recording_read)
+    monkeypatch.setattr(galaxy10, "read_dataset", recording_read)
     data = load_galaxy10_decals(path, classes=range(10), crop=(10, 20))
     expected = center_crop(images, (10, 20)).astype(np.float32) / 255
     np.testing.assert_allclose(data.images, expected, atol=1e-7)

@@ -176,13 +176,13 @@ def test_sizes_vary_within_a_class(monkeypatch):
     # drawn models are checked: the class's own disk-scale range (0.32-0.55)
     # is widened about 1.5 times.
     drawn = []
-    render = synthetic._render_spiral
+    render = synthetic.render_spiral
 
     def spy(canvas, model, rng):
         drawn.append(model.disk_scale.copy())
         return render(canvas, model, rng)
 
-    monkeypatch.setattr(synthetic, "_render_spiral", spy)
+    monkeypatch.setattr(synthetic, "render_spiral", spy)
     make_galaxies(300, classes=[1], image_size=16, random_state=0)
     scale = np.concatenate(drawn)
     assert np.percentile(scale, 90) / np.percentile(scale, 10) > 2.0

@@ -92,7 +92,7 @@ def part_path(path: PathLike) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def _check_sha256(sha256: str | None) -> str | None:
+def check_sha256(sha256: str | None) -> str | None:
     if sha256 is None:
         return None
     if not isinstance(sha256, str):
@@ -103,7 +103,7 @@ def _check_sha256(sha256: str | None) -> str | None:
     return digest
 
 
-def _check_url(url: str) -> str:
+def check_url(url: str) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a string, got {type(url).__name__}.")
     parts = urlsplit(url)
@@ -510,8 +510,8 @@ def download_file(
     ...               sha256="0" * 64)  # doctest: +SKIP
     PosixPath('data.h5')
     """
-    url = _check_url(url)
-    expected = _check_sha256(sha256)
+    url = check_url(url)
+    expected = check_sha256(sha256)
     chunk_size = check_positive_int(chunk_size, "chunk_size")
     min_bytes = check_positive_int(min_bytes, "min_bytes", minimum=0)
     if isinstance(timeout, bool) or not isinstance(timeout, Real) or not timeout > 0:

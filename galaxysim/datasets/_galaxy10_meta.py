@@ -1,6 +1,6 @@
 """What the Galaxy10 DECaLS labels mean: the classes, their description, label checks.
 
-Shared by the HDF5 loader (:mod:`~galaxysim.datasets.galaxy10`) and the
+Package-private: shared by the HDF5 loader (:mod:`~galaxysim.datasets.galaxy10`) and the
 folder loader (:mod:`~galaxysim.datasets.galaxy10_folder`).
 """
 
@@ -68,7 +68,7 @@ pxscale (arcsec per pixel), indices (row of each image in the HDF5 file).
 {_CITATION}"""
 
 
-def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
+def check_classes(classes: ClassSpec) -> tuple[int, ...]:
     """Turn labels and/or class names into a tuple of distinct labels 0-9."""
     if isinstance(classes, (str, Integral)):
         classes = (classes,)
@@ -107,14 +107,14 @@ def _check_classes(classes: ClassSpec) -> tuple[int, ...]:
     return tuple(labels)
 
 
-def _relabel(ans: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+def relabel(ans: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     """Map each original label to its position in ``classes``."""
     lookup = np.full(len(GALAXY10_CLASSES), -1, dtype=np.int64)
     lookup[list(classes)] = np.arange(len(classes))
     return lookup[ans]
 
 
-def _galaxy10_labels(ans: np.ndarray, where: str) -> np.ndarray:
+def galaxy10_labels(ans: np.ndarray, where: str) -> np.ndarray:
     """Return the ``ans`` of a file as int64, or raise if they are not integers in 0-9.
 
     The file may store them as whole-valued floats; beyond that they get the

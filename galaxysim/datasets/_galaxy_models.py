@@ -1,5 +1,8 @@
 """Drawing galaxy light: the surface-brightness models of the built-in galaxies.
 
+Package-private: serves :mod:`~galaxysim.datasets.synthetic` and
+:mod:`~galaxysim.datasets._observing`.
+
 Per-galaxy parameters are arrays of shape (n,), reshaped to (n, 1, 1) to
 broadcast against coordinate grids of shape (1, H, W) or (n, H, W); every
 primitive draws a whole batch at once. :mod:`~galaxysim.datasets.synthetic`
@@ -17,7 +20,7 @@ import numpy as np
 import scipy.fft
 
 # The frame (half-width 1) is a 64-pixel crop at the reference sampling.
-_REFERENCE_SIZE = 64
+REFERENCE_SIZE = 64
 _KNOT_BLUE_RGB = np.array([0.55, 0.72, 1.0], dtype=np.float32)
 _KNOT_PINK_RGB = np.array([1.0, 0.55, 0.78], dtype=np.float32)
 # Dust dims blue light more than red: optical depth per channel over green's.
@@ -31,7 +34,7 @@ _DUST_REDDENING = np.array([0.75, 1.0, 1.3], dtype=np.float32).reshape(1, 3, 1, 
 
 
 @dataclass(frozen=True)
-class _Canvas:
+class Canvas:
     """An ``image_size`` frame inside a larger canvas that leaves room for the PSF.
 
     The canvas side is a fast FFT length, so blurring is cheap and the light
@@ -43,7 +46,7 @@ class _Canvas:
     offset: int
 
     @classmethod
-    def around(cls, image_size: int, max_sigma_px: float) -> _Canvas:
+    def around(cls, image_size: int, max_sigma_px: float) -> Canvas:
         margin = int(np.ceil(3.0 * max_sigma_px))
         side = scipy.fft.next_fast_len(image_size + 2 * margin, real=True)
         return cls(image_size, side, (side - image_size) // 2)
@@ -60,7 +63,7 @@ class _Canvas:
         return images[..., window, window]
 
 
-def _col(values: Any) -> np.ndarray:
+def column(values: Any) -> np.ndarray:
     """Reshape per-galaxy values (n,) to (n, 1, 1)."""
     return np.asarray(values, dtype=np.float32).reshape(-1, 1, 1)
 
@@ -71,38 +74,38 @@ def _disk_plane(x, y, center_x, center_y, position_angle, axis_ratio):
     ``u`` runs along the major axis; ``v`` is stretched by ``1 / axis_ratio``
     so that circles in the disk are circles in ``(u, v)``.
     """
-    dx, dy = x - _col(center_x), y - _col(center_y)
-    cos, sin = np.cos(_col(position_angle)), np.sin(_col(position_angle))
-    return cos * dx + sin * dy, (cos * dy - sin * dx) / _col(axis_ratio)
+    dx, dy = x - column(center_x), y - column(center_y)
+    cos, sin = np.cos(column(position_angle)), np.sin(column(position_angle))
+    return cos * dx + sin * dy, (cos * dy - sin * dx) / column(axis_ratio)
 
 
 def _sersic(radius: np.ndarray, effective_radius, index) -> np.ndarray:
     """Sersic profile, 1 at the centre, half the light inside ``effective_radius``."""
-    n = _col(index)
+    n = column(index)
     b = 2.0 * n - 1.0 / 3.0 + 0.009876 / n  # Ciotti & Bertin (1999), good for n > 0.36
-    return np.exp(-b * (radius / _col(effective_radius)) ** (1.0 / n))
+    return np.exp(-b * (radius / column(effective_radius)) ** (1.0 / n))
 
 
 def _exponential(radius: np.ndarray, scale_length) -> np.ndarray:
-    return np.exp(-radius / _col(scale_length))
+    return np.exp(-radius / column(scale_length))
 
 
 def _sech2(z: np.ndarray, scale_height) -> np.ndarray:
     """Vertical ``sech^2(z / h)`` profile, written so that it cannot overflow."""
-    e = np.exp(-2.0 * np.abs(z) / _col(scale_height))
+    e = np.exp(-2.0 * np.abs(z) / column(scale_height))
     return 4.0 * e / (1.0 + e) ** 2
 
 
 def _boxy_bar(u: np.ndarray, v: np.ndarray, angle, length, width) -> np.ndarray:
     """A bar along ``angle``: a Gaussian in a boxy (exponent 3) elliptical radius."""
-    cos, sin = np.cos(_col(angle)), np.sin(_col(angle))
-    along = np.abs(cos * u + sin * v) / _col(length)
-    across = np.abs(cos * v - sin * u) / _col(width)
+    cos, sin = np.cos(column(angle)), np.sin(column(angle))
+    along = np.abs(cos * u + sin * v) / column(length)
+    across = np.abs(cos * v - sin * u) / column(width)
     return np.exp(-((along**3 + across**3) ** (2.0 / 3.0)))
 
 
 def _ring(radius: np.ndarray, ring_radius, width) -> np.ndarray:
-    return np.exp(-0.5 * ((radius - _col(ring_radius)) / _col(width)) ** 2)
+    return np.exp(-0.5 * ((radius - column(ring_radius)) / column(width)) ** 2)
 
 
 def _spiral_arms(
@@ -132,17 +135,17 @@ def _spiral_arms(
     whatever the number of arms (neighbouring ridges overlap only inside
     ``start_radius``, where the arms are faded out).
     """
-    r0 = _col(start_radius)
+    r0 = column(start_radius)
     safe_radius = np.maximum(radius, np.float32(1e-3))
-    winding = _col(chirality) * np.log(safe_radius / r0) / np.tan(_col(pitch_angle))
-    spacing = np.float32(2.0 * np.pi) / _col(n_arms)
-    offset = azimuth - winding - _col(phase)
+    winding = column(chirality) * np.log(safe_radius / r0) / np.tan(column(pitch_angle))
+    spacing = np.float32(2.0 * np.pi) / column(n_arms)
+    offset = azimuth - winding - column(phase)
     nearest = np.round(offset / spacing)
     arm = nearest.astype(np.int64) % np.asarray(n_arms, dtype=np.int64).reshape(-1, 1, 1)
     arm += (np.arange(len(arm)) * arm_amplitudes.shape[1]).reshape(-1, 1, 1)
     amplitude = np.asarray(arm_amplitudes, dtype=np.float32).ravel()[arm]
     offset -= nearest * spacing + np.asarray(arm_lags, dtype=np.float32).ravel()[arm]
-    width = _col(arm_width) * (0.6 + 0.8 * np.minimum(safe_radius, 1.0))
+    width = column(arm_width) * (0.6 + 0.8 * np.minimum(safe_radius, 1.0))
     ridge = amplitude * np.exp(-0.5 * (offset * safe_radius / width) ** 2)
     return ridge * (1.0 - np.exp(-((safe_radius / r0) ** 4)))
 
@@ -161,7 +164,7 @@ def _colorize(components: Sequence[np.ndarray], colors: Sequence[np.ndarray]) ->
     return np.matmul(palette, stacked).reshape(n, 3, height, width)
 
 
-def _jitter_color(rng: np.random.Generator, base: np.ndarray, n: int, scale: float) -> np.ndarray:
+def jitter_color(rng: np.random.Generator, base: np.ndarray, n: int, scale: float) -> np.ndarray:
     """``n`` RGB colours from ``base`` ((3,) or (n, 3)), each channel times a log-normal factor."""
     factors = np.exp(rng.normal(0.0, scale, (n, 3)))
     return (np.broadcast_to(base, (n, 3)) * factors).astype(np.float32)
@@ -176,7 +179,7 @@ def _star_forming_knots(
     with an exponentially distributed flux; the PSF later makes it a blob.
     """
     peak = arms.max(axis=(1, 2), keepdims=True)
-    chance = _col(density) * arms / np.where(peak > 0, peak, np.float32(1.0))
+    chance = column(density) * arms / np.where(peak > 0, peak, np.float32(1.0))
     knots = np.where(
         rng.random(arms.shape, dtype=np.float32) < chance,
         rng.standard_exponential(arms.shape, dtype=np.float32),
@@ -195,7 +198,7 @@ def _redden_centre(flux: np.ndarray, radius: np.ndarray, scale, strength) -> np.
     where ``x`` is the radius in units of ``scale`` (capped at 2.5): colours
     are unchanged half a scale length out. ``strength`` is per galaxy (n,).
     """
-    tilt = np.exp(_col(strength) * (np.float32(0.5) - np.minimum(radius / _col(scale), 2.5)))
+    tilt = np.exp(column(strength) * (np.float32(0.5) - np.minimum(radius / column(scale), 2.5)))
     flux[:, 0] *= tilt
     flux[:, 2] /= tilt
     return flux
@@ -207,7 +210,7 @@ def _redden_centre(flux: np.ndarray, radius: np.ndarray, scale, strength) -> np.
 
 
 @dataclass
-class _SpiralModel:
+class SpiralModel:
     """Parameters of n spiral galaxies (barred when ``bar_flux > 0``).
 
     Arrays of shape (n,) unless noted; lengths in frame units, angles in
@@ -247,7 +250,7 @@ class _SpiralModel:
 
 
 @dataclass
-class _EdgeOnModel:
+class EdgeOnModel:
     """Parameters of n edge-on disk galaxies (with a bulge when ``bulge_flux > 0``)."""
 
     center_x: np.ndarray
@@ -269,7 +272,7 @@ class _EdgeOnModel:
     color_gradient: np.ndarray | None = None  # see _redden_centre
 
 
-def _render_spiral(canvas: _Canvas, model: _SpiralModel, rng: np.random.Generator) -> np.ndarray:
+def render_spiral(canvas: Canvas, model: SpiralModel, rng: np.random.Generator) -> np.ndarray:
     """Unblurred flux (n, 3, side, side) of spiral galaxies."""
     x, y = canvas.grid()
     center = (model.center_x, model.center_y, model.position_angle)
@@ -295,7 +298,7 @@ def _render_spiral(canvas: _Canvas, model: _SpiralModel, rng: np.random.Generato
         rng, arms, model.knot_density, model.knot_pink_fraction
     )
     knot_total = (knots_blue + knots_pink).sum(axis=(1, 2), keepdims=True)
-    knot_scale = _col(model.knot_flux) / np.where(knot_total > 0, knot_total, np.float32(1.0))
+    knot_scale = column(model.knot_flux) / np.where(knot_total > 0, knot_total, np.float32(1.0))
     n = len(model.center_x)
     components = [
         (bulge, model.bulge_flux, model.bulge_rgb),
@@ -304,7 +307,7 @@ def _render_spiral(canvas: _Canvas, model: _SpiralModel, rng: np.random.Generato
         (_ring(radius, model.arm_start, 0.25 * model.arm_start), model.ring_flux, model.arm_rgb),
         (arms, model.arm_flux, model.arm_rgb),
     ]
-    maps = [_unit_flux(image) * _col(flux) for image, flux, _ in components]
+    maps = [_unit_flux(image) * column(flux) for image, flux, _ in components]
     colors = [color for _, _, color in components]
     maps += [knots_blue * knot_scale, knots_pink * knot_scale]
     colors += [np.broadcast_to(_KNOT_BLUE_RGB, (n, 3)), np.broadcast_to(_KNOT_PINK_RGB, (n, 3))]
@@ -314,17 +317,17 @@ def _render_spiral(canvas: _Canvas, model: _SpiralModel, rng: np.random.Generato
     return _redden_centre(flux, radius, model.disk_scale, model.color_gradient)
 
 
-def _render_edge_on(canvas: _Canvas, model: _EdgeOnModel) -> np.ndarray:
+def render_edge_on(canvas: Canvas, model: EdgeOnModel) -> np.ndarray:
     """Unblurred flux (n, 3, side, side) of edge-on disk galaxies."""
     x, y = canvas.grid()
     edge_on = np.ones_like(model.center_x)  # no foreshortening across the disk
     u, z = _disk_plane(x, y, model.center_x, model.center_y, model.position_angle, edge_on)
     # Seen edge-on, an exponential disk's light is flat-topped at the centre;
     # a softened radius reproduces that.
-    scale = _col(model.disk_scale)
+    scale = column(model.disk_scale)
     along = np.exp(-np.sqrt(u**2 + (0.5 * scale) ** 2) / scale)
     inner = np.exp(-np.sqrt(u**2 + (0.25 * scale) ** 2) / (0.5 * scale))
-    bulge_radius = np.sqrt(u**2 + (z / _col(model.bulge_axis_ratio)) ** 2)
+    bulge_radius = np.sqrt(u**2 + (z / column(model.bulge_axis_ratio)) ** 2)
     bulge = _sersic(bulge_radius, model.bulge_radius, model.bulge_index)
     disk_flux = 1.0 - model.bulge_flux
     # Old stars make the inner disk and the thick disk redder than the thin disk.
@@ -341,13 +344,13 @@ def _render_edge_on(canvas: _Canvas, model: _EdgeOnModel) -> np.ndarray:
         (bulge, model.bulge_flux, model.bulge_rgb),
     ]
     flux = _colorize(
-        [_unit_flux(image) * _col(share) for image, share, _ in components],
+        [_unit_flux(image) * column(share) for image, share, _ in components],
         [color for _, _, color in components],
     )
     # A dust lane just off the mid-plane (the disk is not exactly edge-on),
     # deepest where the disk is densest.
-    lane = np.exp(-0.5 * ((z - _col(model.dust_offset)) / _col(0.6 * model.thin_height)) ** 2)
-    depth = _col(model.dust_depth) * lane * _exponential(np.abs(u), 2.0 * model.disk_scale)
+    lane = np.exp(-0.5 * ((z - column(model.dust_offset)) / column(0.6 * model.thin_height)) ** 2)
+    depth = column(model.dust_depth) * lane * _exponential(np.abs(u), 2.0 * model.disk_scale)
     flux *= np.exp(-depth[:, np.newaxis] * _DUST_REDDENING)
     if model.color_gradient is None:
         return flux
@@ -372,8 +375,8 @@ _SMALL_NEIGHBOUR = 0.05
 _NEIGHBOUR_FLUX = (0.003, 0.08)
 
 
-def _add_neighbours(
-    rng: np.random.Generator, flux: np.ndarray, canvas: _Canvas, per_frame: float
+def add_neighbours(
+    rng: np.random.Generator, flux: np.ndarray, canvas: Canvas, per_frame: float
 ) -> None:
     """Add small, faint neighbour galaxies to unblurred canvas flux (n, 3, side, side) in place.
 
@@ -391,7 +394,7 @@ def _add_neighbours(
     radius = np.exp(rng.uniform(*np.log(_NEIGHBOUR_RADIUS), size=m))
     share = np.exp(rng.uniform(*np.log(_NEIGHBOUR_FLUX), size=m))
     share *= np.sqrt(radius / _NEIGHBOUR_RADIUS[1])
-    rgb = _jitter_color(rng, _NEIGHBOUR_RGB[rng.integers(0, len(_NEIGHBOUR_RGB), size=m)], m, 0.08)
+    rgb = jitter_color(rng, _NEIGHBOUR_RGB[rng.integers(0, len(_NEIGHBOUR_RGB), size=m)], m, 0.08)
     shape = (
         rng.uniform(0.0, side, size=(2, m)),  # centre row, column (canvas pixels)
         radius * half,

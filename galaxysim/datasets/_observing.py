@@ -1,7 +1,8 @@
 """Observing the built-in galaxies: PSF blur, foreground stars, stretch, sky and noise.
 
 What a survey camera and its image pipeline do to the light drawn by
-:mod:`~galaxysim.datasets._galaxy_models`.
+:mod:`~galaxysim.datasets._galaxy_models`. Package-private: serves
+:mod:`~galaxysim.datasets.synthetic`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from ._galaxy_models import _REFERENCE_SIZE, _Canvas, _col
+from ._galaxy_models import REFERENCE_SIZE, Canvas, column
 
 _STAR_RGB = np.array(
     [[1.0, 0.62, 0.42], [1.0, 0.9, 0.72], [0.95, 0.95, 1.0], [0.62, 0.76, 1.0]],
@@ -45,7 +46,7 @@ def _gaussian_blur(images: np.ndarray, sigma_px: np.ndarray, wing: float = 0.0) 
     height, width = images.shape[-2:]
     fy = np.fft.fftfreq(height).astype(np.float32)[:, np.newaxis]
     fx = np.fft.rfftfreq(width).astype(np.float32)[np.newaxis, :]
-    exponent = -2.0 * np.pi**2 * _col(sigma_px) ** 2 * (fy**2 + fx**2)
+    exponent = -2.0 * np.pi**2 * column(sigma_px) ** 2 * (fy**2 + fx**2)
     transfer = np.exp(exponent)
     if wing > 0:
         core = np.float32(1.0 - wing) * transfer
@@ -86,7 +87,7 @@ def _brightness_gain(flux: np.ndarray, target: np.ndarray, n_steps: int = 12) ->
     high = np.full(len(flux), np.log(2e4))
     for _ in range(n_steps):
         middle = 0.5 * (low + high)
-        mean = _stretch(flux * _col(scale * np.exp(middle))[:, np.newaxis]).mean(axis=(1, 2, 3))
+        mean = _stretch(flux * column(scale * np.exp(middle))[:, np.newaxis]).mean(axis=(1, 2, 3))
         too_bright = mean > target
         high = np.where(too_bright, middle, high)
         low = np.where(too_bright, low, middle)
@@ -105,7 +106,7 @@ def _add_stars(
     """
     n, _, height, width = light.shape
     reach = int(np.ceil(3.0 * sigma_px.max()))
-    counts = rng.poisson(_STARS_PER_FRAME * height * width / _REFERENCE_SIZE**2, size=n)
+    counts = rng.poisson(_STARS_PER_FRAME * height * width / REFERENCE_SIZE**2, size=n)
     owner = np.repeat(np.arange(n), counts)
     rows = rng.uniform(-reach, height + reach, size=owner.size)
     cols = rng.uniform(-reach, width + reach, size=owner.size)
@@ -173,10 +174,10 @@ def _sky_noise(rng: np.random.Generator, shape: tuple[int, int, int, int]) -> np
     return np.float32(np.sqrt(rho)) * grey + np.float32(np.sqrt(1.0 - rho)) * colour
 
 
-def _observe(
+def observe(
     rng: np.random.Generator,
     flux: np.ndarray,
-    canvas: _Canvas,
+    canvas: Canvas,
     *,
     sigma_px: np.ndarray,
     brightness: np.ndarray,
@@ -196,7 +197,7 @@ def _observe(
     # A 16 x 16 subsample sets the gain to within 0.1 % of the full image's.
     step = max(1, canvas.image_size // 16)
     gain = _brightness_gain(galaxy[:, :, ::step, ::step], brightness)
-    light = galaxy * _col(gain)[:, np.newaxis]
+    light = galaxy * column(gain)[:, np.newaxis]
     if stars:
         _add_stars(rng, light, sigma_px, psf_wing)
     sky_level = sky.astype(np.float32)[:, :, np.newaxis, np.newaxis]

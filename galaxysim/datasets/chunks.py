@@ -31,7 +31,7 @@ from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
 from ..images import load_images, preprocess_images
 from ..images.io import _list_folder
-from .galaxy10 import _check_crop_fits, _crop_window, _open_galaxy10, _read
+from ._galaxy10_file import check_crop_fits, crop_window, open_galaxy10, read_dataset
 
 __all__ = ["ChunkPiece", "ImageChunks", "image_chunks", "open_zarr_array"]
 
@@ -157,10 +157,12 @@ class ChunkPiece:
             path = Path(self.location)
             with h5py.File(path, "r") as handle:
                 dataset = handle["images"]
-                window = _crop_window(self.crop, *dataset.shape[1:3])
-                return _read(dataset, (slice(self.start, self.stop), *window, slice(None)), path)
+                window = crop_window(self.crop, *dataset.shape[1:3])
+                return read_dataset(
+                    dataset, (slice(self.start, self.stop), *window, slice(None)), path
+                )
         array = open_zarr_array(self.location)
-        window = _crop_window(self.crop, *array.shape[1:3])
+        window = crop_window(self.crop, *array.shape[1:3])
         return np.asarray(array[self.start : self.stop, window[0], window[1], :])
 
 
@@ -235,12 +237,14 @@ def _h5_rows(chunks: ImageChunks, rows: np.ndarray) -> np.ndarray:
     path = Path(chunks.location)
     with h5py.File(path, "r") as handle:
         dataset = handle["images"]
-        window = _crop_window(chunks.crop, *dataset.shape[1:3])
+        window = crop_window(chunks.crop, *dataset.shape[1:3])
         # One read per run of consecutive rows: h5py reads slices far faster than
         # lists of rows (by 2-30 times for 128 rows scattered over a file).
         runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows.size else []
         blocks = [
-            _read(dataset, (slice(int(run[0]), int(run[-1]) + 1), *window, slice(None)), path)
+            read_dataset(
+                dataset, (slice(int(run[0]), int(run[-1]) + 1), *window, slice(None)), path
+            )
             for run in runs
         ]
         height, width = (side.stop - side.start for side in window)
@@ -253,14 +257,14 @@ def _zarr_rows(chunks: ImageChunks, rows: np.ndarray) -> np.ndarray:
     import zarr
 
     array = zarr.open_array(chunks.location, mode="r")
-    window = _crop_window(chunks.crop, *array.shape[1:3])
+    window = crop_window(chunks.crop, *array.shape[1:3])
     return np.asarray(array.oindex[rows, window[0], window[1], :])
 
 
 def _h5_chunks(path: Path, crop, image_size) -> ImageChunks:
-    with _open_galaxy10(path) as handle:
+    with open_galaxy10(path) as handle:
         n_images, height, width = handle["images"].shape[:3]
-    _check_crop_fits(crop, height, width, repr(str(path)))
+    check_crop_fits(crop, height, width, repr(str(path)))
     return ImageChunks("h5", str(path), int(n_images), crop, image_size)
 
 
@@ -276,7 +280,7 @@ def _zarr_chunks(path: Path, crop, image_size) -> ImageChunks:
             f"The zarr array {str(path)!r} has dtype {array.dtype}; expected uint8 or "
             "float in [0, 1]."
         )
-    _check_crop_fits(crop, *array.shape[1:3], repr(str(path)))
+    check_crop_fits(crop, *array.shape[1:3], repr(str(path)))
     return ImageChunks("zarr", str(path), int(array.shape[0]), crop, image_size)
 
 

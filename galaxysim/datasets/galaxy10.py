@@ -12,8 +12,7 @@ size of the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -21,26 +20,26 @@ import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from .._limits import check_allocation, check_regular_file
+from .._limits import check_allocation
 from .._validation import PathLike, check_image_size
 from ..images import preprocess_images
 from ._download import (
     ChecksumMismatchError,
-    _check_sha256,
-    _check_url,
+    check_sha256,
+    check_url,
     download_file,
     file_sha256,
 )
+from ._galaxy10_file import META_KEYS, check_crop_fits, crop_window, open_galaxy10, read_dataset
 from ._galaxy10_meta import (
     DESCR,
     GALAXY10_CLASSES,
     SEED_CLASSES,
     ClassSpec,
-    _check_classes,
-    _galaxy10_labels,
-    _relabel,
+    check_classes,
+    galaxy10_labels,
+    relabel,
 )
-from ._hdf5_storage import check_stored
 from ._home import get_data_home
 
 __all__ = [
@@ -58,8 +57,6 @@ GALAXY10_FILENAME = "Galaxy10_DECals.h5"
 GALAXY10_URL = "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5"
 GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"
 
-_REQUIRED_KEYS = ("images", "ans", "ra", "dec", "redshift", "pxscale")
-_META_KEYS = ("ra", "dec", "redshift", "pxscale")
 # Rows read from the HDF5 file at a time, each cut to the crop window as it is
 # read: even uncropped, 256 uint8 cutouts of 256x256x3 are 50 MB, small beside
 # the 482 MB that 9,796 images of 64 pixels take as float32.
@@ -68,76 +65,9 @@ _CHUNK_ROWS = 256
 _MAX_BLOCK_BYTES = 256 * 2**20
 
 
-@contextmanager
-def _open_galaxy10(path: Path) -> Iterator[h5py.File]:
-    """Open a Galaxy10 HDF5 file and check its layout, with errors naming the file."""
-    check_regular_file(path, "Galaxy10 file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise OSError(
-            f"Could not read {str(path)!r} as an HDF5 file ({exc}). It may be truncated, "
-            "corrupt or of another format; delete it and call fetch_galaxy10_decals() "
-            "for a fresh copy."
-        ) from None
-    with handle:
-        try:
-            _check_layout(handle, path)
-        except (OSError, KeyError, RuntimeError) as exc:
-            # Damaged metadata surfaces from h5py as OSError, KeyError or RuntimeError.
-            raise OSError(
-                f"Could not read the layout of {str(path)!r} ({exc}); the file is probably "
-                "truncated or corrupt. Delete it and call fetch_galaxy10_decals() for a "
-                "fresh copy."
-            ) from None
-        yield handle
-
-
-def _check_layout(handle: h5py.File, path: Path) -> None:
-    missing = [key for key in _REQUIRED_KEYS if key not in handle]
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} is not a Galaxy10 DECaLS file: it lacks the key(s) {missing}. "
-            f"Keys found: {sorted(map(str, handle.keys()))}; expected {list(_REQUIRED_KEYS)}."
-        )
-    for key in _REQUIRED_KEYS:
-        if not isinstance(handle[key], h5py.Dataset):
-            raise ValueError(f"{str(path)!r}: {key!r} is an HDF5 group, expected a dataset.")
-    images = handle["images"]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(
-            f"{str(path)!r}: 'images' has shape {images.shape}; expected "
-            "(n, height, width, 3) RGB cutouts."
-        )
-    if images.dtype != np.uint8:
-        raise ValueError(f"{str(path)!r}: 'images' has dtype {images.dtype}; expected uint8.")
-    n_images = images.shape[0]
-    for key in ("ans", *_META_KEYS):
-        if handle[key].shape != (n_images,):
-            raise ValueError(
-                f"{str(path)!r}: {key!r} has shape {handle[key].shape}; expected "
-                f"({n_images},), one value per image."
-            )
-    file_bytes = os.path.getsize(path)
-    for key in _REQUIRED_KEYS:
-        check_stored(handle[key], path, file_bytes)
-
-
-def _read(dataset: h5py.Dataset, selection: object, path: Path) -> np.ndarray:
-    """Read from a dataset, turning HDF5 read failures into an error naming the file."""
-    try:
-        return dataset[selection]
-    except (OSError, RuntimeError) as exc:
-        raise OSError(
-            f"Could not read {dataset.name!r} from {str(path)!r} ({exc}); the file is "
-            "probably truncated or corrupt. Delete it and call fetch_galaxy10_decals() "
-            "for a fresh copy."
-        ) from None
-
-
 def _file_labels(handle: h5py.File, path: Path) -> np.ndarray:
     """The ``ans`` of a file as int64 labels 0-9, with errors naming the file and rows."""
-    ans = _read(handle["ans"], (), path)
+    ans = read_dataset(handle["ans"], (), path)
     where = f"{str(path)!r}: 'ans'"
     if ans.dtype.kind == "f" and np.isnan(ans).any():
         rows = np.flatnonzero(np.isnan(ans))
@@ -145,12 +75,12 @@ def _file_labels(handle: h5py.File, path: Path) -> np.ndarray:
             f"{where} holds NaN at {rows.size} row(s), first {rows[:5].tolist()}; every "
             "image needs a label 0-9."
         )
-    return _galaxy10_labels(ans, where)
+    return galaxy10_labels(ans, where)
 
 
 def _check_galaxy10_file(path: Path) -> None:
     """Raise unless ``path`` is a readable Galaxy10 file with valid labels."""
-    with _open_galaxy10(path) as handle:
+    with open_galaxy10(path) as handle:
         _file_labels(handle, path)
 
 
@@ -240,8 +170,8 @@ def fetch_galaxy10_decals(
     >>> path.name  # doctest: +SKIP
     'Galaxy10_DECals.h5'
     """
-    url = _check_url(url)
-    sha256 = _check_sha256(sha256)
+    url = check_url(url)
+    sha256 = check_sha256(sha256)
     path = get_data_home(data_home) / GALAXY10_FILENAME
     if path.exists() and not force:
         if not path.is_file():
@@ -305,26 +235,6 @@ def _resolve_path(
     return target
 
 
-def _check_crop_fits(crop: object, height: int, width: int, where: str) -> None:
-    if crop is None:
-        return
-    crop_h, crop_w = check_image_size(crop, "crop")
-    if crop_h > height or crop_w > width:
-        raise ValueError(
-            f"crop={crop!r} is larger than the images in {where}, which are "
-            f"{height}x{width} pixels."
-        )
-
-
-def _crop_window(crop: int | Sequence[int] | None, height: int, width: int) -> tuple[slice, slice]:
-    """Rows and columns of the center crop, placed as :func:`center_crop` places it."""
-    if crop is None:
-        return slice(0, height), slice(0, width)
-    crop_h, crop_w = check_image_size(crop, "crop")
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    return slice(top, top + crop_h), slice(left, left + crop_w)
-
-
 def _rows_per_block(dataset: h5py.Dataset, window: tuple[slice, slice]) -> int:
     """Rows to read at a time: ``_CHUNK_ROWS``, widened to whole HDF5 chunks if cheap."""
     rows = _CHUNK_ROWS
@@ -349,7 +259,7 @@ def _read_images(
 ) -> np.ndarray:
     """Read, crop and resize the images of ``rows``, one aligned block at a time."""
     height, width = dataset.shape[1:3]
-    window = _crop_window(crop, height, width)
+    window = crop_window(crop, height, width)
     out_height, out_width = (
         check_image_size(image_size, "image_size")
         if image_size is not None
@@ -370,7 +280,7 @@ def _read_images(
     with tqdm(total=rows.size, unit="img", desc="Loading Galaxy10", disable=not verbose) as bar:
         for group in groups:
             start, stop = int(group[0]), int(group[-1]) + 1
-            block = _read(dataset, (slice(start, stop), *window, slice(None)), source)
+            block = read_dataset(dataset, (slice(start, stop), *window, slice(None)), source)
             if group.size != stop - start:
                 block = block[group - start]
             images[filled : filled + group.size] = preprocess_images(
@@ -484,17 +394,17 @@ def load_galaxy10_decals(
     >>> data.images.shape  # doctest: +SKIP
     (9796, 64, 64, 3)
     """
-    labels_wanted = _check_classes(classes)
+    labels_wanted = check_classes(classes)
     if image_size is not None:
         check_image_size(image_size, "image_size")
     if crop is not None:
         check_image_size(crop, "crop")
     source = _resolve_path(path, data_home, download, verbose)
 
-    with _open_galaxy10(source) as handle:
+    with open_galaxy10(source) as handle:
         dataset = handle["images"]
         height, width = dataset.shape[1:3]
-        _check_crop_fits(crop, height, width, repr(str(source)))
+        check_crop_fits(crop, height, width, repr(str(source)))
         ans = _file_labels(handle, source)
         rows = np.flatnonzero(np.isin(ans, labels_wanted))
         if rows.size == 0:
@@ -503,11 +413,11 @@ def load_galaxy10_decals(
                 f"{str(source)!r} holds no images of classes {list(labels_wanted)}; the "
                 f"labels in the file are {found}."
             )
-        metadata = {key: _read(handle[key], (), source)[rows] for key in _META_KEYS}
+        metadata = {key: read_dataset(handle[key], (), source)[rows] for key in META_KEYS}
 
         images = _read_images(dataset, rows, crop, image_size, source, verbose)
 
-    target = _relabel(ans[rows], labels_wanted)
+    target = relabel(ans[rows], labels_wanted)
     if return_X_y:
         return images, target
     return Bunch(

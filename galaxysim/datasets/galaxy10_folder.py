@@ -24,8 +24,8 @@ from ._galaxy10_meta import (
     GALAXY10_CLASSES,
     SEED_CLASSES,
     ClassSpec,
-    _check_classes,
-    _relabel,
+    check_classes,
+    relabel,
 )
 
 __all__ = ["load_galaxy10_folder"]
@@ -181,7 +181,7 @@ def load_galaxy10_folder(
     >>> data.images.shape, str(data.target_names[data.target[0]])
     ((1, 64, 64, 3), 'Barred Spiral')
     """
-    labels_wanted = _check_classes(classes)
+    labels_wanted = check_classes(classes)
     if crop is not None:
         check_image_size(crop, "crop")
     if image_size is not None:
@@ -201,7 +201,7 @@ def load_galaxy10_folder(
     ans = np.array([label for _, label in entries], dtype=np.int64)
     return Bunch(
         images=load_images(paths, image_size, crop=crop)[0],
-        target=_relabel(ans, labels_wanted),
+        target=relabel(ans, labels_wanted),
         target_names=np.array([GALAXY10_CLASSES[label] for label in labels_wanted]),
         ans=ans,
         filenames=np.array([str(p) for p in paths]),

@@ -48,16 +48,16 @@ from sklearn.utils import check_random_state
 from .._limits import check_allocation
 from .._validation import check_fraction, check_positive_int
 from ._galaxy_models import (
-    _REFERENCE_SIZE,
-    _add_neighbours,
-    _Canvas,
-    _EdgeOnModel,
-    _jitter_color,
-    _render_edge_on,
-    _render_spiral,
-    _SpiralModel,
+    REFERENCE_SIZE,
+    Canvas,
+    EdgeOnModel,
+    SpiralModel,
+    add_neighbours,
+    jitter_color,
+    render_edge_on,
+    render_spiral,
 )
-from ._observing import _observe
+from ._observing import observe
 
 __all__ = ["SYNTHETIC_CLASSES", "make_galaxies", "make_milky_way"]
 
@@ -198,7 +198,7 @@ def _by_class(
     return rng.uniform(bounds[:, 0], bounds[:, 1])
 
 
-def _sample_spirals(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> _SpiralModel:
+def _sample_spirals(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> SpiralModel:
     """Draw parameters for spirals of the given labels (0, 1 or 2)."""
     n = len(labels)
     draw = {name: _by_class(rng, labels, ranges) for name, ranges in _SPIRAL_RANGES.items()}
@@ -222,7 +222,7 @@ def _sample_spirals(rng: np.random.Generator, labels: np.ndarray, pixel: float) 
     bar_flux = np.where(barred, rng.uniform(0.18, 0.3, n), 0.0)
     ring_flux = np.where(barred & (rng.random(n) < 0.35), rng.uniform(0.04, 0.1, n), 0.0)
     shares = draw["bulge_flux"] + bar_flux + ring_flux + draw["arm_flux"] + draw["knot_flux"]
-    return _SpiralModel(
+    return SpiralModel(
         center_x=rng.uniform(-1.0, 1.0, n) * pixel,
         center_y=rng.uniform(-1.0, 1.0, n) * pixel,
         position_angle=rng.uniform(0.0, np.pi, n),
@@ -249,13 +249,13 @@ def _sample_spirals(rng: np.random.Generator, labels: np.ndarray, pixel: float) 
         arm_flux=draw["arm_flux"],
         knot_density=draw["knot_density"],
         knot_flux=draw["knot_flux"],
-        bulge_rgb=_jitter_color(rng, _BULGE_RGB, n, 0.06),
-        disk_rgb=_jitter_color(rng, _DISK_RGB, n, 0.06),
-        arm_rgb=_jitter_color(rng, _ARM_RGB, n, 0.08),
+        bulge_rgb=jitter_color(rng, _BULGE_RGB, n, 0.06),
+        disk_rgb=jitter_color(rng, _DISK_RGB, n, 0.06),
+        arm_rgb=jitter_color(rng, _ARM_RGB, n, 0.08),
     )
 
 
-def _sample_edge_ons(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> _EdgeOnModel:
+def _sample_edge_ons(rng: np.random.Generator, labels: np.ndarray, pixel: float) -> EdgeOnModel:
     """Draw parameters for edge-on galaxies of the given labels (3 or 4)."""
     n = len(labels)
     with_bulge = labels == _EDGE_ON_BULGE
@@ -264,7 +264,7 @@ def _sample_edge_ons(rng: np.random.Generator, labels: np.ndarray, pixel: float)
     # Seen through the whole disk, old stars and dust make an edge-on disk
     # look warmer than a face-on one; bulgeless disks hold younger stars.
     disk_base = np.where(with_bulge[:, np.newaxis], 0.5 * (_DISK_RGB + _BULGE_RGB), _DISK_RGB)
-    return _EdgeOnModel(
+    return EdgeOnModel(
         center_x=rng.uniform(-1.0, 1.0, n) * pixel,
         center_y=rng.uniform(-1.0, 1.0, n) * pixel,
         position_angle=rng.uniform(0.0, np.pi, n),
@@ -280,8 +280,8 @@ def _sample_edge_ons(rng: np.random.Generator, labels: np.ndarray, pixel: float)
         bulge_flux=np.where(with_bulge, rng.uniform(0.3, 0.5, n), 0.0),
         dust_depth=np.where(dusty, rng.uniform(0.6, 2.0, n), 0.0),
         dust_offset=thin * rng.uniform(-0.6, 0.6, n),
-        bulge_rgb=_jitter_color(rng, _BULGE_RGB, n, 0.06),
-        disk_rgb=_jitter_color(rng, disk_base, n, 0.05),
+        bulge_rgb=jitter_color(rng, _BULGE_RGB, n, 0.06),
+        disk_rgb=jitter_color(rng, disk_base, n, 0.05),
     )
 
 
@@ -296,7 +296,7 @@ def _vary_galaxies(
 
 
 def _draw_galaxies(
-    rng: np.random.Generator, labels: np.ndarray, canvas: _Canvas, noise: float
+    rng: np.random.Generator, labels: np.ndarray, canvas: Canvas, noise: float
 ) -> np.ndarray:
     """Finished images (n, image_size, image_size, 3) of galaxies with the given labels."""
     n = len(labels)
@@ -308,14 +308,14 @@ def _draw_galaxies(
     if spiral.any():
         model = _sample_spirals(rng, labels[spiral], pixel)
         model = _vary_galaxies(model, _SPIRAL_LENGTHS, size[spiral], gradient[spiral])
-        flux[spiral] = _render_spiral(canvas, model, rng)
+        flux[spiral] = render_spiral(canvas, model, rng)
     if not spiral.all():
         model = _sample_edge_ons(rng, labels[~spiral], pixel)
         model = _vary_galaxies(model, _EDGE_ON_LENGTHS, size[~spiral], gradient[~spiral])
-        flux[~spiral] = _render_edge_on(canvas, model)
-    _add_neighbours(rng, flux, canvas, _NEIGHBOURS_PER_FRAME)
-    scale = canvas.image_size / _REFERENCE_SIZE
-    return _observe(
+        flux[~spiral] = render_edge_on(canvas, model)
+    add_neighbours(rng, flux, canvas, _NEIGHBOURS_PER_FRAME)
+    scale = canvas.image_size / REFERENCE_SIZE
+    return observe(
         rng,
         flux,
         canvas,
@@ -415,7 +415,7 @@ def make_galaxies(
     counts = share + (np.arange(len(class_ids)) < extra)
     y = rng.permutation(np.repeat(class_ids, counts)).astype(np.int64)
 
-    canvas = _Canvas.around(image_size, _PSF_SIGMA_PX[1] * image_size / _REFERENCE_SIZE)
+    canvas = Canvas.around(image_size, _PSF_SIGMA_PX[1] * image_size / REFERENCE_SIZE)
     chunk = max(1, _CHUNK_PIXELS // canvas.side**2)
     check_allocation(
         4.0
@@ -478,7 +478,7 @@ def make_milky_way(
         return np.array([value])
 
     bar_angle = np.deg2rad(40.0)
-    model = _SpiralModel(
+    model = SpiralModel(
         center_x=one(0.0),
         center_y=one(0.0),
         position_angle=one(0.0),
@@ -511,11 +511,11 @@ def make_milky_way(
         arm_rgb=np.array([[0.78, 0.86, 1.0]], dtype=np.float32),
         knot_pink_fraction=0.45,
     )
-    sigma_px = one(0.8 * image_size / _REFERENCE_SIZE)
-    canvas = _Canvas.around(image_size, float(sigma_px[0]))
-    image = _observe(
+    sigma_px = one(0.8 * image_size / REFERENCE_SIZE)
+    canvas = Canvas.around(image_size, float(sigma_px[0]))
+    image = observe(
         rng,
-        _render_spiral(canvas, model, rng),
+        render_spiral(canvas, model, rng),
         canvas,
         sigma_px=sigma_px,
         brightness=one(0.4),
