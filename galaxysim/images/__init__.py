@@ -3,7 +3,8 @@
 Images in galaxysim are arrays of shape ``(n, H, W, C)``, channels last as
 Pillow and Galaxy10 store them, float32 in [0, 1].
 
-* :mod:`~galaxysim.images.io`: :func:`load_image`, :func:`load_images`.
+* :mod:`~galaxysim.images.io`: :func:`load_image`, :func:`load_images`,
+  :func:`list_image_files`.
 * :mod:`~galaxysim.images.preprocessing`: :func:`center_crop`,
   :func:`resize`, :func:`preprocess_images`, :class:`ImagePreprocessor`.
 * :mod:`~galaxysim.images.statistics`: :func:`image_statistics`,
@@ -11,7 +12,7 @@ Pillow and Galaxy10 store them, float32 in [0, 1].
   :func:`radial_profile`, :func:`radial_power_spectrum`.
 """
 
-from .io import IMAGE_EXTENSIONS, load_image, load_images
+from .io import IMAGE_EXTENSIONS, list_image_files, load_image, load_images
 from .preprocessing import ImagePreprocessor, center_crop, preprocess_images, resize
 from .statistics import (
     IMAGE_STATISTICS,
@@ -27,6 +28,7 @@ __all__ = [
     "ImagePreprocessor",
     "center_crop",
     "image_statistics",
+    "list_image_files",
     "load_image",
     "load_images",
     "preprocess_images",

@@ -24,9 +24,16 @@ import numpy as np
 
 from .._limits import check_allocation, check_regular_file
 from .._validation import PathLike, check_image_size
-from .preprocessing import _resize_one, resize
+from ._lanczos import lanczos_resize
+from .preprocessing import resize
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "load_image", "load_images"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
+    "list_image_files",
+    "load_image",
+    "load_images",
+]
 
 #: File name endings that :func:`load_images` picks up in a folder.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".fits", ".fit", ".fts")
@@ -206,7 +213,7 @@ def _decode(
         min(math.ceil(exact[3]), img.size[1]),
     )
     inner = (exact[0] - outer[0], exact[1] - outer[1], exact[2] - outer[0], exact[3] - outer[1])
-    return _resize_one(_pixels(img, outer), image_size, box=inner)
+    return lanczos_resize(_pixels(img, outer), image_size, box=inner)
 
 
 # The EXIF orientations (2-8) as the array operations that show the picture upright,
@@ -357,7 +364,41 @@ def load_image(
     return image
 
 
-def _list_folder(folder: Path) -> list[Path]:
+def list_image_files(folder: PathLike) -> list[Path]:
+    """The image files in ``folder`` that :func:`load_images` reads, in the order it reads them.
+
+    Files are matched by their endings (:data:`IMAGE_EXTENSIONS`, and ``.gz``
+    FITS files), hidden files are skipped, sub-folders are not entered, and
+    the order is sorted by name: the row order of every collection read from
+    a folder.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of images.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no image file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> from galaxysim.images import list_image_files
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("b.png", "a.jpg", "notes.txt", ".hidden.png"):
+    ...     Image.new("RGB", (4, 4)).save(folder / name, format="PNG")
+    >>> [path.name for path in list_image_files(folder)]
+    ['a.jpg', 'b.png']
+    """
+    folder = Path(folder)
     files = sorted(
         p
         for p in folder.iterdir()
@@ -378,7 +419,7 @@ def _source_paths(paths_or_folder: PathLike | Iterable[PathLike]) -> list[Path]:
         source = Path(paths_or_folder)
         if not source.exists():
             raise FileNotFoundError(f"paths_or_folder {str(source)!r} does not exist.")
-        return _list_folder(source) if source.is_dir() else [source]
+        return list_image_files(source) if source.is_dir() else [source]
     try:
         paths = [Path(p) for p in paths_or_folder]
     except TypeError:

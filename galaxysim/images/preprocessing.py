@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._limits import check_allocation
 from .._validation import check_image_shape, check_image_size, check_images
+from ._lanczos import lanczos_resize
 
 __all__ = ["ImagePreprocessor", "center_crop", "preprocess_images", "resize"]
 
@@ -103,31 +104,8 @@ def resize(images: np.ndarray, image_size: int | Sequence[int]) -> np.ndarray:
         )
         out = np.empty((n, height, width, C), dtype=np.float32)
         for i in range(n):
-            out[i] = _resize_one(batch[i], (height, width))
+            out[i] = lanczos_resize(batch[i], (height, width))
     return out[0] if single else out
-
-
-def _resize_one(
-    image: np.ndarray,
-    size: tuple[int, int],
-    box: tuple[float, float, float, float] | None = None,
-) -> np.ndarray:
-    """Lanczos-resize one float32 ``(H, W, C)`` image, or its ``box`` (left, top, right, bottom).
-
-    ``box`` may hold fractions of a pixel: :func:`~galaxysim.images.load_image`
-    uses it to cut a crop out of a JPEG decoded at a reduced scale.
-    """
-    from PIL import Image
-
-    height, width = size
-    out = np.empty((height, width, image.shape[2]), dtype=np.float32)
-    # Pillow's float mode ("F") resizes one channel at a time at full precision.
-    for c in range(image.shape[2]):
-        channel = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode="F")
-        out[:, :, c] = np.asarray(
-            channel.resize((width, height), Image.Resampling.LANCZOS, box=box)
-        )
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def preprocess_images(
