@@ -52,16 +52,16 @@ from .collections import (
 )
 from .evaluation_measures import EvaluationInputs, add_differences, chance_figures, measure_ranker
 from .evaluation_methods import (
-    _BASELINES,
-    _BUILDERS,
-    _PCA_METHODS,
+    BASELINES,
+    BUILDERS,
     METHOD_DESCRIPTIONS,
     METHODS,
-    _check_methods,
-    _model_params,
-    _Models,
+    PCA_METHODS,
+    Models,
+    check_methods,
     check_pretrained,
     describe_settings,
+    model_params,
 )
 from .evaluation_table import EvaluationTable, plot_evaluation
 
@@ -134,7 +134,7 @@ def _check_inputs(
     random_state: Any,
 ) -> EvaluationInputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
-    chosen = _check_methods(methods)
+    chosen = check_methods(methods)
     names = _check_target_names(target_names)
     images = check_images(X, min_samples=2, name="X")
     labels = check_labels(y, n_samples=len(images), n_classes=len(names), name="y")
@@ -152,7 +152,7 @@ def _check_inputs(
         raise ValueError(f"n_neighbors={n_neighbors} must be smaller than the {n} images of X.")
     ks = _check_ks(ks, n)
     n_values = int(np.prod(images.shape[1:]))
-    if set(_PCA_METHODS) & set(chosen) and latent_dim > min(n, n_values):
+    if set(PCA_METHODS) & set(chosen) and latent_dim > min(n, n_values):
         raise ValueError(
             f"latent_dim={latent_dim} is too large for PCA on {n} images of "
             f"{n_values} values; use at most {min(n, n_values)}."
@@ -178,14 +178,14 @@ def _check_inputs(
 
 
 def _measure(
-    name: str, models: _Models, inputs: EvaluationInputs
+    name: str, models: Models, inputs: EvaluationInputs
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Fit one method's ranker on the collection and measure it.
 
     Returns one table row and the leave-one-out same-class share of every
     galaxy (for the paired interval of the difference to PCA).
     """
-    params, shared_seconds = _BUILDERS[name](models)
+    params, shared_seconds = BUILDERS[name](models)
     if inputs.train_images is not None and not is_fitted(params["embedder"]):
         start = time.perf_counter()
         params["embedder"].fit(inputs.train_images)
@@ -201,13 +201,13 @@ def _measure(
     figures, shares = measure_ranker(ranker, inputs, fit_seconds=fit_seconds)
     return {
         "method": name,
-        "kind": "baseline" if name in _BASELINES else "learned",
+        "kind": "baseline" if name in BASELINES else "learned",
         **figures,
     }, shares
 
 
 def _measure_all(
-    models: _Models, inputs: EvaluationInputs, *, verbose: bool
+    models: Models, inputs: EvaluationInputs, *, verbose: bool
 ) -> list[dict[str, Any]]:
     """One row per method, each with its same-class rate's (paired) difference to PCA's."""
     key = inputs.same_class_key
@@ -378,7 +378,7 @@ def evaluate_methods(
                 f"train_X holds images of shape {inputs.train_images.shape[1:]}, "
                 f"X of {inputs.images.shape[1:]}; they must match."
             )
-    params = _model_params(
+    params = model_params(
         inputs.methods,
         inputs.images.shape[1:],
         quick=quick,
@@ -389,7 +389,7 @@ def evaluate_methods(
             "contrastive_params": contrastive_params,
         },
     )
-    models = _Models(
+    models = Models(
         inputs.images if train_X is None else inputs.train_images,
         inputs.latent_dim,
         params["autoencoder"],
@@ -540,7 +540,7 @@ def run_evaluation(
     out_dir = Path(out)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"out {str(out_dir)!r} is not an existing folder.")
-    methods = _check_methods(methods)  # before any data is loaded
+    methods = check_methods(methods)  # before any data is loaded
     if n_samples is not None:
         n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
     elif quick:

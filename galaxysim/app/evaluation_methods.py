@@ -2,7 +2,7 @@
 
 Each method (:data:`METHODS`, described in :data:`METHOD_DESCRIPTIONS`) is a
 set of :class:`~galaxysim.ranking.SimilarityRanker` parameters made by a
-builder from shared models (:class:`_Models`), so that every method is
+builder from shared models (:class:`Models`), so that every method is
 measured through one ranking code path:
 
 * ``"pixels"``: raw pixels, flattened; Euclidean distance.
@@ -52,7 +52,18 @@ from sklearn.pipeline import make_pipeline
 
 from ..images import ImagePreprocessor
 
-__all__ = ["METHODS", "METHOD_DESCRIPTIONS", "check_pretrained", "describe_settings"]
+__all__ = [
+    "BASELINES",
+    "BUILDERS",
+    "METHODS",
+    "METHOD_DESCRIPTIONS",
+    "PCA_METHODS",
+    "Models",
+    "check_methods",
+    "check_pretrained",
+    "describe_settings",
+    "model_params",
+]
 
 #: Human-readable description of every method, in the table's order.
 METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
@@ -94,7 +105,7 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
 )
 #: Names of the methods :func:`~galaxysim.app.evaluation.evaluate_methods` knows, in table order.
 METHODS: tuple[str, ...] = tuple(METHOD_DESCRIPTIONS)
-_BASELINES = ("pixels", "pca", "pca-whitened")
+BASELINES = ("pixels", "pca", "pca-whitened")
 _AUTOENCODER_METHODS = (
     "autoencoder",
     "autoencoder+dihedral",
@@ -102,7 +113,7 @@ _AUTOENCODER_METHODS = (
     "likelihood",
 )
 _CONTRASTIVE_METHODS = ("contrastive", "contrastive-conv")
-_PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
+PCA_METHODS = ("pca", "pca-whitened", "flow-latent")
 _FLOW_METHODS = ("flow-latent", "likelihood")
 
 # Small models for quick=True: a smoke test of every code path in seconds.
@@ -122,7 +133,7 @@ QUICK_CONTRASTIVE = {
 
 
 @dataclass
-class _Models:
+class Models:
     """Builds the models of the methods, training the shared autoencoder once."""
 
     X: np.ndarray
@@ -176,57 +187,57 @@ class _Models:
         )
 
 
-def _pixels(models: _Models) -> tuple[dict[str, Any], float]:
+def _pixels(models: Models) -> tuple[dict[str, Any], float]:
     return {"embedder": ImagePreprocessor(crop=None, flatten=True)}, 0.0
 
 
-def _pca(models: _Models) -> tuple[dict[str, Any], float]:
+def _pca(models: Models) -> tuple[dict[str, Any], float]:
     return {"embedder": models.pca()}, 0.0
 
 
-def _pca_whitened(models: _Models) -> tuple[dict[str, Any], float]:
+def _pca_whitened(models: Models) -> tuple[dict[str, Any], float]:
     return {"embedder": models.pca(whiten=True)}, 0.0
 
 
-def _contrastive(models: _Models) -> tuple[dict[str, Any], float]:
+def _contrastive(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.contrastive()
     return {"embedder": embedder}, seconds
 
 
-def _contrastive_conv(models: _Models) -> tuple[dict[str, Any], float]:
+def _contrastive_conv(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.contrastive(encoder="conv")
     return {"embedder": embedder}, seconds
 
 
-def _autoencoder(models: _Models) -> tuple[dict[str, Any], float]:
+def _autoencoder(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.autoencoder()
     return {"embedder": embedder}, seconds
 
 
-def _autoencoder_dihedral(models: _Models) -> tuple[dict[str, Any], float]:
+def _autoencoder_dihedral(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.autoencoder()
     return {"embedder": embedder, "invariance": "dihedral"}, seconds
 
 
-def _autoencoder_augmentation(models: _Models) -> tuple[dict[str, Any], float]:
+def _autoencoder_augmentation(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.autoencoder(augmentation=True)
     return {"embedder": embedder}, seconds
 
 
-def _flow_latent(models: _Models) -> tuple[dict[str, Any], float]:
+def _flow_latent(models: Models) -> tuple[dict[str, Any], float]:
     embedder = models.pca()
     embedder.steps.append(("flowdensityestimator", models.flow()))
     return {"embedder": embedder}, 0.0
 
 
-def _likelihood(models: _Models) -> tuple[dict[str, Any], float]:
+def _likelihood(models: Models) -> tuple[dict[str, Any], float]:
     embedder, seconds = models.autoencoder()
     return {"embedder": embedder, "density": models.flow(), "method": "likelihood"}, seconds
 
 
 # Each builder returns the SimilarityRanker parameters of its method and the
 # seconds already spent training shared models it reuses.
-_BUILDERS: Mapping[str, Callable[[_Models], tuple[dict[str, Any], float]]] = MappingProxyType(
+BUILDERS: Mapping[str, Callable[[Models], tuple[dict[str, Any], float]]] = MappingProxyType(
     {
         "pixels": _pixels,
         "pca": _pca,
@@ -286,7 +297,7 @@ def check_pretrained(pretrained: Mapping[str, Any] | None) -> dict[str, tuple[An
     return checked
 
 
-def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
+def check_methods(methods: Sequence[str] | str | None) -> list[str]:
     if methods is None:
         return list(METHODS)
     if isinstance(methods, str):
@@ -302,7 +313,7 @@ def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
     for name in chosen:
         if not isinstance(name, str):
             raise TypeError(f"methods must hold method names (str), got {name!r}.")
-    unknown = [name for name in chosen if name not in _BUILDERS]
+    unknown = [name for name in chosen if name not in BUILDERS]
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
     repeated = sorted({name for name in chosen if chosen.count(name) > 1})
@@ -335,7 +346,7 @@ def _n_stages_for(side: int, default: int = 5) -> int:
     return stages
 
 
-def _model_params(
+def model_params(
     methods: Sequence[str],
     image_shape: Sequence[int],
     *,
@@ -383,7 +394,7 @@ def describe_settings(
     methods : sequence of str
         The methods evaluated.
     params : dict
-        Each model's parameters, as :func:`_model_params` returns them.
+        Each model's parameters, as :func:`model_params` returns them.
     latent_dim : int
     quick : bool
     random_state : int or None
