@@ -67,7 +67,9 @@ TRAINING_PARAMETERS: tuple[_TrainingParameter, ...] = (
     _TrainingParameter(
         "batch_size",
         "int",
-        "Samples per optimiser step (and per batch at prediction time).",
+        "Largest number of samples per optimiser step, and per batch at prediction time "
+        "(``ContrastiveEmbedder`` cuts an epoch into ``ceil(n / batch_size)`` batches "
+        "whose sizes differ by at most one).",
         check_positive_int,
     ),
     _TrainingParameter(

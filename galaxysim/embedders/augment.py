@@ -322,12 +322,9 @@ def random_gamma(
     put; negatives keep their sign) changes the contrast between faint and
     bright parts but not the galaxy's shape, so a contrastive network cannot
     match two views by their pixel-value histogram. Whether that helps
-    depends on the collection. Measured by ``benchmarks/compare_augmentations.py``
-    (``ContrastiveEmbedder``, 15 epochs, same-class rate of 10 neighbours):
-    on 2,000 built-in galaxies 0.69 without and 0.77 with ``max_gamma=0.3``;
-    on toy galaxies of another generator, on a black sky, 0.89-0.93 without
-    and 0.79-0.81 with; on the 100 real Galaxy10 images about 0.29 either
-    way (0.24 with 0.5, in a separate run). So
+    depends on the collection: it helped on the built-in galaxies and hurt
+    on toy galaxies of another generator (docs/contrastive.md, "Even batches,
+    the display stretch and more views"), so
     :class:`~galaxysim.embedders.augment.GalaxyAugmentation` leaves it off.
 
     Parameters
@@ -438,8 +435,8 @@ def random_color(
     independently. Independent gains leave no combination of the channels
     unchanged: a linear tilt across the bands (reddening alone) keeps, for
     example, ``G**2 / (R * B)`` exact, which a contrastive network then
-    learns to match views by instead of their shape (measured: same-class
-    rate 0.44 against 0.62 on built-in galaxies). One channel: a copy.
+    learns to match views by instead of their shape (docs/contrastive.md,
+    "The views"). One channel: a copy.
 
     Parameters
     ----------
@@ -500,7 +497,7 @@ class GalaxyAugmentation(BaseEstimator):
     max_gamma : float or None, default=0.0
         Largest change of the display stretch, as ``|log(gamma)|``, at most 2
         (:func:`random_gamma`). Off by default: it helps on some collections
-        and hurts on others (measured in :func:`random_gamma`); tune it on
+        and hurts on others (docs/contrastive.md); tune it on
         yours, for example as ``augmentation__max_gamma`` in a grid search.
     max_noise : float or None, default=0.05
         Largest noise standard deviation (:func:`random_noise`).
