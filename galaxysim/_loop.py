@@ -15,7 +15,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +28,7 @@ from ._validation import check_bool, check_positive_int
 
 __all__ = [
     "TrainingHistory",
+    "TrainingSettings",
     "check_early_stopping",
     "fit_module",
     "validation_split",
@@ -294,30 +295,84 @@ def _out_of_memory(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings:
+    """How :func:`fit_module` trains: the shared training parameters and the loop's options.
+
+    ``max_epochs``, ``batch_size``, ``learning_rate``, ``weight_decay``,
+    ``max_grad_norm``, ``validation_fraction``, ``early_stopping``,
+    ``patience``, ``device``, ``random_state`` and ``verbose`` are the
+    estimators' training parameters, as
+    :data:`~galaxysim._parameters.TRAINING_PARAMETERS` describes and checks
+    them (:func:`fit_module` checks them); ``random_state`` also seeds any
+    randomness inside the module during training.
+
+    Attributes
+    ----------
+    desc : str, default="fit"
+        Label of the progress bar.
+    even_batches : bool, default=False
+        Cut the data into ``ceil(n / batch_size)`` batches whose sizes differ
+        by at most one, instead of full batches and a smaller last one. For
+        losses that compare the samples of a batch with each other, such as
+        contrastive ones, a small last batch is an easier, noisier problem
+        (docs/contrastive.md, "Even batches").
+    num_workers : int, default=0
+        Worker processes reading a Dataset (0: read in this process). They
+        persist from epoch to epoch, each holding two batches read ahead;
+        on a GPU the batches arrive in pinned memory.
+    autocast_dtype : torch.dtype, optional
+        Run ``loss_fn`` (forward pass and loss) under :func:`torch.autocast`
+        with this dtype (e.g. ``torch.bfloat16``); None trains in float32.
+
+    Examples
+    --------
+    >>> TrainingSettings(max_epochs=3, batch_size=16, learning_rate=0.05, device="cpu").patience
+    10
+    """
+
+    #: The fields that are the estimators' shared training parameters.
+    SHARED: ClassVar[tuple[str, ...]] = (
+        "max_epochs",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "max_grad_norm",
+        "validation_fraction",
+        "early_stopping",
+        "patience",
+        "device",
+        "random_state",
+        "verbose",
+    )
+
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    device: torch.device | str
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = None
+    validation_fraction: float = 0.1
+    early_stopping: bool = True
+    patience: int = 10
+    random_state: Any = None
+    verbose: int = 0
+    desc: str = "fit"
+    even_batches: bool = False
+    num_workers: int = 0
+    autocast_dtype: torch.dtype | None = None
+
+
 def fit_module(
     module: torch.nn.Module,
     data: torch.Tensor | Sequence[torch.Tensor] | torch.utils.data.Dataset,
     loss_fn: LossFn,
+    settings: TrainingSettings,
     *,
-    max_epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    validation_fraction: float = 0.1,
-    early_stopping: bool = True,
-    patience: int = 10,
-    device: torch.device | str,
-    random_state: Any = None,
-    verbose: int = 0,
     augment: AugmentFn | None = None,
-    weight_decay: float = 0.0,
-    max_grad_norm: float | None = None,
-    desc: str = "fit",
     validation_data: torch.Tensor | Sequence[torch.Tensor] | torch.utils.data.Dataset | None = None,
-    even_batches: bool = False,
     prepare: PrepareFn | None = None,
-    num_workers: int = 0,
     validation_augment: AugmentFn | None = None,
-    autocast_dtype: torch.dtype | None = None,
 ) -> TrainingHistory:
     """Train ``module`` in place by mini-batch Adam on ``loss_fn``.
 
@@ -344,42 +399,24 @@ def fit_module(
     loss_fn : callable
         ``loss_fn(module, batch) -> scalar tensor``: the mean loss of one
         batch, ``batch`` being a tuple of tensors already on ``device``.
-    max_epochs, batch_size, learning_rate, weight_decay, max_grad_norm, \
-    validation_fraction, early_stopping, patience, device, random_state, verbose
-        The training parameters, as
-        :data:`~galaxysim._parameters.TRAINING_PARAMETERS` describes and
-        checks them. ``random_state`` also seeds any randomness inside the
-        module during training.
+    settings : TrainingSettings
+        How to train: the estimators' shared training parameters and the
+        loop's own options (see :class:`TrainingSettings`).
     augment : callable, optional
         ``augment(batch, generator) -> batch``, applied to each training
         batch on ``device``; ``generator`` is a :class:`torch.Generator` on
         ``device`` to draw the random choices from.
-    desc : str, default="fit"
-        Label of the progress bar.
     validation_data : torch.Tensor or tuple of torch.Tensor or Dataset, optional
         Explicit validation data, used instead of holding out part of
         ``data`` (``validation_fraction`` is then ignored); a Dataset when
         ``data`` is one.
-    even_batches : bool, default=False
-        Cut the data into ``ceil(n / batch_size)`` batches whose sizes differ
-        by at most one, instead of full batches and a smaller last one. For
-        losses that compare the samples of a batch with each other, such as
-        contrastive ones, a small last batch is an easier, noisier problem
-        (docs/contrastive.md, "Even batches").
     prepare : callable, optional
         ``prepare(batch) -> batch``, run on each batch of a Dataset once it
         is on ``device`` (before ``augment``), e.g. to scale uint8 pixels.
-    num_workers : int, default=0
-        Worker processes reading a Dataset (0: read in this process). They
-        persist from epoch to epoch, each holding two batches read ahead;
-        on a GPU the batches arrive in pinned memory.
     validation_augment : callable, optional
         ``validation_augment(batch, generator)`` applied to each validation
         batch, with a generator seeded afresh for every pass, so that every
         epoch is measured on the same views.
-    autocast_dtype : torch.dtype, optional
-        Run ``loss_fn`` (forward pass and loss) under :func:`torch.autocast`
-        with this dtype (e.g. ``torch.bfloat16``); None trains in float32.
 
     Returns
     -------
@@ -407,36 +444,28 @@ def fit_module(
     >>> def mse(module, batch):
     ...     inputs, targets = batch
     ...     return torch.nn.functional.mse_loss(module(inputs), targets)
-    >>> history = fit_module(net, (x, y), mse, max_epochs=3, batch_size=16,
-    ...                      learning_rate=0.05, device="cpu", random_state=0)
+    >>> settings = TrainingSettings(
+    ...     max_epochs=3, batch_size=16, learning_rate=0.05, device="cpu", random_state=0
+    ... )
+    >>> history = fit_module(net, (x, y), mse, settings)
     >>> history.n_epochs
     3
     """
     _check_callables(
         module, loss_fn, augment=augment, prepare=prepare, validation_augment=validation_augment
     )
+    if not isinstance(settings, TrainingSettings):
+        raise TypeError(f"settings must be a TrainingSettings, got {type(settings).__name__}.")
     options = check_training_parameters(
-        {
-            "max_epochs": max_epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "max_grad_norm": max_grad_norm,
-            "validation_fraction": validation_fraction,
-            "early_stopping": early_stopping,
-            "patience": patience,
-            "device": device,
-            "random_state": random_state,
-            "verbose": verbose,
-        }
+        {name: getattr(settings, name) for name in TrainingSettings.SHARED}
     )
     options.update(
-        _loop_options(even_batches, num_workers, autocast_dtype),
+        _loop_options(settings.even_batches, settings.num_workers, settings.autocast_dtype),
         prepare=prepare,
         augment=augment,
         validation_augment=validation_augment,
     )
-    seed = torch_seed(random_state)
+    seed = torch_seed(settings.random_state)
     split_gen = torch.Generator().manual_seed(seed)
     loop = _Loop(
         module,
@@ -448,7 +477,11 @@ def fit_module(
     )
     history = TrainingHistory()
     bar = tqdm(
-        total=options["max_epochs"], desc=desc, disable=not verbose, unit="epoch", leave=True
+        total=options["max_epochs"],
+        desc=settings.desc,
+        disable=not settings.verbose,
+        unit="epoch",
+        leave=True,
     )
     try:
         with seeded(seed + 2, options["device"]):
@@ -457,19 +490,19 @@ def fit_module(
                 history,
                 bar,
                 max_epochs=options["max_epochs"],
-                early_stopping=early_stopping,
+                early_stopping=settings.early_stopping,
                 patience=options["patience"],
             )
     except KeyboardInterrupt:
-        _interrupted(history, loop, early_stopping, desc)
+        _interrupted(history, loop, settings.early_stopping, settings.desc)
     except (MemoryError, RuntimeError) as exc:
         if not _is_out_of_memory(exc):
             raise
-        raise _out_of_memory(exc, desc, options["batch_size"], options["device"]) from exc
+        raise _out_of_memory(exc, settings.desc, options["batch_size"], options["device"]) from exc
     finally:
         bar.close()
         loop.close()
-        if early_stopping:
+        if settings.early_stopping:
             loop.restore_best()
         module.eval()
     return history

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import torch
 
 from ._device import resolve_device, seeded, torch_seed
-from ._loop import LossFn, TrainingHistory, fit_module
+from ._loop import LossFn, TrainingHistory, TrainingSettings, fit_module
 from ._parameters import (
     TRAINING_PARAMETERS,
     check_early_stopping,
@@ -43,6 +43,8 @@ __all__ = [
 
 
 _DOC_MARKER = "[training parameters]"
+# The arguments of fit_module that are not TrainingSettings fields.
+_FIT_CALLABLES = ("augment", "validation_data", "prepare", "validation_augment")
 
 _Estimator = TypeVar("_Estimator", bound=type)
 
@@ -122,7 +124,9 @@ class TorchEstimatorMixin:
         }
         options.update(overrides)
         options.setdefault("desc", type(self).__name__)
-        return fit_module(module, data, loss_fn, random_state=random_state, **options)
+        callables = {name: options.pop(name) for name in _FIT_CALLABLES if name in options}
+        settings = TrainingSettings(random_state=random_state, **options)
+        return fit_module(module, data, loss_fn, settings, **callables)
 
     def _initial_weights(
         self, network: torch.nn.Module, module: str, architecture: Sequence[str]

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from galaxysim import _limits
-from galaxysim._loop import fit_module
+from galaxysim._loop import TrainingSettings, fit_module
 from galaxysim.datasets import load_galaxy10_folder
 from galaxysim.datasets.galaxy10 import load_galaxy10_decals
 from galaxysim.embedders import AutoencoderEmbedder
@@ -340,11 +340,9 @@ def test_out_of_memory_during_training_becomes_one_clear_error(error):
             torch.nn.Linear(2, 1),
             torch.zeros(20, 2),
             loss_fn,
-            max_epochs=1,
-            batch_size=8,
-            learning_rate=0.1,
-            device="cpu",
-            random_state=0,
+            TrainingSettings(
+                max_epochs=1, batch_size=8, learning_rate=0.1, device="cpu", random_state=0
+            ),
         )
     assert isinstance(info.value, ValueError) and info.value.__cause__ is error
 
@@ -356,11 +354,9 @@ def test_out_of_memory_during_training_becomes_one_clear_error(error):
             torch.nn.Linear(2, 1),
             torch.zeros(20, 2),
             other_error,
-            max_epochs=1,
-            batch_size=8,
-            learning_rate=0.1,
-            device="cpu",
-            random_state=0,
+            TrainingSettings(
+                max_epochs=1, batch_size=8, learning_rate=0.1, device="cpu", random_state=0
+            ),
         )
 
 

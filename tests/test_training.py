@@ -14,11 +14,15 @@ import torch.nn.functional as F
 from galaxysim._training import (
     TorchEstimatorMixin,
     TrainingHistory,
+    TrainingSettings,
     fit_module,
     resolve_device,
     seeded,
     torch_seed,
 )
+
+# fit_module's arguments besides its TrainingSettings.
+_CALLABLES = ("augment", "validation_data", "prepare", "validation_augment")
 
 
 def _regression_data(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +51,8 @@ def _fit(module=None, data=None, **kwargs) -> tuple[torch.nn.Module, TrainingHis
     data = _regression_data() if data is None else data
     options = dict(max_epochs=4, batch_size=16, learning_rate=0.01, device="cpu", random_state=0)
     options.update(kwargs)
-    return module, fit_module(module, data, _mse, **options)
+    callables = {k: options.pop(k) for k in _CALLABLES if k in options}
+    return module, fit_module(module, data, _mse, TrainingSettings(**options), **callables)
 
 
 # --- devices and seeds -------------------------------------------------------------
@@ -164,11 +169,9 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far():
             interrupted,
             data,
             interrupting_loss,
-            max_epochs=10,
-            batch_size=16,
-            learning_rate=0.01,
-            device="cpu",
-            random_state=0,
+            TrainingSettings(
+                max_epochs=10, batch_size=16, learning_rate=0.01, device="cpu", random_state=0
+            ),
         )
     assert history.interrupted and history.n_epochs == 1 and history.best_epoch == 0
     one_epoch, _ = _fit(data=data, max_epochs=1, batch_size=16, learning_rate=0.01)
@@ -185,10 +188,7 @@ def test_non_finite_loss_is_a_clear_error():
             _net(),
             _regression_data(),
             nan_loss,
-            max_epochs=2,
-            batch_size=16,
-            learning_rate=0.01,
-            device="cpu",
+            TrainingSettings(max_epochs=2, batch_size=16, learning_rate=0.01, device="cpu"),
         )
 
 
@@ -232,7 +232,10 @@ def test_bad_data_is_named():
         _fit(data=x.numpy())
     with pytest.raises(TypeError, match="loss_fn"):
         fit_module(
-            _net(), (x, y), "mse", max_epochs=1, batch_size=8, learning_rate=0.1, device="cpu"
+            _net(),
+            (x, y),
+            "mse",
+            TrainingSettings(max_epochs=1, batch_size=8, learning_rate=0.1, device="cpu"),
         )
 
 
@@ -268,15 +271,17 @@ def test_even_batches_spread_the_samples_over_batches_of_nearly_equal_size(even_
         _net(),
         _regression_data(90),
         mse,
-        max_epochs=1,
-        batch_size=16,
-        learning_rate=0.01,
-        device="cpu",
-        random_state=0,
+        TrainingSettings(
+            max_epochs=1,
+            batch_size=16,
+            learning_rate=0.01,
+            device="cpu",
+            random_state=0,
+            early_stopping=False,
+            validation_fraction=0.0,
+            even_batches=even_batches,
+        ),
         augment=record,
-        early_stopping=False,
-        validation_fraction=0.0,
-        even_batches=even_batches,
     )
     assert seen == sizes
     x, y = _regression_data(97)
@@ -285,14 +290,16 @@ def test_even_batches_spread_the_samples_over_batches_of_nearly_equal_size(even_
         _net(),
         (x[:70], y[:70]),
         mse,
-        max_epochs=1,
-        batch_size=32,
-        learning_rate=0.01,
-        device="cpu",
-        random_state=0,
+        TrainingSettings(
+            max_epochs=1,
+            batch_size=32,
+            learning_rate=0.01,
+            device="cpu",
+            random_state=0,
+            even_batches=even_batches,
+        ),
         augment=record,
         validation_data=(x[70:], y[70:]),
-        even_batches=even_batches,
     )
     assert sorted(seen) == ([23, 23, 24] if even_batches else [6, 32, 32])
     assert validation == [27]

@@ -8,7 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from galaxysim._batches import Rows, batch_bounds, default_num_workers
+from galaxysim._loop import TrainingSettings
 from galaxysim._training import fit_module, seeded
+
+# fit_module's arguments besides its TrainingSettings.
+_CALLABLES = ("augment", "validation_data", "prepare", "validation_augment")
 
 
 def _data(n: int = 90) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +53,8 @@ def _fit(data, **kwargs):
     net = _net()
     options = dict(max_epochs=3, batch_size=16, learning_rate=0.01, device="cpu", random_state=0)
     options.update(kwargs)
-    return net, fit_module(net, data, _mse, **options)
+    callables = {k: options.pop(k) for k in _CALLABLES if k in options}
+    return net, fit_module(net, data, _mse, TrainingSettings(**options), **callables)
 
 
 def _same(a, b):
@@ -151,12 +156,14 @@ def test_keyboard_interrupt_while_streaming_keeps_the_weights_and_stops_the_work
             net,
             Batches(x, y),
             interrupting,
-            max_epochs=5,
-            batch_size=16,
-            learning_rate=0.01,
-            device="cpu",
-            random_state=0,
-            num_workers=1,
+            TrainingSettings(
+                max_epochs=5,
+                batch_size=16,
+                learning_rate=0.01,
+                device="cpu",
+                random_state=0,
+                num_workers=1,
+            ),
         )
     assert history.interrupted and history.n_epochs == 1
     one_epoch, _ = _fit((x, y), max_epochs=1)
