@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
@@ -170,16 +170,22 @@ def _reason(exc: BaseException) -> str:
     return str(reason if reason is not None else exc) or type(exc).__name__
 
 
+class _Body(NamedTuple):
+    """Where a response body comes from: its URL, its first byte's offset, its length."""
+
+    url: str
+    offset: int
+    length: int | None
+
+
 def _append_stream(
     response: Any,
     part: Path,
     mode: str,
     hasher: hashlib._Hash,
     bar: Any,
+    body: _Body,
     *,
-    url: str,
-    offset: int,
-    length: int | None,
     chunk_size: int,
     pace: tuple[float, int],
 ) -> int:
@@ -192,6 +198,7 @@ def _append_stream(
     least ``min_bytes`` must have arrived in it (unless the body is complete).
     """
     timeout, min_bytes = pace
+    url, offset, length = body
     received = window_bytes = 0
     window_start = time.monotonic()
     with open(part, mode) as stream:
@@ -320,9 +327,7 @@ def _transfer(
                 mode,
                 hasher,
                 bar,
-                url=url,
-                offset=offset,
-                length=length,
+                _Body(url, offset, length),
                 chunk_size=chunk_size,
                 pace=pace,
             )

@@ -108,26 +108,14 @@ def _ring(radius: np.ndarray, ring_radius, width) -> np.ndarray:
     return np.exp(-0.5 * ((radius - column(ring_radius)) / column(width)) ** 2)
 
 
-def _spiral_arms(
-    radius: np.ndarray,
-    azimuth: np.ndarray,
-    *,
-    pitch_angle,
-    start_radius,
-    chirality,
-    phase,
-    n_arms,
-    arm_amplitudes: np.ndarray,
-    arm_lags: np.ndarray,
-    arm_width,
-) -> np.ndarray:
+def _spiral_arms(radius: np.ndarray, azimuth: np.ndarray, model: SpiralModel) -> np.ndarray:
     """Logarithmic spiral arms, as a brightness map (n, H, W).
 
-    Arm ``k`` runs along ``phi = phase + 2 pi k / n_arms + lag_k +
-    chirality * ln(r / r0) / tan(pitch)``. Each arm is a Gaussian ridge
-    whose width is in frame units (so it widens in angle toward the centre)
-    and grows a little outward. Arms fade in
-    around ``start_radius`` (the bar ends, or the edge of the bulge);
+    Arm ``k`` runs along ``phi = arm_phase + 2 pi k / n_arms + lag_k +
+    chirality * ln(r / r0) / tan(pitch_angle)`` (the fields of ``model``).
+    Each arm is a Gaussian ridge whose width is in frame units (so it widens
+    in angle toward the centre) and grows a little outward. Arms fade in
+    around ``arm_start`` (the bar ends, or the edge of the bulge);
     ``chirality`` (+1 or -1) sets the winding sense. ``arm_amplitudes`` and
     ``arm_lags`` (small angular shifts) have shape (n, max_arms).
 
@@ -135,17 +123,18 @@ def _spiral_arms(
     whatever the number of arms (neighbouring ridges overlap only inside
     ``start_radius``, where the arms are faded out).
     """
-    r0 = column(start_radius)
+    n_arms, arm_amplitudes, arm_lags = model.n_arms, model.arm_amplitudes, model.arm_lags
+    r0 = column(model.arm_start)
     safe_radius = np.maximum(radius, np.float32(1e-3))
-    winding = column(chirality) * np.log(safe_radius / r0) / np.tan(column(pitch_angle))
+    winding = column(model.chirality) * np.log(safe_radius / r0) / np.tan(column(model.pitch_angle))
     spacing = np.float32(2.0 * np.pi) / column(n_arms)
-    offset = azimuth - winding - column(phase)
+    offset = azimuth - winding - column(model.arm_phase)
     nearest = np.round(offset / spacing)
     arm = nearest.astype(np.int64) % np.asarray(n_arms, dtype=np.int64).reshape(-1, 1, 1)
     arm += (np.arange(len(arm)) * arm_amplitudes.shape[1]).reshape(-1, 1, 1)
     amplitude = np.asarray(arm_amplitudes, dtype=np.float32).ravel()[arm]
     offset -= nearest * spacing + np.asarray(arm_lags, dtype=np.float32).ravel()[arm]
-    width = column(arm_width) * (0.6 + 0.8 * np.minimum(safe_radius, 1.0))
+    width = column(model.arm_width) * (0.6 + 0.8 * np.minimum(safe_radius, 1.0))
     ridge = amplitude * np.exp(-0.5 * (offset * safe_radius / width) ** 2)
     return ridge * (1.0 - np.exp(-((safe_radius / r0) ** 4)))
 
@@ -282,18 +271,9 @@ def render_spiral(canvas: Canvas, model: SpiralModel, rng: np.random.Generator) 
     bulge_u, bulge_v = _disk_plane(x, y, *center, 1.0 - 0.35 * (1.0 - model.axis_ratio))
     bulge = _sersic(np.sqrt(bulge_u**2 + bulge_v**2), model.bulge_radius, model.bulge_index)
     bar = _boxy_bar(u, v, model.bar_angle, model.bar_length, model.bar_width)
-    arms = _spiral_arms(
-        radius,
-        np.arctan2(v, u),
-        pitch_angle=model.pitch_angle,
-        start_radius=model.arm_start,
-        chirality=model.chirality,
-        phase=model.arm_phase,
-        n_arms=model.n_arms,
-        arm_amplitudes=model.arm_amplitudes,
-        arm_lags=model.arm_lags,
-        arm_width=model.arm_width,
-    ) * _exponential(radius, 1.3 * model.disk_scale)
+    arms = _spiral_arms(radius, np.arctan2(v, u), model) * _exponential(
+        radius, 1.3 * model.disk_scale
+    )
     knots_blue, knots_pink = _star_forming_knots(
         rng, arms, model.knot_density, model.knot_pink_fraction
     )
@@ -407,11 +387,17 @@ def add_neighbours(
         if group.any():
             reach = int(np.ceil(4.0 * (radius[group].max() * half))) + 1
             chosen = [part[..., group] for part in shape]
-            _stamp(flux, owner[group], share[group, None] * rgb[group], reach, *chosen)
+            _stamp(flux, owner[group], share[group, None] * rgb[group], reach, chosen)
 
 
-def _stamp(flux, owner, rgb_flux, reach, centre, radius_px, index, axis_ratio, angle) -> None:
-    """Add Sersic stamps of total RGB flux ``rgb_flux`` (m, 3) to ``flux`` of their ``owner``."""
+def _stamp(flux, owner, rgb_flux, reach, shape) -> None:
+    """Add Sersic stamps of total RGB flux ``rgb_flux`` (m, 3) to ``flux`` of their ``owner``.
+
+    ``shape`` is ``(centre, radius_px, index, axis_ratio, angle)``: the stamps'
+    centres (2, m) in canvas pixels, then their Sersic radii, indices, axis
+    ratios and position angles (m,).
+    """
+    centre, radius_px, index, axis_ratio, angle = shape
     side = flux.shape[-1]
     steps = np.arange(-reach, reach + 1)
     rows = np.floor(centre[0]).astype(np.int64)[:, None] + steps  # (m, S)

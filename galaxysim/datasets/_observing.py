@@ -7,6 +7,8 @@ What a survey camera and its image pipeline do to the light drawn by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.fft
 
@@ -174,25 +176,31 @@ def _sky_noise(rng: np.random.Generator, shape: tuple[int, int, int, int]) -> np
     return np.float32(np.sqrt(rho)) * grey + np.float32(np.sqrt(1.0 - rho)) * colour
 
 
-def observe(
-    rng: np.random.Generator,
-    flux: np.ndarray,
-    canvas: Canvas,
-    *,
-    sigma_px: np.ndarray,
-    brightness: np.ndarray,
-    sky: np.ndarray,
-    noise: float | np.ndarray,
-    stars: bool,
-    psf_wing: float = 0.0,
-) -> np.ndarray:
-    """Turn canvas flux (n, 3, side, side) into finished images (n, H, W, 3) in [0, 1].
+@dataclass(frozen=True)
+class Conditions:
+    """How a batch of galaxies is observed.
 
-    ``brightness`` (n,) is the mean stretched galaxy light, ``sky`` (n, 3)
-    the sky level and ``noise`` the sky noise, one level or one per image;
+    ``sigma_px`` (n,) is the PSF's standard deviation in canvas pixels,
+    ``brightness`` (n,) the mean stretched galaxy light, ``sky`` (n, 3) the
+    sky level and ``noise`` the sky noise, one level or one per image;
     ``stars`` adds foreground stars and ``psf_wing`` is the share of the
     light in the PSF's wing.
     """
+
+    sigma_px: np.ndarray
+    brightness: np.ndarray
+    sky: np.ndarray
+    noise: float | np.ndarray
+    stars: bool
+    psf_wing: float = 0.0
+
+
+def observe(
+    rng: np.random.Generator, flux: np.ndarray, canvas: Canvas, conditions: Conditions
+) -> np.ndarray:
+    """Turn canvas flux (n, 3, side, side) into finished images (n, H, W, 3) in [0, 1]."""
+    sigma_px, brightness, sky = conditions.sigma_px, conditions.brightness, conditions.sky
+    noise, stars, psf_wing = conditions.noise, conditions.stars, conditions.psf_wing
     galaxy = canvas.crop(_gaussian_blur(flux, sigma_px, psf_wing))
     # A 16 x 16 subsample sets the gain to within 0.1 % of the full image's.
     step = max(1, canvas.image_size // 16)

@@ -57,7 +57,7 @@ from ._galaxy_models import (
     render_edge_on,
     render_spiral,
 )
-from ._observing import observe
+from ._observing import Conditions, observe
 
 __all__ = ["SYNTHETIC_CLASSES", "make_galaxies", "make_milky_way"]
 
@@ -315,10 +315,7 @@ def _draw_galaxies(
         flux[~spiral] = render_edge_on(canvas, model)
     add_neighbours(rng, flux, canvas, _NEIGHBOURS_PER_FRAME)
     scale = canvas.image_size / REFERENCE_SIZE
-    return observe(
-        rng,
-        flux,
-        canvas,
+    conditions = Conditions(  # the draws in this order: the images depend on it
         sigma_px=rng.uniform(*_PSF_SIGMA_PX, size=n) * scale,
         brightness=rng.uniform(*_BRIGHTNESS_RANGE, size=n),
         sky=rng.uniform(*_SKY_RANGE, size=(n, 1)) + rng.normal(0.0, 0.004, size=(n, 3)),
@@ -326,6 +323,7 @@ def _draw_galaxies(
         stars=True,
         psf_wing=_PSF_WING,
     )
+    return observe(rng, flux, canvas, conditions)
 
 
 # --------------------------------------------------------------------------
@@ -513,14 +511,9 @@ def make_milky_way(
     )
     sigma_px = one(0.8 * image_size / REFERENCE_SIZE)
     canvas = Canvas.around(image_size, float(sigma_px[0]))
-    image = observe(
-        rng,
-        render_spiral(canvas, model, rng),
-        canvas,
-        sigma_px=sigma_px,
-        brightness=one(0.4),
-        sky=np.zeros((1, 3)),
-        noise=0.0,
-        stars=False,
+    flux = render_spiral(canvas, model, rng)
+    conditions = Conditions(
+        sigma_px=sigma_px, brightness=one(0.4), sky=np.zeros((1, 3)), noise=0.0, stars=False
     )
+    image = observe(rng, flux, canvas, conditions)
     return np.ascontiguousarray(image[0])
