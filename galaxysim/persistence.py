@@ -10,7 +10,8 @@ list of known classes, builds each network empty from the estimator's
 parameters and fills it with the stored weights, checking every name, shape
 and dtype. Nothing in the file is executed or unpickled.
 
-Known classes: galaxysim's estimators (:class:`~galaxysim.AutoencoderEmbedder`,
+Known classes: galaxysim's estimators (:class:`~galaxysim.ContrastiveEmbedder`,
+:class:`~galaxysim.GalaxyAugmentation`, :class:`~galaxysim.AutoencoderEmbedder`,
 :class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker`,
 :class:`~galaxysim.ImagePreprocessor`) and the scikit-learn ones a ranker
 commonly holds (:class:`~sklearn.pipeline.Pipeline`,

@@ -295,3 +295,10 @@ def test_a_header_nested_100000_deep_is_one_clear_error(tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "deep.safetensors"), metadata={FORMAT: deep})
     with pytest.raises(ModelFileError, match="nested more than"):
         load_model(tmp_path / "deep.safetensors")
+
+
+def test_the_module_docstring_names_every_class_a_file_may_hold():
+    import galaxysim.persistence as persistence
+
+    missing = [name for name in persistence._known_classes() if name not in persistence.__doc__]
+    assert not missing, f"galaxysim.persistence's docstring does not name {missing}"
