@@ -34,7 +34,8 @@ def shrunk_whitening(
     n_components : int
         Width of the embedding (used for the identity map when ``embedding`` is None).
     n_kept : int or None
-        Number of principal directions kept (at most ``n_samples``).
+        Number of principal directions kept (at most ``n_samples``); None
+        only together with ``embedding=None``.
 
     Returns
     -------
@@ -42,6 +43,11 @@ def shrunk_whitening(
         Mean of the training embeddings (zeros for None).
     components : ndarray of shape (n_kept, n_components)
         The map: a whitened embedding is ``(embedding - mean) @ components.T``.
+
+    Raises
+    ------
+    ValueError
+        If ``embedding`` is given and ``n_kept`` is None.
 
     Examples
     --------
@@ -53,6 +59,8 @@ def shrunk_whitening(
     """
     if embedding is None:
         return np.zeros(n_components), np.eye(n_components)
+    if n_kept is None:
+        raise ValueError("n_kept must be an int when embedding is given, got None.")
     n_samples = len(embedding)
     mean = embedding.mean(axis=0)
     _, singular, directions = np.linalg.svd(embedding - mean, full_matrices=False)
