@@ -56,6 +56,10 @@ def shrunk_whitening(
     >>> mean, components = shrunk_whitening(Z, 3, 3)
     >>> np.round(((Z - mean) @ components.T).std(axis=0), 2)  # near 1, shrunk for the weakest
     array([1.  , 0.91, 0.23])
+    >>> shrunk_whitening(Z, 3, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_kept must be an int when embedding is given, got None.
     """
     if embedding is None:
         return np.zeros(n_components), np.eye(n_components)
