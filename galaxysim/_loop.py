@@ -15,7 +15,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -34,7 +34,9 @@ __all__ = [
     "validation_split",
 ]
 
-LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+_Module = TypeVar("_Module", bound=torch.nn.Module)
+#: ``loss_fn(module, batch) -> loss`` for a module of type ``_Module``.
+LossFn = Callable[[_Module, Batch], torch.Tensor]
 AugmentFn = Callable[[Batch, torch.Generator], Batch]
 
 
@@ -123,7 +125,7 @@ class _Loop:
     def __init__(
         self,
         module: torch.nn.Module,
-        loss_fn: LossFn,
+        loss_fn: LossFn[Any],
         sources: tuple[TensorBatches | StreamedBatches, TensorBatches | StreamedBatches | None],
         options: dict[str, Any],
         seed: int,
@@ -188,6 +190,8 @@ class _Loop:
 
     def validation_loss(self, epoch: int) -> float:
         """Mean loss over the validation data, without gradients."""
+        # Called only when there is validation data.
+        assert self.val is not None
         total = torch.zeros((), device=self.device)
         n_samples = self.val.n_samples
         # A fresh generator for every pass: the same validation views each epoch.
@@ -364,9 +368,9 @@ class TrainingSettings:
 
 
 def fit_module(
-    module: torch.nn.Module,
+    module: _Module,
     data: torch.Tensor | Sequence[torch.Tensor] | torch.utils.data.Dataset,
-    loss_fn: LossFn,
+    loss_fn: LossFn[_Module],
     settings: TrainingSettings,
     *,
     augment: AugmentFn | None = None,

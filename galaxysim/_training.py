@@ -15,7 +15,7 @@ import copy
 import inspect
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import torch
 
@@ -47,6 +47,13 @@ _DOC_MARKER = "[training parameters]"
 _FIT_CALLABLES = ("augment", "validation_data", "prepare", "validation_augment")
 
 _Estimator = TypeVar("_Estimator", bound=type)
+_Module = TypeVar("_Module", bound=torch.nn.Module)
+
+
+class _Fittable(Protocol):
+    """An estimator that says whether it is fitted (every galaxysim estimator does)."""
+
+    def __sklearn_is_fitted__(self) -> bool: ...
 
 
 def documents_training_parameters(cls: _Estimator) -> _Estimator:
@@ -62,7 +69,7 @@ def documents_training_parameters(cls: _Estimator) -> _Estimator:
     if line is None:
         raise ValueError(f"{cls.__name__}'s docstring has no {_DOC_MARKER} line.")
     indent = line[: len(line) - len(line.lstrip())]
-    defaults = inspect.signature(cls.__init__).parameters
+    defaults = inspect.signature(cls).parameters
     entries = []
     for param in TRAINING_PARAMETERS:
         default = defaults[param.name].default
@@ -94,6 +101,10 @@ class TorchEstimatorMixin:
     'cpu'
     """
 
+    # The host estimator's ``init`` parameter (set by its constructor): what
+    # _initial_weights continues from.
+    init: Any
+
     def _check_training_params(self) -> torch.device:
         """Check every shared training parameter; return the device to train on."""
         values = check_training_parameters(
@@ -104,9 +115,9 @@ class TorchEstimatorMixin:
 
     def _fit_module(
         self,
-        module: torch.nn.Module,
+        module: _Module,
         data: torch.Tensor | Sequence[torch.Tensor],
-        loss_fn: LossFn,
+        loss_fn: LossFn[_Module],
         *,
         random_state: Any,
         **overrides: Any,
@@ -254,7 +265,7 @@ def resolve_init(init: Any, cls: type) -> Any:
             f"init must be the path of a saved {cls.__name__} model file or a fitted "
             f"{cls.__name__} (optionally in a FrozenEstimator); got {type(init).__name__}."
         )
-    if not init.__sklearn_is_fitted__():
+    if not cast(_Fittable, init).__sklearn_is_fitted__():
         raise ValueError(
             f"init is a {cls.__name__} that is not fitted. If it went through clone "
             "(GridSearchCV clones parameters), wrap the fitted estimator in "

@@ -15,12 +15,15 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from ._validation import check_labels, check_positive_int
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "bits_per_dim",
@@ -405,7 +408,7 @@ def class_rank_profile(ranked_labels: Any, classes: Any = None) -> dict[Any, dic
     return profile
 
 
-def bits_per_dim(log_likelihood: Any, n_dims: int) -> np.ndarray | float:
+def bits_per_dim(log_likelihood: Any, n_dims: int) -> np.ndarray | float | torch.Tensor:
     """Convert log-likelihoods in nats to bits per dimension.
 
     ``bits/dim = -log p(x) / (n_dims * ln 2)``: the average code length per

@@ -166,6 +166,8 @@ def _galaxy10_file(
     bunch = load_galaxy10_decals(
         path, classes=classes, crop=crop, image_size=image_size, verbose=verbose
     )
+    # Without return_X_y the loader returns a Bunch, never an (images, target) pair.
+    assert not isinstance(bunch, tuple)
     selection, resized = _describe_selection(classes, crop, image_size)
     return Collection(
         images=bunch.images,

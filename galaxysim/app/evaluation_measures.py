@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import bootstrap_interval, neighbor_label_shares, summarize_ranking, wilson_interval
-from ..ranking import SimilarityRanker
+from ..ranking import Ranking, SimilarityRanker
 from .evaluation_table import BOOTSTRAP_RESAMPLES, INTERVAL_CONFIDENCE, EvaluationTable
 
 __all__ = ["EvaluationInputs", "add_differences", "chance_figures", "measure_ranker"]
@@ -170,6 +170,10 @@ def measure_ranker(
     start = time.perf_counter()
     ranking = ranker.rank(inputs.query, n_neighbors=len(inputs.images))
     query_seconds = time.perf_counter() - start
+    if not isinstance(ranking, Ranking):  # a batch of queries gives a list
+        raise ValueError(
+            f"inputs.query must be one image (H, W, C), got shape {np.shape(inputs.query)}."
+        )
     ranked_labels = inputs.labels[ranking.indices]
     summary = summarize_ranking(ranked_labels, inputs.target_names, inputs.target, ks=inputs.ks)
     seed, key, n = inputs.random_state, inputs.same_class_key, len(inputs.images)

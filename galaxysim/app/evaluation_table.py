@@ -162,7 +162,7 @@ class EvaluationTable:
         return f"same_class_at_{self.n_neighbors}"
 
     def _chance_row(self) -> dict[str, Any]:
-        row = {name: "" for name in self.columns}
+        row: dict[str, Any] = {name: "" for name in self.columns}
         row.update(method="chance", kind="reference")
         row.update(self.chance)
         return row

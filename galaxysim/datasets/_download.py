@@ -294,6 +294,8 @@ def _transfer(
         return prefix_hash
     response = _open(url, part, offset, pace[0])
     if response is None:
+        # _open answers None only for a resumed download (offset > 0), which has a prefix hash.
+        assert prefix_hash is not None
         return prefix_hash
     with response:
         length_header = response.headers.get("Content-Length")
@@ -306,6 +308,8 @@ def _transfer(
                     f"Content-Range {response.headers.get('Content-Range')!r}. Delete "
                     f"{str(part)!r} and try again."
                 )
+            # offset > 0: the bytes already in part were hashed above.
+            assert prefix_hash is not None
             hasher, mode = prefix_hash, "ab"
         else:
             # A plain 200 reply carries the whole file, also when a Range was asked

@@ -100,7 +100,7 @@ def read_dataset(dataset: h5py.Dataset, selection: object, path: Path) -> np.nda
         ) from None
 
 
-def check_crop_fits(crop: object, height: int, width: int, where: str) -> None:
+def check_crop_fits(crop: int | Sequence[int] | None, height: int, width: int, where: str) -> None:
     if crop is None:
         return
     crop_h, crop_w = check_image_size(crop, "crop")

@@ -371,8 +371,9 @@ def add_neighbours(
     owner = np.repeat(np.arange(n), counts)
     m = owner.size
     half = canvas.image_size / 2.0  # pixels per frame unit
-    radius = np.exp(rng.uniform(*np.log(_NEIGHBOUR_RADIUS), size=m))
-    share = np.exp(rng.uniform(*np.log(_NEIGHBOUR_FLUX), size=m))
+    log_radius, log_flux = np.log(_NEIGHBOUR_RADIUS), np.log(_NEIGHBOUR_FLUX)
+    radius = np.exp(rng.uniform(log_radius[0], log_radius[1], size=m))
+    share = np.exp(rng.uniform(log_flux[0], log_flux[1], size=m))
     share *= np.sqrt(radius / _NEIGHBOUR_RADIUS[1])
     rgb = jitter_color(rng, _NEIGHBOUR_RGB[rng.integers(0, len(_NEIGHBOUR_RGB), size=m)], m, 0.08)
     shape = (

@@ -279,7 +279,7 @@ def _zarr_chunks(path: Path, crop, image_size) -> ImageChunks:
             f"The zarr array {str(path)!r} has dtype {array.dtype}; expected uint8 or "
             "float in [0, 1]."
         )
-    check_crop_fits(crop, *array.shape[1:3], repr(str(path)))
+    check_crop_fits(crop, array.shape[1], array.shape[2], repr(str(path)))
     return ImageChunks("zarr", str(path), int(array.shape[0]), crop, image_size)
 
 

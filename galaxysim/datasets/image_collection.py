@@ -147,7 +147,7 @@ class ImageCollection(torch.utils.data.Dataset):
         """One image ``(H, W, C)`` for an int; ``(n, H, W, C)`` for a slice or a list of ints."""
         if isinstance(index, Integral):
             n = len(self)
-            if not -n <= index < n:
+            if not -n <= int(index) < n:
                 raise IndexError(f"index {index} is out of range for {n} images.")
             return self.read([int(index) % n])[0]
         if isinstance(index, slice):

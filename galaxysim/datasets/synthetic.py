@@ -174,7 +174,7 @@ def _check_classes(classes: Any) -> np.ndarray:
                 )
             indices.append(lowered.index(item.lower()))
         elif isinstance(item, Integral) and not isinstance(item, bool):
-            if not 0 <= item < len(SYNTHETIC_CLASSES):
+            if not 0 <= int(item) < len(SYNTHETIC_CLASSES):
                 raise ValueError(
                     f"classes contains index {item!r}; class indices run from 0 to "
                     f"{len(SYNTHETIC_CLASSES) - 1} ({list(SYNTHETIC_CLASSES)})."
@@ -310,9 +310,9 @@ def _draw_galaxies(
         model = _vary_galaxies(model, _SPIRAL_LENGTHS, size[spiral], gradient[spiral])
         flux[spiral] = render_spiral(canvas, model, rng)
     if not spiral.all():
-        model = _sample_edge_ons(rng, labels[~spiral], pixel)
-        model = _vary_galaxies(model, _EDGE_ON_LENGTHS, size[~spiral], gradient[~spiral])
-        flux[~spiral] = render_edge_on(canvas, model)
+        edge_on = _sample_edge_ons(rng, labels[~spiral], pixel)
+        edge_on = _vary_galaxies(edge_on, _EDGE_ON_LENGTHS, size[~spiral], gradient[~spiral])
+        flux[~spiral] = render_edge_on(canvas, edge_on)
     add_neighbours(rng, flux, canvas, _NEIGHBOURS_PER_FRAME)
     scale = canvas.image_size / REFERENCE_SIZE
     conditions = Conditions(  # the draws in this order: the images depend on it

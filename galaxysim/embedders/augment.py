@@ -41,7 +41,7 @@ __all__ = [
 LARGEST_GAMMA = 2.0
 
 # The geometric parts, off; the amounts' upper bounds (GalaxyAugmentation's names).
-_NO_GEOMETRY = {"rotation": False, "flip": False, "scale": None, "max_shift": 0.0}
+_NO_GEOMETRY: dict[str, Any] = {"rotation": False, "flip": False, "scale": None, "max_shift": 0.0}
 _LARGEST = {
     "max_shift": 0.5,
     "max_blur": math.inf,
@@ -250,6 +250,8 @@ def _check_scale(value: Any, name: str = "scale") -> tuple[float, float]:
         low, high = (check_positive_float(v, name) for v in value)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{name} must be {_SCALE_RULE}, got {value!r}.") from None
+    # check_positive_float returns None only when allow_none is given.
+    assert low is not None and high is not None
     if low > high:
         raise ValueError(f"{name} must be {_SCALE_RULE}, got {value!r}.")
     return low, high
@@ -543,7 +545,7 @@ class GalaxyAugmentation(BaseEstimator):
 
     def _check_parameters(self) -> dict[str, Any]:
         """The parameters, checked (None read as off); raises naming a bad one."""
-        checked = {
+        checked: dict[str, Any] = {
             name: check_bool(getattr(self, name), name) for name in ("rotation", "flip", "clip")
         }
         checked["scale"] = _check_scale(self.scale, "scale")

@@ -242,8 +242,8 @@ def vicreg_loss(
     """
     n, dim = first.shape
     similarity = F.mse_loss(first, second)
-    spread = 0.0
-    decorrelation = 0.0
+    spread: torch.Tensor | float = 0.0
+    decorrelation: torch.Tensor | float = 0.0
     # A batch of one image has no spread: its variance and covariance count as 0.
     dof = max(n - 1, 1)
     for z in (first, second):

@@ -107,6 +107,9 @@ class GroupConv2d(nn.Module):
     True
     """
 
+    # A buffer: torch types it as Tensor | Module.
+    _order: torch.Tensor
+
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, *, lifting: bool = False
     ) -> None:

@@ -34,7 +34,8 @@ def shrunk_whitening(
     n_components : int
         Width of the embedding (used for the identity map when ``embedding`` is None).
     n_kept : int or None
-        Number of principal directions kept (at most ``n_samples``).
+        Number of principal directions kept (at most ``n_samples``); None
+        only together with ``embedding=None``.
 
     Returns
     -------
@@ -43,6 +44,11 @@ def shrunk_whitening(
     components : ndarray of shape (n_kept, n_components)
         The map: a whitened embedding is ``(embedding - mean) @ components.T``.
 
+    Raises
+    ------
+    ValueError
+        If ``embedding`` is given and ``n_kept`` is None.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -50,9 +56,15 @@ def shrunk_whitening(
     >>> mean, components = shrunk_whitening(Z, 3, 3)
     >>> np.round(((Z - mean) @ components.T).std(axis=0), 2)  # near 1, shrunk for the weakest
     array([1.  , 0.91, 0.23])
+    >>> shrunk_whitening(Z, 3, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_kept must be an int when embedding is given, got None.
     """
     if embedding is None:
         return np.zeros(n_components), np.eye(n_components)
+    if n_kept is None:
+        raise ValueError("n_kept must be an int when embedding is given, got None.")
     n_samples = len(embedding)
     mean = embedding.mean(axis=0)
     _, singular, directions = np.linalg.svd(embedding - mean, full_matrices=False)

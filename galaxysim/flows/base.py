@@ -246,6 +246,10 @@ class Standardization(nn.Module):
     (2.0, -0.6931)
     """
 
+    # Buffers: torch types them as Tensor | Module.
+    loc: Tensor
+    scale: Tensor
+
     def __init__(self, loc: Tensor, scale: Tensor) -> None:
         super().__init__()
         self.register_buffer("loc", torch.as_tensor(loc).clone())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,12 @@ __all__ = [
 # A channel that is constant in the first batch (e.g. a blank border) would get an
 # infinite ActNorm scale; this floor keeps the initial scale finite.
 _MIN_INIT_STD = 1e-2
+
+
+class _Invertible(Protocol):
+    """A layer of a :class:`FlowStep`: it can be undone."""
+
+    def inverse(self, y: Tensor) -> Tensor: ...
 
 
 def squeeze(x: Tensor) -> Tensor:
@@ -101,6 +108,9 @@ class ActNorm(nn.Module):
     (True, 1.0)
     """
 
+    # Buffers: torch types them as Tensor | Module.
+    initialized: Tensor
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.loc = nn.Parameter(torch.zeros(1, channels, 1, 1))
@@ -109,8 +119,8 @@ class ActNorm(nn.Module):
         # A Python copy of the flag avoids a device sync on every forward call.
         self._ready = False
 
-    def _load_from_state_dict(  # type: ignore[no-untyped-def]
-        self, state_dict, prefix, *args, **kwargs
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._ready = bool(self.initialized)
@@ -157,6 +167,12 @@ class InvertibleConv1x1(nn.Module):
     >>> bool(torch.allclose(conv.inverse(y), x, atol=1e-5))
     True
     """
+
+    # Buffers: torch types them as Tensor | Module.
+    permutation: Tensor
+    sign_s: Tensor
+    lower_mask: Tensor
+    identity: Tensor
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -227,9 +243,12 @@ class AffineCoupling(nn.Module):
             layers += [nn.Conv2d(width_in, width_out, 1), nn.ReLU()]
         last = nn.Conv2d(widths[-1], 2 * n_transformed, 3, padding=1)
         nn.init.zeros_(last.weight)
+        assert last.bias is not None  # a Conv2d has a bias unless made with bias=False
         nn.init.zeros_(last.bias)
         layers.append(last)
-        self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        net = nn.Sequential(*layers)
+        # Module.to takes memory_format, as Tensor.to does; torch's overloads of it omit it.
+        self.net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _shift_and_log_scale(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
         # oneDNN convolutions run markedly faster on channels-last tensors on the CPU.
@@ -289,6 +308,7 @@ class FlowStep(nn.Module):
 
     def inverse(self, y: Tensor) -> Tensor:
         """Return ``x`` such that ``forward(x)[0] == y``."""
-        for layer in reversed(self.layers):
+        # torch types a ModuleList's items as Module.
+        for layer in reversed(cast("Sequence[_Invertible]", self.layers)):
             y = layer.inverse(y)
         return y

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ class MultiscaleImageFlow(DensityFlow):
 
     Parameters
     ----------
-    image_shape : tuple of int
+    image_shape : sequence of 3 int
         ``(H, W, C)``; ``H`` and ``W`` must be divisible by ``2**n_levels``.
     n_levels : int, default=3
         Number of squeeze levels.
@@ -89,7 +90,7 @@ class MultiscaleImageFlow(DensityFlow):
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int],
+        image_shape: Sequence[int],
         n_levels: int = 3,
         n_steps: int = 4,
         hidden_features: Sequence[int] = (64, 64),
@@ -140,7 +141,8 @@ class MultiscaleImageFlow(DensityFlow):
         last = len(self.levels) - 1
         for index, steps in enumerate(self.levels):
             h = squeeze(h)
-            for step in steps:
+            # torch types a ModuleList's items as Module; each level is a ModuleList of steps.
+            for step in cast("Sequence[FlowStep]", steps):
                 h, step_log_det = step(h)
                 log_det = log_det + step_log_det
             if index < last:
@@ -173,7 +175,7 @@ class MultiscaleImageFlow(DensityFlow):
         for index in range(len(self.levels) - 1, -1, -1):
             if index < len(self.levels) - 1:
                 h = torch.cat([h, parts[index]], dim=1)
-            for step in reversed(self.levels[index]):
+            for step in reversed(cast("Sequence[FlowStep]", self.levels[index])):
                 h = step.inverse(h)
             h = unsqueeze(h)
         return h.permute(0, 2, 3, 1) + 0.5
@@ -223,7 +225,8 @@ class MultiscaleImageFlow(DensityFlow):
         log_likelihood = discrete_log_likelihood(
             self.log_prob(levels_to_unit(batch[0])), self.n_latent
         )
-        return bits_per_dim(log_likelihood, self.n_latent).mean()
+        # A tensor of log-likelihoods gives a tensor of bits.
+        return cast(Tensor, bits_per_dim(log_likelihood, self.n_latent)).mean()
 
     @property
     def augmentation(self) -> Augmentation:

@@ -156,6 +156,9 @@ class JammyFlow(DensityFlow):
     torch.float64
     """
 
+    # A jammy_flows.pdf (a torch Module); jammy_flows has no type information.
+    pdf: Any
+
     def __init__(
         self,
         n_features: int,

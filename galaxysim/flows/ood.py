@@ -20,7 +20,7 @@ and bits per dimension, as methods.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 from PIL import Image
@@ -98,6 +98,34 @@ def complexity_corrected_score(log_likelihood: np.ndarray, images: np.ndarray) -
     return negative_log2 - png_bits(images)
 
 
+class _LikelihoodModel(Protocol):
+    """What :class:`LikelihoodScoresMixin` needs of the estimator it is mixed into."""
+
+    @property
+    def heldout_log_likelihood_(self) -> np.ndarray: ...
+
+    @property
+    def image_shape_(self) -> tuple[int, ...] | None: ...
+
+    @property
+    def n_features_in_(self) -> int: ...
+
+    def score_samples(self, X: Any) -> np.ndarray: ...
+
+    def _check_input(self, X: Any) -> np.ndarray: ...
+
+    def _log_likelihood(self, data: np.ndarray) -> np.ndarray: ...
+
+
+def _require_images(model: _LikelihoodModel, method: str) -> None:
+    check_is_fitted(model)
+    if model.image_shape_ is None:
+        raise ValueError(
+            f"{method} is defined for image densities only; this estimator was fitted on "
+            f"{model.n_features_in_}-dimensional vectors."
+        )
+
+
 class LikelihoodScoresMixin:
     """Bits per dimension, typicality and the complexity-corrected score of a fitted density.
 
@@ -109,15 +137,7 @@ class LikelihoodScoresMixin:
     is one.
     """
 
-    def _require_images(self, method: str) -> None:
-        check_is_fitted(self)
-        if self.image_shape_ is None:
-            raise ValueError(
-                f"{method} is defined for image densities only; this estimator was fitted on "
-                f"{self.n_features_in_}-dimensional vectors."
-            )
-
-    def bits_per_dim(self, X: Any) -> np.ndarray:
+    def bits_per_dim(self: _LikelihoodModel, X: Any) -> np.ndarray:
         """Negative log-likelihood of each image in bits per dimension.
 
         ``-log P(x) / (H W C log 2)``, the usual unit for image likelihoods:
@@ -148,10 +168,11 @@ class LikelihoodScoresMixin:
         >>> est.bits_per_dim(X[:2]).shape
         (2,)
         """
-        self._require_images("bits_per_dim")
-        return bits_per_dim(self.score_samples(X), self.n_features_in_)
+        _require_images(self, "bits_per_dim")
+        # An array of log-likelihoods gives an array of bits.
+        return cast(np.ndarray, bits_per_dim(self.score_samples(X), self.n_features_in_))
 
-    def typicality(self, X: Any) -> np.ndarray:
+    def typicality(self: _LikelihoodModel, X: Any) -> np.ndarray:
         """Percentile of each sample's log-likelihood among held-out training log-likelihoods.
 
         The reference is ``heldout_log_likelihood_``: the validation samples
@@ -184,7 +205,7 @@ class LikelihoodScoresMixin:
         """
         return percentile_rank(self.score_samples(X), self.heldout_log_likelihood_)
 
-    def complexity_corrected_score(self, X: Any) -> np.ndarray:
+    def complexity_corrected_score(self: _LikelihoodModel, X: Any) -> np.ndarray:
         """Complexity-corrected out-of-distribution score of each image, in bits.
 
         Serra et al. 2020 (arXiv:1909.11480): ``S(x) = -log2 P(x) - L(x)``,
@@ -220,6 +241,6 @@ class LikelihoodScoresMixin:
         >>> est.complexity_corrected_score(X[:2]).shape
         (2,)
         """
-        self._require_images("complexity_corrected_score")
+        _require_images(self, "complexity_corrected_score")
         images = self._check_input(X)
         return complexity_corrected_score(self._log_likelihood(images), images)

@@ -200,9 +200,11 @@ def _decode(
     width, height = img.size
     box = _crop_box(width, height, crop, path)
     scale = _draft_scale(img, box, image_size)
-    _check_pixels(*img.size, path, scale)
+    _check_pixels(width, height, path, scale)
     if scale == 1:
         return _pixels(img, box)
+    # _draft_scale reduces only when there is an image_size to reach.
+    assert image_size is not None
     # The crop in the coordinates of the reduced image, as fractions of a pixel:
     # the whole pixels around it are converted, the Lanczos filter reads the rest.
     exact = tuple(v / scale for v in box)
@@ -500,4 +502,6 @@ def load_images(
                 "image_size=(height, width) so that all images end up the same size."
             )
         images[i] = image
+    # _source_paths refuses an empty list, so the loop ran and made ``images``.
+    assert images is not None
     return images, [p.name for p in paths]
