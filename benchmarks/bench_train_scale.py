@@ -1,4 +1,4 @@
-"""Training speed of ContrastiveEmbedder streamed from a Galaxy10-layout HDF5 file, against a bare loop.
+"""Training speed of ContrastiveEmbedder streamed from a Galaxy10-layout HDF5 file, vs a bare loop.
 
 1. **The file.** A Galaxy10-layout HDF5 file is generated (or reused with
    ``--h5``): ``images`` of shape (n, 256, 256, 3) uint8, each a built-in
@@ -9,8 +9,8 @@
    ``--source`` trains on an existing collection instead (HDF5, zarr or a
    folder, framed by ``--crop`` and ``--image-size``), such as the 3,332
    SDSS JPEGs of ``../shared/data``.
-2. **Bare loop.** The estimator's network (``--encoder``, ``DihedralEncoder`` or ``ContrastiveEncoder``, with the
-   estimator's defaults, or ``--base-channels``, channels-last), AdamW, two
+2. **Bare loop.** The estimator's network (``--encoder``, ``DihedralEncoder`` or
+   ``ContrastiveEncoder``, with the estimator's defaults, or ``--base-channels``, channels-last), AdamW, two
    ``GalaxyAugmentation`` views per image drawn on the device, NT-Xent, even
    batches of 128, on the 64x64 centre crops held in memory as tensors (on
    the GPU with ``--device cuda``); every epoch trains on 90 % of the images
@@ -36,10 +36,11 @@ Imports only torch, numpy, h5py and galaxysim (which needs zuko and tqdm).
 
 Usage::
 
-    python benchmarks/bench_train_scale.py                    # 9,796 images, 2 epochs each (~10 min, 2 cores)
+    python benchmarks/bench_train_scale.py                    # 9,796 images, 2 epochs (~10 min)
     python benchmarks/bench_train_scale.py --n-images 17736   # the whole Galaxy10 size
     python benchmarks/bench_train_scale.py --device cuda --precision bfloat16 --epochs 3 --in-memory
-    python benchmarks/bench_train_scale.py --source ../shared/data/sdss_gz1_unlabeled --crop 212 --image-size 64
+    python benchmarks/bench_train_scale.py --source ../shared/data/sdss_gz1_unlabeled \\
+        --crop 212 --image-size 64
     python benchmarks/bench_train_scale.py --quick            # seconds
 """
 
