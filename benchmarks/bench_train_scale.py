@@ -10,8 +10,9 @@
    folder, framed by ``--crop`` and ``--image-size``), such as the 3,332
    SDSS JPEGs of ``../shared/data``.
 2. **Bare loop.** The estimator's network (``--encoder``, ``DihedralEncoder`` or
-   ``ContrastiveEncoder``, with the estimator's defaults, or ``--base-channels``, channels-last), AdamW, two
-   ``GalaxyAugmentation`` views per image drawn on the device, NT-Xent, even
+   ``ContrastiveEncoder``, with the estimator's defaults, or ``--base-channels``,
+   channels-last), AdamW, two ``GalaxyAugmentation`` views per image drawn on
+   the device, NT-Xent, even
    batches of 128, on the 64x64 centre crops held in memory as tensors (on
    the GPU with ``--device cuda``); every epoch trains on 90 % of the images
    and then measures the loss of fixed views of the other 10 % without
