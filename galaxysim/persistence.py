@@ -11,9 +11,9 @@ parameters and fills it with the stored weights, checking every name, shape
 and dtype. Nothing in the file is executed or unpickled.
 
 Known classes: galaxysim's estimators (:class:`~galaxysim.AutoencoderEmbedder`,
-:class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker`,
-:class:`~galaxysim.ImagePreprocessor`) and the scikit-learn ones a ranker
-commonly holds (:class:`~sklearn.pipeline.Pipeline`,
+:class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker` and its
+:class:`~galaxysim.ranking.QueryDiagnostics`, :class:`~galaxysim.ImagePreprocessor`) and
+the scikit-learn ones a ranker commonly holds (:class:`~sklearn.pipeline.Pipeline`,
 :class:`~sklearn.decomposition.PCA`, :class:`~sklearn.preprocessing.StandardScaler`, and
 :class:`~sklearn.frozen.FrozenEstimator`, which holds a pre-trained ``init`` model).
 """
@@ -69,7 +69,7 @@ def _known_classes() -> dict[str, type]:
     from .embedders import AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation
     from .flows import FlowDensityEstimator
     from .images import ImagePreprocessor
-    from .ranking import SimilarityRanker
+    from .ranking import QueryDiagnostics, SimilarityRanker
 
     classes = (
         AutoencoderEmbedder,
@@ -77,6 +77,7 @@ def _known_classes() -> dict[str, type]:
         GalaxyAugmentation,
         FlowDensityEstimator,
         SimilarityRanker,
+        QueryDiagnostics,
         ImagePreprocessor,
         Pipeline,
         PCA,
