@@ -109,6 +109,18 @@ def test_a_0_2_model_file_gives_the_same_diagnosis_as_the_ranker_that_wrote_it(b
     assert expected[0].out_of_distribution and expected[0].pixel_outlyingness is not None
 
 
+def test_a_0_2_pickle_gives_the_same_diagnosis(builtin):
+    import pickle
+
+    ranker, _ = builtin
+    query = make_milky_way(64)
+    copy = pickle.loads(pickle.dumps(ranker))
+    old = pickle.dumps(_as_saved_by_0_2(copy))
+    loaded = pickle.loads(old)
+    assert "nn_distance_" not in vars(loaded)
+    assert loaded.rank(query).diagnostics == ranker.rank(query).diagnostics
+
+
 def test_no_pixel_check_for_vectors_or_small_collections():
     rng = np.random.default_rng(0)
     vectors = SimilarityRanker(PCA(2), False, invariance=None).fit(rng.normal(size=(40, 5)))

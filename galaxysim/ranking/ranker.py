@@ -256,15 +256,26 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         algorithm = params.pop("algorithm", self.search)
         self.search_ = NeighborSearch(algorithm, metric=self.metric, **params)
         self.search_.fit(self.embedding_)
+        self._diagnostics_from_0_2()
+
+    def _diagnostics_from_0_2(self) -> None:
+        """``diagnostics_`` from the references a ranker saved by 0.2 holds as its own attributes.
+
+        Such a model file (or pickle) has ``nn_distance_``, ``log_density_`` and, unless it
+        predates the pixel check, ``image_statistics_``: the same diagnostics, from them.
+        """
         state = vars(self)
         if "diagnostics_" not in state and "nn_distance_" in state:
-            # A model file from before 0.3 holds the references themselves (and no pixel
-            # statistics if it predates the pixel check): the same diagnostics, from them.
             self.diagnostics_ = QueryDiagnostics().fit(
                 state.pop("nn_distance_"),
                 state.get("log_density_"),
                 state.pop("image_statistics_", None),
             )
+            state.pop("pixel_reference_", None)  # a 0.2 pickle's, now inside diagnostics_
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._diagnostics_from_0_2()  # a pickle written by 0.2
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names not found as usual: the names ``diagnostics_`` took over.
