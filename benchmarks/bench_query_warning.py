@@ -41,12 +41,12 @@ def main(argv: list[str] | None = None) -> dict:
     signals = np.array(
         [
             (
-                r.query_typicality,
-                r.query_isolation,
-                r.query_pixel_outlyingness,
-                r.warning is not None,
+                d.typicality,
+                d.isolation,
+                d.pixel_outlyingness,
+                d.out_of_distribution,
             )
-            for r in (ranker.rank(image, n_neighbors=10) for image in held_out)
+            for d in (ranker.diagnose(image) for image in held_out)
         ],
         dtype=float,
     )
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> dict:
     if ILLUSTRATION.is_file():
         queries["real illustration"] = load_milky_way(side, path=ILLUSTRATION)
     for name, query in queries.items():
-        r = ranker.rank(query, n_neighbors=10)
+        d = ranker.diagnose(query)
         print(
-            f"{name}: typicality {r.query_typicality:.1f}, isolation {r.query_isolation:.1f}, "
-            f"pixels {r.query_pixel_outlyingness:.1f}; warns: {r.warning is not None}"
+            f"{name}: typicality {d.typicality:.1f}, isolation {d.isolation:.1f}, "
+            f"pixels {d.pixel_outlyingness:.1f}; warns: {d.out_of_distribution}"
         )
-        rates[name] = r.warning is not None
+        rates[name] = d.out_of_distribution
     return rates
 
 

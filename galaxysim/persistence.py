@@ -12,9 +12,9 @@ and dtype. Nothing in the file is executed or unpickled.
 
 Known classes: galaxysim's estimators (:class:`~galaxysim.ContrastiveEmbedder`,
 :class:`~galaxysim.GalaxyAugmentation`, :class:`~galaxysim.AutoencoderEmbedder`,
-:class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker`,
-:class:`~galaxysim.ImagePreprocessor`) and the scikit-learn ones a ranker
-commonly holds (:class:`~sklearn.pipeline.Pipeline`,
+:class:`~galaxysim.FlowDensityEstimator`, :class:`~galaxysim.SimilarityRanker` and its
+:class:`~galaxysim.ranking.QueryDiagnostics`, :class:`~galaxysim.ImagePreprocessor`) and
+the scikit-learn ones a ranker commonly holds (:class:`~sklearn.pipeline.Pipeline`,
 :class:`~sklearn.decomposition.PCA`, :class:`~sklearn.preprocessing.StandardScaler`, and
 :class:`~sklearn.frozen.FrozenEstimator`, which holds a pre-trained ``init`` model).
 """
@@ -70,7 +70,7 @@ def _known_classes() -> dict[str, type]:
     from .embedders import AutoencoderEmbedder, ContrastiveEmbedder, GalaxyAugmentation
     from .flows import FlowDensityEstimator
     from .images import ImagePreprocessor
-    from .ranking import SimilarityRanker
+    from .ranking import QueryDiagnostics, SimilarityRanker
 
     classes = (
         AutoencoderEmbedder,
@@ -78,6 +78,7 @@ def _known_classes() -> dict[str, type]:
         GalaxyAugmentation,
         FlowDensityEstimator,
         SimilarityRanker,
+        QueryDiagnostics,
         ImagePreprocessor,
         Pipeline,
         PCA,

@@ -201,3 +201,68 @@ def test_embed_resumes_by_content_not_by_path_and_refuses_other_images(
     assert main(["index", "--embeddings", "e.zarr", "--out", "idx"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "rows never written (first: row 48)" in err
+
+
+# The model options of a tiny ranker fitted by galaxysim rank (16-pixel galaxies).
+TINY_RANK = [
+    "--embedder",
+    "autoencoder",
+    "--n-stages",
+    "2",
+    "--max-epochs",
+    "1",
+    "--flow-max-epochs",
+    "1",
+    "--latent-dim",
+    "4",
+    "--crop",
+    "16",
+    "--query-framing",
+    "full",
+    "--quiet",
+]
+
+
+def test_rank_and_rank_index_diagnose_the_query_alike(collection, tmp_path, capsys):
+    """The same model and query: the same warning (or none) with and without the index."""
+    from PIL import Image
+
+    from galaxysim.datasets import make_milky_way
+
+    data, images = collection
+    queries = {
+        "galaxy": images[7],
+        "drawing": make_milky_way(16),
+        "blank": np.zeros((16, 16, 3)),
+    }
+    for name, image in queries.items():
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / f"{name}.png")
+    fitted = tmp_path / "fitted"
+    assert main(["rank", "--data", str(data), "--query", str(tmp_path / "galaxy.png"),
+                 "--out", str(fitted), *TINY_RANK]) == 0  # fmt: skip
+    model = fitted / "model.safetensors"
+    embeddings, index = tmp_path / "embeddings.zarr", tmp_path / "index"
+    assert main(["embed", "--data", str(data), "--model", str(model), "--out", str(embeddings),
+                 "--crop", "16", "--quiet"]) == 0  # fmt: skip
+    assert main(["index", "--embeddings", str(embeddings), "--out", str(index)]) == 0
+    warnings = {}
+    for name in queries:
+        query = str(tmp_path / f"{name}.png")
+        direct = fitted
+        if name != "galaxy":  # the model of the first run, refitted on the same collection
+            direct = tmp_path / f"direct-{name}"
+            assert main(["rank", "--data", str(data), "--model", str(model), "--query", query,
+                         "--out", str(direct), *TINY_RANK]) == 0  # fmt: skip
+        indexed = tmp_path / f"indexed-{name}"
+        capsys.readouterr()
+        assert main(["rank", "--index", str(index), "--model", str(model), "--query", query,
+                     "--out", str(indexed), "--query-framing", "full"]) == 0  # fmt: skip
+        printed = capsys.readouterr().out
+        expected = json.loads((direct / "summary.json").read_text())
+        got = json.loads((indexed / "summary.json").read_text())
+        assert (got["warning"] is None) == (expected["warning"] is None), name
+        assert ("warning:" in printed) == (got["warning"] is not None)
+        assert got["query_isolation"] == pytest.approx(expected["query_isolation"], abs=1e-9)
+        assert got["query_typicality"] == pytest.approx(expected["query_typicality"], abs=1e-9)
+        warnings[name] = got["warning"]
+    assert "pixels are unlike" in warnings["drawing"] and "pixels are unlike" in warnings["blank"]

@@ -74,7 +74,7 @@ def test_ranker_round_trip_gives_identical_rankings(ranker, galaxies, tmp_path):
     np.testing.assert_array_equal(after.indices, before.indices)
     np.testing.assert_array_equal(after.distances, before.distances)
     np.testing.assert_array_equal(after.log_density, before.log_density)
-    assert after.query_typicality == before.query_typicality
+    assert after.diagnostics == before.diagnostics
     assert loaded.score(X, y) == ranker.score(X, y)
     np.testing.assert_array_equal(
         loaded.embedder_.history_.train_loss, ranker.embedder_.history_.train_loss

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from galaxysim.datasets import make_galaxies, make_milky_way
 from galaxysim.images import IMAGE_STATISTICS, ImagePreprocessor, image_statistics, sky_noise
 from galaxysim.persistence import load_model, save_model
-from galaxysim.ranking import SimilarityRanker
+from galaxysim.ranking import QueryDiagnostics, SimilarityRanker
 from galaxysim.ranking.result import out_of_distribution_warning
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -38,7 +38,8 @@ def builtin():
 
 
 def _pixel_flag(ranking) -> bool:
-    return ranking.query_pixel_outlyingness is not None and ranking.query_pixel_outlyingness > 99
+    outlyingness = ranking.diagnostics.pixel_outlyingness
+    return outlyingness is not None and outlyingness > 99
 
 
 def test_the_drawing_is_flagged_and_the_warning_says_why(builtin):
@@ -48,7 +49,8 @@ def test_the_drawing_is_flagged_and_the_warning_says_why(builtin):
     assert ranking.warning is not None
     assert "pixels are unlike those of every galaxy" in ranking.warning
     assert "drawing" in ranking.warning
-    assert set(ranking.query_checks) == set(IMAGE_STATISTICS)
+    assert set(ranking.diagnostics.pixel_percentiles) == set(IMAGE_STATISTICS)
+    assert ranking.diagnostics.out_of_distribution and "pixels" in ranking.diagnostics.reasons
 
 
 def test_held_out_galaxies_are_rarely_flagged(builtin):
@@ -65,36 +67,74 @@ def test_the_check_survives_a_model_file(builtin, tmp_path):
     loaded = load_model(
         save_model(ranker, tmp_path / "ranker.safetensors"), expected=SimilarityRanker
     )
-    np.testing.assert_array_equal(loaded.image_statistics_, ranker.image_statistics_)
-    query = make_milky_way(64)
-    assert (
-        loaded.rank(query).query_pixel_outlyingness == ranker.rank(query).query_pixel_outlyingness
+    np.testing.assert_array_equal(
+        loaded.diagnostics_.pixel_statistics_, ranker.diagnostics_.pixel_statistics_
     )
+    query = make_milky_way(64)
+    assert loaded.rank(query).diagnostics == ranker.rank(query).diagnostics
     assert loaded.rank(held_out[0]).warning == ranker.rank(held_out[0]).warning
 
 
-def test_a_model_saved_before_the_check_still_ranks(builtin):
+def _as_saved_by_0_2(ranker: SimilarityRanker, *, pixel_check: bool = True) -> SimilarityRanker:
+    """The ranker with the fitted state a 0.2 model file holds: the references, no diagnostics_."""
+    diagnostics = vars(ranker).pop("diagnostics_")
+    vars(ranker)["nn_distance_"] = diagnostics.isolation_reference_
+    if pixel_check:  # files from before the pixel check have no image_statistics_
+        vars(ranker)["image_statistics_"] = diagnostics.pixel_statistics_
+    return ranker
+
+
+def test_a_model_saved_before_the_check_still_ranks(builtin, tmp_path):
     _, held_out = builtin
-    old = _ranker().fit(held_out[:30])
-    del old.image_statistics_
-    old._rebuild_after_loading()
-    ranking = old.rank(make_milky_way(64))
-    assert ranking.query_pixel_outlyingness is None and ranking.query_checks is None
+    old = _as_saved_by_0_2(_ranker().fit(held_out[:30]), pixel_check=False)
+    path = save_model(old, tmp_path / "old.safetensors")
+    loaded = load_model(path, expected=SimilarityRanker)
+    ranking = loaded.rank(make_milky_way(64))
+    # Isolation (and typicality) come from the references the file holds; no pixel check.
+    assert ranking.diagnostics.pixel_outlyingness is None
+    assert ranking.diagnostics.pixel_percentiles is None
+    assert 0 <= ranking.diagnostics.isolation <= 100
+
+
+def test_a_0_2_model_file_gives_the_same_diagnosis_as_the_ranker_that_wrote_it(builtin, tmp_path):
+    ranker, held_out = builtin
+    query = np.concatenate([make_milky_way(64)[None], held_out[:3]])
+    expected = [r.diagnostics for r in ranker.rank(query)]
+    copy = load_model(save_model(ranker, tmp_path / "new.safetensors"))
+    path = save_model(_as_saved_by_0_2(copy), tmp_path / "v02.safetensors")
+    loaded = load_model(path, expected=SimilarityRanker)
+    assert isinstance(loaded.diagnostics_, QueryDiagnostics)
+    assert "nn_distance_" not in vars(loaded) and "image_statistics_" not in vars(loaded)
+    assert [r.diagnostics for r in loaded.rank(query)] == expected
+    assert expected[0].out_of_distribution and expected[0].pixel_outlyingness is not None
+
+
+def test_a_0_2_pickle_gives_the_same_diagnosis(builtin):
+    import pickle
+
+    ranker, _ = builtin
+    query = make_milky_way(64)
+    copy = pickle.loads(pickle.dumps(ranker))
+    old = pickle.dumps(_as_saved_by_0_2(copy))
+    loaded = pickle.loads(old)
+    assert "nn_distance_" not in vars(loaded)
+    assert loaded.rank(query).diagnostics == ranker.rank(query).diagnostics
 
 
 def test_no_pixel_check_for_vectors_or_small_collections():
     rng = np.random.default_rng(0)
     vectors = SimilarityRanker(PCA(2), False, invariance=None).fit(rng.normal(size=(40, 5)))
-    assert vectors.image_statistics_ is None
-    assert vectors.rank(rng.normal(size=5)).query_pixel_outlyingness is None
+    assert vectors.diagnostics_.pixel_statistics_ is None
+    assert vectors.rank(rng.normal(size=5)).diagnostics.pixel_outlyingness is None
     images = rng.random((10, 16, 16, 3)).astype(np.float32)
     small = (
         _ranker()
         .set_params(embedder=make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(4)))
         .fit(images)
     )
-    assert small.image_statistics_.shape == (10, len(IMAGE_STATISTICS))
-    assert small.rank(images[0]).query_pixel_outlyingness is None
+    assert small.diagnostics_.pixel_statistics_.shape == (10, len(IMAGE_STATISTICS))
+    assert small.diagnostics_.pixel_reference_ is None
+    assert small.rank(images[0]).diagnostics.pixel_outlyingness is None
 
 
 def test_statistics_see_noise_and_colour():

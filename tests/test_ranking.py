@@ -68,7 +68,8 @@ def test_fit_attributes(fitted, data):
     assert fitted.log_density_.shape == (40,)
     np.testing.assert_array_equal(fitted.labels_, y)
     assert fitted.n_samples_fit_ == 40 and fitted.image_shape_ == (12, 12, 3)
-    assert fitted.nn_distance_.shape == (40,) and np.all(fitted.nn_distance_ > 0)
+    reference = fitted.diagnostics_.isolation_reference_
+    assert reference.shape == (40,) and np.all(reference > 0)
 
 
 def test_rank_finds_the_query_itself_first(fitted, data):
@@ -81,20 +82,22 @@ def test_rank_finds_the_query_itself_first(fitted, data):
     assert np.all(np.diff(ranking.distances) >= 0)
     assert list(ranking.class_names) == ["bar"] * 5
     assert ranking.warning is None
-    assert 0 <= ranking.query_typicality <= 100
+    assert 0 <= ranking.diagnostics.typicality <= 100
 
 
 def test_search_seam_and_query_percentiles(fitted, data):
     X, _ = data
     assert isinstance(fitted.search_, NeighborSearch) and fitted.search_.n_samples_fit_ == 40
-    np.testing.assert_array_equal(fitted.nn_distance_, fitted.search_.kneighbors(None, 1)[0][:, 0])
+    reference = fitted.diagnostics_.isolation_reference_
+    np.testing.assert_array_equal(reference, fitted.search_.kneighbors(None, 1)[0][:, 0])
     query = X[7] * 0.8
     ranking = fitted.rank(query)
     Z = fitted.transform(query[None])
     nn = np.linalg.norm(fitted.embedding_ - Z, axis=1).min()
-    assert ranking.query_isolation == pytest.approx(percentile_rank([nn], fitted.nn_distance_)[0])
-    expected = percentile_rank([ranking.query_log_density], fitted.log_density_)[0]
-    assert ranking.query_typicality == expected
+    diagnosis = ranking.diagnostics
+    assert diagnosis.isolation == pytest.approx(percentile_rank([nn], reference)[0])
+    expected = percentile_rank([diagnosis.log_density], fitted.log_density_)[0]
+    assert diagnosis.typicality == expected
 
 
 def test_parameters_after_density_are_keyword_only():
@@ -240,7 +243,7 @@ def test_out_of_distribution_query_is_flagged(fitted):
     odd[::2] = 0.0
     ranking = fitted.rank(odd)
     assert ranking.warning is not None and "unlike the collection" in ranking.warning
-    assert ranking.query_isolation > 99
+    assert ranking.diagnostics.isolation > 99
 
 
 def test_vector_input_without_invariance():

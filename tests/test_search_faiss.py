@@ -160,7 +160,12 @@ def test_ranker_uses_the_faiss_backends(data):
     flat = SimilarityRanker(PCA(8), False, invariance=None, search="faiss-flat").fit(Z)
     assert exact.search_.algorithm_ == "exact" and flat.search_.algorithm_ == "faiss-flat"
     np.testing.assert_array_equal(flat.kneighbors(Q)[1], exact.kneighbors(Q)[1])
-    np.testing.assert_allclose(flat.nn_distance_, exact.nn_distance_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        flat.diagnostics_.isolation_reference_,
+        exact.diagnostics_.isolation_reference_,
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def _peak_rss_bytes() -> int:

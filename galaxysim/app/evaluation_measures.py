@@ -198,7 +198,7 @@ def measure_ranker(
             summary["class_rank_profile"][class_name]["mean_rank"],
             _bootstrap(positions[inputs.labels == label], seed),
         )
-    row["query_isolation"] = float(ranking.query_isolation)
+    row["query_isolation"] = float(ranking.diagnostics.isolation)
     row["fit_seconds"] = float(fit_seconds)
     row["query_seconds"] = float(query_seconds)
     for label, class_name in enumerate(inputs.target_names):

@@ -212,12 +212,17 @@ def _neighbour_images(
     return np.concatenate([chunks.piece(int(i), int(i) + 1).read() for i in indices])
 
 
-def _query_views(ranker: Any, query: np.ndarray, invariance: bool) -> list[np.ndarray]:
-    from ..symmetry import dihedral_views
+def _diagnose_query(ranker: Any, search: Any, query: np.ndarray, views: list[np.ndarray]) -> Any:
+    """The query's diagnosis against the references saved in the model.
 
-    views = dihedral_views(query[np.newaxis]) if invariance else [query[np.newaxis]]
-    embedded = np.asarray(ranker.transform(np.concatenate(views)), dtype=np.float64)
-    return np.split(embedded, len(views))
+    When the index holds the model's collection (as many galaxies), the index
+    finds the query's nearest galaxy; otherwise the references describe the
+    model's own collection, and so does the nearest galaxy: the model's.
+    """
+    nearest = None
+    if search.n_samples_fit_ == ranker.n_samples_fit_:
+        nearest = search.kneighbors(views[0], 1)[0][:, 0]
+    return ranker.diagnose(query, embedding=views[0], nn_distance=nearest)
 
 
 def rank_with_index(args: argparse.Namespace) -> int:
@@ -256,15 +261,16 @@ def rank_with_index(args: argparse.Namespace) -> int:
     query, query_name = load_query(
         args.query, ranker.image_shape_, crop=args.query_crop, framing=args.query_framing_value
     )
-    distances, indices = search.kneighbors_views(
-        _query_views(ranker, query, not args.no_invariance), args.n_neighbors
-    )
+    # The ranker's own views and diagnosis, as rank has them; the index answers the search.
+    ranker.set_params(invariance=None if args.no_invariance else "dihedral")
+    views = ranker.embed_views(query[np.newaxis])
+    distances, indices = search.kneighbors_views(views, args.n_neighbors)
     ranking = make_ranking(
         indices[0],
         distances[0],
         n_collection=search.n_samples_fit_,
         method="embedding",
-        query_isolation=float("nan"),
+        diagnostics=_diagnose_query(ranker, search, query, views),
     )
     images = _neighbour_images(args.data, indices[0], args.crop, args.image_size)
     if images is not None:
@@ -276,11 +282,14 @@ def rank_with_index(args: argparse.Namespace) -> int:
         f"galaxysim {__version__} rank: {args.n_neighbors} nearest of {search.n_samples_fit_:,} "
         f"galaxies in the index {args.index} for {query_name}, in {seconds:.2f} s"
     )
+    if ranking.warning:
+        print(f"  warning: {ranking.warning}")
     return 0
 
 
 def _write_index_outputs(out: Path, ranking: Any, args: argparse.Namespace, seconds: float) -> None:
     from .provenance import run_provenance
+    from .report import diagnosis_record
 
     ranking.to_csv(out / "ranking.csv")
     if ranking.neighbor_images is not None:
@@ -289,6 +298,7 @@ def _write_index_outputs(out: Path, ranking: Any, args: argparse.Namespace, seco
         "query": str(args.query),
         "index": str(args.index),
         "n_neighbors": len(ranking),
+        **diagnosis_record(ranking.diagnostics),
         "seconds (model loading, query, search, neighbours' images)": round(seconds, 3),
         "provenance": run_provenance(
             args.argv, random_state=None, data=args.data, query=args.query, model=args.model

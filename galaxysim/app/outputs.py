@@ -23,7 +23,7 @@ from ..metrics import summarize_ranking
 from ..persistence import save_model
 from ..plotting import plot_image_grid, plot_latent_map, plot_training_curves
 from ..ranking import Ranking, SimilarityRanker
-from .report import write_html_report
+from .report import diagnosis_record, diagnosis_rows, write_html_report
 
 __all__ = ["write_ranking_outputs"]
 
@@ -188,21 +188,15 @@ def _summaries(
         "embedder": _model_name(ranker.embedder_),
         "method": ranker.method,
         "invariance": str(ranker.invariance),
-        "query isolation (percentile)": round(ranking.query_isolation, 1),
+        **diagnosis_rows(ranking.diagnostics),
     }
-    if ranking.query_typicality is not None:
-        summary["query typicality (percentile)"] = round(ranking.query_typicality, 1)
-    if ranking.warning:
-        summary["warning"] = ranking.warning
     record: dict[str, Any] = {
         "query": query_name,
         "n_galaxies": ranker.n_samples_fit_,
         "embedder": _model_name(ranker.embedder_),
         "method": ranker.method,
         "invariance": ranker.invariance,
-        "query_typicality": ranking.query_typicality,
-        "query_isolation": ranking.query_isolation,
-        "warning": ranking.warning,
+        **diagnosis_record(ranking.diagnostics),
     }
     if labels is not None and target_names is not None:
         figures = summarize_ranking(np.asarray(labels)[ranking.indices], target_names, target_label)

@@ -5,12 +5,72 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .._validation import PathLike
 from ..plotting import png_data_uri
-from ..ranking import Ranking
+from ..ranking import QueryDiagnosis, Ranking
 
-__all__ = ["write_html_report"]
+__all__ = ["diagnosis_record", "diagnosis_rows", "write_html_report"]
+
+
+def diagnosis_rows(diagnosis: QueryDiagnosis | None) -> dict[str, Any]:
+    """The query's diagnosis as rows of the report's summary table, in words.
+
+    Parameters
+    ----------
+    diagnosis : QueryDiagnosis or None
+        A ranking's ``diagnostics`` (None: no rows).
+
+    Returns
+    -------
+    rows : dict
+        Isolation and typicality percentiles (rounded), and the warning when
+        there is one.
+
+    Examples
+    --------
+    >>> from galaxysim.ranking import QueryDiagnosis
+    >>> diagnosis_rows(QueryDiagnosis(isolation=12.345, typicality=50.0))
+    {'query isolation (percentile)': 12.3, 'query typicality (percentile)': 50.0}
+    """
+    if diagnosis is None:
+        return {}
+    rows: dict[str, Any] = {"query isolation (percentile)": round(diagnosis.isolation, 1)}
+    if diagnosis.typicality is not None:
+        rows["query typicality (percentile)"] = round(diagnosis.typicality, 1)
+    if diagnosis.warning:
+        rows["warning"] = diagnosis.warning
+    return rows
+
+
+def diagnosis_record(diagnosis: QueryDiagnosis | None) -> dict[str, Any]:
+    """The query's diagnosis as the entries of summary.json (for programs).
+
+    Parameters
+    ----------
+    diagnosis : QueryDiagnosis or None
+        A ranking's ``diagnostics`` (None: every entry None).
+
+    Returns
+    -------
+    record : dict
+        ``query_typicality``, ``query_isolation`` and ``warning``.
+
+    Examples
+    --------
+    >>> from galaxysim.ranking import QueryDiagnosis
+    >>> diagnosis_record(QueryDiagnosis(isolation=100.0))["warning"][:36]
+    'The query is unlike the collection: '
+    """
+    if diagnosis is None:
+        return {"query_typicality": None, "query_isolation": None, "warning": None}
+    return {
+        "query_typicality": diagnosis.typicality,
+        "query_isolation": diagnosis.isolation,
+        "warning": diagnosis.warning,
+    }
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

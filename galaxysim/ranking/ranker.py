@@ -10,6 +10,7 @@ holds no model or search code of its own. Its answer, a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,11 +28,17 @@ from ._checks import (
     is_fitted_collection,
     is_single_query,
 )
-from ._query_checks import collection_statistics, fit_pixel_reference, query_statistics
+from .diagnostics import QueryDiagnosis, QueryDiagnostics, collection_statistics
 from .result import Ranking, make_ranking
 from .search import NeighborSearch, check_n_neighbors, closest_values
 
 __all__ = ["SimilarityRanker"]
+
+# Fitted attributes that moved into ``diagnostics_`` in 0.3: old name -> new name there.
+_MOVED_TO_DIAGNOSTICS = {
+    "nn_distance_": "isolation_reference_",
+    "image_statistics_": "pixel_statistics_",
+}
 
 
 class SimilarityRanker(TransformerMixin, BaseEstimator):
@@ -109,12 +116,14 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         Sorted unique labels.
     search_ : NeighborSearch
         The nearest-neighbour search over ``embedding_``.
-    nn_distance_ : ndarray of shape (n_samples,)
-        Distance from each fitted galaxy to its nearest other galaxy: the
-        reference for how isolated a query is.
-    image_statistics_ : ndarray of shape (n_samples, 8) or None
-        :func:`~galaxysim.images.image_statistics` of each fitted image (None
-        for vectors): the reference for how unusual a query's pixels are.
+    diagnostics_ : QueryDiagnostics
+        What the collection looks like, to tell when a query is unlike it:
+        each galaxy's distance to its nearest other galaxy
+        (``isolation_reference_``), its log-density
+        (``typicality_reference_``) and its pixel statistics
+        (``pixel_statistics_``). Saved with the model; :meth:`rank` and
+        :meth:`diagnose` use it. ``nn_distance_`` and ``image_statistics_``,
+        its first two names, still read (with a FutureWarning) until 0.4.
     n_samples_fit_ : int
         Number of galaxies in the collection.
     n_features_in_ : int
@@ -222,10 +231,12 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
         self.embedder_ = embedder if is_fitted(embedder) else clone(embedder).fit(data)
         self.embedding_ = self._embed(data)
-        self.image_statistics_ = collection_statistics(data)
+        statistics = collection_statistics(data)
         self._fit_density()
         self._rebuild_after_loading()
-        self.nn_distance_ = self.search_.kneighbors(None, 1)[0][:, 0]
+        self.diagnostics_ = QueryDiagnostics().fit(
+            self.search_.kneighbors(None, 1)[0][:, 0], self.log_density_, statistics
+        )
         self.labels_ = labels
         self.classes_ = None if labels is None else np.unique(labels)
         self.n_samples_fit_ = len(data)
@@ -235,7 +246,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         return self
 
     # The index is rebuilt from ``embedding_`` rather than stored in model files.
-    _rebuilt_after_loading = ("search_", "pixel_reference_")
+    _rebuilt_after_loading = ("search_",)
 
     def _rebuild_after_loading(self) -> None:
         """Index ``embedding_`` for neighbour search (after fitting, or loading a model file)."""
@@ -245,7 +256,40 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         algorithm = params.pop("algorithm", self.search)
         self.search_ = NeighborSearch(algorithm, metric=self.metric, **params)
         self.search_.fit(self.embedding_)
-        self.pixel_reference_ = fit_pixel_reference(getattr(self, "image_statistics_", None))
+        self._diagnostics_from_0_2()
+
+    def _diagnostics_from_0_2(self) -> None:
+        """``diagnostics_`` from the references a ranker saved by 0.2 holds as its own attributes.
+
+        Such a model file (or pickle) has ``nn_distance_``, ``log_density_`` and, unless it
+        predates the pixel check, ``image_statistics_``: the same diagnostics, from them.
+        """
+        state = vars(self)
+        if "diagnostics_" not in state and "nn_distance_" in state:
+            self.diagnostics_ = QueryDiagnostics().fit(
+                state.pop("nn_distance_"),
+                state.get("log_density_"),
+                state.pop("image_statistics_", None),
+            )
+            state.pop("pixel_reference_", None)  # a 0.2 pickle's, now inside diagnostics_
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._diagnostics_from_0_2()  # a pickle written by 0.2
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found as usual: the names ``diagnostics_`` took over.
+        diagnostics = self.__dict__.get("diagnostics_")
+        if name in _MOVED_TO_DIAGNOSTICS and diagnostics is not None:
+            new = _MOVED_TO_DIAGNOSTICS[name]
+            warnings.warn(
+                f"SimilarityRanker.{name} was deprecated in 0.3 and will be removed in 0.4; "
+                f"use SimilarityRanker.diagnostics_.{new}.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return getattr(diagnostics, new)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _fit_density(self) -> None:
         if self.density is False:
@@ -465,29 +509,141 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 )
         view_embeddings = self._embed_views(data)
         dist, idx = self._search(view_embeddings, k)
-        checks = query_statistics(self, view_embeddings[0], data)
+        diagnoses = self._diagnose(data, view_embeddings[0])
+        collection = {
+            "log_density": self.log_density_,
+            "labels": self.labels_,
+            "target_names": self.target_names,
+            "names": names,
+            "images": images,
+        }
         rankings = [
             make_ranking(
                 idx[row],
                 dist[row],
                 n_collection=self.n_samples_fit_,
                 method=self.method,
-                query_isolation=checks["isolation"][row],
-                query_log_density=checks["log_density"][row],
-                query_typicality=checks["typicality"][row],
-                query_pixel_outlyingness=checks["pixel_outlyingness"][row],
-                query_checks=checks["pixel_percentiles"][row],
-                unusual=checks["unusual"][row],
-                log_density=self.log_density_,
-                labels=self.labels_,
-                target_names=self.target_names,
-                names=names,
-                images=images,
+                diagnostics=diagnoses[row],
+                collection=collection,
                 query_image=data[row] if data.ndim == 4 else None,
             )
             for row in range(len(data))
         ]
         return rankings[0] if single else rankings
+
+    def embed_views(self, X: Any) -> list[np.ndarray]:
+        """Embed images in each view the ranker compares, as :meth:`rank` does.
+
+        With ``invariance="dihedral"`` an image is embedded in its 8 rotations
+        and flips (4 for rectangular images), the image as given first;
+        without invariance there is one view. A search over these views
+        (:meth:`~galaxysim.ranking.search.NeighborSearch.kneighbors_views`,
+        of this ranker's ``search_`` or of an index built from the same
+        embedder) gives the neighbours :meth:`rank` gives.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W, C)
+            Images (or vectors, for a ranker fitted on vectors).
+
+        Returns
+        -------
+        views : list of ndarray of shape (n, n_components)
+            One embedding of ``X`` per view, the identity first.
+
+        Examples
+        --------
+        >>> from sklearn.decomposition import PCA
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((20, 8, 8, 3))
+        >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
+        >>> views = SimilarityRanker(embedder, False).fit(X).embed_views(X[:2])
+        >>> len(views), views[0].shape
+        (8, (2, 3))
+        """
+        check_is_fitted(self)
+        return self._embed_views(self._validate_input(X))
+
+    def diagnose(
+        self,
+        X: Any,
+        *,
+        embedding: Any = None,
+        nn_distance: Any = None,
+    ) -> QueryDiagnosis | list[QueryDiagnosis]:
+        """How unusual each query is for the collection: the diagnosis behind a ranking's warning.
+
+        The query's isolation (its distance to its nearest galaxy among the
+        galaxies' own), typicality (its log-density among theirs) and pixel
+        outlyingness, against the references in ``diagnostics_``; the
+        ``diagnostics`` of :meth:`rank`'s answer.
+
+        Parameters
+        ----------
+        X : array-like of shape (H, W, C) or (n, H, W, C)
+            One query image, or a batch of them.
+        embedding : array-like of shape (n, n_components), optional
+            The queries' embedding (``embed_views(X)[0]``), when already
+            made; otherwise ``X`` is embedded as :meth:`embed_views` does.
+        nn_distance : array-like of shape (n,), optional
+            Each query's distance to its nearest galaxy of the fitted
+            collection, when a search has already found it (such as a
+            prebuilt index over the same collection); otherwise this
+            ranker's ``search_`` finds it.
+
+        Returns
+        -------
+        diagnosis : QueryDiagnosis, or list of QueryDiagnosis for a batch
+
+        Examples
+        --------
+        >>> from sklearn.decomposition import PCA
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((40, 8, 8, 3))
+        >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
+        >>> ranker = SimilarityRanker(embedder, False).fit(X)
+        >>> ranker.diagnose(X[0]).out_of_distribution
+        False
+        >>> ranker.diagnose(np.zeros((8, 8, 3))).reasons
+        ('pixels',)
+        """
+        check_is_fitted(self)
+        single = is_single_query(X, self.image_shape_)
+        data = self._validate_input(np.asarray(X)[np.newaxis] if single else X, name="X")
+        Z = None
+        if embedding is not None:
+            Z = np.asarray(embedding, dtype=np.float64)
+            if Z.shape != (len(data), self.embedding_.shape[1]):
+                raise ValueError(
+                    f"embedding must have shape {(len(data), self.embedding_.shape[1])} (one "
+                    f"row per query of X, as embed_views(X)[0]), got {Z.shape}."
+                )
+        if nn_distance is not None:
+            nn_distance = np.asarray(nn_distance, dtype=np.float64)
+            if nn_distance.shape != (len(data),):
+                raise ValueError(
+                    f"nn_distance must have shape ({len(data)},) (one distance per query of "
+                    f"X), got {nn_distance.shape}."
+                )
+        diagnoses = self._diagnose(data, Z, nn_distance)
+        return diagnoses[0] if single else diagnoses
+
+    def _diagnose(
+        self, data: np.ndarray, Z: np.ndarray | None, nn_distance: Any = None
+    ) -> list[QueryDiagnosis]:
+        if Z is None:
+            # The identity view as rank embeds it (with the other views, in one call when
+            # few), so that the numbers are rank's to the last bit.
+            Z = self._embed_views(data)[0]
+        if nn_distance is None:
+            nn_distance = self.search_.kneighbors(Z, 1)[0][:, 0]
+        return self.diagnostics_.diagnose(
+            nn_distance,
+            log_density=None if self.density_ is None else self._log_density(Z),
+            images=data if data.ndim == 4 else None,
+        )
 
     def score(self, X: Any, y: Any) -> float:
         """Mean share of each query's neighbours that share its label.

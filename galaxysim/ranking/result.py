@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import html
 import textwrap
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,21 @@ import numpy as np
 
 from .._atomic import atomic_open
 from .._validation import PathLike, check_image, check_positive_int
-from ..images import IMAGE_STATISTICS
 from ..plotting import plot_image_grid, png_data_uri
+from .diagnostics import (
+    OUT_OF_DISTRIBUTION_PERCENTILE,
+    QueryDiagnosis,
+    out_of_distribution_warning,
+)
 
+# OUT_OF_DISTRIBUTION_PERCENTILE and out_of_distribution_warning live in .diagnostics; they
+# are imported here too, where code written for 0.2 finds them.
 __all__ = [
     "OUT_OF_DISTRIBUTION_PERCENTILE",
     "Ranking",
     "make_ranking",
     "out_of_distribution_warning",
 ]
-
-#: Above 100 minus this isolation or pixel-outlyingness percentile, a query is unlike the collection.
-OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
 
 
 @dataclass
@@ -63,28 +67,14 @@ class Ranking:
         ``names``.
     method : str
         The ranking method that produced this ranking.
-    query_log_density : float or None
-        Log-density of the query's embedding.
-    query_typicality : float or None
-        Percentile of the query's log-density among the collection's: about
-        50 for a typical galaxy, near 0 for one less likely than all of them.
-    query_isolation : float
-        Percentile of the query's distance to its nearest galaxy among the
-        collection's own nearest-neighbour distances: near 100 means the
-        query is farther from everything than any galaxy is from its closest
-        neighbour.
-    query_pixel_outlyingness : float or None
-        Percentile of how unusual the query's pixel statistics
-        (:func:`~galaxysim.images.image_statistics`) are among the galaxies'
-        own: near 100 for pixels unlike every galaxy's, as a drawing's; the
-        same for every embedder. None for feature vectors, images under 8
-        pixels, collections under 20 galaxies and rankers saved before it.
-    query_checks : dict or None
-        The query's percentile among the collection on each pixel statistic
-        (keys: :data:`~galaxysim.images.IMAGE_STATISTICS`).
+    diagnostics : QueryDiagnosis or None
+        How unusual the query is for the collection (isolation, typicality,
+        pixel outlyingness) and the warning that follows; None for a ranking
+        built without one.
     warning : str or None
-        Set when the query looks out of distribution (isolation or pixel
-        outlyingness above 99; a typicality below 1 is named then), saying why.
+        ``diagnostics.warning``: set when the query looks out of distribution
+        (isolation or pixel outlyingness above 99; a typicality below 1 is
+        named then), saying why. Read-only.
     query_image, neighbor_images : ndarray or None
         Thumbnails, kept when ``rank`` was given the collection's images.
 
@@ -92,32 +82,70 @@ class Ranking:
     --------
     >>> import numpy as np
     >>> from galaxysim.ranking import Ranking
+    >>> from galaxysim.ranking import QueryDiagnosis, Ranking
     >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
-    ...             similarity=np.array([100.0, 90.0]), method="embedding", query_isolation=10.0)
+    ...             similarity=np.array([100.0, 90.0]), method="embedding",
+    ...             diagnostics=QueryDiagnosis(isolation=10.0))
     >>> table = r.to_frame()  # a pandas DataFrame, or a dict without pandas
     >>> [int(i) for i in table["index"]]
     [4, 2]
+    >>> r.diagnostics.isolation, r.warning
+    (10.0, None)
     """
 
     indices: np.ndarray
     distances: np.ndarray
     similarity: np.ndarray
     method: str
-    query_isolation: float
+    diagnostics: QueryDiagnosis | None = None
     log_density: np.ndarray | None = None
     labels: np.ndarray | None = None
     class_names: np.ndarray | None = None
     names: np.ndarray | None = None
-    query_log_density: float | None = None
-    query_typicality: float | None = None
-    warning: str | None = None
     query_image: np.ndarray | None = field(default=None, repr=False)
     neighbor_images: np.ndarray | None = field(default=None, repr=False)
-    query_pixel_outlyingness: float | None = None
-    query_checks: dict[str, float] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def warning(self) -> str | None:
+        """The out-of-distribution warning of :attr:`diagnostics`, or None."""
+        return None if self.diagnostics is None else self.diagnostics.warning
+
+    def _deprecated(self, old: str, new: str) -> Any:
+        warnings.warn(
+            f"Ranking.{old} was deprecated in 0.3 and will be removed in 0.4; use "
+            f"Ranking.diagnostics.{new}.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return None if self.diagnostics is None else getattr(self.diagnostics, new)
+
+    @property
+    def query_isolation(self) -> float | None:
+        """Deprecated (0.3, removed in 0.4): ``diagnostics.isolation``."""
+        return self._deprecated("query_isolation", "isolation")
+
+    @property
+    def query_typicality(self) -> float | None:
+        """Deprecated (0.3, removed in 0.4): ``diagnostics.typicality``."""
+        return self._deprecated("query_typicality", "typicality")
+
+    @property
+    def query_log_density(self) -> float | None:
+        """Deprecated (0.3, removed in 0.4): ``diagnostics.log_density``."""
+        return self._deprecated("query_log_density", "log_density")
+
+    @property
+    def query_pixel_outlyingness(self) -> float | None:
+        """Deprecated (0.3, removed in 0.4): ``diagnostics.pixel_outlyingness``."""
+        return self._deprecated("query_pixel_outlyingness", "pixel_outlyingness")
+
+    @property
+    def query_checks(self) -> Mapping[str, float] | None:
+        """Deprecated (0.3, removed in 0.4): ``diagnostics.pixel_percentiles``."""
+        return self._deprecated("query_checks", "pixel_percentiles")
 
     _PER_GALAXY = (
         "indices",
@@ -144,8 +172,7 @@ class Ranking:
         Examples
         --------
         >>> r = Ranking(indices=np.array([4, 2, 7]), distances=np.array([0.1, 0.3, 0.4]),
-        ...             similarity=np.array([100.0, 50.0, 0.0]), method="embedding",
-        ...             query_isolation=10.0)
+        ...             similarity=np.array([100.0, 50.0, 0.0]), method="embedding")
         >>> r.head(2).indices
         array([4, 2])
         """
@@ -189,7 +216,7 @@ class Ranking:
         --------
         >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
         ...             similarity=np.array([100.0, 0.0]), method="embedding",
-        ...             query_isolation=10.0, class_names=np.array(["bar", "ring"]))
+        ...             class_names=np.array(["bar", "ring"]))
         >>> table = r.to_frame()
         >>> list(table["class_name"]), [float(d) for d in table["distance"]]
         (['bar', 'ring'], [0.1, 0.3])
@@ -227,7 +254,7 @@ class Ranking:
         --------
         >>> import tempfile
         >>> r = Ranking(indices=np.array([4, 2]), distances=np.array([0.1, 0.3]),
-        ...             similarity=np.array([100.0, 0.0]), method="embedding", query_isolation=10.0)
+        ...             similarity=np.array([100.0, 0.0]), method="embedding")
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = r.to_csv(Path(folder) / "ranking.csv")
         ...     print(path.read_text().splitlines()[:2])
@@ -289,7 +316,7 @@ class Ranking:
         Examples
         --------
         >>> r = Ranking(indices=np.array([1, 0]), distances=np.array([0.0, 0.5]),
-        ...             similarity=np.array([100.0, 0.0]), method="embedding", query_isolation=10.0)
+        ...             similarity=np.array([100.0, 0.0]), method="embedding")
         >>> fig = r.plot(np.zeros((2, 8, 8, 3)), n_neighbors=1, query=np.ones((8, 8, 3)))
         >>> [ax.get_title() for ax in fig.axes if ax.images]
         ['query', '#1  100.0%']
@@ -343,11 +370,7 @@ class Ranking:
                 f'<br>query: <img src="{png_data_uri(self.query_image)}" '
                 'alt="The query galaxy" width="64">'
             )
-        if self.query_typicality is not None:
-            header.append(f"<br>query typicality: {self.query_typicality:.1f} percentile")
-        header.append(f"; isolation: {self.query_isolation:.1f} percentile")
-        if self.query_pixel_outlyingness is not None:
-            header.append(f"; pixel outlyingness: {self.query_pixel_outlyingness:.1f} percentile")
+        header.extend(_diagnostics_html(self.diagnostics))
         if self.warning:
             header.append(f'<br><span style="color:darkred">{html.escape(self.warning)}</span>')
         return (
@@ -357,80 +380,21 @@ class Ranking:
         )
 
 
-def out_of_distribution_warning(
-    typicality: float | None,
-    isolation: float,
-    percentile: float = OUT_OF_DISTRIBUTION_PERCENTILE,
-    *,
-    pixel_outlyingness: float | None = None,
-    unusual: Sequence[str] = (),
-) -> str | None:
-    """The warning for a query unlike the collection, saying why, or None for a usual one.
+def _diagnostics_html(diagnostics: QueryDiagnosis | None) -> list[str]:
+    """The query's percentiles as the header of the HTML table (nothing without a diagnosis)."""
+    if diagnostics is None:
+        return []
+    parts = []
+    if diagnostics.typicality is not None:
+        parts.append(f"<br>query typicality: {diagnostics.typicality:.1f} percentile")
+    parts.append(f"; isolation: {diagnostics.isolation:.1f} percentile")
+    if diagnostics.pixel_outlyingness is not None:
+        parts.append(f"; pixel outlyingness: {diagnostics.pixel_outlyingness:.1f} percentile")
+    return parts
 
-    Parameters
-    ----------
-    typicality : float or None
-        Percentile of the query's log-density among the collection's (None
-        without a density).
-    isolation : float
-        Percentile of the query's nearest-galaxy distance among the
-        collection's own nearest-neighbour distances.
-    percentile : float, default=OUT_OF_DISTRIBUTION_PERCENTILE
-        An isolation or pixel outlyingness above ``100 - percentile`` flags
-        the query; a typicality below ``percentile`` is then named too, but
-        does not flag a query alone (held-out survey galaxies fall there
-        about 5 % of the time, as the density has seen the collection).
-    pixel_outlyingness : float, optional
-        Percentile of the query's pixel statistics' distance from the
-        collection's among the galaxies' own (None: not measured).
-    unusual : sequence of str, default=()
-        Names from :data:`~galaxysim.images.IMAGE_STATISTICS` on which the
-        query is most unusual, named in the warning.
 
-    Returns
-    -------
-    warning : str or None
-
-    Examples
-    --------
-    >>> out_of_distribution_warning(40.0, 50.0) is None
-    True
-    >>> out_of_distribution_warning(0.0, 50.0) is None  # a low typicality alone
-    True
-    >>> out_of_distribution_warning(0.0, 100.0).startswith("The query is unlike the collection")
-    True
-    >>> print(out_of_distribution_warning(40.0, 50.0, pixel_outlyingness=100.0,
-    ...                                   unusual=["log_noise"]))  # doctest: +NORMALIZE_WHITESPACE
-    The query's pixels are unlike those of every galaxy in the collection (most of all in
-    the level of the pixel noise): it may be a drawing or a processed image, and the
-    similarities may be meaningless.
-    """
-    pixels_unusual = pixel_outlyingness is not None and pixel_outlyingness > 100.0 - percentile
-    if not (pixels_unusual or isolation > 100.0 - percentile):
-        # A low typicality alone does not warn: the density was fitted on the collection,
-        # so 5 % of held-out survey galaxies fall below 1 % of it (docs/ranking.md).
-        return None
-    reasons = []
-    if typicality is not None and typicality < percentile:
-        reasons.append(
-            f"its log-density is lower than that of {100 - typicality:.1f}% of the collection"
-        )
-    if isolation > 100.0 - percentile:
-        reasons.append(
-            f"it is farther from its nearest galaxy than {isolation:.1f}% of the collection "
-            "are from theirs"
-        )
-    sentences = []
-    if reasons:
-        sentences.append("The query is unlike the collection: " + "; ".join(reasons) + ".")
-    if pixels_unusual:
-        which = " and ".join(IMAGE_STATISTICS.get(name, name) for name in unusual)
-        sentences.append(
-            "The query's pixels are unlike those of every galaxy in the collection"
-            + (f" (most of all in {which})" if which else "")
-            + ": it may be a drawing or a processed image, and the similarities may be meaningless."
-        )
-    return " ".join(sentences) or None
+# What ``make_ranking`` picks at the neighbours' indices from ``collection``.
+_COLLECTION_KEYS = ("log_density", "labels", "target_names", "names", "images")
 
 
 def make_ranking(
@@ -439,24 +403,14 @@ def make_ranking(
     *,
     n_collection: int,
     method: str,
-    query_isolation: float,
-    query_log_density: float | None = None,
-    query_typicality: float | None = None,
-    query_pixel_outlyingness: float | None = None,
-    query_checks: dict[str, float] | None = None,
-    unusual: Sequence[str] = (),
-    log_density: np.ndarray | None = None,
-    labels: np.ndarray | None = None,
-    target_names: Sequence[str] | None = None,
-    names: Sequence[str] | None = None,
-    images: np.ndarray | None = None,
+    diagnostics: QueryDiagnosis | None = None,
+    collection: Mapping[str, Any] | None = None,
     query_image: np.ndarray | None = None,
 ) -> Ranking:
     """Build the :class:`Ranking` of one query from its search result.
 
-    Per-galaxy values of the whole collection (``log_density``, ``labels``,
-    ``names``, ``images``) are picked at ``indices``; the similarity
-    percentile and the out-of-distribution warning are derived here.
+    Per-galaxy values of the whole collection are picked at ``indices``; the
+    similarity percentile is derived here.
 
     Parameters
     ----------
@@ -466,19 +420,14 @@ def make_ranking(
         Size of the collection (the similarity percentile is relative to it).
     method : str
         The ranking method.
-    query_isolation : float
-    query_log_density, query_typicality, query_pixel_outlyingness : float, optional
-    query_checks : dict, optional
-        The query's percentile on each pixel statistic.
-    unusual : sequence of str, default=()
-        The pixel statistics named in the warning.
-    log_density, labels : ndarray of shape (n_collection,), optional
-    target_names : sequence of str, optional
-        Class names of the integer ``labels``.
-    names : sequence of str of length n_collection, optional
-    images : ndarray of shape (n_collection, H, W, C), optional
-        Thumbnails of the neighbours are kept when given; so is
-        ``query_image``.
+    diagnostics : QueryDiagnosis, optional
+        The query's diagnosis (its warning becomes the ranking's).
+    collection : mapping, optional
+        Values of the whole collection, each optional: ``log_density`` and
+        ``labels`` (arrays of length ``n_collection``), ``target_names``
+        (class names of the integer labels), ``names`` (an identifier per
+        galaxy) and ``images`` (``(n_collection, H, W, C)``; thumbnails of
+        the neighbours are kept when given, and so is ``query_image``).
     query_image : ndarray of shape (H, W, C), optional
 
     Returns
@@ -488,11 +437,21 @@ def make_ranking(
     Examples
     --------
     >>> r = make_ranking(np.array([2, 0]), np.array([0.0, 1.5]), n_collection=3,
-    ...                  method="embedding", query_isolation=50.0, labels=np.array([0, 1, 1]),
-    ...                  target_names=["bar", "ring"])
+    ...                  method="embedding",
+    ...                  collection={"labels": np.array([0, 1, 1]),
+    ...                              "target_names": ["bar", "ring"]})
     >>> r.similarity.tolist(), r.class_names.tolist()
     ([100.0, 50.0], ['ring', 'bar'])
     """
+    collection = dict(collection or {})
+    unknown = sorted(set(collection) - set(_COLLECTION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"collection has unknown keys {unknown}; expected some of {list(_COLLECTION_KEYS)}."
+        )
+    log_density, labels, target_names, names, images = (
+        collection.get(key) for key in _COLLECTION_KEYS
+    )
     positions = np.arange(1, len(indices) + 1)
     # 100 for the closest galaxy of the collection, 0 for the farthest.
     similarity = 100.0 * (n_collection - positions) / max(n_collection - 1, 1)
@@ -509,17 +468,7 @@ def make_ranking(
         class_names=class_names,
         names=None if names is None else np.asarray(names, dtype=object)[indices],
         method=method,
-        query_log_density=query_log_density,
-        query_typicality=query_typicality,
-        query_isolation=query_isolation,
-        query_pixel_outlyingness=query_pixel_outlyingness,
-        query_checks=query_checks,
-        warning=out_of_distribution_warning(
-            query_typicality,
-            query_isolation,
-            pixel_outlyingness=query_pixel_outlyingness,
-            unusual=unusual,
-        ),
+        diagnostics=diagnostics,
         query_image=None if images is None else query_image,
         neighbor_images=None if images is None else np.asarray(images)[indices],
     )
