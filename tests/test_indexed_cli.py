@@ -25,7 +25,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "1",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]
