@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.pipeline import make_pipeline
 
 from galaxysim import (
@@ -85,3 +86,25 @@ def test_set_output_pandas_goes_through_a_whole_pipeline(images):
     assert table.columns.tolist() == [f"flowdensityestimator{i}" for i in range(4)]
     # The same numbers as without pandas.
     np.testing.assert_allclose(table.to_numpy(), plain.transform(images), rtol=1e-12)
+
+
+def test_grid_search_keeps_a_frozen_torch_embedder_and_its_weights(images):
+    from sklearn.base import clone
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import GridSearchCV
+
+    from galaxysim import SimilarityRanker
+
+    embedder = ContrastiveEmbedder(**CONTRASTIVE).fit(images)
+    weights = {k: v.clone() for k, v in embedder.network_.state_dict().items()}
+    whitening = embedder.whitening_components_.copy()
+    ranker = SimilarityRanker(
+        embedder=FrozenEstimator(embedder), density="drop", invariance=None, n_neighbors=2
+    )
+    assert clone(ranker).embedder.estimator is embedder
+    labels = np.arange(len(images)) % 2
+    search = GridSearchCV(ranker, {"n_neighbors": [1, 3]}, cv=2).fit(images, labels)
+    assert search.best_estimator_.embedder_ is embedder
+    for name, tensor in embedder.network_.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    np.testing.assert_array_equal(embedder.whitening_components_, whitening)
