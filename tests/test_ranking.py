@@ -320,12 +320,15 @@ def test_ranker_names_its_output_columns(data):
     X, _y = data
     pca = SimilarityRanker(embedder=_pca(4), density="drop", invariance=None).fit(X)
     assert pca.get_feature_names_out().tolist() == ["pca0", "pca1", "pca2", "pca3"]
-    # An embedder without names: the ranker's own.
-    pixels = SimilarityRanker(
-        embedder=FunctionTransformer(lambda A: A.reshape(len(A), -1)[:, :2]),
-        density="drop",
-        invariance=None,
-    ).fit(X)
+    # An embedder without names: the ranker's own. A stateless embedder, which
+    # needs no fit, is not taken for a pre-fitted one (no FutureWarning).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = SimilarityRanker(
+            embedder=FunctionTransformer(lambda A: A.reshape(len(A), -1)[:, :2]),
+            density="drop",
+            invariance=None,
+        ).fit(X)
     assert pixels.get_feature_names_out().tolist() == ["similarityranker0", "similarityranker1"]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from .._deprecation import positional_deprecated, warn_deprecated
@@ -606,7 +607,8 @@ def _fitted_copy(estimator: Any, data: np.ndarray, name: str) -> Any:
 
     A FrozenEstimator gives the fitted estimator inside it, as it is. Any
     other estimator is cloned and fitted on ``data``, except a fitted one,
-    which (as in version 0.2) is used as it is, with a FutureWarning.
+    which (as in version 0.2) is used as it is, with a FutureWarning; a
+    stateless one (that needs no fit) is cloned and fitted like any other.
     """
     if isinstance(estimator, FrozenEstimator):
         if not is_fitted(estimator.estimator):
@@ -616,7 +618,7 @@ def _fitted_copy(estimator: Any, data: np.ndarray, name: str) -> Any:
                 "estimator, or pass the estimator itself to have it fitted."
             )
         return estimator.estimator
-    if name == "embedder" and is_fitted(estimator):
+    if name == "embedder" and _needs_fit(estimator) and is_fitted(estimator):
         warn_deprecated(
             "The embedder given to SimilarityRanker is fitted and is used as it is; from "
             "version 0.4 it will be cloned and refitted, as scikit-learn does. Wrap it in "
@@ -625,3 +627,11 @@ def _fitted_copy(estimator: Any, data: np.ndarray, name: str) -> Any:
         )
         return estimator
     return clone(estimator).fit(data)
+
+
+def _needs_fit(estimator: Any) -> bool:
+    """Whether ``estimator`` learns anything in ``fit`` (scikit-learn's ``requires_fit`` tag)."""
+    try:
+        return bool(get_tags(estimator).requires_fit)
+    except AttributeError:  # not a scikit-learn estimator: assume it does
+        return True
