@@ -124,9 +124,11 @@ def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
     ranker = load_model(model)
     from galaxysim.images import load_image
 
+    from sklearn.frozen import FrozenEstimator
+
     # The saved, fitted embedder embeds the collection (fit would retrain an unfitted one).
     expected = (
-        ranker.set_params(n_neighbors=5, embedder=ranker.embedder_)
+        ranker.set_params(n_neighbors=5, embedder=FrozenEstimator(ranker.embedder_))
         .fit(images)
         .kneighbors(load_image(query)[None])[1][0]
     )
