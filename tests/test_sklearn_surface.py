@@ -108,3 +108,40 @@ def test_grid_search_keeps_a_frozen_torch_embedder_and_its_weights(images):
     for name, tensor in embedder.network_.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
     np.testing.assert_array_equal(embedder.whitening_components_, whitening)
+
+
+PUBLIC_ESTIMATORS = [
+    "AutoencoderEmbedder",
+    "ContrastiveEmbedder",
+    "FlowDensityEstimator",
+    "GalaxyAugmentation",
+    "ImagePreprocessor",
+    "SimilarityRanker",
+    "NeighborSearch",
+]
+# Keyword-only since 0.3: a positional call still works for one version, with a FutureWarning.
+NEWLY_KEYWORD_ONLY = {"ImagePreprocessor", "SimilarityRanker", "NeighborSearch"}
+
+
+def _estimator_class(name):
+    import galaxysim
+    from galaxysim.ranking.search import NeighborSearch
+
+    return NeighborSearch if name == "NeighborSearch" else getattr(galaxysim, name)
+
+
+@pytest.mark.parametrize("name", PUBLIC_ESTIMATORS)
+def test_public_estimators_take_keyword_arguments_only(name):
+    import inspect
+
+    cls = _estimator_class(name)
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert parameters and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    first = parameters[0]
+    value = cls().get_params()[first.name]
+    if name in NEWLY_KEYWORD_ONLY:
+        with pytest.warns(FutureWarning, match="keyword arguments only"):
+            assert cls(value).get_params()[first.name] == value
+    else:
+        with pytest.raises(TypeError):
+            cls(value)
