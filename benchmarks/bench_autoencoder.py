@@ -68,12 +68,19 @@ class Setup(NamedTuple):
     patience: int
 
     def network_kwargs(self) -> dict:
+        """The shape of the network, as ConvAutoencoder takes it."""
         return dict(
             latent_dim=self.latent_dim,
             n_stages=self.n_stages,
             n_blocks=self.n_blocks,
             base_channels=self.base_channels,
         )
+
+    def estimator_kwargs(self) -> dict:
+        """The same shape, as AutoencoderEmbedder takes it."""
+        kwargs = self.network_kwargs()
+        kwargs["n_components"] = kwargs.pop("latent_dim")
+        return kwargs
 
 
 QUICK = Setup(
@@ -170,10 +177,10 @@ def estimator_fit(
 ) -> tuple[float, float]:
     """Time ``AutoencoderEmbedder.fit`` for one epoch; returns (seconds, training loss)."""
     est = AutoencoderEmbedder(
-        **setup.network_kwargs(),
+        **setup.estimator_kwargs(),
         max_epochs=1,
         batch_size=setup.batch_size,
-        augment=augment,
+        random_dihedral=augment,
         validation_fraction=validation_fraction,
         early_stopping=validation_fraction > 0,
         device=device,
@@ -373,7 +380,7 @@ def compile_row(images, setup, device, n_threads, base, n_images) -> list[str]:
 def throughput_rows(setup: Setup, device: torch.device, threads: list[int]) -> list[list[str]]:
     images, _ = make_galaxies(setup.throughput_images, image_size=setup.image_size, random_state=1)
     est = AutoencoderEmbedder(
-        **setup.network_kwargs(),
+        **setup.estimator_kwargs(),
         max_epochs=1,
         batch_size=setup.batch_size,
         device=device,
@@ -414,7 +421,7 @@ def quality(
     X_held, y_held = X[setup.n_fit :], y[setup.n_fit :]
     start = time.perf_counter()
     ae = AutoencoderEmbedder(
-        **setup.network_kwargs(),
+        **setup.estimator_kwargs(),
         max_epochs=setup.quality_epochs,
         patience=setup.patience,
         batch_size=setup.batch_size,

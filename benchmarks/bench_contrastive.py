@@ -1,7 +1,7 @@
 """Benchmark ContrastiveEmbedder: epoch time, estimator overhead, augmentation cost, convergence.
 
 All on make_galaxies images at the estimator's default network size
-(``n_components=128, n_stages=4, base_channels=32, projection_dim=64``,
+(``representation_dim=128, n_stages=4, base_channels=32, projection_dim=64``,
 batch 128, NT-Xent at temperature 0.2, the default GalaxyAugmentation, the
 embedding PCA-whitened to 64 directions: all read from ContrastiveEmbedder's
 defaults), on the CPU with ``--threads`` torch threads:
@@ -14,7 +14,7 @@ defaults), on the CPU with ``--threads`` torch threads:
    batch, nt_xent_loss, the same batch size and number of steps), timed
    interleaved with the estimator, ``repeats`` times; the ratio is the
    median of the back-to-back pairs. The estimator is timed with
-   ``whiten=None`` (the training alone) and with the default ``whiten=64``,
+   ``n_components=None`` (the training alone) and with the default ``n_components=64``,
    whose extra embedding pass over the training images (and the SVD of
    their embedding) is part of ``fit``.
 3. **Augmentation against the training step.** Images per second of
@@ -69,11 +69,12 @@ EPOCH_IMAGES = 9796  # the five spiral and edge-on classes of Galaxy10 DECaLS
 DEFAULTS = ContrastiveEmbedder().get_params()
 BATCH = DEFAULTS["batch_size"]
 NETWORK = {
-    name: DEFAULTS[name] for name in ("n_components", "n_stages", "base_channels", "projection_dim")
+    name: DEFAULTS[name]
+    for name in ("representation_dim", "n_stages", "base_channels", "projection_dim")
 }
 TEMPERATURE = DEFAULTS["temperature"]
 LEARNING_RATE, WEIGHT_DECAY = DEFAULTS["learning_rate"], DEFAULTS["weight_decay"]
-WHITEN = DEFAULTS["whiten"]
+WHITEN = DEFAULTS["n_components"]
 
 
 class Setup(NamedTuple):
@@ -102,7 +103,7 @@ QUICK = Setup(
     n_curve=64,
     max_epochs=2,
     plateau_window=2,
-    network=dict(n_components=16, n_stages=2, base_channels=8, projection_dim=16),
+    network=dict(representation_dim=16, n_stages=2, base_channels=8, projection_dim=16),
 )
 FULL = Setup(
     image_size=64,
@@ -125,7 +126,9 @@ def _tensor(images: np.ndarray) -> torch.Tensor:
 
 def _network(channels: int, network: dict, seed: int = 0) -> ContrastiveEncoder:
     torch.manual_seed(seed)
-    return ContrastiveEncoder(channels, **network).to(memory_format=torch.channels_last)
+    # The network calls the width of its representation n_components.
+    shape = {("n_components" if k == "representation_dim" else k): v for k, v in network.items()}
+    return ContrastiveEncoder(channels, **shape).to(memory_format=torch.channels_last)
 
 
 def _step(net, optimizer, augmentation, images, generator) -> torch.Tensor:
@@ -148,7 +151,7 @@ class BareLoop:
         self.data = _tensor(images)
         self.batch_size = setup.batch_size
         self.net = _network(images.shape[-1], setup.network, seed)
-        self.n_components = setup.network["n_components"]
+        self.representation_dim = setup.network["representation_dim"]
         self.optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
         )
@@ -175,7 +178,7 @@ class BareLoop:
         with torch.no_grad():
             parts = [self.net(self.data[i : i + BATCH]) for i in range(0, len(self.data), BATCH)]
         embedding = torch.cat(parts).double().numpy()
-        mean, components = shrunk_whitening(embedding, self.n_components, WHITEN)
+        mean, components = shrunk_whitening(embedding, self.representation_dim, WHITEN)
         return (embedding - mean) @ components.T
 
 
@@ -188,7 +191,7 @@ def _estimator(setup: Setup, whiten: int | None) -> ContrastiveEmbedder:
         batch_size=setup.batch_size,
         learning_rate=LEARNING_RATE,
         weight_decay=WEIGHT_DECAY,
-        whiten=whiten,
+        n_components=whiten,
         early_stopping=False,
         validation_fraction=0.0,
         device="cpu",
@@ -345,10 +348,10 @@ def report(
         "|---|---:|---:|---:|",
         f"| bare PyTorch loop | {statistics.median(runs['bare']):.2f} | "
         f"{epoch_s['bare']:.0f} | 1.000 |",
-        f"| ContrastiveEmbedder.fit, whiten=None | "
+        f"| ContrastiveEmbedder.fit, n_components=None | "
         f"{statistics.median(runs['estimator']):.2f} | {epoch_s['estimator']:.0f} | "
         f"{ratios['estimator']:.3f} |",
-        f"| ContrastiveEmbedder.fit, whiten={WHITEN} (default) | "
+        f"| ContrastiveEmbedder.fit, n_components={WHITEN} (default) | "
         f"{statistics.median(runs['estimator_whiten']):.2f} | "
         f"{epoch_s['estimator_whiten']:.0f} | {ratios['estimator_whiten']:.3f} |",
         "",

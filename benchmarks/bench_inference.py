@@ -43,6 +43,7 @@ from datetime import date
 
 import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
 from galaxysim.datasets import make_galaxies, make_milky_way
@@ -122,7 +123,9 @@ def query_rows(
     embedder.fit(images[:64])
     density = FlowDensityEstimator(flow="affine", max_epochs=1, device="cpu", random_state=0)
     # method and invariance are read at query time, so one fit serves all four.
-    ranker = SimilarityRanker(embedder, density, n_neighbors=10).fit(images, labels)
+    ranker = SimilarityRanker(
+        embedder=FrozenEstimator(embedder), density=density, n_neighbors=10
+    ).fit(images, labels)
     rows = []
     for method in ("embedding", "likelihood"):
         for invariance in (None, "dihedral"):

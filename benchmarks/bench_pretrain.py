@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import print_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-QUICK = {"n_components": 8, "n_stages": 2, "base_channels": 8, "projection_dim": 8}
+QUICK = {"representation_dim": 8, "n_stages": 2, "base_channels": 8, "projection_dim": 8}
 
 
 def load_real(shared: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

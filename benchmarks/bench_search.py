@@ -68,7 +68,7 @@ def make_embeddings(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
 def true_neighbors(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Exact top-10 of each query (faiss's flat index when installed, else scikit-learn)."""
     algorithm = "faiss-flat" if faiss_available() else "exact"
-    return NeighborSearch(algorithm).fit(stored).kneighbors(queries, N_NEIGHBORS)[1]
+    return NeighborSearch(algorithm=algorithm).fit(stored).kneighbors(queries, N_NEIGHBORS)[1]
 
 
 def index_bytes(search: NeighborSearch) -> int:
@@ -89,7 +89,7 @@ def measure(stored: np.ndarray, queries: np.ndarray, truth: np.ndarray, algorith
     """Build time, p50/p99 latency of single queries, recall@10 and index memory."""
     _set_faiss_threads(None)
     start = time.perf_counter()
-    search = NeighborSearch(algorithm).fit(stored)
+    search = NeighborSearch(algorithm=algorithm).fit(stored)
     build = time.perf_counter() - start
     _set_faiss_threads(1)
     with threadpool_limits(limits=1):

@@ -74,7 +74,7 @@ from _shared import print_report
 
 DEFAULTS = ContrastiveEmbedder().get_params()
 CUTOUT, CROP, POOL, WRITE_ROWS = 256, 64, 512, 512
-QUICK_NETWORK = {"n_components": 8, "n_stages": 2, "base_channels": 4, "projection_dim": 8}
+QUICK_NETWORK = {"representation_dim": 8, "n_stages": 2, "base_channels": 4, "projection_dim": 8}
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
@@ -138,6 +138,8 @@ def bare_loop(
     torch.manual_seed(0)
     params = dict(network_params)
     encoder = params.pop("encoder")
+    # The networks call the width of the representation n_components.
+    params["n_components"] = params.pop("representation_dim")
     network = ENCODERS[encoder](3, **params).to(device)
     if encoder == "conv":
         network = network.to(memory_format=torch.channels_last)

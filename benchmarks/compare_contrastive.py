@@ -3,8 +3,8 @@
 Trains one ContrastiveEmbedder per loss (NT-Xent, the default, and VICReg) on
 built-in galaxies and reports, for each, the leave-one-out same-class rate of
 10 neighbours (``galaxysim.metrics.same_class_rate``) of the embedding as it
-comes out of the network (``whiten=None``), standardised per dimension, PCA
-whitened (the default, ``whiten=64``) and whitened after averaging over the 8
+comes out of the network (``n_components=None``), standardised per dimension, PCA
+whitened (the default, ``n_components=64``) and whitened after averaging over the 8
 rotations and flips, beside whitened PCA of the pixels; and the training time.
 
 Usage::
@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> dict:
     size, n = (16, 80) if args.quick else (64, args.n_samples)
     X, y = make_galaxies(n, image_size=size, random_state=0)
     settings = (
-        {"n_components": 8, "n_stages": 2, "base_channels": 4, "max_epochs": 2, "batch_size": 32}
+        {
+            "representation_dim": 8,
+            "n_stages": 2,
+            "base_channels": 4,
+            "max_epochs": 2,
+            "batch_size": 32,
+        }
         if args.quick
         else {"max_epochs": args.epochs}
     )

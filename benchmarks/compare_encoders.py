@@ -72,8 +72,8 @@ def data(name: str, shared: Path, quick: bool) -> tuple[np.ndarray, ...]:
 
 def _whitened(embedder: ContrastiveEmbedder, fit_on: np.ndarray, *others: np.ndarray) -> list:
     """``others`` embedded and whitened as ``fit`` on ``fit_on`` would (the raw embedding:
-    the embedders here are fitted with ``whiten=None, normalize=False``)."""
-    mean, components = shrunk_whitening(embedder.transform(fit_on), embedder.n_components, 64)
+    the embedders here are fitted with ``n_components=None, normalize=False``)."""
+    mean, components = shrunk_whitening(embedder.transform(fit_on), embedder.representation_dim, 64)
     return [(embedder.transform(X) - mean) @ components.T for X in others]
 
 
@@ -123,11 +123,11 @@ def run(setting: str, seed: int, args: argparse.Namespace) -> dict:
         random_state=seed,
         early_stopping=False,
         validation_fraction=0.0,
-        whiten=None,
+        n_components=None,
         normalize=False,
     )
     if args.quick:
-        params.update(n_components=8, n_stages=2, base_channels=8, max_epochs=1)
+        params.update(representation_dim=8, n_stages=2, base_channels=8, max_epochs=1)
         plan.update(epre=1, adapt=1)
     X100, X50, y50, query = data("real", args.shared, args.quick)
     result = {"setting": setting, "seed": seed}

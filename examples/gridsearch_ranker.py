@@ -33,13 +33,13 @@ def main(argv=None) -> dict:
         embedder = AutoencoderEmbedder(
             n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
         )
-        grid = {"embedder__latent_dim": [2, 4]}
+        grid = {"embedder__n_components": [2, 4]}
     else:
         X, y = make_galaxies(1500, image_size=32, random_state=0)
         embedder = AutoencoderEmbedder(n_stages=3, n_blocks=2, max_epochs=15, random_state=0)
-        grid = {"embedder__latent_dim": [8, 16, 32]}
+        grid = {"embedder__n_components": [8, 16, 32]}
     # The density plays no part in the score, so it is turned off to save time.
-    ranker = SimilarityRanker(embedder, density=False, n_neighbors=10, invariance=None)
+    ranker = SimilarityRanker(embedder=embedder, density="drop", n_neighbors=10, invariance=None)
     search = GridSearchCV(ranker, grid, cv=3, n_jobs=1).fit(X, y)
     for params, mean, std in zip(
         search.cv_results_["params"],

@@ -57,17 +57,19 @@ def main(argv=None) -> dict:
 
     if args.quick:
         embedder = AutoencoderEmbedder(
-            latent_dim=4, n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
+            n_components=4, n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
         )
         density = FlowDensityEstimator(
             n_layers=2, hidden_features=(16,), max_epochs=2, random_state=0
         )
     else:
         embedder = AutoencoderEmbedder(
-            latent_dim=32, n_stages=4, n_blocks=2, max_epochs=15, random_state=0, verbose=1
+            n_components=32, n_stages=4, n_blocks=2, max_epochs=15, random_state=0, verbose=1
         )
         density = FlowDensityEstimator(n_layers=4, random_state=0, verbose=1)
-    ranker = SimilarityRanker(embedder, density, n_neighbors=16, target_names=names).fit(X, y)
+    ranker = SimilarityRanker(
+        embedder=embedder, density=density, n_neighbors=16, target_names=names
+    ).fit(X, y)
 
     ranking = ranker.rank(query, n_neighbors=len(X), images=X)
     ranked_labels = y[ranking.indices]

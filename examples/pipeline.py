@@ -38,12 +38,12 @@ def main(argv=None) -> dict:
 
     if args.quick:
         embedder = AutoencoderEmbedder(
-            latent_dim=4, n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
+            n_components=4, n_stages=1, n_blocks=1, base_channels=4, max_epochs=1, random_state=0
         )
         flow = FlowDensityEstimator(n_layers=2, hidden_features=(16,), max_epochs=3, random_state=0)
     else:
         embedder = AutoencoderEmbedder(
-            latent_dim=16, n_stages=4, n_blocks=2, max_epochs=15, random_state=0
+            n_components=16, n_stages=4, n_blocks=2, max_epochs=15, random_state=0
         )
         flow = FlowDensityEstimator(n_layers=4, random_state=0)
     pipe = make_pipeline(ImagePreprocessor(crop=size), embedder, flow).fit(X_train)

@@ -139,6 +139,11 @@ class TorchEstimatorMixin:
         settings = TrainingSettings(random_state=random_state, **options)
         return fit_module(module, data, loss_fn, settings, **callables)
 
+    def _resolved(self, name: str) -> Any:
+        """The value parameter ``name`` takes effect with (an estimator with deprecated
+        aliases of a parameter returns the alias's value when that is set)."""
+        return getattr(self, name)
+
     def _initial_weights(
         self, network: torch.nn.Module, module: str, architecture: Sequence[str]
     ) -> None:
@@ -152,7 +157,7 @@ class TorchEstimatorMixin:
         """
         source = resolve_init(self.init, type(self))
         for name in architecture:
-            mine, theirs = getattr(self, name), getattr(source, name)
+            mine, theirs = self._resolved(name), source._resolved(name)
             if mine != theirs:
                 raise ValueError(
                     f"init was trained with {name}={theirs!r} but this estimator has "

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write
+from ._deprecation import upgrade_saved_state
 from ._json_input import check_schema, parse_json
 from ._limits import check_allocation, check_regular_file
 from ._loop import TrainingHistory
@@ -312,12 +313,15 @@ class _Decoder:
                 f"loads; known classes: {sorted(self.known)}."
             )
         estimator = cls.__new__(cls)
+        state = {}
         for key, item in (node.get("state") or {}).items():
             if hasattr(cls, key) or key.startswith("__"):
                 # A class attribute (a method, a property, _rebuilt_after_loading) is
                 # code's, not the file's: an instance value would override it.
                 raise self.fail(f"{where}.{key} names an attribute of the class itself.")
-            estimator.__dict__[key] = self.value(item, f"{where}.{key}")
+            state[key] = self.value(item, f"{where}.{key}")
+        # A file written by galaxysim 0.2 names some parameters as 0.2 did.
+        estimator.__dict__.update(upgrade_saved_state(node["estimator"], state))
         # A parameter added after the file was written takes its default value.
         for key, value in _parameter_defaults(cls).items():
             estimator.__dict__.setdefault(key, value)
@@ -508,7 +512,7 @@ def load_model(path: PathLike, *, expected: type | tuple[type, ...] | None = Non
     >>> import numpy as np
     >>> from galaxysim import AutoencoderEmbedder, load_model, save_model
     >>> X = np.random.default_rng(0).random((20, 8, 8, 3))
-    >>> ae = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1, base_channels=2,
+    >>> ae = AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1, base_channels=2,
     ...                          max_epochs=1, device="cpu", random_state=0).fit(X)
     >>> path = save_model(ae, os.path.join(tempfile.mkdtemp(), "ae.safetensors"))
     >>> loaded = load_model(path, expected=AutoencoderEmbedder)

@@ -20,6 +20,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 # Layers, bottom to top: a module may import from its own layer or below.
 LAYERS = {
     "_version": 0,
+    "_deprecation": 0,
     "_validation": 0,
     "_device": 0,
     "_parameters": 0,

@@ -28,7 +28,7 @@ from galaxysim.embedders.conv_autoencoder import (
 )
 from galaxysim.symmetry import random_dihedral
 
-TINY = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
+TINY = dict(n_components=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_generic_features_are_scaled_and_decoded_in_their_units():
     rng = np.random.default_rng(0)
     table = rng.normal(5.0, 3.0, size=(30, 6))
     est = AutoencoderEmbedder(
-        latent_dim=3,
+        n_components=3,
         n_stages=0,
         n_blocks=1,
         base_channels=4,
@@ -280,7 +280,7 @@ def test_wrong_image_shape_after_fit(fitted, images):
         fitted.transform(images[..., :1])
     with pytest.raises(ValueError, match="fitted on images"):
         fitted.reconstruction_error(np.zeros((2, 32, 32, 3)))
-    with pytest.raises(ValueError, match="latent_dim=4"):
+    with pytest.raises(ValueError, match="n_components=4"):
         fitted.inverse_transform(np.zeros((2, 3)))
 
 
@@ -296,12 +296,12 @@ def test_methods_need_a_fit(images):
 @pytest.mark.parametrize(
     "param, value, error",
     [
-        ("latent_dim", 0, ValueError),
+        ("n_components", 0, ValueError),
         ("n_stages", -1, ValueError),
         ("n_blocks", 2.5, TypeError),
         ("base_channels", 0, ValueError),
         ("channel_growth", 0.5, ValueError),
-        ("augment", "yes", TypeError),
+        ("random_dihedral", "yes", TypeError),
         ("learning_rate", 0.0, ValueError),
         ("validation_fraction", 1.5, ValueError),
         ("image_shape", (16, 16, 3, 1), ValueError),
@@ -356,7 +356,7 @@ def test_gpu_fitted_model_loads_on_a_cpu_only_machine(images, tmp_path):
     np.testing.assert_allclose(np.load(output), est.transform(images), atol=1e-5)
 
 
-def test_pipeline_and_grid_search_over_latent_dim(images):
+def test_pipeline_and_grid_search_over_n_components(images):
     flat = images.reshape(len(images), -1)
     pipe = Pipeline(
         [
@@ -368,11 +368,11 @@ def test_pipeline_and_grid_search_over_latent_dim(images):
             )
         ]
     )
-    search = GridSearchCV(pipe, {"ae__latent_dim": [1, 16]}, cv=2).fit(flat)
+    search = GridSearchCV(pipe, {"ae__n_components": [1, 16]}, cv=2).fit(flat)
     scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores)) and np.all(scores < 0)
     # Scores are negative reconstruction errors: a 16-number code reconstructs better.
-    assert search.best_params_ == {"ae__latent_dim": 16}
+    assert search.best_params_ == {"ae__n_components": 16}
     best = search.best_estimator_
     assert best.transform(flat).shape == (40, 16)
     assert best.inverse_transform(best.transform(flat)).shape == flat.shape
@@ -383,7 +383,7 @@ def test_pipeline_and_grid_search_over_latent_dim(images):
 @parametrize_with_checks(
     [
         AutoencoderEmbedder(
-            latent_dim=2, n_stages=0, n_blocks=1, base_channels=4, max_epochs=2, device="cpu"
+            n_components=2, n_stages=0, n_blocks=1, base_channels=4, max_epochs=2, device="cpu"
         )
     ]
 )
@@ -409,7 +409,7 @@ def test_latent_space_beats_pca_on_same_class_neighbors():
     X, y = make_galaxies(900, image_size=32, random_state=0)
     X_fit, y_fit, X_held, y_held = X[:600], y[:600], X[600:], y[600:]
     ae = AutoencoderEmbedder(
-        latent_dim=4,
+        n_components=4,
         n_stages=3,
         n_blocks=1,
         base_channels=8,
@@ -434,7 +434,7 @@ def test_fit_on_real_galaxy10_images(galaxy10_samples):
     crops = center_crop(images, 64)
     assert crops.shape == (len(names), 64, 64, 3)
     est = AutoencoderEmbedder(
-        latent_dim=8,
+        n_components=8,
         n_stages=3,
         n_blocks=1,
         base_channels=4,
@@ -503,5 +503,45 @@ def test_init_of_another_image_size_is_refused(fitted, images):
 
     with pytest.raises(ValueError, match="does not fit"):
         AutoencoderEmbedder(**TINY, init=FrozenEstimator(fitted)).fit(images[:, :8, :8])
-    with pytest.raises(ValueError, match="latent_dim=4"):
-        AutoencoderEmbedder(**{**TINY, "latent_dim": 8}, init=FrozenEstimator(fitted)).fit(images)
+    with pytest.raises(ValueError, match="n_components=4"):
+        AutoencoderEmbedder(**{**TINY, "n_components": 8}, init=FrozenEstimator(fitted)).fit(images)
+
+
+# -- the 0.3 renames: latent_dim -> n_components, augment -> random_dihedral ------------------
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [({"latent_dim": 3}, {"n_components": 3}), ({"augment": False}, {"random_dihedral": False})],
+)
+def test_renamed_parameters_warn_and_train_the_same_model(images, old, new):
+    with pytest.warns(FutureWarning, match=f"{next(iter(old))} was renamed {next(iter(new))}"):
+        before = AutoencoderEmbedder(**TINY, **old, random_state=0).fit(images)
+    after = AutoencoderEmbedder(**{**TINY, **new}, random_state=0).fit(images)
+    np.testing.assert_array_equal(before.transform(images), after.transform(images))
+    assert before.get_feature_names_out().tolist() == after.get_feature_names_out().tolist()
+
+
+def test_a_deprecated_parameter_survives_get_params_clone_and_grid_search(images):
+    from sklearn.base import clone
+
+    embedder = AutoencoderEmbedder(**{**TINY, "n_components": 8}, latent_dim=2)
+    assert embedder.get_params()["latent_dim"] == 2
+    copy = clone(embedder)
+    assert copy.latent_dim == 2 and copy.set_params(latent_dim=3).latent_dim == 3
+    with pytest.warns(FutureWarning, match="latent_dim was renamed n_components"):
+        assert copy.fit(images).transform(images).shape == (len(images), 3)
+    flat = images.reshape(len(images), -1)
+    pipe = Pipeline([("ae", AutoencoderEmbedder(**TINY, image_shape=images.shape[1:]))])
+    with pytest.warns(FutureWarning, match="latent_dim was renamed"):
+        search = GridSearchCV(pipe, {"ae__latent_dim": [1, 2]}, cv=2).fit(flat)
+    assert (
+        search.best_estimator_[-1].transform(flat).shape[1] == search.best_params_["ae__latent_dim"]
+    )
+
+
+def test_a_bad_deprecated_value_is_named_by_its_old_name(images):
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="latent_dim"):
+        AutoencoderEmbedder(**TINY, latent_dim=0).fit(images)
+    with pytest.warns(FutureWarning), pytest.raises(TypeError, match="augment"):
+        AutoencoderEmbedder(**TINY, augment="yes").fit(images)

@@ -211,16 +211,17 @@ def test_contrastive_quick(capsys):
     printed = capsys.readouterr().out
     assert len(_markdown_rows(printed)) == 3 + 4 + len(rates)
     assert "python benchmarks/bench_contrastive.py --quick" in printed
-    assert "whiten=None" in printed and f"whiten={bench.WHITEN} (default)" in printed
+    assert "n_components=None" in printed
+    assert f"n_components={bench.WHITEN} (default)" in printed
     assert "standardi" not in printed
     # The bare loop and the convergence curve follow the estimator's defaults.
     defaults = bench.ContrastiveEmbedder().get_params()
-    assert defaults["batch_size"] == bench.BATCH and defaults["whiten"] == bench.WHITEN
+    assert defaults["batch_size"] == bench.BATCH and defaults["n_components"] == bench.WHITEN
     assert all(bench.NETWORK[name] == defaults[name] for name in bench.NETWORK)
     # The convergence curve scores the embedding whitened as transform whitens it.
     images = np.random.default_rng(0).random((20, 32, 32, 3)).astype(np.float32)
     embedding = bench.BareLoop(images, bench.QUICK).embed()
-    width = min(bench.WHITEN, bench.QUICK.network["n_components"], len(images))
+    width = min(bench.WHITEN, bench.QUICK.network["representation_dim"], len(images))
     assert embedding.shape == (20, width)
     np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-8)
     assert np.all(embedding.std(axis=0, ddof=1) <= 1 + 1e-8)
@@ -278,7 +279,7 @@ def test_query_warning_on_a_tiny_demo_model(tmp_path, capsys):
                 "16",
                 "--embedder",
                 "pca",
-                "--latent-dim",
+                "--n-components",
                 "4",
                 "--max-epochs",
                 "1",

@@ -34,7 +34,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "2",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]
@@ -441,11 +441,28 @@ def test_model_flags_are_spelled_like_the_estimator_parameters(capsys):
         defaults.n_neighbors,
         defaults.image_size,
     ) == (5, 1, 8, None, 50, None, 64)
-    assert defaults.embedder == "contrastive" and defaults.latent_dim is None
+    assert defaults.embedder == "contrastive" and defaults.n_components is None
     for old in ("--stages", "--blocks", "--channels", "--epochs", "--flow-epochs", "--k"):
         with pytest.raises(SystemExit):
             parser.parse_args(["demo", old, "3"])
     capsys.readouterr()
+
+
+def test_latent_dim_is_a_deprecated_alias_of_n_components(capsys):
+    from galaxysim.app.building import build_embedder
+    from galaxysim.app.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["demo", "--latent-dim", "12"])
+    assert "--latent-dim is deprecated" in capsys.readouterr().err
+    assert args.n_components == 12
+    args.quiet = True
+    assert build_embedder(args).n_components == 12
+    assert build_embedder(args, "autoencoder").n_components == 12
+    new = parser.parse_args(["demo", "--n-components", "12"])
+    assert capsys.readouterr().err == "" and vars(new) == vars(
+        parser.parse_args(["demo", "--latent-dim", "12"])
+    )
 
 
 def test_info_without_data(tmp_path, monkeypatch, capsys):

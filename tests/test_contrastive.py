@@ -37,7 +37,7 @@ from galaxysim.embedders.whitening import shrunk_whitening
 from galaxysim.metrics import same_class_rate
 
 TINY = dict(
-    n_components=8,
+    representation_dim=8,
     n_stages=2,
     base_channels=4,
     projection_dim=16,
@@ -262,7 +262,9 @@ def _distances(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def raw(images) -> ContrastiveEmbedder:
-    return ContrastiveEmbedder(**TINY, whiten=None, normalize=False, random_state=0).fit(images)
+    return ContrastiveEmbedder(**TINY, n_components=None, normalize=False, random_state=0).fit(
+        images
+    )
 
 
 @pytest.fixture(scope="module")
@@ -273,11 +275,16 @@ def unnormalized(images) -> ContrastiveEmbedder:
 
 def test_defaults():
     params = ContrastiveEmbedder().get_params()
-    assert params["whiten"] == 64 and params["batch_size"] == 128 and params["n_views"] == 2
+    assert (
+        params["n_components"] == 64
+        and params["representation_dim"] == 128
+        and params["batch_size"] == 128
+        and params["n_views"] == 2
+    )
     assert "standardize" not in params
 
 
-def test_whiten_none_returns_the_raw_network_embedding(raw, images):
+def test_n_components_none_returns_the_raw_network_embedding(raw, images):
     np.testing.assert_array_equal(raw.whitening_mean_, np.zeros(8))
     np.testing.assert_array_equal(raw.whitening_components_, np.eye(8))
     embedding = raw.transform(images)
@@ -290,7 +297,7 @@ def test_whiten_none_returns_the_raw_network_embedding(raw, images):
 
 def test_whitened_embedding_of_the_training_images(unnormalized, raw, images):
     fitted = unnormalized
-    embedding = fitted.transform(images)  # the default, whiten=64: min(64, 8, 40) = 8 columns
+    embedding = fitted.transform(images)  # the default, n_components=64: min(64, 8, 40) = 8 columns
     assert embedding.shape == (40, 8)
     assert fitted.whitening_mean_.shape == (8,) and fitted.whitening_components_.shape == (8, 8)
     # The same network either way: whitening is an affine map of the raw embedding.
@@ -333,8 +340,8 @@ def test_normalize_scales_the_whitened_embedding_to_unit_length(fitted, unnormal
     np.testing.assert_allclose(_distances(normalized) ** 2, 2 - 2 * cosine, atol=1e-9)
 
 
-def test_whiten_keeps_the_strongest_directions(raw, images):
-    est = ContrastiveEmbedder(**TINY, whiten=3, normalize=False, random_state=0).fit(images)
+def test_n_components_keeps_the_strongest_directions(raw, images):
+    est = ContrastiveEmbedder(**TINY, n_components=3, normalize=False, random_state=0).fit(images)
     embedding = est.transform(images)
     assert embedding.shape == (40, 3) and est.whitening_components_.shape == (3, 8)
     assert list(est.get_feature_names_out()) == [f"contrastiveembedder{i}" for i in range(3)]
@@ -344,7 +351,7 @@ def test_whiten_keeps_the_strongest_directions(raw, images):
     np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-9)
 
 
-def test_whiten_keeps_no_more_directions_than_training_images(images):
+def test_n_components_keeps_no_more_directions_than_training_images(images):
     est = ContrastiveEmbedder(**{**TINY, "batch_size": 4}, random_state=0).fit(images[:5])
     assert est.whitening_components_.shape == (5, 8)
     assert est.transform(images).shape == (40, 5)
@@ -380,8 +387,8 @@ def test_shrinkage_limits_the_amplification_of_weak_directions():
     np.testing.assert_array_equal(components, np.eye(5))
 
 
-def test_whiten_accepts_numpy_integers(images, fitted):
-    est = ContrastiveEmbedder(**TINY, whiten=np.int64(64), random_state=0).fit(images)
+def test_n_components_accepts_numpy_integers(images, fitted):
+    est = ContrastiveEmbedder(**TINY, n_components=np.int64(64), random_state=0).fit(images)
     np.testing.assert_array_equal(est.transform(images), fitted.transform(images))
 
 
@@ -588,16 +595,16 @@ def test_verbose_shows_progress(images, capsys):
         ("augmentation", "noise", TypeError),
         ("augmentation", {"max_noise": 0.1}, TypeError),
         ("dihedral_average", "yes", TypeError),
-        ("whiten", 0, ValueError),
+        ("n_components", 0, ValueError),
         ("n_views", 1, ValueError),
         ("n_views", 2.0, TypeError),
-        ("whiten", -1, ValueError),
-        ("whiten", 1.5, TypeError),
-        ("whiten", "a", TypeError),
-        ("whiten", True, TypeError),
-        ("whiten", False, TypeError),
+        ("n_components", -1, ValueError),
+        ("n_components", 1.5, TypeError),
+        ("n_components", "a", TypeError),
+        ("n_components", True, TypeError),
+        ("n_components", False, TypeError),
         ("normalize", "yes", TypeError),
-        ("n_components", 0, ValueError),
+        ("representation_dim", 0, ValueError),
         ("n_stages", 0, ValueError),
         ("projection_dim", 2.5, TypeError),
         ("learning_rate", 0.0, ValueError),
@@ -676,7 +683,7 @@ def test_save_model_round_trips_the_embedder_and_a_ranker(images, tmp_path):
     assert loaded.history_.as_dict() == est.history_.as_dict()
 
     labels = np.arange(len(images)) % 4
-    ranker = SimilarityRanker(ContrastiveEmbedder(**TINY, random_state=0), density=False)
+    ranker = SimilarityRanker(embedder=ContrastiveEmbedder(**TINY, random_state=0), density="drop")
     ranker.fit(images, labels)
     again = load_model(save_model(ranker, tmp_path / "r.safetensors"), expected=SimilarityRanker)
     np.testing.assert_array_equal(again.transform(images), ranker.transform(images))
@@ -731,7 +738,7 @@ def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images
 @parametrize_with_checks(
     [
         ContrastiveEmbedder(
-            n_components=4,
+            representation_dim=4,
             n_stages=1,
             base_channels=4,
             projection_dim=8,
@@ -753,7 +760,7 @@ def test_sklearn_compatible(estimator, check):
 
 # --- AutoencoderEmbedder(augmentation=...): the denoising autoencoder -------------------------
 
-TINY_AE = dict(latent_dim=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
+TINY_AE = dict(n_components=4, n_stages=2, n_blocks=1, base_channels=4, max_epochs=2, device="cpu")
 
 
 def test_denoising_autoencoder_trains_on_augmented_inputs(images, monkeypatch):
@@ -767,7 +774,7 @@ def test_denoising_autoencoder_trains_on_augmented_inputs(images, monkeypatch):
     monkeypatch.setattr(autoencoder_module, "reconstruction_loss", recording)
     augmentation = GalaxyAugmentation(**{**NO_AUGMENTATION, "max_noise": 0.1})
     est = AutoencoderEmbedder(
-        **TINY_AE, augment=False, augmentation=augmentation, random_state=0
+        **TINY_AE, random_dihedral=False, augmentation=augmentation, random_state=0
     ).fit(images)
     training = [batch for in_training, batch in seen if in_training]
     assert training and all(len(batch) == 2 for batch in training)
@@ -878,8 +885,8 @@ def test_bad_init_is_named(images, init, error, match):
 def test_init_of_another_architecture_is_refused(fitted, images):
     from sklearn.frozen import FrozenEstimator
 
-    with pytest.raises(ValueError, match="n_components=8"):
-        ContrastiveEmbedder(**{**TINY, "n_components": 16}, init=FrozenEstimator(fitted)).fit(
+    with pytest.raises(ValueError, match="representation_dim=8"):
+        ContrastiveEmbedder(**{**TINY, "representation_dim": 16}, init=FrozenEstimator(fitted)).fit(
             images
         )
     with pytest.raises(ValueError, match="channels"):
@@ -894,7 +901,9 @@ def test_clone_of_a_bare_fitted_init_explains_frozen_estimator(fitted, images):
 def test_init_from_a_saved_ranker_takes_its_embedder(fitted, images, tmp_path):
     from sklearn.frozen import FrozenEstimator
 
-    ranker = SimilarityRanker(FrozenEstimator(fitted), False, invariance=None).fit(images)
+    ranker = SimilarityRanker(
+        embedder=FrozenEstimator(fitted), density="drop", invariance=None
+    ).fit(images)
     path = save_model(ranker, tmp_path / "ranker.safetensors")
     from_ranker = ContrastiveEmbedder(**TINY, random_state=1, init=path).fit(images)
     from_embedder = ContrastiveEmbedder(**TINY, random_state=1, init=FrozenEstimator(fitted)).fit(
@@ -912,3 +921,31 @@ def test_the_plain_encoder_is_still_available(images):
     plain = ContrastiveEmbedder(**TINY, encoder="conv", random_state=0).fit(images)
     assert isinstance(plain.network_, ContrastiveEncoder)
     assert plain.transform(images).shape == (40, 8)
+
+
+# -- the 0.3 names: n_components is the output's width, representation_dim the network's -----
+
+
+def test_whiten_is_deprecated_and_read_as_in_version_02(images, unnormalized):
+    old = dict(TINY)
+    old["n_components"] = old.pop("representation_dim")  # 0.2: the network's width
+    est = ContrastiveEmbedder(**old, whiten=3, normalize=False, random_state=0)
+    assert est.get_params()["whiten"] == 3 and clone(est).whiten == 3
+    with pytest.warns(FutureWarning, match="n_components=3, representation_dim=8"):
+        est.fit(images)
+    new = ContrastiveEmbedder(**TINY, n_components=3, normalize=False, random_state=0).fit(images)
+    np.testing.assert_array_equal(est.transform(images), new.transform(images))
+    assert est.transform(images).shape == (40, 3)
+    # whiten=None: the raw network embedding, as n_components=None gives it.
+    with pytest.warns(FutureWarning):
+        raw_old = ContrastiveEmbedder(**old, whiten=None, normalize=False, random_state=0)
+        raw_old.fit(images)
+    assert raw_old.transform(images).shape == (40, 8)
+    assert not np.allclose(raw_old.whitening_components_, unnormalized.whitening_components_)
+
+
+def test_n_components_is_the_width_of_transform_by_default():
+    est = ContrastiveEmbedder()
+    assert (est.n_components, est.representation_dim) == (64, 128)
+    with pytest.raises(ValueError, match="representation_dim"):
+        ContrastiveEmbedder(**{**TINY, "representation_dim": 0}).fit(np.zeros((4, 8, 8, 3)))

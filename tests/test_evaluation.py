@@ -613,7 +613,7 @@ def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
     names = list(SYNTHETIC_CLASSES)
     other, _ = make_galaxies(40, image_size=16, random_state=1)
     model = ContrastiveEmbedder(
-        n_components=8,
+        representation_dim=8,
         n_stages=2,
         base_channels=8,
         max_epochs=1,

@@ -41,7 +41,7 @@ def test_pipeline_example():
 
 def test_gridsearch_ranker_example():
     results = _load("gridsearch_ranker").main(["--quick"])
-    assert results["best_params"]["embedder__latent_dim"] in (2, 4)
+    assert results["best_params"]["embedder__n_components"] in (2, 4)
     assert 0.0 <= results["best_score"] <= 1.0
 
 

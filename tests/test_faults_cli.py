@@ -38,7 +38,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "1",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]
@@ -180,7 +180,7 @@ def test_a_pickle_model_never_runs_without_trust_pickle(tmp_path, capsys):
 
     query = _image_folder(tmp_path / "data")
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
-    ranker = SimilarityRanker(embedder, False).fit(
+    ranker = SimilarityRanker(embedder=embedder, density="drop").fit(
         make_galaxies(20, image_size=16, random_state=0)[0]
     )
     real = tmp_path / "real.joblib"

@@ -30,7 +30,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "1",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]

@@ -302,7 +302,7 @@ def test_activation_estimate_matches_what_autograd_keeps(kwargs):
 def test_fit_refuses_a_batch_the_memory_cannot_hold(monkeypatch):
     X = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
     embedder = AutoencoderEmbedder(
-        latent_dim=2,
+        n_components=2,
         n_stages=1,
         n_blocks=1,
         base_channels=2,

@@ -26,7 +26,7 @@ from galaxysim.app.cli import main
 FAST = [
     "--embedder",
     "pca",
-    "--latent-dim",
+    "--n-components",
     "3",
     "--n-stages",
     "1",
@@ -70,7 +70,7 @@ def model(tmp_path_factory) -> Path:
 
     images = make_galaxies(30, image_size=16, random_state=0)[0]
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
-    ranker = SimilarityRanker(embedder, density=False).fit(images)
+    ranker = SimilarityRanker(embedder=embedder, density="drop").fit(images)
     return save_model(ranker, tmp_path_factory.mktemp("model") / "model.safetensors")
 
 
@@ -250,7 +250,9 @@ def test_hostile_saved_searches_are_one_line(tmp_path, model, capsys, ef_search,
     pytest.importorskip("faiss")
     from galaxysim.ranking import NeighborSearch
 
-    index = NeighborSearch("faiss-hnsw", M=8).fit(np.random.default_rng(0).random((40, 3)))
+    index = NeighborSearch(algorithm="faiss-hnsw", M=8).fit(
+        np.random.default_rng(0).random((40, 3))
+    )
     folder = index.save(tmp_path / "index")
     header = json.loads((folder / "search.json").read_text())
     if ef_search == "nested":

@@ -323,3 +323,34 @@ def test_list_image_files_names_a_folder_without_images(tmp_path):
     (tmp_path / "notes.txt").write_text("no images")
     with pytest.raises(ValueError, match="holds no image files"):
         list_image_files(tmp_path)
+
+
+def test_image_preprocessor_takes_keywords_only():
+    with pytest.warns(FutureWarning, match="pass crop=..., image_size=... by name"):
+        prep = ImagePreprocessor(16, 8)
+    assert (prep.crop, prep.image_size) == (16, 8)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        ImagePreprocessor(16, 8, None, False, "extra")
+
+
+def test_image_preprocessor_output_container():
+    X = np.random.default_rng(0).random((3, 4, 4, 2)).astype(np.float32)
+    images = ImagePreprocessor(crop=None).set_output(transform="pandas")
+    # Images fit in no table: an array, whatever the container asked for.
+    assert isinstance(images.fit_transform(X), np.ndarray)
+    names = images.get_feature_names_out()
+    assert names.tolist() == [f"pixel{i}" for i in range(32)]
+    # The names follow the flattened layout of one output image.
+    flat = ImagePreprocessor(crop=None, flatten=True).set_output(transform="default")
+    assert flat.fit_transform(X).shape == (3, len(names))
+    assert clone(flat.set_output(transform="polars"))._sklearn_output_config == {
+        "transform": "polars"
+    }
+    with pytest.raises(ValueError, match="transform must be one of"):
+        flat.set_output(transform="table")
+    pd = pytest.importorskip("pandas")
+    table = (
+        ImagePreprocessor(crop=None, flatten=True).set_output(transform="pandas").fit_transform(X)
+    )
+    assert isinstance(table, pd.DataFrame) and table.columns.tolist() == names.tolist()
+    np.testing.assert_array_equal(table.to_numpy(), X.reshape(3, -1))

@@ -25,7 +25,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "1",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]
@@ -122,11 +122,13 @@ def test_embed_index_and_rank_from_the_index(demo, collection, tmp_path):
     assert summary["n_neighbors"] == 5 and "provenance" in summary
     # The same neighbours as the ranker that embeds the whole collection itself.
     ranker = load_model(model)
+    from sklearn.frozen import FrozenEstimator
+
     from galaxysim.images import load_image
 
     # The saved, fitted embedder embeds the collection (fit would retrain an unfitted one).
     expected = (
-        ranker.set_params(n_neighbors=5, embedder=ranker.embedder_)
+        ranker.set_params(n_neighbors=5, embedder=FrozenEstimator(ranker.embedder_))
         .fit(images)
         .kneighbors(load_image(query)[None])[1][0]
     )

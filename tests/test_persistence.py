@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 
 from galaxysim import (
     AutoencoderEmbedder,
+    ContrastiveEmbedder,
     FlowDensityEstimator,
     ImagePreprocessor,
     SimilarityRanker,
@@ -25,7 +27,7 @@ from galaxysim.datasets import make_galaxies, make_milky_way
 from galaxysim.persistence import FORMAT, ModelFileError
 
 TINY_AE = dict(
-    latent_dim=4,
+    n_components=4,
     n_stages=2,
     n_blocks=1,
     base_channels=4,
@@ -45,8 +47,8 @@ def galaxies():
 def ranker(galaxies):
     X, y = galaxies
     return SimilarityRanker(
-        AutoencoderEmbedder(**TINY_AE),
-        FlowDensityEstimator(**TINY_FLOW),
+        embedder=AutoencoderEmbedder(**TINY_AE),
+        density=FlowDensityEstimator(**TINY_FLOW),
         target_names=["a", "b", "c", "d", "e"],
     ).fit(X, y)
 
@@ -114,11 +116,11 @@ def test_image_flow_and_autoencoder_round_trip_exactly(galaxies, tmp_path):
 def test_sklearn_pipelines_and_unfitted_estimators_round_trip(galaxies, tmp_path):
     X, y = galaxies
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(5, random_state=0))
-    ranker = SimilarityRanker(embedder, False, invariance=None).fit(X, y)
+    ranker = SimilarityRanker(embedder=embedder, density="drop", invariance=None).fit(X, y)
     loaded = load_model(save_model(ranker, tmp_path / "p.safetensors"))
     np.testing.assert_array_equal(loaded.transform(X), ranker.transform(X))
-    fresh = load_model(save_model(AutoencoderEmbedder(latent_dim=7), tmp_path / "u.safetensors"))
-    assert fresh.get_params() == AutoencoderEmbedder(latent_dim=7).get_params()
+    fresh = load_model(save_model(AutoencoderEmbedder(n_components=7), tmp_path / "u.safetensors"))
+    assert fresh.get_params() == AutoencoderEmbedder(n_components=7).get_params()
 
 
 def test_loading_leaves_the_callers_random_streams_alone(ranker, tmp_path):
@@ -161,7 +163,7 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
         (lambda h: h.update(format_version=99), "version 99"),
         (lambda h: h.update(format="other"), "not a galaxysim model"),
         (lambda h: h["model"].update(estimator="posix.system"), "not one galaxysim loads"),
-        (lambda h: h["model"]["state"].update(latent_dim=2), "do not match|needs"),
+        (lambda h: h["model"]["state"].update(n_components=2), "do not match|needs"),
         (lambda h: h["model"]["state"].update(history_={"pickle": "x"}), "unknown kind"),
     ],
 )
@@ -274,7 +276,7 @@ DENSITY = ("model", "state", "density_", "state")
         (_set(("model",), [1]), "model must be an object or null"),
         (_set(("format_version",), "1"), "format_version must be an integer"),
         (_set((*EMBEDDER, "history_"), {"history": [1]}), "could not be read"),
-        (_set((*EMBEDDER, "latent_dim"), -3), "latent_dim"),
+        (_set((*EMBEDDER, "n_components"), -3), "n_components"),
         (_set(("model", "state", "image_shape_"), {"tuple": [10**6, 10**6, 3]}), "larger than"),
         (
             _set(("model", "state", "image_shape_"), {"tuple": [16, 16, 0]}),
@@ -302,3 +304,81 @@ def test_the_module_docstring_names_every_class_a_file_may_hold():
 
     missing = [name for name in persistence._known_classes() if name not in persistence.__doc__]
     assert not missing, f"galaxysim.persistence's docstring does not name {missing}"
+
+
+# -- model files written by galaxysim 0.2, which named some parameters otherwise ----------------
+
+
+def _as_written_by_02(header):
+    """Give a header the parameter names and values galaxysim 0.2 wrote."""
+    header["galaxysim_version"] = "0.2.0"
+
+    def walk(node):
+        if isinstance(node, dict) and "estimator" in node and isinstance(node["state"], dict):
+            state, name = node["state"], node["estimator"]
+            if name == "AutoencoderEmbedder":
+                del state["latent_dim"], state["augment"]
+                state["latent_dim"] = state.pop("n_components")
+                state["augment"] = state.pop("random_dihedral")
+            if name == "ContrastiveEmbedder":
+                del state["whiten"]
+                state["whiten"] = state.pop("n_components")
+                state["n_components"] = state.pop("representation_dim")
+            if name == "SimilarityRanker":
+                if state["density"] == "drop":
+                    state["density"] = False
+                state["neighbors_params"] = {"dict": {"algorithm": state.pop("search")}}
+        if isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(header["model"])
+
+
+def test_an_02_autoencoder_ranker_loads_under_the_new_names(ranker, galaxies, tmp_path):
+    X, _ = galaxies
+    path = _rewrite(save_model(ranker, tmp_path / "r.safetensors"), _as_written_by_02)
+    state = json.loads(safe_open(str(path), framework="pt").metadata()[FORMAT])["model"]["state"]
+    assert state["embedder_"]["state"]["latent_dim"] == 4  # the file really has the old names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # loading an old file is not the user's deprecated call
+        loaded = load_model(path, expected=SimilarityRanker)
+    embedder = loaded.embedder_
+    assert (embedder.n_components, embedder.random_dihedral) == (4, True)
+    assert embedder.latent_dim == "deprecated" and embedder.augment == "deprecated"
+    assert loaded.search == "auto" and loaded.neighbors_params is None
+    np.testing.assert_array_equal(loaded.transform(X), ranker.transform(X))
+    np.testing.assert_array_equal(loaded.score_samples(X), ranker.score_samples(X))
+
+
+def test_an_02_contrastive_model_and_a_ranker_without_density_load(galaxies, tmp_path):
+    X, y = galaxies
+    embedder = ContrastiveEmbedder(
+        n_components=3,
+        representation_dim=8,
+        n_stages=1,
+        base_channels=4,
+        projection_dim=4,
+        max_epochs=1,
+        batch_size=16,
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    path = _rewrite(save_model(embedder, tmp_path / "c.safetensors"), _as_written_by_02)
+    loaded = load_model(path, expected=ContrastiveEmbedder)
+    assert (loaded.n_components, loaded.representation_dim, loaded.whiten) == (3, 8, "deprecated")
+    np.testing.assert_array_equal(loaded.transform(X), embedder.transform(X))
+    pixels = SimilarityRanker(
+        embedder=make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(4)),
+        density="drop",
+        search="brute",
+        invariance=None,
+    ).fit(X, y)
+    path = _rewrite(save_model(pixels, tmp_path / "p.safetensors"), _as_written_by_02)
+    loaded = load_model(path, expected=SimilarityRanker)
+    assert (loaded.density, loaded.search, loaded.neighbors_params) == ("drop", "brute", None)
+    assert loaded.search_.algorithm_ == "brute"
+    np.testing.assert_array_equal(loaded.kneighbors(X[:5])[1], pixels.kneighbors(X[:5])[1])

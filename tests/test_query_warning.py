@@ -28,7 +28,7 @@ REAL_MILKY_WAY = SHARED / "milky_way" / "milky_way_artist_impression_256.png"
 
 def _ranker() -> SimilarityRanker:
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(16, random_state=0))
-    return SimilarityRanker(embedder, False, invariance=None, n_neighbors=3)
+    return SimilarityRanker(embedder=embedder, density="drop", invariance=None, n_neighbors=3)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,9 @@ def test_a_0_2_pickle_gives_the_same_diagnosis(builtin):
 
 def test_no_pixel_check_for_vectors_or_small_collections():
     rng = np.random.default_rng(0)
-    vectors = SimilarityRanker(PCA(2), False, invariance=None).fit(rng.normal(size=(40, 5)))
+    vectors = SimilarityRanker(embedder=PCA(2), density="drop", invariance=None).fit(
+        rng.normal(size=(40, 5))
+    )
     assert vectors.diagnostics_.pixel_statistics_ is None
     assert vectors.rank(rng.normal(size=5)).diagnostics.pixel_outlyingness is None
     images = rng.random((10, 16, 16, 3)).astype(np.float32)

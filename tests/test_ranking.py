@@ -1,16 +1,18 @@
 """SimilarityRanker and Ranking, on fast sklearn parts (PCA embedder, KDE density)."""
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from galaxysim.images import ImagePreprocessor
@@ -48,7 +50,10 @@ def data():
 def fitted(data):
     X, y = data
     return SimilarityRanker(
-        _pca(), KernelDensity(bandwidth=1.0), n_neighbors=5, target_names=["bar", "ring"]
+        embedder=_pca(),
+        density=KernelDensity(bandwidth=1.0),
+        n_neighbors=5,
+        target_names=["bar", "ring"],
     ).fit(X, y)
 
 
@@ -100,9 +105,15 @@ def test_search_seam_and_query_percentiles(fitted, data):
     assert diagnosis.typicality == expected
 
 
-def test_parameters_after_density_are_keyword_only():
-    with pytest.raises(TypeError):
-        SimilarityRanker(None, None, 5)
+def test_positional_parameters_are_deprecated_then_refused():
+    with pytest.warns(FutureWarning, match="keyword arguments only: pass embedder=..., density="):
+        ranker = SimilarityRanker(_pca(), "drop")
+    assert ranker.density == "drop" and ranker.get_params()["n_neighbors"] == 10
+    # More positional arguments than parameters, or a value given twice: a TypeError.
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        SimilarityRanker(*range(20))
+    with pytest.raises(TypeError, match="multiple values for argument 'embedder'"):
+        SimilarityRanker(_pca(), embedder=_pca())
 
 
 def test_rank_the_whole_collection_orders_classes(fitted, data):
@@ -116,7 +127,7 @@ def test_rank_the_whole_collection_orders_classes(fitted, data):
 
 def test_dihedral_invariance_matches_rotated_queries(data):
     X, _y = data
-    ranker = SimilarityRanker(_pca(), False, n_neighbors=3).fit(X)
+    ranker = SimilarityRanker(embedder=_pca(), density="drop", n_neighbors=3).fit(X)
     rotated = np.rot90(X[3], k=1, axes=(0, 1))
     assert ranker.rank(rotated).indices[0] == 3
     assert ranker.rank(rotated).distances[0] == pytest.approx(0.0, abs=1e-5)
@@ -126,7 +137,7 @@ def test_dihedral_invariance_matches_rotated_queries(data):
 
 def test_dihedral_merge_equals_brute_force(data):
     X, _ = data
-    ranker = SimilarityRanker(_pca(), False, n_neighbors=7).fit(X)
+    ranker = SimilarityRanker(embedder=_pca(), density="drop", n_neighbors=7).fit(X)
     queries = X[[1, 30]] * 0.9
     dist, idx = ranker.kneighbors(queries)
     views = [ranker.embedder_.transform(v) for v in dihedral_views(queries)]
@@ -141,7 +152,11 @@ def test_dihedral_merge_equals_brute_force(data):
 def test_likelihood_method_ranks_by_log_density_gap(data):
     X, y = data
     ranker = SimilarityRanker(
-        _pca(), KernelDensity(bandwidth=1.0), method="likelihood", invariance=None, n_neighbors=4
+        embedder=_pca(),
+        density=KernelDensity(bandwidth=1.0),
+        method="likelihood",
+        invariance=None,
+        n_neighbors=4,
     ).fit(X, y)
     ranking = ranker.rank(X[10])
     gaps = np.abs(ranker.log_density_ - ranker.log_density_[10])
@@ -211,9 +226,9 @@ def test_score_excludes_self_matches_on_the_fitted_data(fitted, data):
     shuffled = np.random.default_rng(0).permutation(y)
     assert fitted.score(X, shuffled) < on_fit
     # A copy of the data is recognised as the fitted data (no self-match credit).
-    degenerate = SimilarityRanker(_pca(), False, n_neighbors=1, invariance=None).fit(
-        X, np.arange(40)
-    )
+    degenerate = SimilarityRanker(
+        embedder=_pca(), density="drop", n_neighbors=1, invariance=None
+    ).fit(X, np.arange(40))
     assert degenerate.score(X.copy(), np.arange(40)) == 0.0
     assert degenerate.score(X * 0.999, np.arange(40)) > 0.9  # new images: matched to the originals
 
@@ -221,7 +236,7 @@ def test_score_excludes_self_matches_on_the_fitted_data(fitted, data):
 def test_grid_search_tunes_the_embedder(data):
     X, y = data
     search = GridSearchCV(
-        SimilarityRanker(_pca(), False, n_neighbors=3, invariance=None),
+        SimilarityRanker(embedder=_pca(), density="drop", n_neighbors=3, invariance=None),
         {"embedder__pca__n_components": [1, 4]},
         cv=2,
     ).fit(X, y)
@@ -229,13 +244,106 @@ def test_grid_search_tunes_the_embedder(data):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
 
 
-def test_prefitted_embedder_is_not_refitted(data):
+def test_prefitted_embedder_is_used_as_is_with_a_future_warning(data):
     X, _y = data
     embedder = _pca().fit(X[:20])
     components = embedder[-1].components_.copy()
-    ranker = SimilarityRanker(embedder, False, n_neighbors=2).fit(X)
+    ranker = SimilarityRanker(embedder=embedder, density="drop", n_neighbors=2)
+    with pytest.warns(FutureWarning, match="Wrap it in sklearn.frozen.FrozenEstimator"):
+        ranker.fit(X)
     assert ranker.embedder_ is embedder
     np.testing.assert_array_equal(embedder[-1].components_, components)
+
+
+def test_frozen_embedder_is_used_as_is_and_kept_by_clone_and_grid_search(data):
+    X, y = data
+    embedder = _pca().fit(X[:20])
+    components = embedder[-1].components_.copy()
+    frozen = FrozenEstimator(embedder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FutureWarning for a frozen embedder
+        ranker = SimilarityRanker(embedder=frozen, density="drop", n_neighbors=2).fit(X)
+    assert ranker.embedder_ is embedder
+    # clone keeps the frozen embedder itself, fitted, so a clone ranks alike.
+    copy = clone(ranker)
+    assert copy.embedder is frozen
+    np.testing.assert_array_equal(copy.fit(X).embedding_, ranker.embedding_)
+    search = GridSearchCV(
+        SimilarityRanker(embedder=frozen, density="drop", invariance=None),
+        {"n_neighbors": [1, 3]},
+        cv=2,
+    ).fit(X, y)
+    assert search.best_estimator_.embedder_ is embedder
+    np.testing.assert_array_equal(embedder[-1].components_, components)  # never refitted
+
+
+def test_frozen_unfitted_embedder_is_refused(data):
+    X, _y = data
+    with pytest.raises(ValueError, match="FrozenEstimator around an unfitted Pipeline"):
+        SimilarityRanker(embedder=FrozenEstimator(_pca()), density="drop").fit(X)
+
+
+def test_frozen_density_is_used_as_is(data):
+    X, _y = data
+    density = KernelDensity(bandwidth=2.0).fit(np.zeros((3, 6)))
+    ranker = SimilarityRanker(
+        embedder=_pca(), density=FrozenEstimator(density), invariance=None
+    ).fit(X)
+    assert ranker.density_ is density
+    np.testing.assert_array_equal(ranker.log_density_, density.score_samples(ranker.embedding_))
+
+
+def test_density_false_is_deprecated_for_drop(data):
+    X, _y = data
+    ranker = SimilarityRanker(embedder=_pca(), density=False, invariance=None)
+    with pytest.warns(FutureWarning, match='density="drop"'):
+        ranker.fit(X)
+    assert ranker.density_ is None and ranker.log_density_ is None
+    assert clone(ranker).get_params()["density"] is False
+    with pytest.raises(ValueError, match='density must be None, "drop" or an estimator'):
+        SimilarityRanker(embedder=_pca(), density="off").fit(X)
+
+
+def test_neighbors_params_algorithm_is_deprecated_for_search(data):
+    X, _y = data
+    ranker = SimilarityRanker(
+        embedder=_pca(), density="drop", invariance=None, neighbors_params={"algorithm": "brute"}
+    )
+    with pytest.warns(FutureWarning, match="pass search='brute'"):
+        ranker.fit(X)
+    assert ranker.search_.algorithm_ == "brute"
+    new = SimilarityRanker(embedder=_pca(), density="drop", invariance=None, search="brute")
+    np.testing.assert_array_equal(new.fit(X).kneighbors(X[:3])[1], ranker.kneighbors(X[:3])[1])
+    # A name NeighborSearch does not take fails before anything is trained.
+    with pytest.raises(TypeError, match="neighbors_params holds 'radius'"):
+        SimilarityRanker(embedder=_pca(), neighbors_params={"radius": 1.0}).fit(X)
+
+
+def test_ranker_names_its_output_columns(data):
+    X, _y = data
+    pca = SimilarityRanker(embedder=_pca(4), density="drop", invariance=None).fit(X)
+    assert pca.get_feature_names_out().tolist() == ["pca0", "pca1", "pca2", "pca3"]
+    # An embedder without names: the ranker's own. A stateless embedder, which
+    # needs no fit, is not taken for a pre-fitted one (no FutureWarning).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = SimilarityRanker(
+            embedder=FunctionTransformer(lambda A: A.reshape(len(A), -1)[:, :2]),
+            density="drop",
+            invariance=None,
+        ).fit(X)
+    assert pixels.get_feature_names_out().tolist() == ["similarityranker0", "similarityranker1"]
+
+
+def test_ranker_transform_gives_a_dataframe_with_pandas_output(data):
+    pytest.importorskip("pandas")
+    X, _y = data
+    pca = SimilarityRanker(embedder=_pca(4), density="drop", invariance=None).fit(X)
+    table = pca.set_output(transform="pandas").transform(X[:2])
+    assert table.columns.tolist() == ["pca0", "pca1", "pca2", "pca3"]
+    np.testing.assert_array_equal(
+        table.to_numpy(), pca.set_output(transform="default").transform(X[:2])
+    )
 
 
 def test_out_of_distribution_query_is_flagged(fitted):
@@ -249,30 +357,32 @@ def test_out_of_distribution_query_is_flagged(fitted):
 def test_vector_input_without_invariance():
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(30, 4))
-    ranker = SimilarityRanker(PCA(2), KernelDensity(), invariance=None, n_neighbors=3).fit(Z)
+    ranker = SimilarityRanker(
+        embedder=PCA(2), density=KernelDensity(), invariance=None, n_neighbors=3
+    ).fit(Z)
     assert ranker.rank(Z[5]).indices[0] == 5
     with pytest.raises(ValueError, match="invariance='dihedral' needs images"):
-        SimilarityRanker(PCA(2), False).fit(Z)
+        SimilarityRanker(embedder=PCA(2), density="drop").fit(Z)
 
 
 def test_bad_input_and_parameters(fitted, data):
     X, y = data
     with pytest.raises(ValueError, match="method must be one of"):
-        SimilarityRanker(_pca(), False, method="magic").fit(X)
+        SimilarityRanker(embedder=_pca(), density="drop", method="magic").fit(X)
     with pytest.raises(ValueError, match="invariance"):
-        SimilarityRanker(_pca(), False, invariance="rotations").fit(X)
+        SimilarityRanker(embedder=_pca(), density="drop", invariance="rotations").fit(X)
     with pytest.raises(ValueError, match="needs a density"):
-        SimilarityRanker(_pca(), False, method="likelihood").fit(X)
+        SimilarityRanker(embedder=_pca(), density="drop", method="likelihood").fit(X)
     with pytest.raises(ValueError, match="n_neighbors"):
-        SimilarityRanker(_pca(), False, n_neighbors=0).fit(X)
+        SimilarityRanker(embedder=_pca(), density="drop", n_neighbors=0).fit(X)
     with pytest.raises(ValueError, match="y has 5 labels but there are 40"):
-        SimilarityRanker(_pca(), False).fit(X, y[:5])
+        SimilarityRanker(embedder=_pca(), density="drop").fit(X, y[:5])
     with pytest.raises(ValueError, match="at least 2"):
-        SimilarityRanker(_pca(), False).fit(X[:1])
+        SimilarityRanker(embedder=_pca(), density="drop").fit(X[:1])
     with pytest.raises(ValueError, match="1 target_names"):
-        SimilarityRanker(_pca(), False, target_names=["a"]).fit(X, y)
+        SimilarityRanker(embedder=_pca(), density="drop", target_names=["a"]).fit(X, y)
     with pytest.raises(TypeError, match="embedder must have fit and transform"):
-        SimilarityRanker(object(), False).fit(X)
+        SimilarityRanker(embedder=object(), density="drop").fit(X)
     with pytest.raises(ValueError, match="query holds images of shape"):
         fitted.rank(np.zeros((8, 8, 3)))
     with pytest.raises(ValueError, match="NaN"):
@@ -285,10 +395,10 @@ def test_bad_input_and_parameters(fitted, data):
         fitted.rank(X[0], names=["a", "b"])
     with pytest.raises(NotFittedError):
         SimilarityRanker().rank(X[0])
-    no_labels = SimilarityRanker(_pca(), False).fit(X)
+    no_labels = SimilarityRanker(embedder=_pca(), density="drop").fit(X)
     with pytest.raises(ValueError, match="fit the ranker with y"):
         no_labels.score(X, y)
-    with pytest.raises(ValueError, match="density=False"):
+    with pytest.raises(ValueError, match='density="drop"'):
         no_labels.score_samples(X)
 
 
@@ -327,7 +437,11 @@ def test_ranking_table_csv_plot_and_html(fitted, data, tmp_path):
 
 
 @parametrize_with_checks(
-    [SimilarityRanker(StandardScaler(), KernelDensity(), n_neighbors=3, invariance=None)]
+    [
+        SimilarityRanker(
+            embedder=StandardScaler(), density=KernelDensity(), n_neighbors=3, invariance=None
+        )
+    ]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -336,7 +450,9 @@ def test_sklearn_compatible(estimator, check):
 def test_a_query_of_a_one_channel_collection_may_be_given_as_h_w():
     rng = np.random.default_rng(0)
     X = rng.random((30, 8, 8)).astype(np.float32)
-    ranker = SimilarityRanker(_pca(), False, invariance=None, n_neighbors=3).fit(X)
+    ranker = SimilarityRanker(embedder=_pca(), density="drop", invariance=None, n_neighbors=3).fit(
+        X
+    )
     as_2d = ranker.rank(X[4])
     as_3d = ranker.rank(X[4][..., None])
     np.testing.assert_array_equal(as_2d.indices, as_3d.indices)

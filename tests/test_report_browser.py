@@ -36,7 +36,7 @@ TINY = [
     "1",
     "--flow-max-epochs",
     "2",
-    "--latent-dim",
+    "--n-components",
     "4",
     "--quiet",
 ]

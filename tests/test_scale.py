@@ -43,7 +43,7 @@ def pca(cropped):
 @pytest.fixture(scope="module")
 def autoencoder(cropped):
     return AutoencoderEmbedder(
-        latent_dim=4,
+        n_components=4,
         n_stages=1,
         n_blocks=1,
         base_channels=2,

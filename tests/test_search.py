@@ -8,7 +8,14 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
-from galaxysim.ranking.search import NeighborSearch, check_n_neighbors, closest_values
+from galaxysim.ranking.search import (
+    BACKEND_PARAMETERS,
+    NeighborSearch,
+    check_n_neighbors,
+    closest_values,
+)
+
+BACKEND_PARAMETER_NAMES = [name for names in BACKEND_PARAMETERS.values() for name in names]
 
 
 def _brute(queries, fitted, k, exclude_self=False, ord=2):
@@ -30,7 +37,7 @@ def points():
 @pytest.mark.parametrize("metric, ord", [("euclidean", 2), ("manhattan", 1)])
 def test_kneighbors_equals_brute_force(points, algorithm, metric, ord):
     Z, Q = points
-    search = NeighborSearch(algorithm, metric=metric).fit(Z)
+    search = NeighborSearch(algorithm=algorithm, metric=metric).fit(Z)
     dist, idx = search.kneighbors(Q, 6)
     expected_dist, expected_idx = _brute(Q, Z, 6, ord=ord)
     np.testing.assert_array_equal(idx, expected_idx)
@@ -92,13 +99,17 @@ def test_view_merge_with_exclude_self(points):
 
 def test_params_reach_the_backend_and_clone(points):
     Z, _Q = points
-    search = NeighborSearch("ball_tree", leaf_size=5)
-    assert search.get_params() == {"algorithm": "ball_tree", "metric": "euclidean", "leaf_size": 5}
+    search = NeighborSearch(algorithm="ball_tree", leaf_size=5)
+    params = search.get_params()
+    assert params["algorithm"] == "ball_tree" and params["leaf_size"] == 5
+    # Every backend parameter is a constructor parameter, None until set.
+    assert set(params) == {"algorithm", "metric", *BACKEND_PARAMETER_NAMES}
+    assert search.backend_params == {"leaf_size": 5}
     assert repr(search) == "NeighborSearch(algorithm='ball_tree', leaf_size=5)"
     search.fit(Z)
     assert search.backend_.index.leaf_size == 5 and search.backend_.index.algorithm == "ball_tree"
-    copy = clone(search.set_params(leaf_size=7, metric="manhattan"))
-    assert copy.get_params() == {"algorithm": "ball_tree", "metric": "manhattan", "leaf_size": 7}
+    copy = clone(search.set_params(leaf_size=7, metric="manhattan", n_jobs=1))
+    assert copy.backend_params == {"leaf_size": 7, "n_jobs": 1} and copy.metric == "manhattan"
     assert not hasattr(copy, "backend_")
     assert search.n_samples_fit_ == 50 and search.n_features_in_ == 3
 
@@ -108,9 +119,13 @@ def test_errors_name_the_argument(points):
     with pytest.raises(NotFittedError):
         NeighborSearch().kneighbors(Q, 1)
     with pytest.raises(ValueError, match="algorithm must be 'auto' or one of"):
-        NeighborSearch("faiss-pq").fit(Z)
-    with pytest.raises(TypeError, match="NearestNeighbors.*no_such_param"):
-        NeighborSearch(no_such_param=1).fit(Z)
+        NeighborSearch(algorithm="faiss-pq").fit(Z)
+    with pytest.raises(TypeError, match="no_such_param"):
+        NeighborSearch(no_such_param=1)
+    with pytest.raises(ValueError, match="Invalid parameter 'no_such_param'"):
+        NeighborSearch().set_params(no_such_param=1)
+    with pytest.raises(TypeError, match="NearestNeighbors.*'M'"):
+        NeighborSearch(algorithm="exact", M=16).fit(Z)
     with pytest.raises(ValueError, match="embeddings must be a non-empty 2-D"):
         NeighborSearch().fit(Z[0])
     with pytest.raises(ValueError, match="embeddings must hold finite"):
@@ -176,15 +191,15 @@ def test_without_faiss_auto_stays_exact_and_faiss_names_the_extra(monkeypatch, p
     Z, _ = points
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now fails
     monkeypatch.setattr(search_module, "AUTO_EXACT_BELOW", 10)
-    assert NeighborSearch("auto").fit(Z).algorithm_ == "exact"
+    assert NeighborSearch(algorithm="auto").fit(Z).algorithm_ == "exact"
     for algorithm in ("faiss-flat", "faiss-hnsw", "faiss-ivf"):
         with pytest.raises(ImportError, match=r'pip install "galaxysim\[faiss\]"'):
-            NeighborSearch(algorithm).fit(Z)
+            NeighborSearch(algorithm=algorithm).fit(Z)
 
 
 def test_exact_search_saves_and_loads_without_pickles(tmp_path, points):
     Z, Q = points
-    search = NeighborSearch("ball_tree", leaf_size=5).fit(Z)
+    search = NeighborSearch(algorithm="ball_tree", leaf_size=5).fit(Z)
     folder = search.save(tmp_path / "exact")
     assert sorted(p.name for p in folder.iterdir()) == ["embeddings.npy", "search.json"]
     loaded = NeighborSearch.load(folder)
@@ -202,22 +217,49 @@ def test_ranker_search_parameter(points):
     from galaxysim.ranking import SimilarityRanker
 
     Z, _ = points
-    ranker = SimilarityRanker(PCA(2), False, invariance=None).fit(Z)
+    ranker = SimilarityRanker(embedder=PCA(2), density="drop", invariance=None).fit(Z)
     assert ranker.search == "auto" and ranker.search_.algorithm_ == "exact"
-    tree = SimilarityRanker(
-        PCA(2), False, invariance=None, neighbors_params={"algorithm": "kd_tree"}
-    )
+    tree = SimilarityRanker(embedder=PCA(2), density="drop", invariance=None, search="kd_tree")
     assert tree.fit(Z).search_.algorithm_ == "kd_tree"
+    leaves = SimilarityRanker(
+        embedder=PCA(2), density="drop", search="ball_tree", neighbors_params={"leaf_size": 3}
+    )
+    assert leaves.set_params(invariance=None).fit(Z).search_.backend_.index.leaf_size == 3
     with pytest.raises(ValueError, match="search must be 'auto' or one of"):
-        SimilarityRanker(PCA(2), False, invariance=None, search="annoy").fit(Z)
+        SimilarityRanker(embedder=PCA(2), density="drop", invariance=None, search="annoy").fit(Z)
     with pytest.raises(ValueError, match="disagree"):
         SimilarityRanker(
-            PCA(2),
-            False,
+            embedder=PCA(2),
+            density="drop",
             invariance=None,
             search="exact",
             neighbors_params={"algorithm": "kd_tree"},
         ).fit(Z)
+
+
+def test_positional_arguments_are_deprecated():
+    with pytest.warns(FutureWarning, match="pass algorithm=..., metric=... by name"):
+        search = NeighborSearch("brute", "manhattan")
+    assert (search.algorithm, search.metric) == ("brute", "manhattan")
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        NeighborSearch(*range(20))
+
+
+def test_a_saved_search_of_version_02_loads(tmp_path, points):
+    Z, _Q = points
+    folder = NeighborSearch(algorithm="kd_tree", leaf_size=4).fit(Z).save(tmp_path / "s")
+    header = json.loads((folder / "search.json").read_text())
+    # 0.2 wrote the **params it was given; the same names are parameters now.
+    assert header["params"] == {"leaf_size": 4}
+    loaded = NeighborSearch.load(folder)
+    assert (
+        loaded.leaf_size == 4
+        and loaded.get_params() == NeighborSearch(algorithm="kd_tree", leaf_size=4).get_params()
+    )
+    header["params"] = {"radius": 2.0}
+    (folder / "search.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="backend parameters NeighborSearch does not take"):
+        NeighborSearch.load(folder)
 
 
 def _edited_search(tmp_path, points, **changes):

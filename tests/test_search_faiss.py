@@ -30,8 +30,8 @@ def data():
 
 def test_flat_returns_the_exact_neighbours(data):
     Z, Q = data
-    exact = NeighborSearch("exact").fit(Z)
-    flat = NeighborSearch("faiss-flat").fit(Z)
+    exact = NeighborSearch(algorithm="exact").fit(Z)
+    flat = NeighborSearch(algorithm="faiss-flat").fit(Z)
     d_exact, i_exact = exact.kneighbors(Q, 10)
     d_flat, i_flat = flat.kneighbors(Q, 10)
     np.testing.assert_array_equal(i_flat, i_exact)
@@ -44,7 +44,7 @@ def test_flat_returns_the_exact_neighbours(data):
 @pytest.mark.parametrize("algorithm, params", APPROXIMATE)
 def test_approximate_backends_report_a_sane_recall(data, algorithm, params):
     Z, Q = data
-    search = NeighborSearch(algorithm, **params).fit(Z)
+    search = NeighborSearch(algorithm=algorithm, **params).fit(Z)
     recall = search.estimate_recall(n_queries=200, n_neighbors=10, random_state=1)
     assert search.recall_ == recall
     assert recall >= (0.5 if "pq" in params else 0.9)
@@ -59,7 +59,7 @@ def test_approximate_backends_report_a_sane_recall(data, algorithm, params):
 @pytest.mark.parametrize("algorithm", ["faiss-flat", "faiss-hnsw", "faiss-ivf"])
 def test_fitted_set_query_leaves_each_point_out(data, algorithm):
     Z, _ = data
-    dist, idx = NeighborSearch(algorithm).fit(Z).kneighbors(None, 3)
+    dist, idx = NeighborSearch(algorithm=algorithm).fit(Z).kneighbors(None, 3)
     assert idx.shape == (len(Z), 3)
     assert not np.any(idx == np.arange(len(Z))[:, None])
     assert np.all(np.diff(dist, axis=1) >= 0) and np.all(dist > 0)
@@ -69,7 +69,7 @@ def test_fitted_set_query_leaves_each_point_out(data, algorithm):
 def test_view_merge_works_for_faiss(data, algorithm):
     Z, Q = data
     mirrored = Q[:, ::-1].copy()
-    search = NeighborSearch(algorithm).fit(Z)
+    search = NeighborSearch(algorithm=algorithm).fit(Z)
     dist, idx = search.kneighbors_views([Q, mirrored], 5)
     _, single = NeighborSearch().fit(Z).kneighbors_views([Q, mirrored], 5)
     assert np.mean(idx == single) >= 0.9
@@ -79,7 +79,7 @@ def test_view_merge_works_for_faiss(data, algorithm):
 
 def test_ivf_small_collections_and_missing_candidates():
     Z = _clustered(200)
-    search = NeighborSearch("faiss-ivf", nlist=20, nprobe=1).fit(Z)
+    search = NeighborSearch(algorithm="faiss-ivf", nlist=20, nprobe=1).fit(Z)
     dist, idx = search.kneighbors(Z[:5], 150)  # one list cannot hold 150: the search widens
     assert np.all(idx >= 0) and np.all(np.isfinite(dist))
     np.testing.assert_array_equal(idx, NeighborSearch().fit(Z).kneighbors(Z[:5], 150)[1])
@@ -88,7 +88,7 @@ def test_ivf_small_collections_and_missing_candidates():
 @pytest.mark.parametrize("algorithm, params", [("faiss-flat", {}), *APPROXIMATE, ("exact", {})])
 def test_save_load_round_trip(tmp_path, data, algorithm, params):
     Z, Q = data
-    search = NeighborSearch(algorithm, **params).fit(Z)
+    search = NeighborSearch(algorithm=algorithm, **params).fit(Z)
     folder = search.save(tmp_path / "index")
     loaded = NeighborSearch.load(folder)
     assert loaded.get_params() == search.get_params() and loaded.algorithm_ == search.algorithm_
@@ -102,7 +102,7 @@ def test_save_load_round_trip(tmp_path, data, algorithm, params):
 
 def test_load_refuses_missing_corrupt_and_inconsistent_files(tmp_path, data):
     Z, _ = data
-    folder = NeighborSearch("faiss-flat").fit(Z).save(tmp_path / "a")
+    folder = NeighborSearch(algorithm="faiss-flat").fit(Z).save(tmp_path / "a")
     header = json.loads((folder / "search.json").read_text())
     header["n_samples"] = 5
     (folder / "search.json").write_text(json.dumps(header))
@@ -131,13 +131,13 @@ def test_load_refuses_missing_corrupt_and_inconsistent_files(tmp_path, data):
 def test_faiss_errors(data):
     Z, _ = data
     with pytest.raises(ValueError, match="metric='euclidean' only"):
-        NeighborSearch("faiss-hnsw", metric="manhattan").fit(Z)
+        NeighborSearch(algorithm="faiss-hnsw", metric="manhattan").fit(Z)
     with pytest.raises(TypeError, match="unknown.*leaf_size"):
-        NeighborSearch("faiss-flat", leaf_size=3).fit(Z)
+        NeighborSearch(algorithm="faiss-flat", leaf_size=3).fit(Z)
     with pytest.raises(ValueError, match="M must be a positive int"):
-        NeighborSearch("faiss-hnsw", M=0).fit(Z)
+        NeighborSearch(algorithm="faiss-hnsw", M=0).fit(Z)
     with pytest.raises(ValueError, match="pq=5 must divide"):
-        NeighborSearch("faiss-ivf", pq=5).fit(Z)
+        NeighborSearch(algorithm="faiss-ivf", pq=5).fit(Z)
 
 
 def test_auto_picks_hnsw_for_large_collections(monkeypatch):
@@ -146,8 +146,8 @@ def test_auto_picks_hnsw_for_large_collections(monkeypatch):
     assert choose_algorithm(100_000, "manhattan") == "exact"
     assert choose_algorithm(100_000, params={"leaf_size": 5}) == "exact"
     monkeypatch.setattr(search_module, "AUTO_EXACT_BELOW", 100)
-    assert NeighborSearch("auto").fit(_clustered(150)).algorithm_ == "faiss-hnsw"
-    assert NeighborSearch("auto").fit(_clustered(99)).algorithm_ == "exact"
+    assert NeighborSearch(algorithm="auto").fit(_clustered(150)).algorithm_ == "faiss-hnsw"
+    assert NeighborSearch(algorithm="auto").fit(_clustered(99)).algorithm_ == "exact"
 
 
 def test_ranker_uses_the_faiss_backends(data):
@@ -156,8 +156,10 @@ def test_ranker_uses_the_faiss_backends(data):
     from galaxysim.ranking import SimilarityRanker
 
     Z, Q = data
-    exact = SimilarityRanker(PCA(8), False, invariance=None).fit(Z)
-    flat = SimilarityRanker(PCA(8), False, invariance=None, search="faiss-flat").fit(Z)
+    exact = SimilarityRanker(embedder=PCA(8), density="drop", invariance=None).fit(Z)
+    flat = SimilarityRanker(
+        embedder=PCA(8), density="drop", invariance=None, search="faiss-flat"
+    ).fit(Z)
     assert exact.search_.algorithm_ == "exact" and flat.search_.algorithm_ == "faiss-flat"
     np.testing.assert_array_equal(flat.kneighbors(Q)[1], exact.kneighbors(Q)[1])
     np.testing.assert_allclose(
@@ -178,7 +180,7 @@ def _peak_rss_bytes() -> int:
 
 @pytest.mark.parametrize("value", [2_147_483_647, 10**12, 0, "64", None])
 def test_search_parameters_from_a_file_are_bounded(tmp_path, data, value):
-    folder = NeighborSearch("faiss-hnsw", M=8).fit(data[0][:300]).save(tmp_path / "s")
+    folder = NeighborSearch(algorithm="faiss-hnsw", M=8).fit(data[0][:300]).save(tmp_path / "s")
     header = json.loads((folder / "search.json").read_text())
     header["params"]["ef_search"] = value
     (folder / "search.json").write_text(json.dumps(header))
@@ -192,7 +194,7 @@ def test_search_parameters_from_a_file_are_bounded(tmp_path, data, value):
             ValueError, match=f"{name} must be a positive int of at most {largest:,}"
         ):
             algorithm = "faiss-hnsw" if name == "M" else "faiss-ivf"
-            NeighborSearch(algorithm, **{name: largest + 1}).fit(data[0][:300])
+            NeighborSearch(algorithm=algorithm, **{name: largest + 1}).fit(data[0][:300])
 
 
 def _flat_file(n=50, d=4):
@@ -202,7 +204,7 @@ def _flat_file(n=50, d=4):
 
 
 def test_a_small_index_file_declaring_gigabytes_is_refused_before_faiss_reads_it(tmp_path, data):
-    folder = NeighborSearch("faiss-flat").fit(data[0][:40]).save(tmp_path / "s")
+    folder = NeighborSearch(algorithm="faiss-flat").fit(data[0][:40]).save(tmp_path / "s")
     small = _flat_file(n=40, d=4)
     assert len(small) == 685  # the attacker's file: 685 bytes, as in the report
     header = json.loads((folder / "search.json").read_text())
@@ -225,7 +227,7 @@ def test_a_small_index_file_declaring_gigabytes_is_refused_before_faiss_reads_it
 def test_every_declared_size_of_an_index_file_is_checked(data, algorithm, params):
     from galaxysim.ranking._faiss_file import IndexFileError, check_index_file
 
-    backend = NeighborSearch(algorithm, **params).fit(data[0][:1000]).backend_
+    backend = NeighborSearch(algorithm=algorithm, **params).fit(data[0][:1000]).backend_
     good = backend.to_bytes()
     assert check_index_file(good, algorithm)[:2] == (16, 1000)
     with pytest.raises(IndexFileError, match="follow the end"):

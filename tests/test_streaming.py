@@ -20,7 +20,7 @@ from galaxysim.embedders import contrastive as contrastive_module
 zarr = pytest.importorskip("zarr")
 
 CONTRASTIVE = dict(
-    n_components=8,
+    representation_dim=8,
     n_stages=2,
     base_channels=4,
     projection_dim=8,
@@ -30,7 +30,7 @@ CONTRASTIVE = dict(
     device="cpu",
 )
 AUTOENCODER = dict(
-    latent_dim=3,
+    n_components=3,
     n_stages=2,
     n_blocks=1,
     base_channels=4,

@@ -12,6 +12,7 @@ whichever embedder ranks.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .arguments import DEFAULT_N_NEIGHBORS, positive_int
@@ -27,7 +28,7 @@ __all__ = [
 
 #: The embedders ``--embedder`` chooses from; the first is the default.
 EMBEDDERS = ("contrastive", "autoencoder", "pca")
-# Embedding sizes when --latent-dim is not given.
+# Embedding sizes when --n-components is not given.
 _DEFAULT_DIMS = {"contrastive": 64, "autoencoder": 32, "pca": 32}
 # Training epochs when --max-epochs is not given: enough for the 2,000 built-in
 # galaxies to converge within the demo's few minutes on two CPU cores.
@@ -56,10 +57,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="how galaxies are compared: a contrastive self-supervised network (default), the original study's autoencoder, or PCA of the pixels",
     )
     group.add_argument(
+        "--n-components",
+        type=positive_int,
+        default=None,
+        help="embedding size (default: 64 contrastive (whitened from a representation of 128), "
+        "32 autoencoder and PCA)",
+    )
+    group.add_argument(
         "--latent-dim",
         type=positive_int,
         default=None,
-        help="embedding size (default: 64 contrastive (whitened from 128), 32 autoencoder and PCA)",
+        action=_DeprecatedAlias,
+        dest="n_components",
+        help="deprecated alias of --n-components (removed in 0.4)",
     )
     group.add_argument(
         "--max-epochs",
@@ -113,6 +123,25 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 
 
+class _DeprecatedAlias(argparse.Action):
+    """Store the value like the option it is an alias of, and print a warning on stderr."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(
+            f"warning: {option_string} is deprecated and will be removed in galaxysim 0.4; "
+            f"use {new}.",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
 def _verbose(args: argparse.Namespace) -> int:
     return 0 if args.quiet else 1
 
@@ -134,13 +163,13 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
     --------
     >>> parser = argparse.ArgumentParser()
     >>> add_model_options(parser)
-    >>> args = parser.parse_args(["--latent-dim", "16"])
+    >>> args = parser.parse_args(["--n-components", "16"])
     >>> args.quiet = True
-    >>> build_embedder(args).whiten
+    >>> build_embedder(args).n_components
     16
     """
     kind = args.embedder if kind is None else kind
-    dim = args.latent_dim or _DEFAULT_DIMS[kind]
+    dim = args.n_components or _DEFAULT_DIMS[kind]
     if kind == "pca":
         from sklearn.decomposition import PCA
         from sklearn.pipeline import make_pipeline
@@ -158,7 +187,7 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
         from ..embedders import AutoencoderEmbedder
 
         return AutoencoderEmbedder(
-            latent_dim=dim,
+            n_components=dim,
             n_stages=args.n_stages,
             n_blocks=args.n_blocks,
             base_channels=args.base_channels,
@@ -170,10 +199,10 @@ def build_embedder(args: argparse.Namespace, kind: str | None = None) -> Any:
 
     # The network's width stays at its default unless a larger embedding is asked for;
     # the embedding is its whitened projection on `dim` directions.
-    width = max(ContrastiveEmbedder().n_components, dim)
+    width = max(ContrastiveEmbedder().representation_dim, dim)
     return ContrastiveEmbedder(
-        n_components=width,
-        whiten=dim,
+        n_components=dim,
+        representation_dim=width,
         max_epochs=epochs,
         random_state=args.random_state,
         verbose=_verbose(args),
@@ -221,7 +250,9 @@ def build_ranker(args: argparse.Namespace) -> Any:
     """
     from ..ranking import SimilarityRanker
 
-    return SimilarityRanker(build_embedder(args), _flow(args), **ranking_params(args))
+    return SimilarityRanker(
+        embedder=build_embedder(args), density=_flow(args), **ranking_params(args)
+    )
 
 
 def build_study_ranker(args: argparse.Namespace) -> Any:
@@ -241,7 +272,7 @@ def build_study_ranker(args: argparse.Namespace) -> Any:
     """
     from ..ranking import SimilarityRanker
 
-    args = argparse.Namespace(**{**vars(args), "latent_dim": None})
+    args = argparse.Namespace(**{**vars(args), "n_components": None})
     return SimilarityRanker(
-        build_embedder(args, "autoencoder"), _flow(args), **ranking_params(args)
+        embedder=build_embedder(args, "autoencoder"), density=_flow(args), **ranking_params(args)
     )

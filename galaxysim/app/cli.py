@@ -31,6 +31,7 @@ class CLIError(Exception):
 def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
     """Fit a new ranker, or reuse the embedder of the one saved in --model."""
     from sklearn.base import clone
+    from sklearn.frozen import FrozenEstimator
 
     from .models import load_ranker
 
@@ -43,10 +44,10 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
                 f"--model was fitted on images of shape {saved.image_shape_}, but --data gives "
                 f"{tuple(images.shape[1:])}; match --crop/--image-size to the model."
             )
-        # The fitted embedder is reused as it is; the density and the index are
-        # refitted on this collection's embeddings (seconds).
+        # The fitted embedder is reused as it is (frozen); the density and the index
+        # are refitted on this collection's embeddings (seconds).
         ranker = clone(saved).set_params(
-            embedder=saved.embedder_, target_names=names, **ranking_params(args)
+            embedder=FrozenEstimator(saved.embedder_), target_names=names, **ranking_params(args)
         )
     start = time.perf_counter()
     ranker.fit(images, labels)

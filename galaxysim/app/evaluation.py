@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 
 from .._validation import (
     PathLike,
@@ -190,8 +191,11 @@ def _measure(
         start = time.perf_counter()
         params["embedder"].fit(inputs.train_images)
         shared_seconds += time.perf_counter() - start
+    if is_fitted(params["embedder"]):
+        # Trained once and shared by several methods: used as it is by each ranker.
+        params["embedder"] = FrozenEstimator(params["embedder"])
     ranker = SimilarityRanker(
-        **{"density": False, "invariance": None, **params},
+        **{"density": "drop", "invariance": None, **params},
         n_neighbors=inputs.n_neighbors,
         target_names=inputs.target_names,
     )

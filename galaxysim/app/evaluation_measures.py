@@ -160,7 +160,8 @@ def measure_ranker(
     >>> inputs = EvaluationInputs(["pixels"], X, y, X[0], ["dark", "bright"], target=0,
     ...                           latent_dim=2, n_neighbors=3, ks=(6,))
     >>> pixels = ImagePreprocessor(crop=None, flatten=True)
-    >>> ranker = SimilarityRanker(pixels, False, invariance=None, n_neighbors=3).fit(X, y)
+    >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None, n_neighbors=3)
+    >>> ranker = ranker.fit(X, y)
     >>> row, shares = measure_ranker(ranker, inputs, fit_seconds=0.0)
     >>> row["same_class_at_3"], row["same_class_at_3_ci_low"], row["target_share_at_6"]
     (1.0, 1.0, 1.0)

@@ -121,7 +121,7 @@ _QUICK_AUTOENCODER = {"n_blocks": 1, "base_channels": 8, "max_epochs": 3, "batch
 _QUICK_FLOW = {"n_layers": 2, "hidden_features": (32,), "max_epochs": 5, "batch_size": 64}
 #: The contrastive embedder of quick=True (also what a quick pretrained one must be).
 QUICK_CONTRASTIVE = {
-    "n_components": 16,
+    "representation_dim": 16,
     "n_stages": 2,
     "base_channels": 8,
     "max_epochs": 2,
@@ -158,7 +158,7 @@ class Models:
     def autoencoder(self, augmentation: bool = False) -> tuple[Any, float]:
         from ..embedders import AutoencoderEmbedder, GalaxyAugmentation
 
-        model = AutoencoderEmbedder(latent_dim=self.latent_dim, random_state=self.random_state)
+        model = AutoencoderEmbedder(n_components=self.latent_dim, random_state=self.random_state)
         model.set_params(**self.autoencoder_params)
         if augmentation:
             model.set_params(augmentation=GalaxyAugmentation())

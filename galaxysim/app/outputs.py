@@ -355,7 +355,7 @@ def write_ranking_outputs(
     >>> from galaxysim.app.outputs import write_ranking_outputs
     >>> X = np.random.default_rng(0).random((30, 8, 8, 3))
     >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
-    >>> ranker = SimilarityRanker(embedder, False, n_neighbors=5).fit(X)
+    >>> ranker = SimilarityRanker(embedder=embedder, density="drop", n_neighbors=5).fit(X)
     >>> files = write_ranking_outputs(tempfile.mkdtemp(), ranker, X, X[0])
     >>> sorted(files)
     ['latent', 'model', 'neighbours', 'ranking_csv', 'report', 'summary']

@@ -1,7 +1,7 @@
 """AutoencoderEmbedder: the residual convolutional autoencoder as a scikit-learn transformer.
 
 Galaxies are compared by distance in the autoencoder's latent space: the
-encoder maps an image to ``latent_dim`` numbers in (0, 1), the decoder maps
+encoder maps an image to ``n_components`` numbers in (0, 1), the decoder maps
 them back to an image, and training asks the round trip to reproduce the
 input.
 """
@@ -18,6 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._deprecation import DEPRECATED, is_set, warn_renamed
 from .._training import TorchEstimatorMixin, documents_training_parameters, seeded, torch_seed
 from .._validation import check_bool, check_positive_int
 from ..symmetry import random_dihedral
@@ -28,7 +29,7 @@ from .conv_autoencoder import ConvAutoencoder, check_training_memory, reconstruc
 __all__ = ["AutoencoderEmbedder"]
 
 # The parameters that decide the network's shape: an ``init`` model must share them.
-_ARCHITECTURE = ("latent_dim", "n_stages", "n_blocks", "base_channels", "channel_growth")
+_ARCHITECTURE = ("n_components", "n_stages", "n_blocks", "base_channels", "channel_growth")
 
 
 @documents_training_parameters
@@ -60,8 +61,9 @@ class AutoencoderEmbedder(
 
     Parameters
     ----------
-    latent_dim : int, default=32
-        Size of the embedding.
+    n_components : int, default=32
+        Size of the embedding: the number of columns ``transform`` returns
+        (the network's latent code).
     n_stages : int, default=5
         Number of 2x down-samplings in the encoder (and up-samplings in the
         decoder). Image sides must be divisible by ``2**n_stages``.
@@ -73,13 +75,16 @@ class AutoencoderEmbedder(
     channel_growth : float, default=1.0
         Factor by which the channels grow from one stage to the next (e.g.
         2.0 doubles them at every halving of the resolution).
-    augment : bool, default=True
+    random_dihedral : bool, default=True
         Train on randomly flipped and 90-degree-rotated images (galaxies have
         no preferred orientation); non-square images are only flipped or
-        turned by 180 degrees.
+        turned by 180 degrees. Called ``augment`` before version 0.3: every
+        estimator now calls the :class:`GalaxyAugmentation` it trains with
+        ``augmentation``, and names a dihedral option after the dihedral
+        group (as ``ContrastiveEmbedder(dihedral_average=...)`` does).
     augmentation : GalaxyAugmentation, optional
         Train as a denoising autoencoder: the network sees galaxies changed
-        by this augmentation (after the flips and turns of ``augment``) and
+        by this augmentation (after the flips and turns of ``random_dihedral``) and
         must reconstruct them without its photometric part (blur, noise,
         brightness, colour), under the same geometric part (rotation, scale,
         shift). None trains on the images as they are.
@@ -90,9 +95,15 @@ class AutoencoderEmbedder(
         random ones: a model file written by :func:`galaxysim.save_model`,
         or a fitted AutoencoderEmbedder (inside
         :class:`sklearn.frozen.FrozenEstimator` so that clone and
-        GridSearchCV keep it fitted). Its ``latent_dim``, ``n_stages``,
+        GridSearchCV keep it fitted). Its ``n_components``, ``n_stages``,
         ``n_blocks``, ``base_channels`` and ``channel_growth``, and the size
         and channels of its images, must equal this estimator's.
+    latent_dim : int, optional
+        Deprecated in 0.3 (removed in 0.4): the old name of ``n_components``;
+        when given, ``fit`` warns and uses it as ``n_components``.
+    augment : bool, optional
+        Deprecated in 0.3 (removed in 0.4): the old name of
+        ``random_dihedral``; when given, ``fit`` warns and uses it.
     [training parameters]
 
     Attributes
@@ -140,7 +151,7 @@ class AutoencoderEmbedder(
     --------
     >>> import numpy as np
     >>> images = np.random.default_rng(0).random((20, 8, 8, 3))
-    >>> embedder = AutoencoderEmbedder(latent_dim=4, n_stages=1, n_blocks=1,
+    >>> embedder = AutoencoderEmbedder(n_components=4, n_stages=1, n_blocks=1,
     ...                                base_channels=4, max_epochs=2, random_state=0)
     >>> embedder.fit_transform(images).shape
     (20, 4)
@@ -151,15 +162,17 @@ class AutoencoderEmbedder(
     def __init__(
         self,
         *,
-        latent_dim: int = 32,
+        n_components: int = 32,
         n_stages: int = 5,
         n_blocks: int = 6,
         base_channels: int = 16,
         channel_growth: float = 1.0,
-        augment: bool = True,
+        random_dihedral: bool = True,
         augmentation: GalaxyAugmentation | None = None,
         image_shape: tuple[int, ...] | None = None,
         init: Any = None,
+        latent_dim: Any = DEPRECATED,
+        augment: Any = DEPRECATED,
         max_epochs: int = 100,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -172,15 +185,17 @@ class AutoencoderEmbedder(
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.latent_dim = latent_dim
+        self.n_components = n_components
         self.n_stages = n_stages
         self.n_blocks = n_blocks
         self.base_channels = base_channels
         self.channel_growth = channel_growth
-        self.augment = augment
+        self.random_dihedral = random_dihedral
         self.augmentation = augmentation
         self.image_shape = image_shape
         self.init = init
+        self.latent_dim = latent_dim
+        self.augment = augment
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -195,8 +210,19 @@ class AutoencoderEmbedder(
 
     # -- validation ------------------------------------------------------------------
 
+    def _resolved(self, name: str) -> Any:
+        """The value of parameter ``name``, or of its deprecated alias when that is set."""
+        old = {"n_components": "latent_dim", "random_dihedral": "augment"}.get(name)
+        if old is not None and is_set(getattr(self, old, DEPRECATED)):
+            return getattr(self, old)
+        return getattr(self, name)
+
     def _check_params(self) -> torch.device:
-        check_positive_int(self.latent_dim, "latent_dim")
+        for old, new in (("latent_dim", "n_components"), ("augment", "random_dihedral")):
+            if is_set(getattr(self, old)):
+                warn_renamed(type(self).__name__, old, new)
+        n_components_name = "latent_dim" if is_set(self.latent_dim) else "n_components"
+        check_positive_int(self._resolved("n_components"), n_components_name)
         check_positive_int(self.n_stages, "n_stages", minimum=0)
         check_positive_int(self.n_blocks, "n_blocks")
         check_positive_int(self.base_channels, "base_channels")
@@ -205,7 +231,10 @@ class AutoencoderEmbedder(
             raise TypeError(f"channel_growth must be a number >= 1, got {growth!r}.")
         if not (np.isfinite(growth) and growth >= 1):
             raise ValueError(f"channel_growth must be a number >= 1, got {growth!r}.")
-        check_bool(self.augment, "augment")
+        check_bool(
+            self._resolved("random_dihedral"),
+            "augment" if is_set(self.augment) else "random_dihedral",
+        )
         check_augmentation(self.augmentation)
         return self._check_training_params()
 
@@ -235,7 +264,7 @@ class AutoencoderEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((12, 4, 4, 1))
-        >>> AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1, base_channels=2,
+        >>> AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1, base_channels=2,
         ...                     max_epochs=1, random_state=0).fit(X).history_.n_epochs
         1
         """
@@ -291,9 +320,11 @@ class AutoencoderEmbedder(
     def _training_augmentation(self) -> Callable[..., tuple[torch.Tensor, ...]] | None:
         """The training loop's augmentation: dihedral turns, then the denoising pair."""
         if self.augmentation is None:
-            return random_dihedral if self.augment else None
+            return random_dihedral if self._resolved("random_dihedral") else None
         return partial(
-            _denoising_pair, augmentation=clone(self.augmentation), dihedral=bool(self.augment)
+            _denoising_pair,
+            augmentation=clone(self.augmentation),
+            dihedral=bool(self._resolved("random_dihedral")),
         )
 
     def _new_network(self, image_shape: tuple[int, int, int]) -> ConvAutoencoder:
@@ -303,7 +334,7 @@ class AutoencoderEmbedder(
             channels,
             height,
             width,
-            latent_dim=self.latent_dim,
+            latent_dim=self._resolved("n_components"),
             n_stages=self.n_stages,
             n_blocks=self.n_blocks,
             base_channels=self.base_channels,
@@ -342,14 +373,14 @@ class AutoencoderEmbedder(
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, latent_dim), dtype float64
+        codes : ndarray of shape (n_samples, n_components), dtype float64
             Latent codes, each value in (0, 1).
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((12, 4, 4, 1))
-        >>> embedder = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1,
+        >>> embedder = AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1,
         ...                                base_channels=2, max_epochs=1).fit(X)
         >>> embedder.transform(X).shape
         (12, 2)
@@ -370,7 +401,7 @@ class AutoencoderEmbedder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, latent_dim)
+        X : array-like of shape (n_samples, n_components)
             Codes, e.g. from ``transform`` (any finite values are decoded).
 
         Returns
@@ -384,7 +415,7 @@ class AutoencoderEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((12, 4, 4, 1))
-        >>> embedder = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1,
+        >>> embedder = AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1,
         ...                                base_channels=2, max_epochs=1).fit(X)
         >>> embedder.inverse_transform([[0.5, 0.5]]).shape
         (1, 4, 4, 1)
@@ -394,7 +425,7 @@ class AutoencoderEmbedder(
         if codes.shape[1] != self.network_.latent_dim:
             raise ValueError(
                 f"X has {codes.shape[1]} columns, but this {type(self).__name__} decodes "
-                f"codes of latent_dim={self.network_.latent_dim}."
+                f"codes of n_components={self.network_.latent_dim}."
             )
         decoded = self._batched(self.network_.decode, torch.from_numpy(codes))
         images = decoded.permute(0, 2, 3, 1).numpy()
@@ -426,7 +457,7 @@ class AutoencoderEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((12, 4, 4, 1))
-        >>> embedder = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1,
+        >>> embedder = AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1,
         ...                                base_channels=2, max_epochs=1).fit(X)
         >>> embedder.reconstruction_error(X).shape
         (12,)
@@ -460,7 +491,7 @@ class AutoencoderEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((12, 4, 4, 1))
-        >>> embedder = AutoencoderEmbedder(latent_dim=2, n_stages=1, n_blocks=1,
+        >>> embedder = AutoencoderEmbedder(n_components=2, n_stages=1, n_blocks=1,
         ...                                base_channels=2, max_epochs=1).fit(X)
         >>> embedder.score(X) < 0
         True

@@ -19,6 +19,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import DEPRECATED, is_set, warn_deprecated
 from .._training import (
     TorchEstimatorMixin,
     documents_training_parameters,
@@ -39,7 +40,7 @@ __all__ = ["ContrastiveEmbedder"]
 _LOSSES = ("nt-xent", "vicreg")
 _ENCODERS = {"conv": ContrastiveEncoder, "dihedral": DihedralEncoder}
 # The parameters that decide the network's shape: an ``init`` model must share them.
-_ARCHITECTURE = ("encoder", "n_components", "n_stages", "base_channels", "projection_dim")
+_ARCHITECTURE = ("encoder", "representation_dim", "n_stages", "base_channels", "projection_dim")
 # Seed of the fixed augmentation of the validation views (and of ``score``), so
 # that the validation loss of one epoch is comparable with the next.
 _VALIDATION_SEED = 12345
@@ -82,13 +83,31 @@ class ContrastiveEmbedder(
         (docs/contrastive.md). ``"conv"``: a plain convolutional encoder
         (:class:`ContrastiveEncoder`), the default before version 0.2, less
         costly to train on a CPU (docs/benchmarks.md).
-    n_components : int, default=128
-        Size of the embedding (the channels of the encoder's last stage).
+    n_components : int or None, default=64
+        Size of the embedding ``transform`` returns: the network's
+        representation projected on its ``n_components`` principal
+        directions over the training images and PCA-whitened (each scaled to
+        unit variance), so that the weaker directions, which tell similar
+        galaxies apart, count as much as the strongest (as in image
+        retrieval, Jégou & Chum 2012). The variances are shrunk towards
+        their mean in proportion to ``representation_dim / n_samples``
+        (Ledoit & Wolf 2004), so that with few training images, whose weak
+        directions are mostly noise, the whitening stays mild. At most
+        ``representation_dim``, and at most the number of training images:
+        ``transform`` returns ``min(n_components, representation_dim,
+        n_samples)`` numbers. None returns the network's representation as
+        it is (``representation_dim`` numbers, not whitened). Before version
+        0.3 this width was set by ``whiten``, and ``n_components`` named
+        the network's width, now ``representation_dim``.
+    representation_dim : int, default=128
+        Width of the network's representation (the channels of the
+        encoder's last stage), from which the ``n_components`` numbers of
+        the embedding are computed.
     n_stages : int, default=4
         Encoder stages, each halving the resolution.
     base_channels : int, default=32
         Channels of the first stage, doubling at each stage up to
-        ``n_components``. Cost grows roughly with its square.
+        ``representation_dim``. Cost grows roughly with its square.
     projection_dim : int, default=64
         Output size of the projection head used by the loss (dropped after
         training).
@@ -113,17 +132,6 @@ class ContrastiveEmbedder(
         Embed each image in its 8 rotations and flips (4 for non-square
         images) and average, which makes the embedding exactly invariant to
         them at 8 times the cost of ``transform``.
-    whiten : int or None, default=64
-        PCA-whiten the embedding: project it on its ``whiten`` principal
-        directions over the training images and scale each to unit
-        variance, so that the weaker directions, which tell similar galaxies
-        apart, count as much as the strongest (as in image retrieval, Jégou
-        & Chum 2012). The variances are shrunk towards their mean in
-        proportion to ``n_components / n_samples`` (Ledoit & Wolf 2004), so
-        that with few training images, whose weak directions are mostly
-        noise, the whitening stays mild. ``transform`` then returns
-        ``min(whiten, n_components, n_samples)`` numbers. None returns the
-        network's embedding as it is.
     normalize : bool, default=True
         Scale each (whitened) embedding to unit length, so that the
         Euclidean distance between two galaxies ranks them as the cosine
@@ -142,9 +150,14 @@ class ContrastiveEmbedder(
         :class:`sklearn.frozen.FrozenEstimator` so that :func:`~sklearn.base.clone`
         and :class:`~sklearn.model_selection.GridSearchCV` keep it fitted
         (clone makes a bare estimator unfitted). Its ``encoder``,
-        ``n_components``, ``n_stages``, ``base_channels``,
+        ``representation_dim``, ``n_stages``, ``base_channels``,
         ``projection_dim`` and image channels must equal this estimator's.
         The whitening is always computed anew on the images given to ``fit``.
+    whiten : int or None, optional
+        Deprecated in 0.3 (removed in 0.4): the output width of version
+        0.2, now ``n_components``. When given, ``fit`` warns and reads the
+        parameters as 0.2 did: ``whiten`` as ``n_components`` and
+        ``n_components`` as ``representation_dim``.
     [training parameters]
 
     Attributes
@@ -154,11 +167,11 @@ class ContrastiveEmbedder(
     history_ : TrainingHistory
         Training and validation loss per epoch (the validation views are
         drawn once, with a fixed seed), best epoch, how training ended.
-    whitening_mean_ : ndarray of shape (n_components,)
-        Mean of the training embeddings (zeros when ``whiten=None``).
-    whitening_components_ : ndarray of shape (n_features_out, n_components)
+    whitening_mean_ : ndarray of shape (representation_dim,)
+        Mean of the training representations (zeros when ``n_components=None``).
+    whitening_components_ : ndarray of shape (n_features_out, representation_dim)
         The whitening map: principal directions divided by their shrunk
-        spread (the identity when ``whiten=None``); ``transform`` returns
+        spread (the identity when ``n_components=None``); ``transform`` returns
         ``(embedding - whitening_mean_) @ whitening_components_.T``.
     image_shape_ : tuple of int
         ``(H, W, C)`` of the training images (``(1, 1, d)`` for features).
@@ -190,8 +203,9 @@ class ContrastiveEmbedder(
     --------
     >>> import numpy as np
     >>> images = np.random.default_rng(0).random((24, 16, 16, 3))
-    >>> embedder = ContrastiveEmbedder(n_components=8, n_stages=2, base_channels=4,
-    ...                                max_epochs=2, batch_size=8, random_state=0)
+    >>> embedder = ContrastiveEmbedder(n_components=8, representation_dim=8, n_stages=2,
+    ...                                base_channels=4, max_epochs=2, batch_size=8,
+    ...                                random_state=0)
     >>> embedder.fit_transform(images).shape
     (24, 8)
     """
@@ -200,7 +214,8 @@ class ContrastiveEmbedder(
         self,
         *,
         encoder: str = "dihedral",
-        n_components: int = 128,
+        n_components: int | None = 64,
+        representation_dim: int = 128,
         n_stages: int = 4,
         base_channels: int = 32,
         projection_dim: int = 64,
@@ -209,10 +224,10 @@ class ContrastiveEmbedder(
         augmentation: GalaxyAugmentation | None = None,
         n_views: int = 2,
         dihedral_average: bool = False,
-        whiten: int | None = 64,
         normalize: bool = True,
         image_shape: tuple[int, ...] | None = None,
         init: Any = None,
+        whiten: Any = DEPRECATED,
         max_epochs: int = 30,
         batch_size: int = 128,
         learning_rate: float = 2e-3,
@@ -227,6 +242,7 @@ class ContrastiveEmbedder(
     ) -> None:
         self.encoder = encoder
         self.n_components = n_components
+        self.representation_dim = representation_dim
         self.n_stages = n_stages
         self.base_channels = base_channels
         self.projection_dim = projection_dim
@@ -235,10 +251,10 @@ class ContrastiveEmbedder(
         self.augmentation = augmentation
         self.n_views = n_views
         self.dihedral_average = dihedral_average
-        self.whiten = whiten
         self.normalize = normalize
         self.image_shape = image_shape
         self.init = init
+        self.whiten = whiten
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -253,10 +269,38 @@ class ContrastiveEmbedder(
 
     # -- validation ------------------------------------------------------------------
 
+    def _resolved(self, name: str) -> Any:
+        """The value parameter ``name`` takes effect with.
+
+        With the deprecated ``whiten`` set, the parameters are read as in
+        version 0.2: ``whiten`` is the output width and ``n_components``
+        the network's.
+        """
+        if is_set(getattr(self, "whiten", DEPRECATED)):
+            if name == "n_components":
+                return self.whiten
+            if name == "representation_dim":
+                return self.n_components
+        return getattr(self, name)
+
     def _check_params(self) -> torch.device:
         if self.encoder not in _ENCODERS:
             raise ValueError(f"encoder must be one of {tuple(_ENCODERS)}, got {self.encoder!r}.")
-        check_positive_int(self.n_components, "n_components")
+        if is_set(self.whiten):
+            warn_deprecated(
+                "ContrastiveEmbedder's parameter whiten is deprecated: n_components is now "
+                "the width of the embedding (whiten's meaning in 0.2) and representation_dim "
+                "the network's width (n_components's meaning in 0.2). Pass "
+                f"n_components={self.whiten!r}, representation_dim={self.n_components!r} "
+                "for the same model."
+            )
+            if self.whiten is not None:
+                check_positive_int(self.whiten, "whiten")
+            check_positive_int(self.n_components, "n_components")
+        else:
+            if self.n_components is not None:
+                check_positive_int(self.n_components, "n_components")
+            check_positive_int(self.representation_dim, "representation_dim")
         check_positive_int(self.n_stages, "n_stages")
         check_positive_int(self.base_channels, "base_channels")
         check_positive_int(self.projection_dim, "projection_dim")
@@ -266,8 +310,6 @@ class ContrastiveEmbedder(
         check_augmentation(self.augmentation)
         check_positive_int(self.n_views, "n_views", minimum=2)
         check_bool(self.dihedral_average, "dihedral_average")
-        if self.whiten is not None:
-            check_positive_int(self.whiten, "whiten")
         check_bool(self.normalize, "normalize")
         return self._check_training_params()
 
@@ -308,8 +350,8 @@ class ContrastiveEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
-        >>> ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4, max_epochs=1,
-        ...                     batch_size=8, random_state=0).fit(X).history_.n_epochs
+        >>> ContrastiveEmbedder(n_components=4, representation_dim=4, n_stages=1, base_channels=4,
+        ...                     max_epochs=1, batch_size=8, random_state=0).fit(X).history_.n_epochs
         1
         """
         device = self._check_params()
@@ -337,10 +379,11 @@ class ContrastiveEmbedder(
             **given.loop_options(),
         )
         # Fitted state is set only once training and the whitening have succeeded.
+        n_components = self._resolved("n_components")
         whitening = shrunk_whitening(
-            self._embed(data, network, device) if self.whiten is not None else None,
-            self.n_components,
-            self.whiten,
+            self._embed(data, network, device) if n_components is not None else None,
+            self._resolved("representation_dim"),
+            n_components,
         )
         self.history_ = history
         self.input_format_ = given.input_format
@@ -389,7 +432,7 @@ class ContrastiveEmbedder(
         """An untrained network for images of ``in_channels`` channels, from the parameters."""
         network = _ENCODERS[self.encoder](
             in_channels,
-            n_components=self.n_components,
+            n_components=self._resolved("representation_dim"),
             n_stages=self.n_stages,
             base_channels=self.base_channels,
             projection_dim=self.projection_dim,
@@ -455,14 +498,14 @@ class ContrastiveEmbedder(
         -------
         embedding : ndarray of shape (n_samples, n_features_out), dtype float64
             Whitened with the training images' principal directions (see
-            ``whiten``), each row of unit length with ``normalize``.
+            ``n_components``), each row of unit length with ``normalize``.
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
-        >>> embedder = ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4,
-        ...                                max_epochs=1, batch_size=8).fit(X)
+        >>> embedder = ContrastiveEmbedder(n_components=4, representation_dim=4, n_stages=1,
+        ...                                base_channels=4, max_epochs=1, batch_size=8).fit(X)
         >>> embedder.transform(X[:3]).shape
         (3, 4)
         """
@@ -495,8 +538,8 @@ class ContrastiveEmbedder(
         --------
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((16, 8, 8, 3))
-        >>> embedder = ContrastiveEmbedder(n_components=4, n_stages=1, base_channels=4,
-        ...                                max_epochs=1, batch_size=8).fit(X)
+        >>> embedder = ContrastiveEmbedder(n_components=4, representation_dim=4, n_stages=1,
+        ...                                base_channels=4, max_epochs=1, batch_size=8).fit(X)
         >>> embedder.score(X) < 0
         True
         """

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    DensityMixin,
+    TransformerMixin,
+)
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -53,7 +58,12 @@ def _training_loss(module: DensityFlow, batch: tuple[torch.Tensor, ...]) -> torc
 
 @documents_training_parameters
 class FlowDensityEstimator(
-    LikelihoodScoresMixin, TorchEstimatorMixin, TransformerMixin, DensityMixin, BaseEstimator
+    LikelihoodScoresMixin,
+    TorchEstimatorMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    DensityMixin,
+    BaseEstimator,
 ):
     """Normalizing-flow density estimator for feature vectors or images.
 
@@ -129,6 +139,11 @@ class FlowDensityEstimator(
 
     Notes
     -----
+    :meth:`transform` names its columns ``flowdensityestimator0``,
+    ``flowdensityestimator1``, ... (:meth:`get_feature_names_out`, as
+    scikit-learn names the output of PCA), so that a pipeline with
+    ``set_output(transform="pandas")`` returns a DataFrame.
+
     The validation samples held out by ``validation_fraction`` also serve as
     the reference of :meth:`typicality`. ``random_state`` seeds the
     dequantization noise of image training too.
@@ -419,6 +434,11 @@ class FlowDensityEstimator(
         return float(np.mean(self.score_samples(X)))
 
     # ------------------------------------------------------------ latent space
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of latent dimensions, for ``get_feature_names_out``."""
+        return self.n_features_in_
 
     def transform(self, X: Any) -> np.ndarray:
         """Map samples to the flow's latent space (standard normal under the model).

@@ -9,11 +9,13 @@ galaxies).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import positional_deprecated
 from .._limits import check_allocation
 from .._validation import check_image_shape, check_image_size, check_images
 from ._lanczos import lanczos_resize
@@ -153,7 +155,12 @@ def preprocess_images(
     return processed
 
 
-class ImagePreprocessor(TransformerMixin, BaseEstimator):
+_OUTPUT_CONTAINERS = ("default", "pandas", "polars")
+
+
+# Output is wrapped by this class itself (not by scikit-learn's automatic wrapping),
+# as images (n, h, w, C) fit in no table.
+class ImagePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Center-crop and resize images to float32 in [0, 1], as a transformer.
 
     The first step of a galaxysim pipeline: it turns Galaxy10-style uint8
@@ -174,6 +181,9 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
         Return ``(n, h*w*C)`` instead of ``(n, h, w, C)`` (for 2-D sklearn
         tools such as PCA).
 
+    All parameters are keyword arguments (positional ones are deprecated
+    since version 0.3 and raise a TypeError from 0.4).
+
     Attributes
     ----------
     image_shape_in_ : tuple of int
@@ -187,6 +197,17 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     --------
     preprocess_images : The function this transformer applies.
 
+    Notes
+    -----
+    :meth:`get_feature_names_out` names the values of one output image in
+    the order of its flattened layout (``pixel0``, ``pixel1``, ...: row by
+    row, the channels of each pixel together), whether or not ``flatten``
+    is set. With ``set_output(transform="pandas")`` (or ``"polars"``),
+    flattened output is returned as a DataFrame with those column names;
+    images ``(n, h, w, C)`` fit in no table and are returned as an array
+    (so that a whole pipeline of galaxysim estimators can be set to pandas
+    output, and its embedders get the images they need).
+
     Examples
     --------
     >>> import numpy as np
@@ -196,8 +217,10 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
     (3, 64, 64, 3)
     """
 
+    @positional_deprecated
     def __init__(
         self,
+        *,
         crop: int | Sequence[int] | None = 64,
         image_size: int | Sequence[int] | None = None,
         image_shape: Sequence[int] | None = None,
@@ -272,10 +295,80 @@ class ImagePreprocessor(TransformerMixin, BaseEstimator):
                 f"fitted on {self.image_shape_in_}."
             )
         out = preprocess_images(array, crop=self.crop, image_size=self.image_size, name="X")
-        return out.reshape(len(out), -1) if self.flatten else out
+        if not self.flatten:
+            return out
+        return self._as_container(out.reshape(len(out), -1), X)
+
+    def _as_container(self, table: np.ndarray, X: Any) -> Any:
+        """Flattened output in the container chosen by :meth:`set_output`."""
+        container = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
+        if container == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(
+                table, columns=self.get_feature_names_out(), index=getattr(X, "index", None)
+            )
+        if container == "polars":
+            import polars as pl
+
+            return pl.DataFrame(table, schema=list(self.get_feature_names_out()), orient="row")
+        return table
+
+    def set_output(self, *, transform: str | None = None) -> ImagePreprocessor:
+        """Choose the container of flattened output, as scikit-learn's transformers do.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            ``"pandas"`` or ``"polars"`` return flattened output as a
+            DataFrame whose columns are :meth:`get_feature_names_out`;
+            ``"default"`` as an array; None changes nothing. Images (without
+            ``flatten``) are arrays whatever the choice.
+
+        Returns
+        -------
+        self : ImagePreprocessor
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> images = np.zeros((2, 2, 2, 1))
+        >>> ImagePreprocessor(crop=None).set_output(transform="pandas").fit_transform(images).shape
+        (2, 2, 2, 1)
+        >>> pre = ImagePreprocessor(crop=None, flatten=True).set_output(transform="default")
+        >>> pre.fit_transform(images).shape
+        (2, 4)
+        """
+        if transform is None:
+            return self
+        if transform not in _OUTPUT_CONTAINERS:
+            raise ValueError(
+                f"transform must be one of {_OUTPUT_CONTAINERS} or None, got {transform!r}."
+            )
+        self._sklearn_output_config = {"transform": transform}
+        return self
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        """Names ``pixel0 ... pixelN`` of the flattened output values."""
+        """Names ``pixel0 ... pixelN`` of the values of one output image, flattened.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; the input values are pixels, not named features.
+
+        Returns
+        -------
+        names : ndarray of str
+            One name per value of an output image in its flattened
+            (row-major, channels last) order, with or without ``flatten``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> pre = ImagePreprocessor(crop=None).fit(np.zeros((1, 2, 1, 3)))
+        >>> pre.get_feature_names_out().tolist()
+        ['pixel0', 'pixel1', 'pixel2', 'pixel3', 'pixel4', 'pixel5']
+        """
         check_is_fitted(self)
         n_out = int(np.prod(self.image_shape_out_))
         return np.asarray([f"pixel{i}" for i in range(n_out)], dtype=object)

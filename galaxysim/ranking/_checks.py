@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from .._deprecation import warn_deprecated
 from .._validation import (
     check_image_shape,
     check_images,
@@ -42,23 +43,38 @@ def check_ranker_params(ranker: Any) -> None:
             f"neighbors_params must be a dict or None, got {type(ranker.neighbors_params).__name__}."
         )
     _check_search(ranker.search, ranker.neighbors_params or {})
-    if ranker.density is False and ranker.method == "likelihood":
-        raise ValueError("method='likelihood' needs a density; density=False turns it off.")
+    density = ranker.density
+    if isinstance(density, str) and density != "drop":
+        raise ValueError(
+            f'density must be None, "drop" or an estimator with fit and score_samples, '
+            f"got {density!r}."
+        )
+    if (density is False or isinstance(density, str)) and ranker.method == "likelihood":
+        raise ValueError(f"method='likelihood' needs a density; density={density!r} turns it off.")
     if ranker.image_shape is not None:
         check_image_shape(ranker.image_shape)
 
 
 def _check_search(search: Any, neighbors_params: dict) -> None:
-    from .search import _BACKENDS
+    from .search import search_algorithms, search_from_params
 
-    if not isinstance(search, str) or search not in {"auto", *_BACKENDS}:
-        raise ValueError(f"search must be 'auto' or one of {sorted(_BACKENDS)}, got {search!r}.")
-    asked = neighbors_params.get("algorithm", search)
-    if search != "auto" and asked != search:
-        raise ValueError(
-            f"search={search!r} and neighbors_params['algorithm']={asked!r} disagree; "
-            "give the search backend once, as search."
+    known = search_algorithms()
+    if not isinstance(search, str) or search not in {"auto", *known}:
+        raise ValueError(f"search must be 'auto' or one of {sorted(known)}, got {search!r}.")
+    params = dict(neighbors_params)
+    if "algorithm" in params:
+        asked = params.pop("algorithm")
+        if search != "auto" and asked != search:
+            raise ValueError(
+                f"search={search!r} and neighbors_params['algorithm']={asked!r} disagree; "
+                "give the search backend once, as search."
+            )
+        warn_deprecated(
+            f"SimilarityRanker(neighbors_params={{'algorithm': {asked!r}}}) is deprecated: "
+            f"pass search={asked!r} (the one name of the search backend)."
         )
+    # An unknown name fails here, before the embedder is trained.
+    search_from_params("exact", "euclidean", params)
 
 
 def check_ranker_input(

@@ -63,7 +63,7 @@ def write_search(search: Any, path: str | os.PathLike, overwrite: bool = False) 
         "algorithm": search.algorithm,
         "algorithm_": search.algorithm_,
         "metric": search.metric,
-        "params": search.params,
+        "params": search.backend_params,
         "n_samples": int(search.n_samples_fit_),
         "n_features": int(search.n_features_in_),
     }
@@ -172,7 +172,13 @@ def read_search(cls: type, path: str | os.PathLike, backends: dict[str, type]) -
         raise FileNotFoundError(f"{str(folder)!r} is not a folder holding a saved search.")
     header = _read_header(folder, set(backends))
     n, d = header["n_samples"], header["n_features"]
-    search = cls(header["algorithm"], header["metric"], **header["params"])
+    try:
+        search = cls(algorithm=header["algorithm"], metric=header["metric"], **header["params"])
+    except TypeError:
+        raise ValueError(
+            f"{str(folder / _JSON)!r} names backend parameters NeighborSearch does not take: "
+            f"{sorted(header['params'])}."
+        ) from None
     name = header["algorithm_"]
     backend = backends[name](name, header["metric"], **header["params"])
     if hasattr(backend, "load_bytes"):

@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import positional_deprecated, warn_deprecated
 from .._validation import check_bool, check_labels, is_fitted
 from ..symmetry import dihedral_views
 from ._checks import (
@@ -30,7 +33,7 @@ from ._checks import (
 )
 from .diagnostics import QueryDiagnosis, QueryDiagnostics, collection_statistics
 from .result import Ranking, make_ranking
-from .search import NeighborSearch, check_n_neighbors, closest_values
+from .search import check_n_neighbors, closest_values, search_from_params
 
 __all__ = ["SimilarityRanker"]
 
@@ -50,21 +53,34 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     with readable scores and a warning when the query is unlike the whole
     collection.
 
+    All parameters are keyword arguments (positional ones are deprecated
+    since version 0.3 and raise a TypeError from 0.4).
+
     Parameters
     ----------
     embedder : estimator with ``fit`` and ``transform``, default=None
         Maps images to vectors. None means ``ContrastiveEmbedder()``, which
-        groups galaxies best (see the evaluation in the documentation). An
-        embedder that is already fitted is used as it is (not refitted), so a
-        trained model can be reused on a new collection; an unfitted one is
-        cloned and fitted on ``X``. It receives images of shape
+        groups galaxies best (see the evaluation in the documentation). As in
+        scikit-learn, the embedder is cloned and fitted on ``X``; to reuse a
+        trained model on a new collection, wrap it in
+        :class:`sklearn.frozen.FrozenEstimator`: it is then used as it is,
+        never refitted, and :func:`~sklearn.base.clone` and
+        :class:`~sklearn.model_selection.GridSearchCV` keep it. A fitted
+        embedder that is not wrapped is still used as it is, with a
+        FutureWarning (deprecated in 0.3; from 0.4 it will be cloned and
+        refitted like an unfitted one). It receives images of shape
         ``(n, H, W, C)`` in [0, 1] (use a pipeline with
         ``ImagePreprocessor(flatten=True)`` in front of vector models such as
         PCA).
-    density : estimator with ``fit`` and ``score_samples``, None or False, default=None
+    density : estimator with ``fit`` and ``score_samples``, None or "drop", default=None
         A density on the embedding (log-likelihoods, typicality, and
-        ``method="likelihood"``). None means ``FlowDensityEstimator()``;
-        False turns the density off.
+        ``method="likelihood"``), cloned and fitted on the embeddings, or used
+        as it is inside a FrozenEstimator. None means
+        ``FlowDensityEstimator()`` (as ``embedder=None`` means the default
+        embedder); ``"drop"`` turns the density off, as scikit-learn's
+        ``"drop"`` turns off a step of a VotingClassifier or a
+        ColumnTransformer. ``False``, the spelling of version 0.2, is
+        deprecated (it warns and means ``"drop"``).
     n_neighbors : int, default=10
         Galaxies returned per query unless ``rank`` / ``kneighbors`` ask for
         another number.
@@ -83,14 +99,19 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         and each galaxy's distance is the smallest over them. None compares
         the query as given.
     neighbors_params : dict, optional
-        Extra keyword arguments for the
-        :class:`~galaxysim.ranking.search.NeighborSearch` (for example
-        ``{"algorithm": "ball_tree"}``, or ``{"leaf_size": 10}`` for
-        :class:`~sklearn.neighbors.NearestNeighbors`).
-    search : {"auto", "exact", "faiss-flat", "faiss-hnsw", "faiss-ivf"}, default="auto"
-        The search backend (any ``algorithm`` of
-        :class:`~galaxysim.ranking.search.NeighborSearch`). ``"auto"``: exact
-        below 100,000 galaxies or without faiss, else ``"faiss-hnsw"``
+        Parameters of the backend of the
+        :class:`~galaxysim.ranking.search.NeighborSearch`, by the names its
+        constructor takes (for example ``{"leaf_size": 10}`` for
+        :class:`~sklearn.neighbors.NearestNeighbors`, or ``{"ef_search":
+        128}`` for ``"faiss-hnsw"``). The backend itself is chosen by
+        ``search`` only: ``neighbors_params["algorithm"]``, its other name
+        in version 0.2, is deprecated (it warns and is used as ``search``).
+    search : str, default="auto"
+        The search backend: any ``algorithm`` of
+        :class:`~galaxysim.ranking.search.NeighborSearch` (``"exact"``,
+        ``"brute"``, ``"kd_tree"``, ``"ball_tree"``, ``"faiss-flat"``,
+        ``"faiss-hnsw"``, ``"faiss-ivf"``). ``"auto"``: exact below 100,000
+        galaxies or without faiss, else ``"faiss-hnsw"``
         (:func:`~galaxysim.ranking.search.choose_algorithm`).
     image_shape : tuple (H, W, C), optional
         Shape of one image, for flattened ``(n, H*W*C)`` input. Without it
@@ -103,9 +124,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     embedder_ : estimator
-        The fitted embedder.
+        The fitted embedder (for a FrozenEstimator, the estimator inside it).
     density_ : estimator or None
-        The fitted density, None when ``density=False``.
+        The fitted density (for a FrozenEstimator, the estimator inside it),
+        None when ``density="drop"``.
     embedding_ : ndarray of shape (n_samples, n_components)
         Embedding of the fitted collection.
     log_density_ : ndarray of shape (n_samples,) or None
@@ -148,17 +170,18 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.random((40, 8, 8, 3)).astype(np.float32)
     >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(4))
-    >>> ranker = SimilarityRanker(embedder, KernelDensity(), n_neighbors=5).fit(X)
+    >>> ranker = SimilarityRanker(embedder=embedder, density=KernelDensity(), n_neighbors=5).fit(X)
     >>> ranking = ranker.rank(X[3])
     >>> int(ranking.indices[0]), float(ranking.similarity[0])
     (3, 100.0)
     """
 
+    @positional_deprecated
     def __init__(
         self,
+        *,
         embedder: Any = None,
         density: Any = None,
-        *,
         n_neighbors: int = 10,
         metric: str = "euclidean",
         method: str = "embedding",
@@ -208,7 +231,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         --------
         >>> import numpy as np; from galaxysim.images import ImagePreprocessor
         >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
-        >>> SimilarityRanker(pixels, False, invariance=None).fit(X).n_samples_fit_
+        >>> SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X).n_samples_fit_
         20
         """
         self._check_params()
@@ -222,14 +245,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
                 "input without image_shape. Pass invariance=None for feature vectors."
             )
         labels = self._check_y(y, len(data))
-        embedder = self.embedder
-        if embedder is None:
-            from ..embedders import ContrastiveEmbedder
-
-            embedder = ContrastiveEmbedder()
-        if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
-            raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
-        self.embedder_ = embedder if is_fitted(embedder) else clone(embedder).fit(data)
+        self.embedder_ = self._fit_embedder(data)
         self.embedding_ = self._embed(data)
         statistics = collection_statistics(data)
         self._fit_density()
@@ -254,7 +270,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             self.search = "exact"
         params = dict(self.neighbors_params or {})
         algorithm = params.pop("algorithm", self.search)
-        self.search_ = NeighborSearch(algorithm, metric=self.metric, **params)
+        self.search_ = search_from_params(algorithm, self.metric, params)
         self.search_.fit(self.embedding_)
         self._diagnostics_from_0_2()
 
@@ -291,22 +307,76 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
             return getattr(diagnostics, new)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def _fit_embedder(self, data: np.ndarray) -> Any:
+        """The fitted embedder: a clone fitted on ``data``, or a frozen (or fitted) one as is."""
+        embedder = self.embedder
+        if embedder is None:
+            from ..embedders import ContrastiveEmbedder
+
+            embedder = ContrastiveEmbedder()
+        if not (hasattr(embedder, "fit") and hasattr(embedder, "transform")):
+            raise TypeError(f"embedder must have fit and transform, got {type(embedder).__name__}.")
+        return _fitted_copy(embedder, data, "embedder")
+
     def _fit_density(self) -> None:
-        if self.density is False:
+        density = self.density
+        if density is False:
+            warn_deprecated(
+                'SimilarityRanker(density="drop") is deprecated: pass density="drop" to turn '
+                "the density off."
+            )
+            density = "drop"
+        if isinstance(density, str) and density == "drop":
             self.density_ = None
             self.log_density_ = None
             return
-        density = self.density
         if density is None:
             from ..flows import FlowDensityEstimator
 
             density = FlowDensityEstimator()
-        if not hasattr(density, "score_samples"):
+        if not (hasattr(density, "fit") and hasattr(density, "score_samples")):
             raise TypeError(
-                f"density must have fit and score_samples, got {type(density).__name__}."
+                'density must be None, "drop" or an estimator with fit and score_samples, '
+                f"got {type(density).__name__}."
             )
-        self.density_ = clone(density).fit(self.embedding_)
+        self.density_ = _fitted_copy(density, self.embedding_, "density")
         self.log_density_ = self._log_density(self.embedding_)
+
+    # ------------------------------------------------------------ feature names
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the columns of :meth:`transform`: the embedder's own, when it names them.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; the ranker's input is images, whose values have no names.
+
+        Returns
+        -------
+        names : ndarray of str
+            ``embedder_.get_feature_names_out()`` when the embedder has it
+            (``contrastiveembedder0``, ... for the default), else
+            ``similarityranker0``, ``similarityranker1``, ...
+
+        Examples
+        --------
+        >>> from sklearn.decomposition import PCA
+        >>> Z = np.random.default_rng(0).normal(size=(20, 5))
+        >>> ranker = SimilarityRanker(embedder=PCA(3), density="drop", invariance=None).fit(Z)
+        >>> ranker.get_feature_names_out().tolist()
+        ['pca0', 'pca1', 'pca2']
+        """
+        check_is_fitted(self)
+        names = getattr(self.embedder_, "get_feature_names_out", None)
+        if names is not None:
+            try:
+                found = np.asarray(names(), dtype=object)
+            except (TypeError, ValueError, AttributeError):
+                found = None
+            if found is not None and found.shape == (self.embedding_.shape[1],):
+                return found
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.embedding_.shape[1])], dtype=object)
 
     # -------------------------------------------------------------- internals
     def _embed(self, data: np.ndarray) -> np.ndarray:
@@ -363,7 +433,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         --------
         >>> import numpy as np; from galaxysim.images import ImagePreprocessor
         >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
-        >>> SimilarityRanker(pixels, False, invariance=None).fit(X).transform(X[:2]).shape
+        >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X)
+        >>> ranker.transform(X[:2]).shape
         (2, 48)
         """
         check_is_fitted(self)
@@ -385,12 +456,13 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         >>> import numpy as np; from galaxysim.images import ImagePreprocessor
         >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
         >>> from sklearn.neighbors import KernelDensity
-        >>> SimilarityRanker(pixels, KernelDensity(), invariance=None).fit(X).score_samples(X[:2]).shape
+        >>> ranker = SimilarityRanker(embedder=pixels, density=KernelDensity(), invariance=None)
+        >>> ranker.fit(X).score_samples(X[:2]).shape
         (2,)
         """
         check_is_fitted(self)
         if self.density_ is None:
-            raise ValueError("This ranker was fitted with density=False; it has no log-density.")
+            raise ValueError('This ranker was fitted with density="drop"; it has no log-density.')
         return self._log_density(self.transform(X))
 
     def kneighbors(
@@ -430,7 +502,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         --------
         >>> from sklearn.decomposition import PCA
         >>> Z = np.random.default_rng(0).normal(size=(20, 5))
-        >>> ranker = SimilarityRanker(PCA(3), False, invariance=None, n_neighbors=2).fit(Z)
+        >>> ranker = SimilarityRanker(embedder=PCA(3), density="drop", invariance=None,
+        ...                           n_neighbors=2).fit(Z)
         >>> ranker.kneighbors(Z[:3], return_distance=False)[:, 0].tolist()
         [0, 1, 2]
         >>> own = ranker.kneighbors(Z, return_distance=False, exclude_self=True)
@@ -491,7 +564,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         --------
         >>> from sklearn.decomposition import PCA
         >>> Z = np.random.default_rng(0).normal(size=(20, 5))
-        >>> ranker = SimilarityRanker(PCA(3), False, invariance=None).fit(Z)
+        >>> ranker = SimilarityRanker(embedder=PCA(3), density="drop", invariance=None).fit(Z)
         >>> ranking = ranker.rank(Z[4], n_neighbors=3)
         >>> int(ranking.indices[0]), ranking.similarity.tolist()[0]
         (4, 100.0)
@@ -654,7 +727,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         better, 1 is perfect). When ``X`` is the fitted collection itself
         each galaxy is left out of its own list, so the score is not inflated
         by self-matches. This lets GridSearchCV tune the whole ranker (for
-        example ``embedder__latent_dim``) when labels exist.
+        example ``embedder__n_components``) when labels exist.
 
         Parameters
         ----------
@@ -670,7 +743,8 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         >>> import numpy as np; from galaxysim.images import ImagePreprocessor
         >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
         >>> y = np.arange(20) % 2
-        >>> 0 <= SimilarityRanker(pixels, False, invariance=None).fit(X, y).score(X, y) <= 1
+        >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X, y)
+        >>> 0 <= ranker.score(X, y) <= 1
         True
         """
         check_is_fitted(self)
@@ -682,3 +756,38 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         k = self._check_k(None, exclude_self=exclude_self)
         _, idx = self._search(self._embed_views(data), k, exclude_self=exclude_self)
         return float(np.mean(self.labels_[idx] == y[:, None]))
+
+
+def _fitted_copy(estimator: Any, data: np.ndarray, name: str) -> Any:
+    """What a ranker fits for parameter ``name``: scikit-learn's contract, one version late.
+
+    A FrozenEstimator gives the fitted estimator inside it, as it is. Any
+    other estimator is cloned and fitted on ``data``, except a fitted one,
+    which (as in version 0.2) is used as it is, with a FutureWarning; a
+    stateless one (that needs no fit) is cloned and fitted like any other.
+    """
+    if isinstance(estimator, FrozenEstimator):
+        if not is_fitted(estimator.estimator):
+            inner = type(estimator.estimator).__name__
+            raise ValueError(
+                f"{name} is a FrozenEstimator around an unfitted {inner}; freeze a fitted "
+                "estimator, or pass the estimator itself to have it fitted."
+            )
+        return estimator.estimator
+    if name == "embedder" and _needs_fit(estimator) and is_fitted(estimator):
+        warn_deprecated(
+            "The embedder given to SimilarityRanker is fitted and is used as it is; from "
+            "version 0.4 it will be cloned and refitted, as scikit-learn does. Wrap it in "
+            "sklearn.frozen.FrozenEstimator to keep using it as it is (then clone and "
+            "GridSearchCV keep it too)."
+        )
+        return estimator
+    return clone(estimator).fit(data)
+
+
+def _needs_fit(estimator: Any) -> bool:
+    """Whether ``estimator`` learns anything in ``fit`` (scikit-learn's ``requires_fit`` tag)."""
+    try:
+        return bool(get_tags(estimator).requires_fit)
+    except AttributeError:  # not a scikit-learn estimator: assume it does
+        return True

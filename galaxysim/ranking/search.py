@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import positional_deprecated
 from .._validation import check_positive_int
 from ._faiss import FAISS_BACKENDS, faiss_available
 from ._recall import recall_at_k
@@ -41,10 +42,13 @@ from ._search_io import read_search, write_search
 
 __all__ = [
     "AUTO_EXACT_BELOW",
+    "BACKEND_PARAMETERS",
     "NeighborSearch",
     "check_n_neighbors",
     "choose_algorithm",
     "closest_values",
+    "search_algorithms",
+    "search_from_params",
 ]
 
 #: ``algorithm="auto"`` searches exactly below this many embeddings.
@@ -87,6 +91,14 @@ class _ExactBackend:
         """The same for every fitted point, each left out of its own list."""
         return self.index.kneighbors(n_neighbors=n_neighbors)
 
+
+#: The backend parameters of :class:`NeighborSearch`, by the backends that take them.
+BACKEND_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "exact, brute, kd_tree, ball_tree": ("leaf_size", "p", "metric_params", "n_jobs"),
+    "faiss-hnsw": ("M", "ef_construction", "ef_search"),
+    "faiss-ivf": ("nlist", "nprobe", "pq", "train_size", "random_state"),
+}
+_PARAMETER_NAMES = tuple(name for names in BACKEND_PARAMETERS.values() for name in names)
 
 #: Search backends by the name ``NeighborSearch(algorithm=...)`` takes.
 #: Each is called as ``backend(algorithm, metric, **params)``.
@@ -211,11 +223,22 @@ class NeighborSearch(BaseEstimator):
         Distance between embeddings, as the backend understands it (any
         metric of NearestNeighbors for the exact backends, ``"euclidean"``
         for faiss).
-    **params
-        Passed to the backend: NearestNeighbors keyword arguments such as
-        ``leaf_size`` for the exact ones; ``M``, ``ef_construction``,
-        ``ef_search`` for ``"faiss-hnsw"``; ``nlist``, ``nprobe``, ``pq``,
-        ``train_size``, ``random_state`` for ``"faiss-ivf"``.
+    leaf_size, p, metric_params, n_jobs : optional
+        NearestNeighbors' parameters of these names, for the exact backends.
+    M, ef_construction, ef_search : int, optional
+        Links per vector, candidates kept while building and candidates kept
+        per query, for ``"faiss-hnsw"`` (defaults 32, 80, 64).
+    nlist, nprobe, pq, train_size : int, optional
+        Number of inverted lists, lists searched per query (default 32),
+        bytes per vector of product quantisation and k-means training sample,
+        for ``"faiss-ivf"`` (see :class:`~galaxysim.ranking._faiss.IVFBackend`).
+    random_state : int, optional
+        Seeds the k-means sample of ``"faiss-ivf"`` (default 0).
+
+    Every backend parameter defaults to None, the backend's own default; one
+    that is set must be one the chosen backend takes (else ``fit`` raises a
+    TypeError). All parameters are keyword arguments (positional ones are
+    deprecated since version 0.3). :attr:`backend_params` holds those set.
 
     Attributes
     ----------
@@ -248,37 +271,54 @@ class NeighborSearch(BaseEstimator):
     [1, 0, 1]
     """
 
+    @positional_deprecated
     def __init__(
-        self, algorithm: str = "exact", metric: str | Callable = "euclidean", **params: Any
+        self,
+        *,
+        algorithm: str = "exact",
+        metric: str | Callable = "euclidean",
+        leaf_size: int | None = None,
+        p: float | None = None,
+        metric_params: dict | None = None,
+        n_jobs: int | None = None,
+        M: int | None = None,
+        ef_construction: int | None = None,
+        ef_search: int | None = None,
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        pq: int | None = None,
+        train_size: int | None = None,
+        random_state: int | None = None,
     ) -> None:
         self.algorithm = algorithm
         self.metric = metric
-        self.params = params
+        self.leaf_size = leaf_size
+        self.p = p
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+        self.M = M
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self.pq = pq
+        self.train_size = train_size
+        self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters as given to the constructor, backend params included.
+    @property
+    def backend_params(self) -> dict[str, Any]:
+        """The backend parameters that are set (not None), as the backend receives them.
 
         Examples
         --------
-        >>> NeighborSearch(leaf_size=10).get_params()
-        {'algorithm': 'exact', 'metric': 'euclidean', 'leaf_size': 10}
+        >>> NeighborSearch(algorithm="ball_tree", leaf_size=10).backend_params
+        {'leaf_size': 10}
         """
-        return {"algorithm": self.algorithm, "metric": self.metric, **self.params}
-
-    def set_params(self, **params: Any) -> NeighborSearch:
-        """Set parameters; names other than ``algorithm`` and ``metric`` go to the backend.
-
-        Examples
-        --------
-        >>> NeighborSearch().set_params(metric="manhattan").metric
-        'manhattan'
-        """
-        for name, value in params.items():
-            if name in ("algorithm", "metric"):
-                setattr(self, name, value)
-            else:
-                self.params[name] = value
-        return self
+        return {
+            name: getattr(self, name)
+            for name in _PARAMETER_NAMES
+            if getattr(self, name) is not None
+        }
 
     def fit(self, embeddings: Any) -> NeighborSearch:
         """Index the embeddings.
@@ -303,8 +343,8 @@ class NeighborSearch(BaseEstimator):
         array = _check_embeddings(embeddings, "embeddings")
         algorithm = self.algorithm
         if algorithm == "auto":
-            algorithm = choose_algorithm(len(array), self.metric, self.params)
-        backend = _BACKENDS[algorithm](algorithm, self.metric, **self.params)
+            algorithm = choose_algorithm(len(array), self.metric, self.backend_params)
+        backend = _BACKENDS[algorithm](algorithm, self.metric, **self.backend_params)
         self.backend_ = backend.fit(array)
         self.algorithm_ = algorithm
         self.n_samples_fit_, self.n_features_in_ = array.shape
@@ -471,6 +511,50 @@ class NeighborSearch(BaseEstimator):
         distances = np.concatenate([d for d, _ in candidates], axis=1)
         indices = np.concatenate([i for _, i in candidates], axis=1)
         return _merge_candidates(distances, indices, k, exclude_self)
+
+
+def search_algorithms() -> tuple[str, ...]:
+    """The names ``NeighborSearch(algorithm=...)`` takes besides ``"auto"``.
+
+    Examples
+    --------
+    >>> search_algorithms()[:2]
+    ('exact', 'brute')
+    """
+    return tuple(_BACKENDS)
+
+
+def search_from_params(algorithm: Any, metric: Any, params: dict[str, Any]) -> NeighborSearch:
+    """An unfitted :class:`NeighborSearch` from a dict of backend parameters.
+
+    Parameters
+    ----------
+    algorithm, metric
+        As :class:`NeighborSearch` takes them.
+    params : dict
+        Backend parameters by name (a ranker's ``neighbors_params``).
+
+    Raises
+    ------
+    TypeError
+        A name that is not a backend parameter of NeighborSearch.
+
+    Examples
+    --------
+    >>> search_from_params("ball_tree", "euclidean", {"leaf_size": 5}).leaf_size
+    5
+    >>> search_from_params("exact", "euclidean", {"radius": 1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: neighbors_params holds 'radius', which is not a parameter of NeighborSearch; ...
+    """
+    unknown = [name for name in params if name not in _PARAMETER_NAMES]
+    if unknown:
+        raise TypeError(
+            f"neighbors_params holds {unknown[0]!r}, which is not a parameter of NeighborSearch; "
+            f"its backend parameters are {', '.join(_PARAMETER_NAMES)}."
+        )
+    return NeighborSearch(algorithm=algorithm, metric=metric, **params)
 
 
 def closest_values(
