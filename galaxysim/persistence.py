@@ -335,7 +335,7 @@ class _Decoder:
         return estimator
 
     def _check_params(self, estimator: Any, where: str) -> None:
-        """The checks ``fit`` runs on the parameters, run on the stored ones; image sizes bounded."""
+        """The checks ``fit`` runs on the parameters, run on the stored ones; sizes bounded."""
         from .images.io import MAX_IMAGE_PIXELS
 
         shape = vars(estimator).get("image_shape_")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 
@@ -159,7 +160,8 @@ def test_embed_views_are_the_views_rank_searches(ranker, galaxies):
     ranking = ranker.rank(galaxies[1])
     np.testing.assert_array_equal(indices[1], ranking.indices)
     np.testing.assert_array_equal(distances[1], ranking.distances)
-    plain = SimilarityRanker(ranker.embedder_, False, invariance=None).fit(galaxies[:30])
+    frozen = FrozenEstimator(ranker.embedder_)
+    plain = SimilarityRanker(embedder=frozen, density="drop", invariance=None).fit(galaxies[:30])
     assert len(plain.embed_views(galaxies[:2])) == 1
 
 

@@ -1,4 +1,4 @@
-"""galaxysim embed, index and rank --index: a collection embedded once, then queried from its index."""
+"""galaxysim embed, index and rank --index: a collection embedded once, queried from its index."""
 
 from __future__ import annotations
 

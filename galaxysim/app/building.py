@@ -54,7 +54,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--embedder",
         choices=EMBEDDERS,
         default=EMBEDDERS[0],
-        help="how galaxies are compared: a contrastive self-supervised network (default), the original study's autoencoder, or PCA of the pixels",
+        help=(
+            "how galaxies are compared: a contrastive self-supervised network (default), "
+            "the original study's autoencoder, or PCA of the pixels"
+        ),
     )
     group.add_argument(
         "--n-components",
@@ -118,7 +121,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--n-neighbors",
         type=positive_int,
         default=None,
-        help=f"neighbours to show (default: {DEFAULT_N_NEIGHBORS}, or all galaxies when there are fewer; more than there are is an error); ranking.csv ranks the whole collection",
+        help=(
+            f"neighbours to show (default: {DEFAULT_N_NEIGHBORS}, or all galaxies when there "
+            "are fewer; more than there are is an error); ranking.csv ranks the whole collection"
+        ),
     )
     group.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")
 

@@ -55,7 +55,7 @@ def _fit_or_reuse(args: argparse.Namespace, images, labels, target_names):
 
 
 def _fit_study(args: argparse.Namespace, ranker, collection):
-    """The original study's autoencoder and flow, fitted for their figures; None if ranking uses them."""
+    """The original study's autoencoder and flow, fitted for figures (None: ranking uses them)."""
     from ..embedders import AutoencoderEmbedder
 
     if isinstance(ranker.embedder_, AutoencoderEmbedder):
@@ -94,7 +94,8 @@ def _run_demo(args: argparse.Namespace) -> int:
             },
         )
         print(
-            f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of {args.image_size}x{args.image_size}; query: {query_name}"
+            f"galaxysim {__version__} demo: {len(collection)} built-in galaxies of "
+            f"{args.image_size}x{args.image_size}; query: {query_name}"
         )
         ranker, fit_seconds = _fit_or_reuse(
             args, collection.images, collection.target, collection.target_names
@@ -218,7 +219,8 @@ def _run_rank(args: argparse.Namespace) -> int:
             args.query, collection.images.shape[1:], crop=args.query_crop, framing=framing
         )
         print(
-            f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; query {args.query}"
+            f"galaxysim {__version__} rank: {len(collection)} galaxies from {args.data}; "
+            f"query {args.query}"
         )
         ranker, fit_seconds = _fit_or_reuse(
             args, collection.images, collection.target, collection.target_names
@@ -281,7 +283,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         (staging / "summary.json").write_text(json.dumps({"provenance": provenance}, indent=2))
     print(table.to_markdown())
     print(
-        f"wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to {args.out} in {time.perf_counter() - start:.0f} s"
+        "wrote evaluation.csv, evaluation.md, evaluation.png and summary.json to "
+        f"{args.out} in {time.perf_counter() - start:.0f} s"
     )
     return 0
 
@@ -353,17 +356,26 @@ def _add_rank_parser(sub) -> None:
     )
     rank.add_argument(
         "--data",
-        help="Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels); with --index, only the neighbours' images are read from it",
+        help=(
+            "Galaxy10_DECals.h5, or a folder of images (with labels.csv for labels); with "
+            "--index, only the neighbours' images are read from it"
+        ),
     )
     rank.add_argument(
         "--index",
-        help="an index built by 'galaxysim index': answer from it, embedding only the query (needs --model)",
+        help=(
+            "an index built by 'galaxysim index': answer from it, embedding only the query "
+            "(needs --model)"
+        ),
     )
     rank.add_argument("--query", required=True, help="the query image (PNG/JPEG/TIFF/FITS)")
     _add_output_options(rank, out=None, quiet="no progress bars")
     rank.add_argument(
         "--model",
-        help="a model.safetensors written earlier: reuse its trained embedder instead of training one",
+        help=(
+            "a model.safetensors written earlier: reuse its trained embedder instead of "
+            "training one"
+        ),
     )
     rank.add_argument(
         "--trust-pickle",
@@ -390,7 +402,10 @@ def _add_rank_parser(sub) -> None:
         "--query-crop",
         type=positive_int,
         default=None,
-        help="center crop of the query before it is resized to the collection's size (replaces --query-framing)",
+        help=(
+            "center crop of the query before it is resized to the collection's size "
+            "(replaces --query-framing)"
+        ),
     )
     rank.add_argument(
         "--query-framing",
@@ -531,7 +546,10 @@ def _one_line(exc: BaseException) -> str:
         if text:
             return text
         if isinstance(exc, MemoryError):
-            return "out of memory; ask for fewer or smaller images (--n-samples, --image-size, --crop)."
+            return (
+                "out of memory; ask for fewer or smaller images "
+                "(--n-samples, --image-size, --crop)."
+            )
         return type(exc).__name__
     # Not one galaxysim expects: name it, so that it can be reported.
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -129,7 +129,8 @@ def _run_index(args: argparse.Namespace) -> int:
     search = NeighborSearch(algorithm=args.search).fit(embeddings)
     search.save(args.out, overwrite=args.force)
     print(
-        f"galaxysim {__version__} index: {search.algorithm_} index of {len(embeddings):,} embeddings "
+        f"galaxysim {__version__} index: {search.algorithm_} index of "
+        f"{len(embeddings):,} embeddings "
         f"written to {args.out} in {time.perf_counter() - start:.1f} s"
     )
     return 0

@@ -366,7 +366,8 @@ def write_ranking_outputs(
     images = np.asarray(images)
     if len(images) != ranker.n_samples_fit_:
         raise ValueError(
-            f"images has {len(images)} entries but the ranker was fitted on {ranker.n_samples_fit_}."
+            f"images has {len(images)} entries but the ranker was fitted on "
+            f"{ranker.n_samples_fit_}."
         )
     ranking = ranker.rank(query, n_neighbors=ranker.n_samples_fit_, images=images, names=names)
     files = {"ranking_csv": ranking.to_csv(out / "ranking.csv", overwrite=True)}

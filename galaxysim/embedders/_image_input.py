@@ -133,7 +133,7 @@ class ImageInputMixin:
     """
 
     def _training_input(self, X: Any) -> TrainingInput:
-        """Validate what ``fit`` got: a collection is streamed, anything else as :meth:`_fit_input`."""
+        """Validate what ``fit`` got: a collection is streamed, anything else as ``_fit_input``."""
         self._reject_sparse(X)
         collection = _as_collection(X)
         if collection is None:

@@ -40,7 +40,8 @@ def check_ranker_params(ranker: Any) -> None:
     check_positive_int(ranker.n_neighbors, "n_neighbors")
     if ranker.neighbors_params is not None and not isinstance(ranker.neighbors_params, dict):
         raise TypeError(
-            f"neighbors_params must be a dict or None, got {type(ranker.neighbors_params).__name__}."
+            "neighbors_params must be a dict or None, got "
+            f"{type(ranker.neighbors_params).__name__}."
         )
     _check_search(ranker.search, ranker.neighbors_params or {})
     density = ranker.density
@@ -120,8 +121,10 @@ def is_single_query(query: Any, image_shape: tuple[int, ...] | None) -> bool:
 
     Examples
     --------
-    >>> is_single_query(np.zeros((8, 8)), (8, 8, 1)), is_single_query(np.zeros((2, 8, 8, 1)), (8, 8, 1))
-    (True, False)
+    >>> is_single_query(np.zeros((8, 8)), (8, 8, 1))
+    True
+    >>> is_single_query(np.zeros((2, 8, 8, 1)), (8, 8, 1))
+    False
     """
     shape = np.shape(query)
     if image_shape is None:

@@ -229,8 +229,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
         Examples
         --------
-        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
-        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> import numpy as np
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((20, 4, 4, 3))
+        >>> pixels = ImagePreprocessor(crop=None, flatten=True)
         >>> SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X).n_samples_fit_
         20
         """
@@ -431,8 +433,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
         Examples
         --------
-        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
-        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> import numpy as np
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((20, 4, 4, 3))
+        >>> pixels = ImagePreprocessor(crop=None, flatten=True)
         >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X)
         >>> ranker.transform(X[:2]).shape
         (2, 48)
@@ -453,8 +457,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
         Examples
         --------
-        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
-        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> import numpy as np
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((20, 4, 4, 3))
+        >>> pixels = ImagePreprocessor(crop=None, flatten=True)
         >>> from sklearn.neighbors import KernelDensity
         >>> ranker = SimilarityRanker(embedder=pixels, density=KernelDensity(), invariance=None)
         >>> ranker.fit(X).score_samples(X[:2]).shape
@@ -740,8 +746,10 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
 
         Examples
         --------
-        >>> import numpy as np; from galaxysim.images import ImagePreprocessor
-        >>> X, pixels = np.random.default_rng(0).random((20, 4, 4, 3)), ImagePreprocessor(crop=None, flatten=True)
+        >>> import numpy as np
+        >>> from galaxysim.images import ImagePreprocessor
+        >>> X = np.random.default_rng(0).random((20, 4, 4, 3))
+        >>> pixels = ImagePreprocessor(crop=None, flatten=True)
         >>> y = np.arange(20) % 2
         >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None).fit(X, y)
         >>> 0 <= ranker.score(X, y) <= 1

@@ -496,7 +496,8 @@ class NeighborSearch(BaseEstimator):
         n_queries = len(views[0])
         if any(len(Z) != n_queries for Z in views):
             raise ValueError(
-                f"view_embeddings must all have the same number of rows, got {[len(Z) for Z in views]}."
+                "view_embeddings must all have the same number of rows, got "
+                f"{[len(Z) for Z in views]}."
             )
         if exclude_self and n_queries != self.n_samples_fit_:
             raise ValueError(
