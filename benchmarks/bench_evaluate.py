@@ -63,7 +63,7 @@ from sklearn.frozen import FrozenEstimator
 
 from galaxysim import ContrastiveEmbedder, load_model, save_model
 from galaxysim.app.collections import TARGET_CLASS
-from galaxysim.app.evaluation import METHODS, evaluate_methods
+from galaxysim.app.evaluation import METHODS, EvaluationSettings, evaluate_methods
 from galaxysim.app.evaluation_methods import QUICK_CONTRASTIVE
 from galaxysim.app.evaluation_table import EvaluationTable, plot_evaluation
 from galaxysim.datasets import (
@@ -151,16 +151,20 @@ def builtin(args: argparse.Namespace) -> EvaluationTable:
         make_milky_way(args.image_size),
         target_names=SYNTHETIC_CLASSES,
         target_label=TARGET_CLASS,
-        methods=args.methods,
-        latent_dim=args.latent_dim,
-        ks=(10, 50),
-        quick=args.quick,
-        random_state=0,
-        pretrained=_pretrained(args, args.methods),
-        data_name=f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)",
-        query_name="make_milky_way (built-in drawing)",
         verbose=args.verbose,
-        **_settings(args),
+        settings=EvaluationSettings(
+            methods=args.methods,
+            n_components=args.n_components,
+            ks=(10, 50),
+            quick=args.quick,
+            random_state=0,
+            pretrained=_pretrained(args, args.methods),
+            data_name=(
+                f"make_galaxies({args.n_samples}, image_size={args.image_size}, random_state=0)"
+            ),
+            query_name="make_milky_way (built-in drawing)",
+            **_settings(args),
+        ),
     )
 
 
@@ -199,15 +203,17 @@ def real(args: argparse.Namespace) -> EvaluationTable | None:
         train_X=everything[1],
         target_names=list(data.target_names),
         target_label=TARGET_CLASS,
-        methods=args.methods,
-        latent_dim=args.real_latent_dim,
-        ks=(10, 50),
-        quick=args.quick,
-        random_state=0,
-        data_name=_real_name(len(images), args),
-        query_name=_ILLUSTRATION,
         verbose=args.verbose,
-        **_settings(args),
+        settings=EvaluationSettings(
+            methods=args.methods,
+            n_components=args.real_n_components,
+            ks=(10, 50),
+            quick=args.quick,
+            random_state=0,
+            data_name=_real_name(len(images), args),
+            query_name=_ILLUSTRATION,
+            **_settings(args),
+        ),
     )
 
 
@@ -224,19 +230,21 @@ def transfer(args: argparse.Namespace) -> EvaluationTable | None:
         data.target,
         query,
         train_X=train,
-        pretrained=_pretrained(args, methods),
         target_names=list(data.target_names),
         target_label=TARGET_CLASS,
-        methods=methods,
-        latent_dim=args.real_latent_dim,
-        ks=(10, 50),
-        quick=args.quick,
-        random_state=0,
-        data_name=_real_name(len(images), args) + f", models trained on make_galaxies"
-        f"({args.n_samples}, image_size={args.image_size}, random_state=0)",
-        query_name=_ILLUSTRATION,
         verbose=args.verbose,
-        **_settings(args),
+        settings=EvaluationSettings(
+            pretrained=_pretrained(args, methods),
+            methods=methods,
+            n_components=args.real_n_components,
+            ks=(10, 50),
+            quick=args.quick,
+            random_state=0,
+            data_name=_real_name(len(images), args) + f", models trained on make_galaxies"
+            f"({args.n_samples}, image_size={args.image_size}, random_state=0)",
+            query_name=_ILLUSTRATION,
+            **_settings(args),
+        ),
     )
 
 
@@ -262,16 +270,18 @@ def adapted(args: argparse.Namespace) -> EvaluationTable | None:
         train_X=everything[1],
         target_names=list(data.target_names),
         target_label=TARGET_CLASS,
-        methods=["pca", "contrastive"],
-        latent_dim=args.real_latent_dim,
-        ks=(10, 50),
-        quick=args.quick,
-        random_state=0,
-        data_name=_real_name(len(images), args) + ", the contrastive embedder pretrained on "
-        f"{source} and adapted on the 100 real images",
-        query_name=_ILLUSTRATION,
         verbose=args.verbose,
-        **settings,
+        settings=EvaluationSettings(
+            methods=["pca", "contrastive"],
+            n_components=args.real_n_components,
+            ks=(10, 50),
+            quick=args.quick,
+            random_state=0,
+            data_name=_real_name(len(images), args) + ", the contrastive embedder pretrained on "
+            f"{source} and adapted on the 100 real images",
+            query_name=_ILLUSTRATION,
+            **settings,
+        ),
     )
 
 
@@ -325,9 +335,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--n-samples", type=int, default=None, help="built-in images (default 2000)"
     )
     parser.add_argument("--image-size", type=int, default=None, help="side in pixels (default 64)")
-    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--n-components", type=int, default=32)
     parser.add_argument(
-        "--real-latent-dim",
+        "--real-n-components",
         type=int,
         default=16,
         help="latent size for the 50 real images (default 16)",
@@ -367,7 +377,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.n_samples = args.n_samples or 100
         args.image_size = args.image_size or 16
-        args.latent_dim, args.real_latent_dim = 4, 4
+        args.n_components, args.real_n_components = 4, 4
     args.n_samples = args.n_samples or 2000
     args.image_size = args.image_size or 64
     return args

@@ -13,6 +13,7 @@ from sklearn.decomposition import PCA
 from galaxysim.app.evaluation import (
     METHOD_DESCRIPTIONS,
     METHODS,
+    EvaluationSettings,
     EvaluationTable,
     evaluate_methods,
     plot_evaluation,
@@ -29,7 +30,7 @@ torch = pytest.importorskip("torch")
 def quick_run(tmp_path_factory):
     """`galaxysim evaluate --data builtin --quick`, once for the whole module."""
     out = tmp_path_factory.mktemp("evaluation")
-    table = run_evaluation("builtin", out, quick=True)
+    table = run_evaluation("builtin", out, settings=EvaluationSettings(quick=True))
     return table, out
 
 
@@ -139,10 +140,9 @@ def test_separable_classes_give_perfect_baselines():
         query,
         target_names=["dark", "bright"],
         target_label="bright",
-        methods=["pca-whitened", "pca", "pixels"],
-        latent_dim=2,
-        n_neighbors=5,
-        ks=(10, 12),
+        settings=EvaluationSettings(
+            methods=["pca-whitened", "pca", "pixels"], n_components=2, n_neighbors=5, ks=(10, 12)
+        ),
     )
     assert table.methods == ["pixels", "pca", "pca-whitened"]  # canonical order
     for method in table.methods:
@@ -168,10 +168,9 @@ def test_separable_classes_give_intervals_of_one():
         query,
         target_names=["dark", "bright"],
         target_label="bright",
-        methods=["pixels", "pca"],
-        latent_dim=2,
-        n_neighbors=5,
-        ks=(10, 24),
+        settings=EvaluationSettings(
+            methods=["pixels", "pca"], n_components=2, n_neighbors=5, ks=(10, 24)
+        ),
     )
     for method in table.methods:
         row = table[method]
@@ -206,11 +205,9 @@ def test_intervals_are_reproducible_for_a_seed():
             X[0],
             target_names=SYNTHETIC_CLASSES,
             target_label=0,
-            methods=["pixels", "pca"],
-            latent_dim=3,
-            n_neighbors=3,
-            ks=(5,),
-            random_state=seed,
+            settings=EvaluationSettings(
+                methods=["pixels", "pca"], n_components=3, n_neighbors=3, ks=(5,), random_state=seed
+            ),
         )
 
     first, again, other = run(0)["pixels"], run(0)["pixels"], run(1)["pixels"]
@@ -233,10 +230,9 @@ def test_per_class_rates_weighted_by_class_size_give_the_rate():
         X[0],
         target_names=SYNTHETIC_CLASSES,
         target_label=0,
-        methods=["pixels", "pca"],
-        latent_dim=5,
-        n_neighbors=3,
-        ks=(5,),
+        settings=EvaluationSettings(
+            methods=["pixels", "pca"], n_components=5, n_neighbors=3, ks=(5,)
+        ),
     )
     counts = np.bincount(y, minlength=5)
     assert len(set(counts.tolist())) > 1 and table.class_counts == counts.tolist()
@@ -253,10 +249,9 @@ def test_baseline_same_class_rates_match_the_metric():
         X[0],
         target_names=SYNTHETIC_CLASSES,
         target_label=0,
-        methods=["pixels", "pca", "pca-whitened"],
-        latent_dim=5,
-        n_neighbors=3,
-        ks=(5,),
+        settings=EvaluationSettings(
+            methods=["pixels", "pca", "pca-whitened"], n_components=5, n_neighbors=3, ks=(5,)
+        ),
     )
     pixels = X.reshape(len(X), -1)
     embeddings = {
@@ -279,9 +274,7 @@ def test_input_is_left_unchanged():
         query,
         target_names=["dark", "bright"],
         target_label=0,
-        methods=["pixels"],
-        n_neighbors=2,
-        ks=(3,),
+        settings=EvaluationSettings(methods=["pixels"], n_neighbors=2, ks=(3,)),
     )
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
@@ -296,9 +289,7 @@ def test_same_class_vs_pca_is_the_difference_to_pca():
         make_milky_way(8),
         target_names=SYNTHETIC_CLASSES,
         target_label="Barred Spiral",
-        methods=["pixels", "pca"],
-        latent_dim=3,
-        ks=(10,),
+        settings=EvaluationSettings(methods=["pixels", "pca"], n_components=3, ks=(10,)),
     )
     assert table["pixels"]["same_class_vs_pca"] == pytest.approx(
         table["pixels"]["same_class_at_10"] - table["pca"]["same_class_at_10"]
@@ -309,8 +300,7 @@ def test_same_class_vs_pca_is_the_difference_to_pca():
         make_milky_way(8),
         target_names=SYNTHETIC_CLASSES,
         target_label=0,
-        methods=["pixels"],
-        ks=(10,),
+        settings=EvaluationSettings(methods=["pixels"], ks=(10,)),
     )
     assert math.isnan(without_pca["pixels"]["same_class_vs_pca"])
 
@@ -535,7 +525,7 @@ def small_data():
         ({"target_names": "dark"}, TypeError, "target_names"),
         ({"ks": (10, 50)}, ValueError, r"ks \[50\] exceed the 12 images"),
         ({"n_neighbors": 12}, ValueError, "n_neighbors=12 must be smaller"),
-        ({"latent_dim": 20, "methods": ["pca"]}, ValueError, "latent_dim=20 is too large"),
+        ({"n_components": 20, "methods": ["pca"]}, ValueError, "n_components=20 is too large"),
         ({"autoencoder_params": [1]}, TypeError, "autoencoder_params must be a dict"),
         ({"quick": "yes"}, TypeError, "quick must be True or False"),
         ({"random_state": -1}, ValueError, "random_state must be an integer >= 0"),
@@ -544,16 +534,12 @@ def small_data():
 )
 def test_bad_arguments_are_named(small_data, kwargs, error, match):
     X, y, query = small_data
-    arguments = {
-        "target_names": ["dark", "bright"],
-        "target_label": 1,
-        "methods": ["pixels"],
-        "ks": (5,),
-        "n_neighbors": 3,
-        **kwargs,
-    }
+    arguments = {"target_names": ["dark", "bright"], "target_label": 1}
+    fields = {"methods": ["pixels"], "ks": (5,), "n_neighbors": 3}
+    for name, value in kwargs.items():
+        (arguments if name in arguments else fields)[name] = value
     with pytest.raises(error, match=match):
-        evaluate_methods(X, y, query, **arguments)
+        evaluate_methods(X, y, query, settings=EvaluationSettings(**fields), **arguments)
 
 
 def test_mismatched_labels_and_query_are_named(small_data):
@@ -561,8 +547,7 @@ def test_mismatched_labels_and_query_are_named(small_data):
     common = {
         "target_names": ["dark", "bright"],
         "target_label": 1,
-        "methods": ["pixels"],
-        "ks": (5,),
+        "settings": EvaluationSettings(methods=["pixels"], ks=(5,)),
     }
     with pytest.raises(ValueError, match="y has 11 labels but there are 12 images"):
         evaluate_methods(X, y[:-1], query, **common)
@@ -576,17 +561,19 @@ def test_mismatched_labels_and_query_are_named(small_data):
 
 def test_run_evaluation_checks_its_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an existing folder"):
-        run_evaluation("builtin", tmp_path / "absent", quick=True)
+        run_evaluation("builtin", tmp_path / "absent", settings=EvaluationSettings(quick=True))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        run_evaluation(tmp_path / "absent.h5", tmp_path, quick=True)
+        run_evaluation(tmp_path / "absent.h5", tmp_path, settings=EvaluationSettings(quick=True))
     other = tmp_path / "notes.txt"
     other.write_text("x")
     with pytest.raises(ValueError, match="neither 'builtin', a Galaxy10 .h5 file nor a folder"):
-        run_evaluation(other, tmp_path, quick=True)
+        run_evaluation(other, tmp_path, settings=EvaluationSettings(quick=True))
     with pytest.raises(TypeError, match="data must be 'builtin' or a path"):
-        run_evaluation(42, tmp_path, quick=True)
+        run_evaluation(42, tmp_path, settings=EvaluationSettings(quick=True))
     with pytest.raises(ValueError, match="Unknown method"):
-        run_evaluation("builtin", tmp_path, methods=["best"], quick=True)
+        run_evaluation(
+            "builtin", tmp_path, settings=EvaluationSettings(methods=["best"], quick=True)
+        )
     assert not any(tmp_path.glob("evaluation.*"))  # nothing written on a bad call
 
 
@@ -595,7 +582,10 @@ def test_run_evaluation_checks_its_paths(tmp_path):
 
 def test_run_evaluation_on_the_real_sample_folder(galaxy10_samples, milky_way_png, tmp_path):
     table = run_evaluation(
-        galaxy10_samples, tmp_path, query=milky_way_png, methods=["pixels", "pca"], quick=True
+        galaxy10_samples,
+        tmp_path,
+        query=milky_way_png,
+        settings=EvaluationSettings(methods=["pixels", "pca"], quick=True),
     )
     assert table.class_counts == [10] * 5 and table.image_shape == (32, 32, 3)
     assert table.target_name == "Barred Spiral" and table.ks == (10, 50)
@@ -628,11 +618,13 @@ def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
         query,
         target_names=names,
         target_label="Barred Spiral",
-        methods=["contrastive"],
-        pretrained={"contrastive": (model, 12.5)},
-        latent_dim=4,
-        ks=(10,),
         train_X=other,
+        settings=EvaluationSettings(
+            methods=["contrastive"],
+            pretrained={"contrastive": (model, 12.5)},
+            n_components=4,
+            ks=(10,),
+        ),
     )
     assert table["contrastive"]["fit_seconds"] >= 12.5
     np.testing.assert_array_equal(model.transform(X), before)  # not trained further
@@ -643,10 +635,9 @@ def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
             query,
             target_names=names,
             target_label="Barred Spiral",
-            methods=["pca"],
-            pretrained={"pca": (model, 1.0)},
-            latent_dim=4,
-            ks=(10,),
+            settings=EvaluationSettings(
+                methods=["pca"], pretrained={"pca": (model, 1.0)}, n_components=4, ks=(10,)
+            ),
         )
     with pytest.raises(TypeError, match="pair"):
         evaluate_methods(
@@ -655,8 +646,26 @@ def test_pretrained_models_are_used_as_they_are_and_their_seconds_reported():
             query,
             target_names=names,
             target_label="Barred Spiral",
-            methods=["contrastive"],
-            pretrained={"contrastive": model},
-            latent_dim=4,
-            ks=(10,),
+            settings=EvaluationSettings(
+                methods=["contrastive"], pretrained={"contrastive": model}, n_components=4, ks=(10,)
+            ),
         )
+
+
+def test_the_keywords_of_0_2_still_work_with_a_future_warning(small_data, tmp_path):
+    X, y, query = small_data
+    names = {"target_names": ["dark", "bright"], "target_label": 1}
+    new = evaluate_methods(
+        X, y, query, settings=EvaluationSettings(methods=["pca"], n_components=3, ks=(5,)), **names
+    )
+    with pytest.warns(FutureWarning, match=r"settings=EvaluationSettings\(methods=\.\.\., n_comp"):
+        old = evaluate_methods(X, y, query, methods=["pca"], latent_dim=3, ks=(5,), **names)
+    assert old["pca"]["same_class_at_10"] == new["pca"]["same_class_at_10"]
+    assert old.settings == new.settings
+    with pytest.warns(FutureWarning, match="run_evaluation"):
+        table = run_evaluation("builtin", tmp_path, methods=["pca"], quick=True, n_samples=30)
+    assert table.methods == ["pca"]
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['n_neigbors'\]"):
+        evaluate_methods(X, y, query, n_neigbors=3, **names)
+    with pytest.raises(TypeError, match="settings must be an EvaluationSettings"):
+        evaluate_methods(X, y, query, settings={"methods": ["pca"]}, **names)

@@ -252,7 +252,7 @@ def _run_rank(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .collections import check_source
-    from .evaluation import run_evaluation
+    from .evaluation import EvaluationSettings, run_evaluation
     from .output_folder import check_not_an_input, staged_output
     from .provenance import run_provenance
 
@@ -264,14 +264,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     check_not_an_input(args.out, data=data, query=args.query)
     start = time.perf_counter()
     with staged_output(args.out, force=args.force) as staging:
+        settings = EvaluationSettings(
+            methods=args.methods, quick=args.quick, random_state=args.random_state
+        )
         table = run_evaluation(
             args.data,
             staging,
             query=args.query,
-            methods=args.methods,
-            quick=args.quick,
+            settings=settings,
             n_samples=args.n_samples,
-            random_state=args.random_state,
             verbose=not args.quiet,
         )
         provenance = run_provenance(

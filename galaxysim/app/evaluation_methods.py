@@ -6,7 +6,7 @@ builder from shared models (:class:`Models`), so that every method is
 measured through one ranking code path:
 
 * ``"pixels"``: raw pixels, flattened; Euclidean distance.
-* ``"pca"``: PCA of the flattened pixels to ``latent_dim`` components.
+* ``"pca"``: PCA of the flattened pixels to ``n_components`` components.
 * ``"pca-whitened"``: the same PCA with unit-variance components. The flow
   below standardises its input, so this is the baseline that tells the
   flow's non-linear warping apart from a mere rescaling of PCA.
@@ -70,7 +70,7 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
     {
         "pixels": "raw pixels, flattened; Euclidean distance (baseline)",
         "pca": (
-            "PCA of the flattened pixels to latent_dim components; Euclidean distance (baseline)"
+            "PCA of the flattened pixels to n_components components; Euclidean distance (baseline)"
         ),
         "pca-whitened": (
             "the same PCA with every component scaled to unit variance (baseline: what the "
@@ -84,7 +84,7 @@ METHOD_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         "contrastive-conv": (
             "the same with the plain convolutional encoder (encoder='conv', the default before 0.2)"
         ),
-        "autoencoder": "AutoencoderEmbedder codes (latent_dim); Euclidean distance",
+        "autoencoder": "AutoencoderEmbedder codes (n_components); Euclidean distance",
         "autoencoder+dihedral": (
             "the same autoencoder; the query compared in its 8 rotations and flips, "
             "smallest distance kept"
@@ -137,7 +137,7 @@ class Models:
     """Builds the models of the methods, training the shared autoencoder once."""
 
     X: np.ndarray
-    latent_dim: int
+    n_components: int
     autoencoder_params: dict[str, Any]
     flow_params: dict[str, Any]
     random_state: int | None
@@ -158,7 +158,7 @@ class Models:
     def autoencoder(self, augmentation: bool = False) -> tuple[Any, float]:
         from ..embedders import AutoencoderEmbedder, GalaxyAugmentation
 
-        model = AutoencoderEmbedder(n_components=self.latent_dim, random_state=self.random_state)
+        model = AutoencoderEmbedder(n_components=self.n_components, random_state=self.random_state)
         model.set_params(**self.autoencoder_params)
         if augmentation:
             model.set_params(augmentation=GalaxyAugmentation())
@@ -183,7 +183,7 @@ class Models:
     def pca(self, whiten: bool = False) -> Any:
         return make_pipeline(
             ImagePreprocessor(crop=None, flatten=True),
-            PCA(self.latent_dim, whiten=whiten, random_state=self.random_state),
+            PCA(self.n_components, whiten=whiten, random_state=self.random_state),
         )
 
 
@@ -382,7 +382,7 @@ def describe_settings(
     methods: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
     *,
-    latent_dim: int,
+    n_components: int,
     quick: bool,
     random_state: int | None,
     n_train: int | None = None,
@@ -395,7 +395,7 @@ def describe_settings(
         The methods evaluated.
     params : dict
         Each model's parameters, as :func:`model_params` returns them.
-    latent_dim : int
+    n_components : int
     quick : bool
     random_state : int or None
     n_train : int, optional
@@ -408,11 +408,11 @@ def describe_settings(
 
     Examples
     --------
-    >>> describe_settings(["pca"], {}, latent_dim=8, quick=True, random_state=0)
-    {'latent_dim': 8, 'quick': True, 'random_state': 0}
+    >>> describe_settings(["pca"], {}, n_components=8, quick=True, random_state=0)
+    {'n_components': 8, 'quick': True, 'random_state': 0}
     """
     settings: dict[str, Any] = {
-        "latent_dim": latent_dim,
+        "n_components": n_components,
         "quick": bool(quick),
         "random_state": random_state,
     }
