@@ -68,7 +68,7 @@ def _fit_study(args: argparse.Namespace, ranker, collection):
 def _run_demo(args: argparse.Namespace) -> int:
     from .collections import TARGET_CLASS, default_query, make_builtin_collection
     from .output_folder import staged_output
-    from .outputs import write_ranking_outputs
+    from .outputs import RankingReport, write_ranking_outputs
     from .provenance import run_provenance
 
     resolve_n_neighbors(args, args.n_samples, "--n-samples")
@@ -101,13 +101,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             args, collection.images, collection.target, collection.target_names
         )
         study = _fit_study(args, ranker, collection)
-        files = write_ranking_outputs(
-            staging,
-            ranker,
-            collection.images,
-            query,
-            labels=collection.target,
-            target_names=collection.target_names,
+        report = RankingReport(
             study=study,
             target_label=collection.target_names.index(TARGET_CLASS),
             query_name=query_name,
@@ -120,6 +114,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             extra_summary={"fit seconds": round(fit_seconds, 1)},
             provenance=provenance,
         )
+        files = write_ranking_outputs(staging, ranker, collection, query, report)
     _print_outputs(args.out, files, time.perf_counter() - start)
     return 0
 
@@ -184,7 +179,7 @@ def _check_rank_inputs(args: argparse.Namespace) -> None:
 def _run_rank(args: argparse.Namespace) -> int:
     from .collections import TARGET_CLASS, load_collection, load_query
     from .output_folder import staged_output
-    from .outputs import write_ranking_outputs
+    from .outputs import RankingReport, write_ranking_outputs
     from .provenance import run_provenance
 
     _check_rank_options(args)
@@ -230,15 +225,8 @@ def _run_rank(args: argparse.Namespace) -> int:
         if target_names is not None and TARGET_CLASS in target_names:
             target_label = target_names.index(TARGET_CLASS)
         query_name = Path(args.query).name
-        files = write_ranking_outputs(
-            staging,
-            ranker,
-            collection.images,
-            query,
-            labels=collection.target,
-            target_names=target_names,
+        report = RankingReport(
             target_label=target_label,
-            names=collection.names,
             query_name=query_name,
             n_neighbors=args.n_neighbors,
             random_state=args.random_state,
@@ -246,6 +234,7 @@ def _run_rank(args: argparse.Namespace) -> int:
             extra_summary={"fit seconds": round(fit_seconds, 1), "data": str(args.data)},
             provenance=provenance,
         )
+        files = write_ranking_outputs(staging, ranker, collection, query, report)
     _print_outputs(args.out, files, time.perf_counter() - start)
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from ..metrics import summarize_ranking
 from ..persistence import save_model
 from ..plotting import plot_image_grid, plot_latent_map, plot_training_curves
 from ..ranking import Ranking, SimilarityRanker
+from .collections import Collection
 from .report import diagnosis_record, diagnosis_rows, write_html_report
 
-__all__ = ["write_ranking_outputs"]
+__all__ = ["RankingReport", "write_ranking_outputs"]
 
 
 def _save(fig, path: Path) -> Path:
@@ -113,18 +115,15 @@ def _write_figures(
     ranker: SimilarityRanker,
     ranking: Ranking,
     query: np.ndarray,
-    *,
-    labels: np.ndarray | None,
-    target_names: Sequence[str] | None,
-    query_name: str,
-    n_neighbors: int,
-    n_generate: int,
-    random_state: int | None,
-    study: SimilarityRanker | None,
-    images: np.ndarray,
+    collection: Collection,
+    report: RankingReport,
 ) -> dict[str, Path]:
     """neighbours.png, latent.png; training, reconstructions and generated where possible."""
-    files = {"neighbours": _save(ranking.plot(n_neighbors=n_neighbors), out / "neighbours.png")}
+    images, labels, target_names = collection.images, collection.target, collection.target_names
+    query_name, study = report.query_name, report.study
+    files = {
+        "neighbours": _save(ranking.plot(n_neighbors=report.n_neighbors), out / "neighbours.png")
+    }
     query_embedding = ranker.transform(np.asarray(query)[np.newaxis])
     files["latent"] = _save(
         plot_latent_map(
@@ -152,7 +151,7 @@ def _write_figures(
             ),
             out / "reconstructions.png",
         )
-    generated = _generated_images(decoder, n_generate, random_state)
+    generated = _generated_images(decoder, report.n_generate, report.random_state)
     if generated is not None:
         files["generated"] = _save(
             plot_image_grid(
@@ -277,48 +276,16 @@ _CAPTIONS = {
 }
 
 
-def write_ranking_outputs(
-    out: PathLike,
-    ranker: SimilarityRanker,
-    images: np.ndarray,
-    query: np.ndarray,
-    *,
-    labels: np.ndarray | None = None,
-    target_names: Sequence[str] | None = None,
-    target_label: int | None = None,
-    names: Sequence[str] | None = None,
-    query_name: str = "query",
-    n_neighbors: int = 16,
-    n_generate: int = 16,
-    random_state: int | None = 0,
-    title: str = "galaxysim ranking",
-    notes: str | None = None,
-    extra_summary: dict[str, Any] | None = None,
-    provenance: dict[str, Any] | None = None,
-    study: SimilarityRanker | None = None,
-) -> dict[str, Path]:
-    """Rank the whole collection for ``query`` and write every output into ``out``.
+@dataclass(frozen=True, kw_only=True)
+class RankingReport:
+    """What :func:`write_ranking_outputs` writes besides the ranking itself.
 
     Parameters
     ----------
-    out : path-like
-        An existing folder; files of the names below are replaced.
-    ranker : SimilarityRanker
-        Fitted on ``images``.
-    images : ndarray of shape (n, H, W, C)
-        The collection, in the order the ranker was fitted on.
-    query : ndarray of shape (H, W, C)
-        The query image.
-    labels : ndarray of shape (n,), optional
-        Integer classes (colours in the latent map, class figures).
-    target_names : sequence of str, optional
-        Names of the integer classes.
+    query_name : str, default="query"
+        How the query is called in figures and the summary.
     target_label : int, optional
         The class a good ranking puts first; adds its precision at 10 and 50.
-    names : sequence of str, optional
-        An identifier per galaxy (file names) for the CSV.
-    query_name : str, default="query"
-        How the query is called in figures.
     n_neighbors : int, default=16
         Neighbours drawn in ``neighbours.png``. ``ranking.csv`` always ranks
         the whole collection.
@@ -335,10 +302,56 @@ def write_ranking_outputs(
         Stored under ``"provenance"`` in ``summary.json`` (see
         :func:`~galaxysim.app.provenance.run_provenance`).
     study : SimilarityRanker, optional
-        The original study's autoencoder and flow, fitted on ``images`` beside
-        ``ranker``: they draw ``reconstructions.png`` and ``generated.png``
-        when ``ranker``'s embedder cannot decode, join the training curves,
-        and their own ranking's figures are added to the summary, to compare.
+        The original study's autoencoder and flow, fitted on the collection
+        beside the ranker: they draw ``reconstructions.png`` and
+        ``generated.png`` when the ranker's embedder cannot decode, join the
+        training curves, and their own ranking's figures are added to the
+        summary, to compare.
+
+    Examples
+    --------
+    >>> from galaxysim.app.outputs import RankingReport
+    >>> RankingReport(query_name="Milky Way", title="demo").n_neighbors
+    16
+    """
+
+    query_name: str = "query"
+    target_label: int | None = None
+    n_neighbors: int = 16
+    n_generate: int = 16
+    random_state: int | None = 0
+    title: str = "galaxysim ranking"
+    notes: str | None = None
+    extra_summary: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    study: SimilarityRanker | None = None
+
+
+def write_ranking_outputs(
+    out: PathLike,
+    ranker: SimilarityRanker,
+    collection: Collection,
+    query: np.ndarray,
+    report: RankingReport | None = None,
+) -> dict[str, Path]:
+    """Rank the whole collection for ``query`` and write every output into ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        An existing folder; files of the names below are replaced.
+    ranker : SimilarityRanker
+        Fitted on ``images``.
+    collection : Collection
+        The galaxies the ranker was fitted on, in that order, with their
+        classes (colours in the latent map, class figures) and names (for the
+        CSV) where known.
+    query : ndarray of shape (H, W, C)
+        The query image.
+    report : RankingReport, optional
+        What the folder says besides the ranking (names, figures, the summary's
+        extra rows, the original study's models to compare); default
+        ``RankingReport()``.
 
     Returns
     -------
@@ -356,45 +369,41 @@ def write_ranking_outputs(
     >>> X = np.random.default_rng(0).random((30, 8, 8, 3))
     >>> embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
     >>> ranker = SimilarityRanker(embedder=embedder, density="drop", n_neighbors=5).fit(X)
-    >>> files = write_ranking_outputs(tempfile.mkdtemp(), ranker, X, X[0])
+    >>> from galaxysim.app.collections import Collection
+    >>> collection = Collection(X, None, None, None, "noise")
+    >>> files = write_ranking_outputs(tempfile.mkdtemp(), ranker, collection, X[0])
     >>> sorted(files)
     ['latent', 'model', 'neighbours', 'ranking_csv', 'report', 'summary']
     """
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"out {str(out)!r} is not an existing folder.")
-    images = np.asarray(images)
+    if report is None:
+        report = RankingReport()
+    if not isinstance(report, RankingReport):
+        raise TypeError(f"report must be a RankingReport or None, got {type(report).__name__}.")
+    images, labels, target_names = collection.images, collection.target, collection.target_names
     if len(images) != ranker.n_samples_fit_:
         raise ValueError(
-            f"images has {len(images)} entries but the ranker was fitted on "
+            f"the collection holds {len(images)} images but the ranker was fitted on "
             f"{ranker.n_samples_fit_}."
         )
-    ranking = ranker.rank(query, n_neighbors=ranker.n_samples_fit_, images=images, names=names)
-    files = {"ranking_csv": ranking.to_csv(out / "ranking.csv", overwrite=True)}
-    figures = _write_figures(
-        out,
-        ranker,
-        ranking,
-        query,
-        labels=labels,
-        target_names=target_names,
-        query_name=query_name,
-        n_neighbors=n_neighbors,
-        n_generate=n_generate,
-        random_state=random_state,
-        study=study,
-        images=images,
+    ranking = ranker.rank(
+        query, n_neighbors=ranker.n_samples_fit_, images=images, names=collection.names
     )
+    files = {"ranking_csv": ranking.to_csv(out / "ranking.csv", overwrite=True)}
+    figures = _write_figures(out, ranker, ranking, query, collection, report)
     files.update(figures)
-    if study is not None:
+    extra_summary = report.extra_summary
+    if report.study is not None:
         extra_summary = {
             **_study_summary(
-                study,
+                report.study,
                 images,
                 query,
                 labels=labels,
                 target_names=target_names,
-                target_label=target_label,
+                target_label=report.target_label,
             ),
             **(extra_summary or {}),
         }
@@ -403,21 +412,21 @@ def write_ranking_outputs(
         ranking,
         labels=labels,
         target_names=target_names,
-        target_label=target_label,
-        query_name=query_name,
+        target_label=report.target_label,
+        query_name=report.query_name,
         extra_summary=extra_summary,
     )
-    if provenance is not None:
-        record["provenance"] = provenance
+    if report.provenance is not None:
+        record["provenance"] = report.provenance
     files["summary"] = out / "summary.json"
     files["summary"].write_text(json.dumps(record, indent=2, default=str))
     files["report"] = write_html_report(
         out / "report.html",
-        title=title,
+        title=report.title,
         summary=summary,
         figures={_CAPTIONS[kind][0]: (path, _CAPTIONS[kind][1]) for kind, path in figures.items()},
         ranking=ranking,
-        notes=notes,
+        notes=report.notes,
     )
     files["model"] = save_model(ranker, out / "model.safetensors", overwrite=True)
     return files
