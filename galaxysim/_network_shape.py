@@ -57,6 +57,21 @@ def _constructors() -> set[Callable[..., Any]]:
     return set(_device_constructors())
 
 
+# In-place fills that initialisers call on a new tensor (torch.nn.init).
+_FILLS = frozenset(
+    ("normal_", "uniform_", "fill_", "zero_", "trunc_normal_", "bernoulli_", "exponential_")
+)
+
+
+def _fills_a_meta_tensor(func: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
+    """Whether ``func`` fills a tensor of the meta device in place (``Tensor.normal_``, or
+    ``torch.nn.init.normal_``, which passes the tensor by keyword)."""
+    if getattr(func, "__name__", None) not in _FILLS:
+        return False
+    target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+    return isinstance(target, torch.Tensor) and target.is_meta
+
+
 class _ShapesOnly(TorchFunctionMode):
     """Sends floating-point tensor constructors to the meta device; counts the others."""
 
@@ -67,6 +82,10 @@ class _ShapesOnly(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _fills_a_meta_tensor(func, args, kwargs):
+            # A meta tensor has no values to fill; PyTorch's meta implementation of the
+            # random fills imports torch._dynamo (1-2 s) on its first call.
+            return args[0] if args else kwargs.get("tensor", kwargs.get("self"))
         if func not in self.constructors or kwargs.get("device") is not None:
             return func(*args, **kwargs)
         shaped = func(*args, **{**kwargs, "device": "meta"})

@@ -505,3 +505,21 @@ def test_init_of_another_image_size_is_refused(fitted, images):
         AutoencoderEmbedder(**TINY, init=FrozenEstimator(fitted)).fit(images[:, :8, :8])
     with pytest.raises(ValueError, match="latent_dim=4"):
         AutoencoderEmbedder(**{**TINY, "latent_dim": 8}, init=FrozenEstimator(fitted)).fit(images)
+
+
+def test_describing_a_network_leaves_its_meta_tensors_unfilled_and_torch_dynamo_unimported():
+    """Filling a meta tensor (an initialiser) used to import torch._dynamo: 1-2 s per model load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from galaxysim._network_shape import network_shape\n"
+        "shape = network_shape(lambda: torch.nn.Embedding(10, 4), max_parts=100)\n"
+        "print(shape.tensors['weight'], 'torch._dynamo' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.split()[-1] == "False", completed.stdout
+    assert "(10, 4)" in completed.stdout
