@@ -72,6 +72,10 @@ def _fills_a_meta_tensor(func: Callable[..., Any], args: tuple, kwargs: dict) ->
     return isinstance(target, torch.Tensor) and target.is_meta
 
 
+def _all_ints(args: tuple) -> bool:
+    return 1 <= len(args) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) for a in args)
+
+
 class _ShapesOnly(TorchFunctionMode):
     """Sends floating-point tensor constructors to the meta device; counts the others."""
 
@@ -88,16 +92,25 @@ class _ShapesOnly(TorchFunctionMode):
             return args[0] if args else kwargs.get("tensor", kwargs.get("self"))
         if func not in self.constructors or kwargs.get("device") is not None:
             return func(*args, **kwargs)
+        if func is torch.arange and kwargs.get("dtype") is None and _all_ints(args):
+            # An index range (int64), counted from its length: PyTorch's meta arange imports
+            # sympy (1-3 s) on its first call.
+            self._count(len(range(*args)) * 8)
+            return func(*args, **kwargs)
         shaped = func(*args, **{**kwargs, "device": "meta"})
         if shaped.is_floating_point() or shaped.is_complex():
             return shaped
-        self.small_bytes += shaped.nelement() * shaped.element_size()
+        self._count(shaped.nelement() * shaped.element_size())
+        return func(*args, **kwargs)
+
+    def _count(self, n_bytes: int) -> None:
+        """Count ``n_bytes`` of small tensors built for real; refuse past the limit."""
+        self.small_bytes += n_bytes
         if self.small_bytes > _SMALL_TENSOR_BYTES:
             raise NetworkTooLargeError(
                 f"building the network needs more than {_SMALL_TENSOR_BYTES:,} bytes of index "
                 "tensors; its parameters describe a network far larger than a model file holds."
             )
-        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
