@@ -57,6 +57,25 @@ def _constructors() -> set[Callable[..., Any]]:
     return set(_device_constructors())
 
 
+# In-place fills that initialisers call on a new tensor (torch.nn.init).
+_FILLS = frozenset(
+    ("normal_", "uniform_", "fill_", "zero_", "trunc_normal_", "bernoulli_", "exponential_")
+)
+
+
+def _fills_a_meta_tensor(func: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
+    """Whether ``func`` fills a tensor of the meta device in place (``Tensor.normal_``, or
+    ``torch.nn.init.normal_``, which passes the tensor by keyword)."""
+    if getattr(func, "__name__", None) not in _FILLS:
+        return False
+    target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+    return isinstance(target, torch.Tensor) and target.is_meta
+
+
+def _all_ints(args: tuple) -> bool:
+    return 1 <= len(args) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) for a in args)
+
+
 class _ShapesOnly(TorchFunctionMode):
     """Sends floating-point tensor constructors to the meta device; counts the others."""
 
@@ -67,18 +86,31 @@ class _ShapesOnly(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _fills_a_meta_tensor(func, args, kwargs):
+            # A meta tensor has no values to fill; PyTorch's meta implementation of the
+            # random fills imports torch._dynamo (1-2 s) on its first call.
+            return args[0] if args else kwargs.get("tensor", kwargs.get("self"))
         if func not in self.constructors or kwargs.get("device") is not None:
+            return func(*args, **kwargs)
+        if func is torch.arange and kwargs.get("dtype") is None and _all_ints(args):
+            # An index range (int64), counted from its length: PyTorch's meta arange imports
+            # sympy (1-3 s) on its first call.
+            self._count(len(range(*args)) * 8)
             return func(*args, **kwargs)
         shaped = func(*args, **{**kwargs, "device": "meta"})
         if shaped.is_floating_point() or shaped.is_complex():
             return shaped
-        self.small_bytes += shaped.nelement() * shaped.element_size()
+        self._count(shaped.nelement() * shaped.element_size())
+        return func(*args, **kwargs)
+
+    def _count(self, n_bytes: int) -> None:
+        """Count ``n_bytes`` of small tensors built for real; refuse past the limit."""
+        self.small_bytes += n_bytes
         if self.small_bytes > _SMALL_TENSOR_BYTES:
             raise NetworkTooLargeError(
                 f"building the network needs more than {_SMALL_TENSOR_BYTES:,} bytes of index "
                 "tensors; its parameters describe a network far larger than a model file holds."
             )
-        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ holds one chunk per process, whatever the size of the collection.
   scheduler. The same call works with a ``LocalCluster``, a dask-jobqueue
   ``SLURMCluster`` or ``Client("tcp://scheduler:8786")``; the output and
   the collection must be on a file system every worker sees.
+- **Worker memory.** A Dask nanny starts its workers with glibc's dynamic
+  mmap threshold off (``MALLOC_TRIM_THRESHOLD_``), which made every activation
+  map a fresh mapping and a worker 1.4-2.4 times slower than this process; the
+  first task of a worker sets the thresholds glibc would have reached instead.
 - **Bit for bit.** Chunks have the same boundaries in both modes and every
   chunk is embedded with ``n_threads`` threads (torch and BLAS), so the
   distributed result equals the sequential one exactly.
@@ -112,10 +116,46 @@ _WORKER_MODEL: dict[str, Any] = {}
 _WORKER_LOADS = 0
 
 
+# glibc's mallopt parameters, and the values its dynamic thresholds reach at most on 64 bits.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def _keep_freed_memory() -> bool:
+    """Let glibc reuse freed memory for the next batch's tensors instead of unmapping it.
+
+    A Dask nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+    (``distributed.nanny.pre-spawn-environ``). Setting that variable turns off
+    glibc's dynamic mmap threshold, so every allocation over 128 kB (each of the
+    network's activation maps) is mapped fresh from the kernel and unmapped when
+    freed: the worker spent about 40 % more CPU time per chunk than the calling
+    process, most of it in page faults. This sets the thresholds that the dynamic
+    rule settles on (32 MB for mmap, twice that for trimming), once per worker
+    process. The arithmetic is untouched. Returns False where the C library is
+    not glibc (nothing changed).
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+        and mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
+    )
+
+
 def _worker_model(token: str, data: bytes) -> Any:
     global _WORKER_LOADS
     with _WORKER_LOCK:
         if token not in _WORKER_MODEL:
+            if _WORKER_LOADS == 0:
+                _keep_freed_memory()
             _WORKER_MODEL.clear()
             _WORKER_MODEL[token] = _model_from_bytes(data)
             _WORKER_LOADS += 1

@@ -545,3 +545,32 @@ def test_a_bad_deprecated_value_is_named_by_its_old_name(images):
         AutoencoderEmbedder(**TINY, latent_dim=0).fit(images)
     with pytest.warns(FutureWarning), pytest.raises(TypeError, match="augment"):
         AutoencoderEmbedder(**TINY, augment="yes").fit(images)
+
+
+def test_describing_a_network_imports_neither_torch_dynamo_nor_sympy():
+    """PyTorch's meta normal_ and arange import torch._dynamo and sympy: 1-5 s per model load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from galaxysim._network_shape import NetworkTooLargeError, network_shape\n"
+        "class Indexed(torch.nn.Embedding):\n"
+        "    def __init__(self, n):\n"
+        "        super().__init__(10, 4)\n"
+        "        self.register_buffer('order', torch.arange(n))\n"
+        "shape = network_shape(lambda: Indexed(12), max_parts=100)\n"
+        "try:\n"
+        "    network_shape(lambda: Indexed(10**9), max_parts=100)\n"
+        "except NetworkTooLargeError:\n"
+        "    print('refused')\n"
+        "print(shape.tensors['weight'], shape.tensors['order'])\n"
+        "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "refused"  # an index range is still counted against the limit
+    assert "(10, 4)" in lines[1] and "((12,), torch.int64)" in lines[1]
+    assert lines[2] == "False False", completed.stdout

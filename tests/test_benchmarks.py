@@ -177,20 +177,47 @@ def test_image_memory_quick_measures_both_ways(capsys):
     assert len(_markdown_rows(capsys.readouterr().out)) == len(bench.CASES)
 
 
-def test_scale_quick_measures_throughput_and_memory(capsys):
+def test_scale_quick_measures_every_part(capsys):
     pytest.importorskip("distributed")
     pytest.importorskip("zarr")
     bench = _load("bench_scale")
     results = bench.main(["--quick"])
-    speed = results["throughput"]
-    assert speed["bit_identical"] is True
-    for key in ("sequential", "dask_1", "dask_2", "ratio_2_over_1"):
-        assert math.isfinite(speed[key]) and speed[key] > 0
+    assert set(results) == set(bench.PARTS)
+    dask = results["dask"]
+    assert dask["bit_identical"] is True
+    for value in (*dask["images_per_s"].values(), dask["worker_over_here"], dask["two_over_one"]):
+        assert math.isfinite(value) and value > 0
+    assert set(dask["profile"]) == {"worker, as started", "worker, after a task", "this process"}
+    for steps in dask["profile"].values():
+        assert all(math.isfinite(v) and v >= 0 for v in steps.values()) and steps["forward"] > 0
+    for kind in ("contrastive", "autoencoder"):
+        figures = results["inference"][kind]
+        assert figures["ratio_to_bare"]["bare no_grad"] == 1.0
+        assert all(v > 0 for v in figures["images_per_cpu_s"].values())
+        assert figures["recall"]["bare no_grad"] == 1.0 and figures["identical"]["bare no_grad"]
+        assert all(0.0 <= v <= 1.0 for v in figures["recall"].values())
+    best = results["rank"]["best"]
+    assert results["rank"]["n"] == bench.QUICK["index"]
+    assert all(math.isfinite(v) and v >= 0 for v in best.values()) and best["command"] > 0
     assert [m["n"] for m in results["memory"]] == list(bench.QUICK["sizes"])
     assert all(m["above_imports_bytes"] > 0 and m["output_bytes"] > 0 for m in results["memory"])
     printed = capsys.readouterr().out
-    assert len(_markdown_rows(printed)) == 4 + len(bench.QUICK["sizes"])
+    n_inference = sum(len(f["images_per_cpu_s"]) for f in results["inference"].values())
+    n_rank = 10  # two rows of imports, seven steps, the whole command
+    assert len(_markdown_rows(printed)) == 3 + 3 + n_inference + n_rank + len(results["memory"])
     assert "python benchmarks/bench_scale.py --quick" in printed
+
+
+def test_scale_runs_one_part_alone_and_names_it(capsys):
+    bench = _load("bench_scale")
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--parts", "dask,nothing"])
+    assert "--parts takes a comma-separated list of dask, inference, rank, memory" in (
+        capsys.readouterr().err
+    )
+    results = bench.main(["--quick", "--parts", "memory"])
+    assert set(results) == {"memory"}
+    assert "python benchmarks/bench_scale.py --parts memory --quick" in capsys.readouterr().out
 
 
 def test_contrastive_quick(capsys):

@@ -115,3 +115,31 @@ def test_embedder_with_the_dihedral_encoder_is_invariant_and_persists(tmp_path):
 def test_unknown_encoder_is_named():
     with pytest.raises(ValueError, match="encoder"):
         ContrastiveEmbedder(encoder="resnet").fit(np.zeros((4, 8, 8, 3)))
+
+
+def test_inference_reuses_the_filter_bank_until_the_weights_change():
+    torch.manual_seed(0)
+    conv = GroupConv2d(3, 4, lifting=True)
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        first = conv(x)
+        bank = conv._cached_bank[1]
+        again = conv(x)
+        assert conv._cached_bank[1] is bank  # built once for these weights
+    # The same numbers as building the bank at every call (the training path).
+    assert torch.equal(first, again) and torch.equal(first, conv(x).detach())
+    optimizer = torch.optim.SGD(conv.parameters(), lr=0.1)
+    conv(x).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        stepped = conv(x)
+    assert not torch.equal(stepped, first)
+    assert torch.equal(stepped, conv(x).detach())  # rebuilt after the optimiser step
+    with torch.no_grad():
+        conv.weight.mul_(0)  # an in-place change of the weights
+        assert torch.count_nonzero(conv(x)) == 0
+    other = GroupConv2d(3, 4, lifting=True)
+    with torch.no_grad():
+        other(x)
+        other.load_state_dict(conv.state_dict())
+        assert torch.count_nonzero(other(x)) == 0  # rebuilt after load_state_dict

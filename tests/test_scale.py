@@ -238,6 +238,33 @@ def test_dask_equals_one_process_bit_for_bit_and_ships_the_model_once(
     assert all(after[worker] - before[worker] <= 1 for worker in before)
 
 
+def test_a_dask_worker_reuses_freed_memory_instead_of_mapping_it_again(
+    client, tmp_path, images, autoencoder
+):
+    """The nanny's MALLOC_TRIM_THRESHOLD_ made every large tensor a fresh mapping (page faults)."""
+
+    def page_faults_of_repeated_megabytes() -> int:
+        import resource
+
+        import numpy
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(50):
+            numpy.ones(1 << 20, dtype=numpy.uint8)  # 1 MB, filled, then freed
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    source = _write_h5(tmp_path / "images.h5", images)
+    embed_collection(
+        source, autoencoder, tmp_path / "e.zarr", chunk_size=CHUNK, crop=CROP, client=client
+    )
+    loads = client.run(scale._worker_model_loads)
+    faults = client.run(page_faults_of_repeated_megabytes)
+    used = [worker for worker, n in loads.items() if n >= 1]
+    assert used
+    # Mapped afresh, each megabyte costs 256 page faults: 12,800 in all.
+    assert all(faults[worker] < 1_000 for worker in used), faults
+
+
 def test_dask_resumes_and_names_the_failing_chunk(client, tmp_path, images, pca, cropped):
     folder = _write_folder(tmp_path / "images", images)
     (folder / "g012.png").write_bytes(b"not a png")  # in chunk 2 (rows 10:15)

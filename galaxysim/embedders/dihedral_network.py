@@ -142,12 +142,30 @@ class GroupConv2d(nn.Module):
         out, inp, copies, size, _ = self.weight.shape
         return torch.stack(banks, dim=1).reshape(out * GROUP_ORDER, inp * copies, size, size)
 
+    def _bank(self) -> torch.Tensor:
+        """:meth:`filter_bank`, built once per state of the weights when no gradient is taken.
+
+        Inference (a query's eight views, a chunk of a survey) then convolves with the very
+        tensor that building the bank at every call would give, without rebuilding it: the
+        bank is rebuilt when the weights change (an optimiser step, ``load_state_dict``, a
+        move to another device). With gradients the bank is built afresh, as training needs.
+        """
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            self._cached_bank = None
+            return self.filter_bank()
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype)
+        cached = getattr(self, "_cached_bank", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.filter_bank().detach())
+            self._cached_bank = cached
+        return cached[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``(n, C, H, W)`` (lifting) or ``(n, C, 8, H, W)`` into ``(n, out, 8, H, W)``."""
         n = x.shape[0]
         if not self.lifting:
             x = x.flatten(1, 2)
-        bank = self.filter_bank()
+        bank = self._bank()
         y = F.conv2d(x, bank, padding=bank.shape[-1] // 2)
         return y.view(n, self.out_channels, GROUP_ORDER, *y.shape[-2:])
 
