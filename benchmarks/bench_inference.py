@@ -13,8 +13,8 @@ throughput in images/s, which ``benchmarks/bench_autoencoder.py`` measures):
 3. **One ranking query, end to end.** ``SimilarityRanker.rank`` for one
    64x64 query against a collection (2,000 images; 100 with ``--quick``),
    with the default ``AutoencoderEmbedder`` architecture (a tiny one with
-   ``--quick``) and an affine flow on its codes: median seconds per query for distance in the embedding and
-   for likelihood closeness, each without and with dihedral invariance (8
+   ``--quick``) and an affine flow on its codes: median seconds per query for
+   distance in the embedding and for likelihood closeness, each without and with dihedral invariance (8
    views of the query embedded and searched).
 
 Speed does not depend on how well a model is trained, so every model is
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(rows))
     print(
         f"\nMachine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores, "
-        f"{args.threads} thread(s) used; torch {torch.__version__}; date {date.today().isoformat()}."
+        f"{args.threads} thread(s) used; torch {torch.__version__}; "
+        f"date {date.today().isoformat()}."
     )
     print(f"Command: {command}")
     return {"rows": rows, "command": command}

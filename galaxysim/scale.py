@@ -336,7 +336,7 @@ def _piece_digest(piece: ChunkPiece) -> str:
 
 
 def _done_chunks(out: Path, array: Any, pieces: list[ChunkPiece], client: Any) -> set[int]:
-    """The chunks embedded from the very images the source holds now; a changed source is refused."""
+    """The chunks embedded from the very images the source holds now (a changed one is refused)."""
     marked = {}
     for chunk, piece in enumerate(pieces):
         digest = _marked_digest(out, chunk, piece)

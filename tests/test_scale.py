@@ -1,4 +1,4 @@
-"""embed_collection: chunked embedding into zarr, resume, and Dask equal to one process bit for bit."""
+"""embed_collection: chunked embedding into zarr, resume, Dask equal to one process bit for bit."""
 
 from __future__ import annotations
 
