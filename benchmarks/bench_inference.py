@@ -14,8 +14,8 @@ throughput in images/s, which ``benchmarks/bench_autoencoder.py`` measures):
    64x64 query against a collection (2,000 images; 100 with ``--quick``),
    with the default ``AutoencoderEmbedder`` architecture (a tiny one with
    ``--quick``) and an affine flow on its codes: median seconds per query for
-   distance in the embedding and for likelihood closeness, each without and with dihedral invariance (8
-   views of the query embedded and searched).
+   distance in the embedding and for likelihood closeness, each without and
+   with dihedral invariance (8 views of the query embedded and searched).
 
 Speed does not depend on how well a model is trained, so every model is
 trained for one epoch on a few images only. Every timing is the best
