@@ -1,4 +1,4 @@
-"""The package's shape: layers that only import downward, small modules, one definition per concept.
+"""The package's shape: layers that import downward, seams not sizes, one definition per concept.
 
 These tests read the source with :mod:`ast`; they fail when a change breaks
 the layout described in docs/index.md ("Architecture").
@@ -81,19 +81,10 @@ def _top_part(module: str) -> str:
 
 def _imported_modules(path: Path) -> set[str]:
     """Absolute names of the galaxysim modules that ``path`` imports (lazily too)."""
-    package = _module_name(path).rsplit(".", 1)[0]
-    if path.name == "__init__.py":
-        package = _module_name(path).removesuffix(".__init__")
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module or ""
-            found.add(name)
+            found.add(_resolved(path, node))
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return {name for name in found if name == "galaxysim" or name.startswith("galaxysim.")}
@@ -175,3 +166,106 @@ def test_torch_estimators_share_the_training_spec_and_take_keywords_only(name):
     )
     for parameter in shared:
         assert f"{parameter} : " in estimator.__doc__
+
+
+# ------------------------------------------------------------------ seams, not sizes
+
+# Functions may take at most this many parameters (self and cls aside); the
+# constructors of public classes are exempt, since an estimator's parameters
+# are its API.
+MAX_PARAMETERS = 8
+# Public functions allowed more, each with the reason.
+MANY_PARAMETERS = {
+    # Every knob of a resumable download is a keyword of the one call users make,
+    # as in scikit-learn's fetchers.
+    "datasets/_download.py:download_file",
+    # Its source, model, store, chunking, crop, size, client and progress are the one
+    # call a survey pipeline makes; each is a keyword with a default.
+    "scale.py:embed_collection",
+}
+# The formatter's line width (pyproject.toml, [tool.ruff]).
+LINE_WIDTH = 100
+
+
+def _underscore_imports(path: Path) -> list[str]:
+    """``module:name`` for every underscore name ``path`` imports from another galaxysim module."""
+    found = []
+    own = _module_name(path)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        source = _resolved(path, node)
+        if not source.startswith("galaxysim") or source == own:
+            continue
+        found += [
+            f"{source}:{alias.name}"
+            for alias in node.names
+            if alias.name.startswith("_") and not alias.name.startswith("__")
+        ]
+    return found
+
+
+def _resolved(path: Path, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = _module_name(path).rsplit(".", 1)[0]
+    if path.name == "__init__.py":
+        package = _module_name(path).removesuffix(".__init__")
+    base = package.split(".")
+    base = base[: len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_imports_another_modules_underscore_names(path):
+    assert not _underscore_imports(path), (
+        f"{path.relative_to(PACKAGE)} imports {_underscore_imports(path)}: share a helper "
+        "through a package-private _name.py module whose names are plain."
+    )
+
+
+def _parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    arguments = node.args
+    names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+    return len(names) - (1 if names and names[0] in ("self", "cls") else 0)
+
+
+def test_functions_take_at_most_eight_parameters():
+    too_many = []
+    for path in MODULES:
+        tree = ast.parse(path.read_text())
+        public_classes = {
+            id(item)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+            for item in node.body
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            where = f"{path.relative_to(PACKAGE)}:{node.name}"
+            constructor = node.name == "__init__" and id(node) in public_classes
+            if constructor or where in MANY_PARAMETERS:
+                continue
+            if _parameter_count(node) > MAX_PARAMETERS:
+                too_many.append(f"{where} ({_parameter_count(node)} parameters)")
+    assert not too_many, "\n".join(too_many)
+
+
+def test_the_allowed_exceptions_still_exist():
+    for where in MANY_PARAMETERS:
+        module, name = where.split(":")
+        tree = ast.parse((PACKAGE / module).read_text())
+        assert any(
+            isinstance(node, ast.FunctionDef) and node.name == name for node in ast.walk(tree)
+        ), where
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_lines_stay_within_the_formatters_width(path):
+    long = [
+        number
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if len(line) > LINE_WIDTH and "noqa: E501" not in line
+    ]
+    assert not long, f"{path.relative_to(PACKAGE)}: lines {long} exceed {LINE_WIDTH} characters"
