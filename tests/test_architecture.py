@@ -130,6 +130,7 @@ def test_imports_only_point_down(path):
         )
 
 
+@pytest.mark.slow
 def test_the_library_never_imports_the_app():
     for path in MODULES:
         module = _module_name(path)
@@ -138,6 +139,7 @@ def test_the_library_never_imports_the_app():
         assert not any(name.startswith("galaxysim.app") for name in _imported_modules(path)), module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SINGLE_DEFINITIONS)
 def test_each_concept_is_defined_once(name):
     places = _definitions(name)

@@ -108,6 +108,7 @@ def test_the_augmentation_is_reproducible_and_uses_the_global_generator_without_
     assert torch.equal(first, augment(images))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
 def test_channels_last_input_gives_the_same_values(function):
     images = _images()

@@ -118,6 +118,7 @@ def test_random_dihedral_applies_the_eight_symmetries():
 # --- estimator: shapes and behaviour ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_transform_inverse_shapes_and_ranges(fitted, images):
     codes = fitted.transform(images)
     assert codes.shape == (40, 4) and codes.dtype == np.float64
@@ -142,6 +143,7 @@ def test_history_records_the_training(fitted):
     assert history.val_loss[history.best_epoch] == min(history.val_loss)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_reconstruction_error(images):
     short = AutoencoderEmbedder(**{**TINY, "max_epochs": 1}, random_state=0).fit(images)
     longer = AutoencoderEmbedder(
@@ -400,6 +402,7 @@ def _same_class_rate(fit_codes, fit_labels, held_codes, held_labels, k=10):
     return float((fit_labels[index] == held_labels[:, None]).mean())
 
 
+@pytest.mark.slow
 def test_latent_space_beats_pca_on_same_class_neighbors():
     # A small version of the benchmark's quality measurement (64x64 images, 2,000 fitted:
     # 0.66 against PCA's 0.58). At 32x32 with a 4-number code the autoencoder led PCA by
@@ -427,6 +430,7 @@ def test_latent_space_beats_pca_on_same_class_neighbors():
     assert ae_rate > pca_rate + 0.02, (ae_rate, pca_rate)
 
 
+@pytest.mark.slow
 def test_fit_on_real_galaxy10_images(galaxy10_samples):
     from galaxysim.images import center_crop, load_images
 
@@ -448,6 +452,7 @@ def test_fit_on_real_galaxy10_images(galaxy10_samples):
     assert np.all(np.isfinite(est.inverse_transform(codes)))
 
 
+@pytest.mark.slow
 def test_benchmark_quick_mode_reports_finite_numbers(capsys):
     import importlib.util
 

@@ -51,6 +51,7 @@ OUTPUTS = {
 }
 
 
+@pytest.mark.slow
 def test_demo_writes_every_output(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--n-samples", "60", "--image-size", "16", *TINY]) == 0
@@ -79,6 +80,7 @@ def test_demo_writes_every_output(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "embedder, name", [("autoencoder", "AutoencoderEmbedder"), ("pca", "ImagePreprocessor + PCA")]
 )
@@ -125,6 +127,7 @@ def _image_folder(folder, n=30, size=32, labelled=True):
     return X
 
 
+@pytest.mark.slow
 def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
     X = _image_folder(tmp_path / "data")
     query = tmp_path / "query.png"
@@ -191,6 +194,7 @@ def test_rank_on_a_labelled_folder_and_reuse_the_model(tmp_path, capsys):
     assert "match --crop/--image-size" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rank_on_an_unlabelled_folder(tmp_path):
     X = _image_folder(tmp_path / "data", n=12, labelled=False)
     query = tmp_path / "q.png"
@@ -280,6 +284,7 @@ def test_rank_errors_are_one_line(tmp_path, capsys):
     assert "could not be loaded" in err and "--trust-pickle" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_rank_on_the_real_samples(tmp_path, galaxy10_samples, milky_way_png):
     out = tmp_path / "real"
     assert (
@@ -318,6 +323,7 @@ def test_bad_argument_exits_with_usage_error(capsys):
     assert "positive integer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs_as_module():
     result = subprocess.run(
         [sys.executable, "-m", "galaxysim", "--version"],
@@ -329,6 +335,7 @@ def test_console_entry_point_runs_as_module():
     assert __version__ in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_builtin_quick(tmp_path, capsys):
     out = tmp_path / "eval"
     assert (

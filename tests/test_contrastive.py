@@ -203,6 +203,7 @@ def test_vicreg_penalises_collapse_and_has_gradients():
 # --- estimator: shapes and behaviour --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_transform_shapes_attributes_and_history(fitted, images):
     embedding = fitted.transform(images)
     assert embedding.shape == (40, 8) and embedding.dtype == np.float64
@@ -225,6 +226,7 @@ def test_fit_transform_shapes_attributes_and_history(fitted, images):
     )
 
 
+@pytest.mark.slow
 def test_same_random_state_same_embedding(images, fitted):
     torch.manual_seed(99)  # the global stream does not matter
     again = ContrastiveEmbedder(**TINY, random_state=0).fit(images)
@@ -233,6 +235,7 @@ def test_same_random_state_same_embedding(images, fitted):
     assert not np.allclose(other.transform(images), fitted.transform(images))
 
 
+@pytest.mark.slow
 def test_one_image_embeds_as_in_a_batch(fitted, images):
     batch = fitted.transform(images)
     alone = np.concatenate([fitted.transform(images[i : i + 1]) for i in range(len(images))])
@@ -295,6 +298,7 @@ def test_n_components_none_returns_the_raw_network_embedding(raw, images):
     assert len(raw.get_feature_names_out()) == 8
 
 
+@pytest.mark.slow
 def test_whitened_embedding_of_the_training_images(unnormalized, raw, images):
     fitted = unnormalized
     embedding = fitted.transform(images)  # the default, n_components=64: min(64, 8, 40) = 8 columns
@@ -392,6 +396,7 @@ def test_n_components_accepts_numpy_integers(images, fitted):
     np.testing.assert_array_equal(est.transform(images), fitted.transform(images))
 
 
+@pytest.mark.slow
 def test_dihedral_average_is_invariant_to_turns_and_flips(images):
     est = ContrastiveEmbedder(**TINY, dihedral_average=True, normalize=False, random_state=0).fit(
         images
@@ -409,6 +414,7 @@ def test_dihedral_average_is_invariant_to_turns_and_flips(images):
     assert not np.allclose(plain.transform(images[:, ::-1]), plain.transform(images), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_dihedral_average_of_non_square_images_uses_flips_and_the_half_turn(images):
     wide = np.ascontiguousarray(images[:, :8])  # 8x16
     est = ContrastiveEmbedder(**TINY, dihedral_average=True, random_state=0).fit(wide)
@@ -419,6 +425,7 @@ def test_dihedral_average_of_non_square_images_uses_flips_and_the_half_turn(imag
         )
 
 
+@pytest.mark.slow
 def test_input_layouts(images, fitted):
     as_uint8 = np.round(images * 255).astype(np.uint8)
     a = ContrastiveEmbedder(**TINY, random_state=0).fit(as_uint8)
@@ -461,6 +468,7 @@ def test_augmentation_changes_the_training(images, fitted):
     assert none.history_.train_loss[0] < fitted.history_.train_loss[0]
 
 
+@pytest.mark.slow
 def test_training_learns_to_group_shapes():
     # Bars, rings and discs (120 images, chance 1/3). Measured on a CPU over eight
     # seeds, with the default whitening (all 8 directions kept): the untrained network
@@ -489,6 +497,7 @@ def test_training_learns_to_group_shapes():
     assert trained.history_.train_loss[-1] < trained.history_.train_loss[0]
 
 
+@pytest.mark.slow
 def test_vicreg_trains_to_finite_embeddings(images):
     est = ContrastiveEmbedder(
         **{**TINY, "max_epochs": 3}, loss="vicreg", normalize=False, random_state=0
@@ -501,6 +510,7 @@ def test_vicreg_trains_to_finite_embeddings(images):
     assert np.isfinite(est.score(images))
 
 
+@pytest.mark.slow
 def test_training_without_early_stopping_still_records_the_validation_loss(images):
     # The validation views are drawn by the estimator; the loop must not split the
     # images again (it once did, and the view-pair loss failed on plain images).
@@ -514,6 +524,7 @@ def test_training_without_early_stopping_still_records_the_validation_loss(image
     assert none.history_.val_loss == [] and none.history_.n_epochs == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["nt-xent", "vicreg"])
 def test_more_views_per_galaxy_train_and_score(images, monkeypatch, loss):
     shapes = []
@@ -669,6 +680,7 @@ def test_pickle_and_joblib_round_trips(fitted, images, tmp_path):
         assert loaded.score(images) == fitted.score(images)
 
 
+@pytest.mark.slow
 def test_save_model_round_trips_the_embedder_and_a_ranker(images, tmp_path):
     est = ContrastiveEmbedder(
         **TINY,
@@ -692,6 +704,7 @@ def test_save_model_round_trips_the_embedder_and_a_ranker(images, tmp_path):
     np.testing.assert_array_equal(after.distances, before.distances)
 
 
+@pytest.mark.slow
 def test_pipeline_after_an_image_step(images):
     as_uint8 = np.round(images * 255).astype(np.uint8)
     pipe = Pipeline(
@@ -707,6 +720,7 @@ def test_pipeline_after_an_image_step(images):
     assert names == [f"contrastiveembedder{i}" for i in range(8)]
 
 
+@pytest.mark.slow
 def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images):
     search = GridSearchCV(
         ContrastiveEmbedder(**TINY, random_state=0), {"temperature": [0.1, 0.5]}, cv=2
@@ -735,6 +749,7 @@ def test_grid_search_over_temperature_and_a_nested_augmentation_parameter(images
 # such tables). check_methods_subset_invariance compares one-row batches with the full
 # batch to 1e-7: the float32 convolutions pick kernels by batch size and differ by
 # about 1e-7 relative (test_one_image_embeds_as_in_a_batch holds them to 1e-5).
+@pytest.mark.slow
 @parametrize_with_checks(
     [
         ContrastiveEmbedder(
@@ -830,6 +845,7 @@ def test_init_starts_from_the_pretrained_weights(fitted, images, monkeypatch):
     assert fitted.history_.n_epochs == TINY["max_epochs"]
 
 
+@pytest.mark.slow
 def test_init_from_a_model_file_equals_init_from_the_estimator(fitted, images, tmp_path):
     from sklearn.frozen import FrozenEstimator
 
@@ -845,6 +861,7 @@ def test_init_from_a_model_file_equals_init_from_the_estimator(fitted, images, t
     assert not np.allclose(fresh.transform(images), from_file.transform(images), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_init_survives_clone_and_grid_search_when_frozen(fitted, images):
     from sklearn.frozen import FrozenEstimator
 
@@ -856,6 +873,7 @@ def test_init_survives_clone_and_grid_search_when_frozen(fitted, images):
     assert np.isfinite(search.best_score_)
 
 
+@pytest.mark.slow
 def test_a_model_fitted_from_init_saves_and_loads(fitted, images, tmp_path):
     from sklearn.frozen import FrozenEstimator
 
@@ -898,6 +916,7 @@ def test_clone_of_a_bare_fitted_init_explains_frozen_estimator(fitted, images):
         clone(ContrastiveEmbedder(**TINY, init=fitted)).fit(images)
 
 
+@pytest.mark.slow
 def test_init_from_a_saved_ranker_takes_its_embedder(fitted, images, tmp_path):
     from sklearn.frozen import FrozenEstimator
 

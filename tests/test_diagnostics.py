@@ -40,7 +40,8 @@ def galaxies():
 @pytest.fixture(scope="module")
 def ranker(galaxies):
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(6, random_state=0))
-    return SimilarityRanker(embedder, KernelDensity(), n_neighbors=4).fit(galaxies[:100])
+    ranker = SimilarityRanker(embedder=embedder, density=KernelDensity(), n_neighbors=4)
+    return ranker.fit(galaxies[:100])
 
 
 def test_it_places_queries_among_the_references():
@@ -206,7 +207,9 @@ def test_model_files_hold_the_diagnostics_and_refuse_altered_ones(galaxies, tmp_
     from safetensors.torch import load_file, save_file
 
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(6, random_state=0))
-    ranker = SimilarityRanker(embedder, False).fit(galaxies[:100])  # KernelDensity is no file's
+    ranker = SimilarityRanker(embedder=embedder, density="drop").fit(
+        galaxies[:100]
+    )  # KernelDensity is no file's
     path = save_model(ranker, tmp_path / "ranker.safetensors")
     loaded = load_model(path, expected=SimilarityRanker)
     query = make_milky_way(16)

@@ -96,6 +96,7 @@ def test_encoder_has_fewer_weights_than_the_plain_one_of_the_same_widths():
     assert dihedral < plain / 3
 
 
+@pytest.mark.slow
 def test_embedder_with_the_dihedral_encoder_is_invariant_and_persists(tmp_path):
     rng = np.random.default_rng(0)
     images = np.repeat(np.repeat(rng.random((24, 4, 4, 3)), 4, 1), 4, 2).astype(np.float32)

@@ -19,6 +19,9 @@ import pytest
 
 import galaxysim
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TUTORIAL = DOCS / "tutorials" / "your_own_galaxies.ipynb"

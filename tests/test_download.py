@@ -265,6 +265,7 @@ def test_failed_check_deletes_the_part(server, payload, tmp_path):
     assert not dest.exists() and not part_path(dest).exists()
 
 
+@pytest.mark.slow
 def test_stalled_transfer_keeps_every_byte_received_and_resumes(server, payload, tmp_path):
     # 5000 bytes, then silence: the old read(1 MiB) waited for 50000 and lost them.
     server.piece, server.pause = 5000, 3.0
@@ -283,6 +284,7 @@ def test_stalled_transfer_keeps_every_byte_received_and_resumes(server, payload,
     assert server.ranges == [None, "bytes=5000-"] and dest.read_bytes() == payload
 
 
+@pytest.mark.slow
 def test_trickle_fetch_ends_within_twice_the_timeout(galaxy10_server, tmp_path):
     server, data = galaxy10_server
     server.piece, server.pause = 1, 0.4  # bytes keep coming, uselessly slowly
@@ -324,6 +326,7 @@ def test_ctrl_c_during_check_keeps_the_complete_part(server, payload, tmp_path, 
     assert server.ranges == ([None] if known_sha else [None, f"bytes={len(payload)}-"])
 
 
+@pytest.mark.slow
 def test_second_download_into_the_same_file_fails_at_once(server, payload, tmp_path):
     server.piece, server.pause = 5000, 0.1  # about 1 s in all
     dest = tmp_path / "file.bin"

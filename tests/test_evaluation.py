@@ -23,6 +23,9 @@ from galaxysim.app.evaluation_methods import _n_stages_for
 from galaxysim.datasets import SYNTHETIC_CLASSES, make_galaxies, make_milky_way
 from galaxysim.metrics import same_class_rate, wilson_interval
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 

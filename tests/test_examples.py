@@ -6,6 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -27,6 +27,9 @@ from PIL import Image
 
 from galaxysim.app.cli import main
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 TINY = [
     "--n-stages",
     "1",

@@ -168,6 +168,7 @@ def _galaxy10_file(path, images_kwargs, n=20, write=True):
     return path
 
 
+@pytest.mark.slow
 def test_chunks_never_written_are_refused(tmp_path):
     path = _galaxy10_file(
         tmp_path / "forged.h5",
@@ -185,6 +186,7 @@ def test_contiguous_data_missing_from_the_file_is_refused(tmp_path):
         load_galaxy10_decals(path)
 
 
+@pytest.mark.slow
 def test_external_data_is_refused(tmp_path):
     raw = tmp_path / "elsewhere.bin"
     raw.write_bytes(bytes(20 * 64 * 64 * 3))

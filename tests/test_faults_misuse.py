@@ -418,6 +418,7 @@ def test_unicode_and_spaces_in_every_path(tmp_path):
     assert provenance["query"]["path"] == str(query.resolve())
 
 
+@pytest.mark.slow
 def test_trust_pickle_with_a_joblib_file(tmp_path, model, capsys):
     import joblib
 
@@ -601,6 +602,7 @@ def test_a_file_listed_twice_in_labels_csv_is_named(tmp_path, capsys):
     assert "line 4: './g00.png' is listed again (first on line 2)" in err
 
 
+@pytest.mark.slow
 def test_fits_cubes_of_four_bands_get_a_clear_error(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
     from galaxysim.images import load_images

@@ -19,6 +19,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from galaxysim._training import TRAINING_PARAMETERS
 from galaxysim.flows import FlowDensityEstimator
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

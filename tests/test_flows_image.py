@@ -199,6 +199,7 @@ def test_image_data_model_speaks_8_bit_images():
 # ------------------------------------------------------------------- estimator
 
 
+@pytest.mark.slow
 def test_fitted_flow_beats_uniform_and_generalises(fitted_blobs):
     est, _images = fitted_blobs
     held_out = _blob_images(100, seed=1)

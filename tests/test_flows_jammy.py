@@ -15,6 +15,9 @@ from scipy.stats import multivariate_normal
 from galaxysim.flows import FlowDensityEstimator
 from galaxysim.flows.jammy import import_jammy_flows, jammy_layers
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 
 def _jammy(**params) -> FlowDensityEstimator:
     defaults = dict(

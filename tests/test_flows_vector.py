@@ -62,6 +62,7 @@ def test_log_det_matches_brute_force_jacobian(flow):
         torch.testing.assert_close(log_det[i], expected, atol=1e-8, rtol=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flow", VECTOR_FLOWS)
 def test_density_integrates_to_one_in_two_dimensions(flow):
     net = _perturbed_flow(2, flow, seed=2)

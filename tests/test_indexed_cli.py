@@ -10,6 +10,9 @@ import pytest
 
 from galaxysim.app.cli import main
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("zarr")
 
 TINY = [

@@ -197,6 +197,7 @@ def test_galaxy10_framing_of_the_illustration_fills_the_frame(milky_way_png):
     assert 1.4 < zoom < 1.9
 
 
+@pytest.mark.slow
 def test_galaxy10_preset_matches_the_sample_spirals(galaxy10_samples):
     with open(galaxy10_samples / "labels.csv", newline="") as handle:
         spirals = [row["filename"] for row in csv.DictReader(handle) if row["ans"] in "567"]

@@ -68,6 +68,7 @@ def _rewrite(path, edit_header=None, edit_tensors=None, out=None):
     return target
 
 
+@pytest.mark.slow
 def test_ranker_round_trip_gives_identical_rankings(ranker, galaxies, tmp_path):
     X, y = galaxies
     loaded = load_model(save_model(ranker, tmp_path / "r.safetensors"), expected=SimilarityRanker)
@@ -113,6 +114,7 @@ def test_image_flow_and_autoencoder_round_trip_exactly(galaxies, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_sklearn_pipelines_and_unfitted_estimators_round_trip(galaxies, tmp_path):
     X, y = galaxies
     embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(5, random_state=0))

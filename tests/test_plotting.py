@@ -4,6 +4,7 @@ import pytest
 from galaxysim.plotting import plot_image_grid
 
 
+@pytest.mark.slow
 def test_grid_layout_and_captions(tmp_path):
     images = np.random.default_rng(0).random((7, 8, 8, 3))
     fig = plot_image_grid(

@@ -21,6 +21,9 @@ from galaxysim.persistence import load_model, save_model
 from galaxysim.ranking import QueryDiagnostics, SimilarityRanker
 from galaxysim.ranking.result import out_of_distribution_warning
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_FOLDER = SHARED / "galaxy10_decals_samples"
 REAL_MILKY_WAY = SHARED / "milky_way" / "milky_way_artist_impression_256.png"

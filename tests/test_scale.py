@@ -20,6 +20,9 @@ from galaxysim import (  # noqa: E402
 )
 from galaxysim.scale import DONE_FOLDER, ChunkError, embed_collection  # noqa: E402
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 N, SIDE, CROP, CHUNK = 23, 20, 16, 5
 N_CHUNKS = -(-N // CHUNK)
 

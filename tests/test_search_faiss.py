@@ -41,6 +41,7 @@ def test_flat_returns_the_exact_neighbours(data):
     assert flat.estimate_recall(n_queries=50) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm, params", APPROXIMATE)
 def test_approximate_backends_report_a_sane_recall(data, algorithm, params):
     Z, Q = data
@@ -85,6 +86,7 @@ def test_ivf_small_collections_and_missing_candidates():
     np.testing.assert_array_equal(idx, NeighborSearch().fit(Z).kneighbors(Z[:5], 150)[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm, params", [("faiss-flat", {}), *APPROXIMATE, ("exact", {})])
 def test_save_load_round_trip(tmp_path, data, algorithm, params):
     Z, Q = data
@@ -221,6 +223,7 @@ def test_a_small_index_file_declaring_gigabytes_is_refused_before_faiss_reads_it
     assert NeighborSearch.load(folder).n_samples_fit_ == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "algorithm, params", [("faiss-hnsw", {"M": 8}), ("faiss-ivf", {}), ("faiss-ivf", {"pq": 4})]
 )

@@ -17,6 +17,9 @@ from galaxysim.datasets import ImageCollection
 from galaxysim.datasets.chunks import ImageChunks
 from galaxysim.embedders import contrastive as contrastive_module
 
+# Every test here trains networks or builds something large: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 zarr = pytest.importorskip("zarr")
 
 CONTRASTIVE = dict(

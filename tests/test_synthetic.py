@@ -125,6 +125,7 @@ def test_edge_on_classes_are_elongated_and_face_on_spirals_round():
     assert np.median(ratio[y <= 2]) > 0.55
 
 
+@pytest.mark.slow
 def test_mean_brightness_is_uninformative_but_pixels_separate_the_classes():
     X, y = make_galaxies(600, image_size=32, random_state=0)
     train, test = slice(0, 450), slice(450, None)
@@ -158,6 +159,7 @@ def _off_centre_peaks(images: np.ndarray, distance: float = 12.0) -> np.ndarray:
     return (peak & (np.hypot(yy, xx) > distance)).sum(axis=(1, 2))
 
 
+@pytest.mark.slow
 def test_neighbour_galaxies_appear_in_some_frames(monkeypatch):
     # Edge-on disks without noise or stars have one peak, at the centre; any
     # other peak is a neighbour galaxy.
@@ -189,6 +191,7 @@ def test_sizes_vary_within_a_class(monkeypatch):
     assert scale.min() < 0.3 and scale.max() > 0.7
 
 
+@pytest.mark.slow
 def test_centres_are_redder_than_outskirts_in_every_class():
     X, y = make_galaxies(300, image_size=64, noise=0.0, random_state=0)
     sky = np.median(np.concatenate([X[:, :4], X[:, -4:]], axis=1).reshape(len(X), -1, 3), axis=1)
@@ -205,6 +208,7 @@ def test_centres_are_redder_than_outskirts_in_every_class():
     assert np.mean(gradient > 1.0) > 0.75
 
 
+@pytest.mark.slow
 def test_sky_noise_is_grey_grained_and_its_level_varies():
     # Up to 148 images of 64 pixels are drawn in one pass, so with and
     # without noise the galaxies are the same: the difference is the noise.

@@ -70,6 +70,7 @@ def test_a_dataset_trains_exactly_as_the_same_tensors(even_batches):
     assert history.as_dict() == streamed_history.as_dict()
 
 
+@pytest.mark.slow
 def test_worker_processes_read_ahead_and_give_the_same_training():
     x, y = _data()
     in_memory, history = _fit((x, y))
@@ -139,6 +140,7 @@ def test_bad_streaming_arguments_are_named():
         _fit(Batches(x, y), autocast_dtype="bf16")
 
 
+@pytest.mark.slow
 def test_keyboard_interrupt_while_streaming_keeps_the_weights_and_stops_the_workers():
     x, y = _data()
     calls = {"n": 0}

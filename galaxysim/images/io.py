@@ -200,7 +200,7 @@ def _decode(
     width, height = img.size
     box = _crop_box(width, height, crop, path)
     scale = _draft_scale(img, box, image_size)
-    _check_pixels(width, height, path, scale)
+    _check_pixels(img.size[0], img.size[1], path, scale)  # the size after draft()
     if scale == 1:
         return _pixels(img, box)
     # _draft_scale reduces only when there is an image_size to reach.

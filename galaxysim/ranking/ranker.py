@@ -324,7 +324,7 @@ class SimilarityRanker(TransformerMixin, BaseEstimator):
         density = self.density
         if density is False:
             warn_deprecated(
-                'SimilarityRanker(density="drop") is deprecated: pass density="drop" to turn '
+                'SimilarityRanker(density=False) is deprecated: pass density="drop" to turn '
                 "the density off."
             )
             density = "drop"
