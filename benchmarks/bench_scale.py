@@ -519,7 +519,6 @@ def rank_steps(setup: dict, out: str) -> dict:
     from galaxysim.datasets.chunks import image_chunks
     from galaxysim.ranking import NeighborSearch
     from galaxysim.ranking.result import make_ranking
-    from galaxysim.symmetry import dihedral_views
 
     times = {}
     start = time.perf_counter()
@@ -541,11 +540,7 @@ def rank_steps(setup: dict, out: str) -> dict:
         "query read", lambda: load_query(setup["query"], ranker.image_shape_, framing="full")
     )
 
-    def embed_views():
-        views = dihedral_views(query[np.newaxis])
-        return np.split(np.asarray(ranker.transform(np.concatenate(views))), len(views))
-
-    embedded = step("query embedding, 8 views", embed_views)
+    embedded = step("query embedding, 8 views", lambda: ranker.embed_views(query[np.newaxis]))
     distances, indices = step("search", lambda: search.kneighbors_views(embedded, 10))
 
     def neighbours():
@@ -558,7 +553,6 @@ def rank_steps(setup: dict, out: str) -> dict:
         distances[0],
         n_collection=search.n_samples_fit_,
         method="embedding",
-        query_isolation=float("nan"),
     )
     import dataclasses
 
