@@ -543,3 +543,24 @@ def test_info_text_with_a_galaxy10_file(tmp_path, monkeypatch, capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "present, 3.0 MB" in out and str(tmp_path / "Galaxy10_DECals.h5") in out
+
+
+def test_write_ranking_outputs_names_a_bad_report_and_a_mismatched_collection(tmp_path):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    from galaxysim.app.collections import Collection
+    from galaxysim.app.outputs import RankingReport, write_ranking_outputs
+    from galaxysim.images import ImagePreprocessor
+    from galaxysim.ranking import SimilarityRanker
+
+    X = np.random.default_rng(0).random((20, 8, 8, 3))
+    embedder = make_pipeline(ImagePreprocessor(crop=None, flatten=True), PCA(3))
+    ranker = SimilarityRanker(embedder=embedder, density="drop", n_neighbors=4).fit(X)
+    collection = Collection(X, None, None, None, "noise")
+    with pytest.raises(TypeError, match="report must be a RankingReport or None, got dict"):
+        write_ranking_outputs(tmp_path, ranker, collection, X[0], {"title": "x"})
+    smaller = Collection(X[:10], None, None, None, "noise")
+    with pytest.raises(ValueError, match="holds 10 images but the ranker was fitted on 20"):
+        write_ranking_outputs(tmp_path, ranker, smaller, X[0], RankingReport())
+    assert not any(tmp_path.iterdir())

@@ -448,3 +448,8 @@ def test_the_mixin_trains_with_its_parameters_and_overrides():
     assert history.n_epochs == 3
     history = holder._fit_module(_net(), _regression_data(), _mse, random_state=0, max_epochs=1)
     assert history.n_epochs == 1
+
+
+def test_fit_module_names_settings_that_are_not_training_settings():
+    with pytest.raises(TypeError, match="settings must be a TrainingSettings, got dict"):
+        fit_module(_net(), _regression_data(), _mse, {"max_epochs": 1, "batch_size": 8})
